@@ -1,0 +1,1 @@
+//! Benchmarks for `remit-ledger`: see `benches/` and `README.md` in this folder.

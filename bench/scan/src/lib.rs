@@ -1,0 +1,1 @@
+//! Benchmarks for `remit-scan`: see `benches/` and `README.md` in this folder.

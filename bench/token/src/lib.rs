@@ -1,0 +1,1 @@
+//! Benchmarks for `remit-token`: see `benches/` and `README.md` in this folder.

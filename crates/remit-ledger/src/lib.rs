@@ -1,0 +1,1 @@
+//! Signed receipts and the Merkle log (being built: see issue 6).

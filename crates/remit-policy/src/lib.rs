@@ -1,0 +1,1 @@
+//! Remit policy decisions (being built: see issue 5).

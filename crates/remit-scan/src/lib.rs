@@ -1,0 +1,1 @@
+//! Deterministic PII and secret scanning (being built: see issue 4).

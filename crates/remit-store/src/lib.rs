@@ -1,0 +1,1 @@
+//! Remit storage (being built: see issue 7).
