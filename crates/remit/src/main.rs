@@ -23,13 +23,32 @@ enum Command {
     /// Generate P-256 keys and publish JWKS.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
-    // Each command group adds one variant here and one module under cmd/.
+
+    // token commands (issue 3)
+
+    // scan command (issue 4)
+
+    // policy commands (issue 5)
+
+    // audit commands (issue 6)
+
+    // server commands (issue 7)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(c) => cmd::keys::run(c),
+
+        // token (issue 3)
+
+        // scan (issue 4)
+
+        // policy (issue 5)
+
+        // audit (issue 6)
+
+        // server (issue 7)
     };
     match result {
         Ok(code) => code,

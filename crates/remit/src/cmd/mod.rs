@@ -1,3 +1,13 @@
 //! One module per command group.
 
 pub mod keys;
+
+// token (issue 3)
+
+// scan (issue 4)
+
+// policy (issue 5)
+
+// audit (issue 6)
+
+// server (issue 7)
