@@ -23,7 +23,6 @@ enum Command {
     /// Generate P-256 keys and publish JWKS.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
-
     // token commands (issue 3)
 
     // scan command (issue 4)
@@ -39,7 +38,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(c) => cmd::keys::run(c),
-
         // token (issue 3)
 
         // scan (issue 4)
