@@ -23,7 +23,7 @@ pub const CHAIN_SEPARATOR: char = '~';
 pub enum LinkError {
     /// The token did not parse.
     #[error("malformed remit: {0}")]
-    Malformed(#[from] RemitError),
+    Malformed(RemitError),
     /// The root's `kid` names no key of the issuer key set.
     #[error("kid {0:?} is not in the issuer key set")]
     UnknownIssuerKey(String),
@@ -191,6 +191,12 @@ pub enum LinkError {
     /// A `jti` appears twice along the chain.
     #[error("jti {0:?} appears twice in the chain")]
     JtiReused(String),
+}
+
+impl From<RemitError> for LinkError {
+    fn from(error: RemitError) -> Self {
+        LinkError::Malformed(error)
+    }
 }
 
 impl LinkError {

@@ -27,7 +27,7 @@ pub enum ProofError {
     Jws(#[from] JwsError),
     /// The header `jwk` is not a P-256 public key.
     #[error("proof jwk: {0}")]
-    Key(#[from] JwkError),
+    Key(JwkError),
     /// The claims are not `{jti, htm, htu, iat, ath}`.
     #[error("invalid proof claims: {0}")]
     Claims(String),
@@ -69,6 +69,12 @@ pub enum ProofError {
     /// `jti` is empty or longer than [`MAX_PROOF_JTI_LEN`].
     #[error("proof jti must be 1 to {MAX_PROOF_JTI_LEN} bytes")]
     Jti,
+}
+
+impl From<JwkError> for ProofError {
+    fn from(error: JwkError) -> Self {
+        ProofError::Key(error)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

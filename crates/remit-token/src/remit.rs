@@ -150,10 +150,16 @@ pub enum IssueError {
     },
     /// The child would break a chain rule.
     #[error("the delegation would break a chain rule: {0}")]
-    Rule(#[from] LinkError),
+    Rule(LinkError),
     /// Signing or randomness failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+}
+
+impl From<LinkError> for IssueError {
+    fn from(error: LinkError) -> Self {
+        IssueError::Rule(error)
+    }
 }
 
 /// What the control plane asks for when it mints a root remit.
