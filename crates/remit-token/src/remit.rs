@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::chain::{check_child, LinkError};
+use crate::chain::{check_child, LinkError, UnverifiedChain};
 use crate::claims::{Actor, Classification, Confirmation, RemitClaims, ScanEvidence};
 use crate::crypto::{CryptoError, Signer, VerifyingKey, ES256_SIGNATURE_LEN};
 use crate::grant::Grant;
@@ -366,17 +366,26 @@ pub fn narrow_grants(
     Ok(out.into_iter().map(|(_, g)| g).collect())
 }
 
-/// Signs a child of `parent` with the parent's holder key, at time `now`.
+/// Signs a child of `chain`'s leaf with the leaf's holder key, at time `now`,
+/// and returns the child (append it to the chain to present it).
 ///
 /// The child is checked against every chain rule before it is returned, so
 /// a delegation that verification would refuse is refused here, naming the
-/// rule.
+/// rule. The parent chain itself is not verified: the holder may not have
+/// the issuer keys.
 pub fn delegate(
-    parent: &UnverifiedRemit,
+    chain: &UnverifiedChain,
     holder_key: &dyn Signer,
     request: &DelegateRequest,
     now: u64,
 ) -> Result<UnverifiedRemit, IssueError> {
+    let parent = chain.leaf();
+    if chain.links().len() >= crate::chain::MAX_LINKS {
+        return Err(IssueError::Rule(LinkError::DepthExceeded {
+            depth: chain.links().len() as u32,
+            max_depth: parent.claims().max_depth,
+        }));
+    }
     let p = parent.claims();
     if request.grants.is_empty() {
         return Err(IssueError::NoGrants);
@@ -421,11 +430,6 @@ pub fn delegate(
         depth: p.depth + 1,
         max_depth: request.max_depth.unwrap_or(p.max_depth),
     };
-    check_child(
-        parent,
-        &parent.hash(),
-        &claims,
-        std::slice::from_ref(parent),
-    )?;
+    check_child(parent, &parent.hash(), &claims, chain.links())?;
     sign_claims(&claims, holder_key, p.cnf.jkt.as_str())
 }

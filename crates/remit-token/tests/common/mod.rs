@@ -65,7 +65,12 @@ pub fn child(
     }));
     let mut req = DelegateRequest::new(agent, holder.public_jwk().clone(), vec![g]);
     req.ttl_secs = 600;
-    delegate(parent, parent_holder, &req, NOW).unwrap()
+    delegate(&single(parent), parent_holder, &req, NOW).unwrap()
+}
+
+/// A chain holding only `remit` (delegation checks against its links).
+pub fn single(remit: &UnverifiedRemit) -> remit_token::UnverifiedChain {
+    remit_token::UnverifiedChain::from_links(vec![remit.clone()]).unwrap()
 }
 
 pub fn join(links: &[&UnverifiedRemit]) -> String {

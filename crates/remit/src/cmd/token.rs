@@ -193,7 +193,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             request.ttl_secs = parse_duration(&ttl)?;
             request.class = class;
             request.max_steps = max_steps;
-            let child = delegate(leaf, &signer, &request, now()?)?;
+            let child = delegate(&chain, &signer, &request, now()?)?;
             let mut links = chain.links().to_vec();
             links.push(child);
             println!("{}", UnverifiedChain::from_links(links)?.to_text());
