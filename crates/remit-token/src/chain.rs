@@ -593,7 +593,7 @@ impl VerifiedChain {
         let root = links.next().ok_or(ChainError::Empty)?;
         let mut verified = VerifiedChain::verify_root(root, jwks, opts)?;
         for link in links {
-            verified = verified.extend(link, opts)?;
+            verified.push(link, opts)?;
         }
         Ok(verified)
     }
@@ -622,15 +622,22 @@ impl VerifiedChain {
     /// every earlier link's window (the caller's cache guarantees it by
     /// serving a chain only before its `exp`).
     pub fn extend(&self, link: UnverifiedRemit, opts: &VerifyOptions) -> Result<Self, ChainError> {
+        let mut longer = self.clone();
+        longer.push(link, opts)?;
+        Ok(longer)
+    }
+
+    /// Verifies `link` as a child of the current leaf and appends it; on
+    /// error `self` is unchanged.
+    fn push(&mut self, link: UnverifiedRemit, opts: &VerifyOptions) -> Result<(), ChainError> {
         let index = self.links.len();
         if index >= MAX_LINKS {
             return Err(ChainError::TooManyLinks);
         }
         verify_child(&self.links, &self.leaf_hash, &link, opts).map_err(at(index))?;
-        let leaf_hash = link.hash();
-        let mut links = self.links.clone();
-        links.push(link);
-        Ok(VerifiedChain { links, leaf_hash })
+        self.leaf_hash = link.hash();
+        self.links.push(link);
+        Ok(())
     }
 
     /// The verified links, root first.

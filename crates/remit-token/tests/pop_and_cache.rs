@@ -220,6 +220,17 @@ fn cache_does_not_serve_a_tampered_chain() {
     let forged = forge(&claims, s.a.thumbprint().as_str(), &s.b);
     let tampered = format!("{}~{forged}", s.root.compact());
     assert!(cache.verify(&tampered, &jwks, &opts(), 0).is_err());
+    // The cached leaf under another prefix is not served from the cache.
+    let other_root = root(&s.issuer, &s.a);
+    let spliced = format!("{}~{}", other_root.compact(), s.child.compact());
+    assert!(cache.get(&spliced, NOW, 0).is_none());
+    assert!(matches!(
+        cache.verify(&spliced, &jwks, &opts(), 0),
+        Err(ChainError::Link {
+            index: 1,
+            error: LinkError::ParentHashMismatch
+        })
+    ));
 }
 
 #[test]
