@@ -136,6 +136,15 @@ pub enum LinkError {
         /// Position in `authorization_details`.
         index: usize,
     },
+    /// A grant holds a constraint that cannot be used (a regex that does
+    /// not compile within its limits).
+    #[error("grant {index}: {reason}")]
+    InvalidGrant {
+        /// Position in `authorization_details`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The child carries no grant at all.
     #[error("a remit must carry at least one grant")]
     NoGrants,
@@ -224,6 +233,7 @@ impl LinkError {
             LinkError::NotBeforeEarlier { .. } => "nbf_earlier",
             LinkError::GrantWidened { .. } => "grant_widened",
             LinkError::NoGrants => "no_grants",
+            LinkError::InvalidGrant { .. } => "invalid_grant",
             LinkError::StepsRaised { .. } => "steps_raised",
             LinkError::ClassRaised { .. } => "class_raised",
             LinkError::DepthMismatch { .. } => "depth_mismatch",
@@ -377,6 +387,16 @@ pub struct VerifiedChain {
     leaf_hash: String,
 }
 
+/// Checks what claim parsing defers; run only after the signature verified.
+pub(crate) fn check_grants(c: &RemitClaims) -> Result<(), LinkError> {
+    for (index, grant) in c.authorization_details.iter().enumerate() {
+        grant
+            .check()
+            .map_err(|reason| LinkError::InvalidGrant { index, reason })?;
+    }
+    Ok(())
+}
+
 fn check_time(c: &RemitClaims, opts: &VerifyOptions) -> Result<(), LinkError> {
     if c.nbf >= c.exp || c.iat > c.exp {
         return Err(LinkError::Times {
@@ -428,6 +448,7 @@ fn verify_root(link: &UnverifiedRemit, jwks: &Jwks, opts: &VerifyOptions) -> Res
     if c.authorization_details.is_empty() {
         return Err(LinkError::NoGrants);
     }
+    check_grants(c)?;
     let allowed = (MAX_LINKS - 1) as u32;
     if c.max_depth > allowed {
         return Err(LinkError::MaxDepthRaised {
@@ -536,6 +557,7 @@ pub(crate) fn check_child(
     if c.authorization_details.is_empty() {
         return Err(LinkError::NoGrants);
     }
+    check_grants(c)?;
     for (index, grant) in c.authorization_details.iter().enumerate() {
         if !p.authorization_details.iter().any(|pg| grant.is_within(pg)) {
             return Err(LinkError::GrantWidened { index });
