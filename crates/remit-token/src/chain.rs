@@ -688,6 +688,23 @@ impl VerifiedChain {
         self.links.iter().map(|l| l.claims().jti.as_str())
     }
 
+    /// Every agent along the chain, root's first: revocation by agent.
+    pub fn agents(&self) -> impl Iterator<Item = &str> {
+        self.links.iter().map(|l| l.claims().act.sub.as_str())
+    }
+
+    /// Every holder key thumbprint along the chain, root's first:
+    /// revocation by key.
+    pub fn holder_keys(&self) -> impl Iterator<Item = &Thumbprint> {
+        self.links.iter().map(|l| &l.claims().cnf.jkt)
+    }
+
+    /// The issuer key id that signed the root: revocation by issuer key.
+    pub fn issuer_kid(&self) -> &str {
+        // INVARIANT: a VerifiedChain always holds its root.
+        self.links[0].kid()
+    }
+
     /// The holder key thumbprint proofs must be signed with.
     pub fn holder(&self) -> &Thumbprint {
         &self.leaf_claims().cnf.jkt
