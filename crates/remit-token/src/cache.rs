@@ -81,7 +81,22 @@ impl ChainCache {
         self.lookup(text, &key(text), now, epoch)
     }
 
-    fn insert(&mut self, text: &str, k: Key, chain: Arc<VerifiedChain>, epoch: u64) {
+    /// Stores a chain verified outside the cache (e.g. outside a lock, so
+    /// that signature checks do not serialize), under revocation `epoch`.
+    /// `text` must be the text that was verified.
+    pub fn insert(&mut self, text: &str, chain: Arc<VerifiedChain>, epoch: u64) {
+        let text = text.trim();
+        self.insert_keyed(text, key(text), chain, epoch);
+    }
+
+    /// The cached chain `text` extends by one link, if any may be served:
+    /// verify the last link with [`VerifiedChain::extend`].
+    pub fn prefix_of(&self, text: &str, now: u64, epoch: u64) -> Option<Arc<VerifiedChain>> {
+        let (prefix, _) = text.trim().rsplit_once(CHAIN_SEPARATOR)?;
+        self.lookup(prefix, &key(prefix), now, epoch)
+    }
+
+    fn insert_keyed(&mut self, text: &str, k: Key, chain: Arc<VerifiedChain>, epoch: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -135,7 +150,7 @@ impl ChainCache {
             None => VerifiedChain::verify(UnverifiedChain::parse(text)?, jwks, opts)?,
         };
         let verified = Arc::new(verified);
-        self.insert(text, k, Arc::clone(&verified), epoch);
+        self.insert_keyed(text, k, Arc::clone(&verified), epoch);
         Ok(verified)
     }
 }

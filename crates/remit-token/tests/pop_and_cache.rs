@@ -252,6 +252,8 @@ fn cache_extends_a_cached_prefix_by_one_link() {
     let chain = cache.verify(&full, &empty, &opts(), 0).unwrap();
     assert_eq!(chain.links().len(), 3);
     assert_eq!(chain.leaf_claims().act.sub, "summarizer");
+    assert!(cache.prefix_of(&full, NOW, 0).is_some());
+    assert!(cache.prefix_of(&full, NOW, 1).is_none());
     // Under a new epoch the prefix is not trusted: full verification fails
     // without the issuer key.
     assert!(cache.verify(&full, &empty, &opts(), 1).is_err());
@@ -283,4 +285,32 @@ fn cache_stays_bounded() {
     }
     assert!(cache.get(roots[0].compact(), NOW, 0).is_none());
     assert!(cache.get(roots[3].compact(), NOW, 0).is_some());
+}
+
+#[test]
+fn cache_serves_chains_verified_outside_it() {
+    let s = setup();
+    let text = join(&[&s.root, &s.child]);
+    let mut cache = ChainCache::new(4);
+    let chain = Arc::new(s.chain());
+    cache.insert(&text, Arc::clone(&chain), 3);
+    assert!(Arc::ptr_eq(&cache.get(&text, NOW, 3).unwrap(), &chain));
+    assert!(cache.get(&text, NOW, 4).is_none());
+}
+
+#[test]
+fn refuses_proof_whose_header_leaks_the_private_key() {
+    let s = setup();
+    let chain = s.chain();
+    let private = s.b.to_private_jwk().unwrap();
+    let mut jwk = serde_json::to_value(s.b.public_jwk().bare()).unwrap();
+    jwk["d"] = json!(private.d);
+    let header = json!({"alg": "ES256", "typ": "dpop+jwt", "jwk": jwk});
+    let claims = json!({"jti": "j1", "htm": "POST", "htu": REQ.htu, "iat": NOW,
+        "ath": chain.leaf_hash()});
+    let proof = forge_raw(&header.to_string(), &claims.to_string(), &s.b);
+    assert_eq!(
+        verify_proof(&proof, &chain, REQ, NOW, 30),
+        Err(ProofError::PrivateKeyInHeader)
+    );
 }
