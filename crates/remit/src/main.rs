@@ -24,7 +24,9 @@ enum Command {
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
     // token commands (issue 3)
-
+    /// Mint, delegate, verify and inspect remits.
+    #[command(subcommand)]
+    Token(Box<cmd::token::TokenCommand>),
     // scan command (issue 4)
 
     // policy commands (issue 5)
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keys(c) => cmd::keys::run(c),
         // token (issue 3)
-
+        Command::Token(c) => cmd::token::run(*c),
         // scan (issue 4)
 
         // policy (issue 5)
