@@ -56,6 +56,9 @@ pub struct EcPublicJwk {
     /// Intended algorithm (`ES256`), when published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alg: Option<String>,
+    /// Permitted operations (RFC 7517 §4.3), when the publisher restricts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<String>>,
 }
 
 /// An RFC 7638 JWK thumbprint: base64url SHA-256 of the required members.
@@ -111,6 +114,7 @@ impl EcPublicJwk {
             kid: None,
             use_: None,
             alg: None,
+            key_ops: None,
         })
     }
 
@@ -159,6 +163,7 @@ impl EcPublicJwk {
             kid: None,
             use_: None,
             alg: None,
+            key_ops: None,
             ..self.clone()
         }
     }

@@ -77,7 +77,13 @@ impl Jwks {
         let kid = kid.into();
         let wrong_alg = key.alg.as_deref().is_some_and(|a| a != "ES256");
         let wrong_use = key.use_.as_deref().is_some_and(|u| u != "sig");
-        if wrong_alg || wrong_use {
+        // RFC 7517 §4.3: a key restricted to other operations (say
+        // `encrypt`) must not verify signatures.
+        let wrong_ops = key
+            .key_ops
+            .as_ref()
+            .is_some_and(|ops| !ops.iter().any(|op| op == "verify"));
+        if wrong_alg || wrong_use || wrong_ops {
             return Err(JwksError::NotEs256 { kid });
         }
         let verifying = VerifyingKey::from_jwk(key).map_err(|error| JwksError::InvalidKey {
@@ -139,6 +145,17 @@ mod tests {
             Jwks::from_json(&doc.to_string()),
             Err(JwksError::NotEs256 { .. })
         ));
+        let mut enc_only = a.public_jwk().clone().published("k");
+        enc_only.key_ops = Some(vec!["encrypt".into()]);
+        let doc = serde_json::json!({"keys": [enc_only]});
+        assert!(matches!(
+            Jwks::from_json(&doc.to_string()),
+            Err(JwksError::NotEs256 { .. })
+        ));
+        let mut verify_ok = a.public_jwk().clone().published("k");
+        verify_ok.key_ops = Some(vec!["verify".into()]);
+        let doc = serde_json::json!({"keys": [verify_ok]});
+        assert!(Jwks::from_json(&doc.to_string()).is_ok());
         let rsa = r#"{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]}"#;
         assert!(Jwks::from_json(rsa).is_err());
     }
