@@ -28,6 +28,7 @@
 //!   origin ([`checkpoint`], [`note`]); key ids and key encodings follow
 //!   `golang.org/x/mod/sumdb/note` byte for byte, so transparency-log
 //!   tooling (witnesses, `sumdb` verifiers) reads them.
+//! - **Directory**: `receipts.jsonl`, `checkpoint`, `note.pub` ([`dir`]).
 //! - **Storage**: [`store::LeafStore`], append-only and durable on return;
 //!   [`store::MemoryStore`] and [`store::FileStore`] (`receipts.jsonl`,
 //!   `fsync` per batch, torn tail cut on open). The file store is the only
@@ -71,6 +72,7 @@
 pub mod audit;
 pub mod canonical;
 pub mod checkpoint;
+pub mod dir;
 pub mod log;
 pub mod merkle;
 pub mod note;
@@ -80,6 +82,7 @@ pub mod store;
 
 pub use audit::{audit, AuditError, AuditReport, Auditor, Jwks, JwksError};
 pub use checkpoint::{Checkpoint, CheckpointError};
+pub use dir::{DirError, LeafReader, LogDir};
 pub use log::{Appended, Log, LogError};
 pub use merkle::{Hash, ProofError, Tree};
 pub use note::{NoteError, NoteSigner, NoteVerifier};

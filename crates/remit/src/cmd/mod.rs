@@ -9,5 +9,6 @@ pub mod keys;
 // policy (issue 5)
 
 // audit (issue 6)
+pub mod audit;
 
 // server (issue 7)
