@@ -100,7 +100,7 @@ pub enum AuditError {
         /// The index the receipt claims.
         claimed: u64,
     },
-    /// The receipt's link to its predecessor does not match the leaf
+    /// The receipt's link to its predecessor does not match the receipt
     /// actually there: the previous receipt was replaced.
     #[error("receipt {index} does not link to the receipt before it: receipt {} was replaced", index - 1)]
     BrokenLink {
@@ -204,6 +204,7 @@ pub struct AuditReport {
 pub struct Auditor<'k> {
     jwks: &'k Jwks,
     tree: Tree,
+    prev_receipt: Option<Hash>,
     signers: BTreeMap<String, u64>,
 }
 
@@ -213,6 +214,7 @@ impl<'k> Auditor<'k> {
         Auditor {
             jwks,
             tree: Tree::new(),
+            prev_receipt: None,
             signers: BTreeMap::new(),
         }
     }
@@ -234,8 +236,7 @@ impl<'k> Auditor<'k> {
             });
         }
         signed.verify(|kid| self.jwks.get(kid)).map_err(bad)?;
-        let expected_prev = index.checked_sub(1).and_then(|i| self.tree.leaf(i));
-        let linked = match (&signed.receipt.prev, expected_prev) {
+        let linked = match (&signed.receipt.prev, self.prev_receipt) {
             (None, None) => true,
             (Some(link), Some(h)) => link.index + 1 == index && link.hash == h,
             _ => false,
@@ -243,6 +244,7 @@ impl<'k> Auditor<'k> {
         if !linked {
             return Err(AuditError::BrokenLink { index });
         }
+        self.prev_receipt = Some(signed.receipt_hash());
         *self.signers.entry(signed.kid).or_default() += 1;
         self.tree.push(leaf_hash(leaf));
         Ok(())

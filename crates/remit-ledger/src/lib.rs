@@ -9,7 +9,7 @@
 //! never the arguments, findings by type, classification, the decision
 //! with its policy ids and policy version hash, approval, W3C
 //! `traceparent`), its own index in the log, and a link to the previous
-//! receipt (its index and leaf hash). Time is a field the caller passes in:
+//! receipt (its index and the SHA-256 of its canonical bytes). Time is a field the caller passes in:
 //! this crate reads no clock.
 //!
 //! # Formats
@@ -83,12 +83,12 @@ pub mod store;
 pub use audit::{audit, AuditError, AuditReport, Auditor, Jwks, JwksError};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use dir::{DirError, LeafReader, LogDir};
-pub use log::{Appended, Log, LogError};
+pub use log::{Appended, Log, LogError, Sequenced};
 pub use merkle::{Hash, ProofError, Tree};
 pub use note::{NoteError, NoteSigner, NoteVerifier};
 pub use receipt::{
-    Actor, ActorKind, Approval, ArgsHash, ArgsKey, Classification, Decision, Effect, Event, Kind,
-    PrevLink, Receipt, ReceiptError, Traceparent,
+    receipt_hash, Actor, ActorKind, Approval, ArgsHash, ArgsKey, Classification, Decision, Effect,
+    Event, Kind, PrevLink, Receipt, ReceiptError, Traceparent,
 };
 pub use signed::{LeafError, ReceiptSigner, SignedReceipt};
 pub use store::{FileStore, LeafStore, MemoryStore, Recovery, StoreError};

@@ -334,7 +334,9 @@ impl Event {
 pub struct PrevLink {
     /// The previous receipt's index (always `index - 1`).
     pub index: u64,
-    /// The previous leaf's RFC 6962 leaf hash, hex.
+    /// SHA-256 of the previous receipt's canonical bytes, hex. It covers
+    /// the content, not the signature, so a batch is sequenced first and
+    /// its signatures computed in parallel.
     #[serde(with = "hash_hex")]
     pub hash: Hash,
 }
@@ -354,6 +356,14 @@ mod hash_hex {
     }
 }
 
+/// SHA-256 of a receipt's canonical bytes: what the next receipt links to.
+pub fn receipt_hash(canonical: &[u8]) -> Hash {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    Hash(out)
+}
+
 /// One receipt: an event at its place in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -370,7 +380,8 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    /// The receipt for `event` at `index`, linked to the previous leaf.
+    /// The receipt for `event` at `index`, linked to the previous receipt
+    /// by its [`receipt_hash`].
     pub fn new(event: Event, index: u64, prev_hash: Option<Hash>) -> Self {
         let prev = match (index, prev_hash) {
             (0, _) | (_, None) => None,

@@ -71,8 +71,14 @@ impl<'a> ReceiptSigner<'a> {
 
     /// Signs a receipt and returns the leaf bytes to append.
     pub fn sign(&self, receipt: &Receipt) -> Result<Vec<u8>, LeafError> {
-        let payload = receipt.canonical()?;
-        let payload_b64 = b64::encode(&payload);
+        self.sign_payload(&receipt.canonical()?)
+    }
+
+    /// Signs a receipt's canonical bytes (from [`Receipt::canonical`]) and
+    /// returns the leaf bytes. Independent per receipt: a caller may sign a
+    /// sequenced batch on several threads.
+    pub fn sign_payload(&self, payload: &[u8]) -> Result<Vec<u8>, LeafError> {
+        let payload_b64 = b64::encode(payload);
         let mut input = String::with_capacity(self.header_b64.len() + 1 + payload_b64.len());
         input.push_str(&self.header_b64);
         input.push('.');
@@ -86,7 +92,7 @@ impl<'a> ReceiptSigner<'a> {
         // JWS is base64url and dots, which need no escaping: this is JCS.
         let mut leaf = Vec::with_capacity(payload.len() + input.len() / 3 + 120);
         leaf.extend_from_slice(br#"{"receipt":"#);
-        leaf.extend_from_slice(&payload);
+        leaf.extend_from_slice(payload);
         leaf.extend_from_slice(br#","sig":""#);
         leaf.extend_from_slice(self.header_b64.as_bytes());
         leaf.extend_from_slice(b"..");
@@ -171,6 +177,11 @@ impl SignedReceipt {
             header_b64: h.to_owned(),
             signature,
         })
+    }
+
+    /// SHA-256 of the canonical receipt bytes (what the next receipt links to).
+    pub fn receipt_hash(&self) -> crate::merkle::Hash {
+        crate::receipt::receipt_hash(&self.payload)
     }
 
     /// The canonical receipt bytes that were signed.

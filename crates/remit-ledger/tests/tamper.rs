@@ -1,10 +1,9 @@
 //! Tampering with a log is detected at the right index, for the right reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use remit_ledger::merkle::leaf_hash;
 use remit_ledger::{
     audit, AuditError, CheckpointError, Event, Jwks, Kind, LeafError, LeafStore, Log, MemoryStore,
-    NoteError, NoteSigner, Receipt, ReceiptSigner,
+    NoteError, NoteSigner, Receipt, ReceiptSigner, SignedReceipt,
 };
 use remit_token::crypto::{EcdsaP256Signer, Signer as _, VerifyingKey};
 
@@ -148,7 +147,8 @@ fn replacing_a_receipt_with_a_validly_signed_one_breaks_the_next_link() {
     // correctly linked to receipt 3.
     let signer = ReceiptSigner::new(&f.gateway).unwrap();
     let event = events("x", 4..5).pop().unwrap();
-    let forged = Receipt::new(event, 4, Some(leaf_hash(&leaves[3])));
+    let prev = SignedReceipt::parse(&leaves[3]).unwrap().receipt_hash();
+    let forged = Receipt::new(event, 4, Some(prev));
     leaves[4] = signer.sign(&forged).unwrap();
     assert_eq!(
         f.audit(&leaves, &cp, None),
