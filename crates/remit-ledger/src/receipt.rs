@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::merkle::Hash;
 
+/// The largest integer RFC 8785 (I-JSON) represents exactly: `2^53 - 1`.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
 /// The receipt format version this crate writes and reads.
 pub const RECEIPT_VERSION: u32 = 1;
 
@@ -97,10 +100,11 @@ pub enum ActorKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
-    /// User or agent.
-    pub kind: ActorKind,
+    // Fields in JCS key order: the fast canonical path relies on it.
     /// The principal's stable id.
     pub id: String,
+    /// User or agent.
+    pub kind: ActorKind,
 }
 
 /// Data classification, lowest first.
@@ -148,10 +152,11 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
-    /// The approval's id.
-    pub id: String,
+    // Fields in JCS key order: the fast canonical path relies on it.
     /// Who approved or rejected it.
     pub approver: String,
+    /// The approval's id.
+    pub id: String,
 }
 
 /// A W3C Trace Context `traceparent` (version 00), checked at parse time.
@@ -332,13 +337,14 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrevLink {
-    /// The previous receipt's index (always `index - 1`).
-    pub index: u64,
+    // Fields in JCS key order: the fast canonical path relies on it.
     /// SHA-256 of the previous receipt's canonical bytes, hex. It covers
     /// the content, not the signature, so a batch is sequenced first and
     /// its signatures computed in parallel.
     #[serde(with = "hash_hex")]
     pub hash: Hash,
+    /// The previous receipt's index (always `index - 1`).
+    pub index: u64,
 }
 
 mod hash_hex {
@@ -354,6 +360,44 @@ mod hash_hex {
         let text = String::deserialize(d)?;
         Hash::from_hex(&text).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
     }
+}
+
+/// A receipt's fields in JCS key order (see [`Receipt::canonical`]).
+#[derive(Serialize)]
+struct CanonicalView<'a> {
+    actors: &'a Vec<Actor>,
+    #[serde(skip_serializing_if = "none")]
+    approval: &'a Option<Approval>,
+    #[serde(skip_serializing_if = "none")]
+    args_hash: &'a Option<ArgsHash>,
+    #[serde(skip_serializing_if = "none")]
+    classification: &'a Option<Classification>,
+    #[serde(skip_serializing_if = "none")]
+    decision: &'a Option<Decision>,
+    #[serde(skip_serializing_if = "empty")]
+    findings: &'a BTreeMap<String, u32>,
+    index: u64,
+    kind: Kind,
+    #[serde(skip_serializing_if = "none")]
+    leaf_jti: &'a Option<String>,
+    #[serde(skip_serializing_if = "none")]
+    prev: &'a Option<PrevLink>,
+    #[serde(skip_serializing_if = "none")]
+    root_jti: &'a Option<String>,
+    time: u64,
+    #[serde(skip_serializing_if = "none")]
+    tool: &'a Option<String>,
+    #[serde(skip_serializing_if = "none")]
+    traceparent: &'a Option<Traceparent>,
+    v: u32,
+}
+
+fn none<T>(o: &&Option<T>) -> bool {
+    o.is_none()
+}
+
+fn empty(m: &&BTreeMap<String, u32>) -> bool {
+    m.is_empty()
 }
 
 /// SHA-256 of a receipt's canonical bytes: what the next receipt links to.
@@ -396,8 +440,46 @@ impl Receipt {
     }
 
     /// The RFC 8785 canonical bytes: what is signed.
+    ///
+    /// Fast path: `serde_json` over a view whose fields (and nested
+    /// structs' fields) are declared in JCS key order. For these types that
+    /// is exactly JCS: integers only, and `serde_json` escapes strings as
+    /// RFC 8785 does. Map keys (`findings`) sort by UTF-8 bytes in a
+    /// `BTreeMap`, which equals JCS's UTF-16 order for ASCII keys; any
+    /// non-ASCII key takes the general canonicalizer instead.
     pub fn canonical(&self) -> Result<Vec<u8>, ReceiptError> {
-        crate::canonical::to_vec(self)
+        // RFC 8785 numbers are IEEE-754 doubles: past 2^53 an integer would
+        // be rounded, and the signed bytes would not parse back to it.
+        if self.index > MAX_SAFE_INTEGER || self.event.time > MAX_SAFE_INTEGER {
+            return Err(ReceiptError::Canonical(
+                "index or time is above 2^53 - 1, outside the I-JSON number range".into(),
+            ));
+        }
+        if !self.event.findings.keys().all(|k| k.is_ascii()) {
+            return crate::canonical::to_vec(self);
+        }
+        let e = &self.event;
+        let view = CanonicalView {
+            actors: &e.actors,
+            approval: &e.approval,
+            args_hash: &e.args_hash,
+            classification: &e.classification,
+            decision: &e.decision,
+            findings: &e.findings,
+            index: self.index,
+            kind: e.kind,
+            leaf_jti: &e.leaf_jti,
+            prev: &self.prev,
+            root_jti: &e.root_jti,
+            time: e.time,
+            tool: &e.tool,
+            traceparent: &e.traceparent,
+            v: self.v,
+        };
+        let bytes =
+            serde_json::to_vec(&view).map_err(|e| ReceiptError::Canonical(e.to_string()))?;
+        debug_assert_eq!(Ok(&bytes), crate::canonical::to_vec(self).as_ref());
+        Ok(bytes)
     }
 }
 
@@ -449,6 +531,48 @@ mod tests {
             hex::encode(tag.as_ref()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_canonical_path_is_exactly_jcs(
+            text in "\\PC{0,12}",
+            raw in proptest::collection::vec(proptest::char::any(), 0..12),
+            keys in proptest::collection::btree_map("[A-Za-z_\u{e000}-\u{e010}\u{1f600}]{1,6}", 0u32..9, 0..4),
+            time in 0..=MAX_SAFE_INTEGER,
+            index in 1..=MAX_SAFE_INTEGER,
+        ) {
+            let raw: String = raw.into_iter().collect();
+            let mut e = Event::new(Kind::Error, time);
+            e.root_jti = Some(text.clone());
+            e.leaf_jti = Some(raw.clone());
+            e.tool = Some(format!("{raw}\u{7f}\"\\/{text}"));
+            e.actors = vec![Actor { kind: ActorKind::Agent, id: raw.clone() }];
+            e.findings = keys;
+            e.decision = Some(Decision {
+                effect: Effect::Deny,
+                policy_ids: vec![text.clone(), raw.clone()],
+                policy_version: raw.clone(),
+                reason: Some(text.clone()),
+            });
+            e.approval = Some(Approval { id: text.clone(), approver: raw });
+            let r = Receipt::new(e, index, Some(Hash([9; 32])));
+            proptest::prop_assert_eq!(r.canonical().unwrap(), crate::canonical::to_vec(&r).unwrap());
+        }
+    }
+
+    #[test]
+    fn refuses_numbers_jcs_would_round() {
+        let r = Receipt::new(Event::new(Kind::Allow, MAX_SAFE_INTEGER + 1), 0, None);
+        assert!(matches!(r.canonical(), Err(ReceiptError::Canonical(_))));
+        let r = Receipt::new(Event::new(Kind::Allow, 1), MAX_SAFE_INTEGER + 1, None);
+        assert!(matches!(r.canonical(), Err(ReceiptError::Canonical(_))));
+        let r = Receipt::new(
+            Event::new(Kind::Allow, MAX_SAFE_INTEGER),
+            MAX_SAFE_INTEGER,
+            None,
+        );
+        assert!(r.canonical().is_ok());
     }
 
     #[test]
