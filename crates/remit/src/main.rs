@@ -32,7 +32,9 @@ enum Command {
     // policy commands (issue 5)
 
     // audit commands (issue 6)
-
+    /// Keep and verify the signed receipt log offline.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
     // server commands (issue 7)
 }
 
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
         // policy (issue 5)
 
         // audit (issue 6)
-
+        Command::Audit(c) => cmd::audit::run(c),
         // server (issue 7)
     };
     match result {

@@ -10,5 +10,6 @@ pub mod token;
 // policy (issue 5)
 
 // audit (issue 6)
+pub mod audit;
 
 // server (issue 7)
