@@ -37,8 +37,13 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Prints a value as pretty JSON on standard output.
+///
+/// A reader that closed the pipe early (`remit ... | head`) is not an error.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
+    }
 }
