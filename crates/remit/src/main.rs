@@ -25,7 +25,9 @@ enum Command {
     Keys(cmd::keys::KeysCommand),
 
     // token commands (issue 3)
-
+    /// Mint, delegate, verify and inspect remits.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     // scan command (issue 4)
 
     // policy commands (issue 5)
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::keys::run(c),
 
         // token (issue 3)
-
+        Command::Token(c) => cmd::token::run(c),
         // scan (issue 4)
 
         // policy (issue 5)

@@ -3,6 +3,7 @@
 pub mod keys;
 
 // token (issue 3)
+pub mod token;
 
 // scan (issue 4)
 

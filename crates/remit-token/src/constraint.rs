@@ -1,0 +1,391 @@
+//! Argument constraints: what a granted tool may be called *with*.
+//!
+//! Each constraint restricts one named JSON argument. A delegation may only
+//! replace a constraint by one that admits a subset of its values; when that
+//! cannot be decided (two different regular expressions, say) the answer is
+//! "not narrower", so attenuation fails closed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::pattern::Pattern;
+
+/// Longest regular expression accepted, in bytes.
+pub const MAX_REGEX_LEN: usize = 1024;
+/// Compiled-size limit for a regular expression, in bytes.
+const REGEX_SIZE_LIMIT: usize = 1 << 16;
+
+/// A JSON scalar (string, number or boolean) an argument may be compared to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub struct Scalar(Value);
+
+impl TryFrom<Value> for Scalar {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, String> {
+        match value {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(Scalar(value)),
+            _ => Err("constraint values must be strings, numbers or booleans".into()),
+        }
+    }
+}
+
+impl From<Scalar> for Value {
+    fn from(scalar: Scalar) -> Value {
+        scalar.0
+    }
+}
+
+impl PartialEq for Scalar {
+    fn eq(&self, other: &Scalar) -> bool {
+        scalar_eq(&self.0, &other.0)
+    }
+}
+
+impl Scalar {
+    /// The scalar as JSON.
+    pub fn as_value(&self) -> &Value {
+        &self.0
+    }
+}
+
+/// Equality of JSON scalars, with numbers compared by value (`1 == 1.0`).
+fn scalar_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// An inclusive numeric range; at least one bound is present and `min <= max`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RangeRepr")]
+pub struct Range {
+    /// Smallest value admitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest value admitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeRepr {
+    #[serde(default)]
+    min: Option<f64>,
+    #[serde(default)]
+    max: Option<f64>,
+}
+
+impl TryFrom<RangeRepr> for Range {
+    type Error = String;
+
+    fn try_from(repr: RangeRepr) -> Result<Self, String> {
+        match (repr.min, repr.max) {
+            (None, None) => Err("a range needs min, max or both".into()),
+            (Some(a), Some(b)) if a > b => Err("a range needs min <= max".into()),
+            (min, max) => Ok(Range { min, max }),
+        }
+    }
+}
+
+impl Range {
+    fn admits(&self, x: f64) -> bool {
+        self.min.is_none_or(|m| x >= m) && self.max.is_none_or(|m| x <= m)
+    }
+
+    fn within(&self, parent: &Range) -> bool {
+        let lower = match (self.min, parent.min) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(c), Some(p)) => c >= p,
+        };
+        let upper = match (self.max, parent.max) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(c), Some(p)) => c <= p,
+        };
+        lower && upper
+    }
+}
+
+/// A regular expression that must match the whole argument string.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RegexPattern {
+    source: String,
+    compiled: regex::Regex,
+}
+
+impl TryFrom<String> for RegexPattern {
+    type Error = String;
+
+    fn try_from(source: String) -> Result<Self, String> {
+        if source.len() > MAX_REGEX_LEN {
+            return Err(format!("a regex must be at most {MAX_REGEX_LEN} bytes"));
+        }
+        let compiled = regex::RegexBuilder::new(&format!("^(?:{source})$"))
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| format!("invalid regex: {e}"))?;
+        Ok(RegexPattern { source, compiled })
+    }
+}
+
+impl From<RegexPattern> for String {
+    fn from(regex: RegexPattern) -> String {
+        regex.source
+    }
+}
+
+impl PartialEq for RegexPattern {
+    fn eq(&self, other: &RegexPattern) -> bool {
+        self.source == other.source
+    }
+}
+
+impl RegexPattern {
+    /// The expression as written (it is matched anchored at both ends).
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// One restriction on one named argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Constraint {
+    /// The argument equals this value.
+    Exact(Scalar),
+    /// The argument equals one of these values (non-empty).
+    #[serde(deserialize_with = "non_empty")]
+    OneOf(Vec<Scalar>),
+    /// The argument is a string matched by this glob.
+    Glob(Pattern),
+    /// The argument is a string starting with this text.
+    Prefix(String),
+    /// The argument is a number within this range.
+    Range(Range),
+    /// The argument is a string of at most this many characters.
+    MaxLength(u64),
+    /// The argument is a string the expression matches in full.
+    Regex(RegexPattern),
+}
+
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Scalar>, D::Error> {
+    let values = Vec::<Scalar>::deserialize(d)?;
+    if values.is_empty() {
+        return Err(serde::de::Error::custom("one_of needs at least one value"));
+    }
+    Ok(values)
+}
+
+impl Constraint {
+    /// A short name for the kind of constraint, used in error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Constraint::Exact(_) => "exact",
+            Constraint::OneOf(_) => "one_of",
+            Constraint::Glob(_) => "glob",
+            Constraint::Prefix(_) => "prefix",
+            Constraint::Range(_) => "range",
+            Constraint::MaxLength(_) => "max_length",
+            Constraint::Regex(_) => "regex",
+        }
+    }
+
+    /// Whether an argument value satisfies this constraint.
+    pub fn admits(&self, value: &Value) -> bool {
+        match self {
+            Constraint::Exact(v) => scalar_eq(&v.0, value),
+            Constraint::OneOf(vs) => vs.iter().any(|v| scalar_eq(&v.0, value)),
+            Constraint::Glob(g) => value.as_str().is_some_and(|s| g.matches(s)),
+            Constraint::Prefix(p) => value.as_str().is_some_and(|s| s.starts_with(p.as_str())),
+            Constraint::Range(r) => value.as_f64().is_some_and(|x| r.admits(x)),
+            Constraint::MaxLength(n) => value
+                .as_str()
+                .is_some_and(|s| (s.chars().count() as u64) <= *n),
+            Constraint::Regex(r) => value.as_str().is_some_and(|s| r.compiled.is_match(s)),
+        }
+    }
+
+    /// Whether every value `self` admits is also admitted by `parent`.
+    ///
+    /// Decided exactly where it can be; otherwise `false` (fail closed).
+    pub fn is_within(&self, parent: &Constraint) -> bool {
+        use Constraint as C;
+        match (self, parent) {
+            (C::Exact(v), _) => parent.admits(&v.0),
+            (C::OneOf(vs), _) => vs.iter().all(|v| parent.admits(&v.0)),
+            (C::Prefix(q), C::Prefix(p)) => q.starts_with(p.as_str()),
+            (C::Prefix(q), C::Glob(g)) => Pattern::try_from(format!("{q}*"))
+                .map(|as_glob| g.covers(&as_glob))
+                .unwrap_or(false),
+            (C::Glob(h), C::Glob(g)) => g.covers(h),
+            (C::Glob(h), C::Prefix(p)) => h.literal_prefix().starts_with(p.as_str()),
+            (C::Range(a), C::Range(b)) => a.within(b),
+            (C::MaxLength(m), C::MaxLength(n)) => m <= n,
+            (C::Regex(r), C::Regex(s)) => r == s,
+            _ => false,
+        }
+    }
+}
+
+/// Constraints keyed by argument name. Duplicate names are refused when
+/// parsing (a JSON map would otherwise silently keep the last one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ArgConstraints(BTreeMap<String, Constraint>);
+
+impl ArgConstraints {
+    /// No constraints.
+    pub fn new() -> Self {
+        ArgConstraints::default()
+    }
+
+    /// Adds a constraint on `arg`, replacing any earlier one.
+    pub fn insert(&mut self, arg: impl Into<String>, constraint: Constraint) {
+        self.0.insert(arg.into(), constraint);
+    }
+
+    /// The constraint on `arg`, if any.
+    pub fn get(&self, arg: &str) -> Option<&Constraint> {
+        self.0.get(arg)
+    }
+
+    /// Whether no argument is constrained.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The constraints in argument-name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Constraint)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+impl<'de> Deserialize<'de> for ArgConstraints {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ArgConstraints;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map from argument names to constraints")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ArgConstraints, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate argument constraint {key:?}"
+                        )));
+                    }
+                    let value = map.next_value::<Constraint>()?;
+                    out.insert(key, value);
+                }
+                Ok(ArgConstraints(out))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn c(v: Value) -> Constraint {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn refuses_constraint_with_two_kinds() {
+        assert!(serde_json::from_str::<Constraint>(r#"{"exact":1,"prefix":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn refuses_unknown_constraint_kind() {
+        assert!(serde_json::from_str::<Constraint>(r#"{"not_regex":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn refuses_duplicate_argument_names() {
+        let text = r#"{"path":{"prefix":"/tmp/"},"path":{"prefix":"/"}}"#;
+        let err = serde_json::from_str::<ArgConstraints>(text).unwrap_err();
+        assert!(err.to_string().contains("duplicate"), "{err}");
+    }
+
+    #[test]
+    fn refuses_empty_one_of_inverted_range_and_bad_regex() {
+        assert!(serde_json::from_str::<Constraint>(r#"{"one_of":[]}"#).is_err());
+        assert!(serde_json::from_str::<Constraint>(r#"{"range":{"min":3,"max":1}}"#).is_err());
+        assert!(serde_json::from_str::<Constraint>(r#"{"range":{}}"#).is_err());
+        assert!(serde_json::from_str::<Constraint>(r#"{"regex":"("}"#).is_err());
+        assert!(serde_json::from_str::<Constraint>(r#"{"exact":{"a":1}}"#).is_err());
+    }
+
+    #[test]
+    fn regex_is_anchored() {
+        let r = c(json!({"regex": "[a-z]+"}));
+        assert!(r.admits(&json!("abc")));
+        assert!(!r.admits(&json!("abc; rm -rf /")));
+        let alt = c(json!({"regex": "a|b"}));
+        assert!(!alt.admits(&json!("ab")));
+    }
+
+    #[test]
+    fn admits_values() {
+        assert!(c(json!({"exact": 1})).admits(&json!(1.0)));
+        assert!(!c(json!({"exact": "1"})).admits(&json!(1)));
+        assert!(c(json!({"one_of": ["a", "b"]})).admits(&json!("b")));
+        assert!(!c(json!({"prefix": "/tmp/"})).admits(&json!("/etc/passwd")));
+        assert!(!c(json!({"prefix": "/tmp/"})).admits(&json!(5)));
+        assert!(c(json!({"range": {"min": 0, "max": 10}})).admits(&json!(10)));
+        assert!(!c(json!({"range": {"min": 0, "max": 10}})).admits(&json!(10.5)));
+        assert!(c(json!({"max_length": 3})).admits(&json!("héé")));
+        assert!(!c(json!({"max_length": 3})).admits(&json!("abcd")));
+        assert!(c(json!({"glob": "*.txt"})).admits(&json!("a.txt")));
+    }
+
+    #[test]
+    fn refuses_widened_constraints() {
+        let prefix = c(json!({"prefix": "/tmp/a"}));
+        assert!(!c(json!({"prefix": "/tmp/"})).is_within(&prefix));
+        assert!(!c(json!({"glob": "/tmp/*"})).is_within(&prefix));
+        let range = c(json!({"range": {"min": 0, "max": 10}}));
+        assert!(!c(json!({"range": {"min": 0, "max": 11}})).is_within(&range));
+        assert!(!c(json!({"range": {"max": 5}})).is_within(&range));
+        assert!(!c(json!({"exact": 11})).is_within(&range));
+        assert!(!c(json!({"max_length": 9})).is_within(&c(json!({"max_length": 8}))));
+        assert!(!c(json!({"regex": "a+"})).is_within(&c(json!({"regex": "a"}))));
+        assert!(!c(json!({"one_of": ["a", "c"]})).is_within(&c(json!({"one_of": ["a", "b"]}))));
+        assert!(!c(json!({"max_length": 1})).is_within(&prefix));
+    }
+
+    #[test]
+    fn accepts_narrowed_constraints() {
+        let prefix = c(json!({"prefix": "/tmp/"}));
+        assert!(c(json!({"prefix": "/tmp/a/"})).is_within(&prefix));
+        assert!(c(json!({"glob": "/tmp/*.txt"})).is_within(&prefix));
+        assert!(c(json!({"exact": "/tmp/x"})).is_within(&prefix));
+        assert!(c(json!({"prefix": "/tmp/a"})).is_within(&c(json!({"glob": "/tmp/*"}))));
+        let range = c(json!({"range": {"min": 0, "max": 10}}));
+        assert!(c(json!({"range": {"min": 1, "max": 10}})).is_within(&range));
+        assert!(c(json!({"one_of": [1, 2]})).is_within(&range));
+        assert!(c(json!({"regex": "a"})).is_within(&c(json!({"regex": "a"}))));
+        assert!(c(json!({"exact": "aaa"})).is_within(&c(json!({"regex": "a+"}))));
+    }
+}
