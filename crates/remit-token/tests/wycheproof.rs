@@ -170,3 +170,137 @@ fn every_vector_gives_its_expected_result() {
         bad.join("\n")
     );
 }
+
+// --- JSON Web Signature vectors ---------------------------------------------
+//
+// The ES256 / P-256 subset of Wycheproof's `json_web_signature_test.json`,
+// committed under `testdata/wycheproof/` (no package ships it; see the README
+// there). Each group's public key is loaded the way a JWKS is, then every
+// vector goes through `jws::verify_es256`, the generic ES256 compact-JWS
+// check under the remit and proof profiles. Vectors whose key is marked for
+// encryption (`use: enc`, `key_ops: [encrypt]`) must be refused because the
+// key set refuses the key.
+
+mod jws_vectors {
+    use remit_token::{jws, Jwks, UnverifiedRemit};
+    use serde::Deserialize;
+
+    const FILE: &str = include_str!("../testdata/wycheproof/json_web_signature_es256.json");
+
+    #[derive(Deserialize)]
+    struct VectorFile {
+        #[serde(rename = "testGroups")]
+        groups: Vec<Group>,
+    }
+
+    #[derive(Deserialize)]
+    struct Group {
+        comment: String,
+        public: serde_json::Value,
+        tests: Vec<Vector>,
+    }
+
+    #[derive(Deserialize)]
+    struct Vector {
+        #[serde(rename = "tcId")]
+        tc_id: u32,
+        comment: String,
+        jws: String,
+        result: String,
+    }
+
+    fn groups() -> Vec<Group> {
+        let file: VectorFile = serde_json::from_str(FILE).unwrap();
+        file.groups
+    }
+
+    /// Runs a group; returns `(tcId, comment, expected_valid, accepted)`.
+    fn run(group: &Group) -> Vec<(u32, String, bool, bool)> {
+        let jwks = serde_json::json!({ "keys": [group.public] }).to_string();
+        let set = Jwks::from_json(&jwks).ok();
+        let kid = group.public["kid"].as_str().unwrap();
+        group
+            .tests
+            .iter()
+            .map(|v| {
+                let accepted = match set.as_ref().and_then(|s| s.get(kid)) {
+                    Some(key) => match jws::verify_es256(&v.jws, key) {
+                        Ok(payload) => {
+                            assert_eq!(payload, b"foo", "tcId {}", v.tc_id);
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    None => false,
+                };
+                (v.tc_id, v.comment.clone(), v.result == "valid", accepted)
+            })
+            .collect()
+    }
+
+    fn mismatches(groups: &[Group]) -> Vec<String> {
+        groups
+            .iter()
+            .flat_map(|g| {
+                run(g)
+                    .into_iter()
+                    .filter(|(_, _, valid, accepted)| valid != accepted)
+                    .map(move |(id, c, valid, _)| {
+                        format!("{}: tcId {id} {c}: expected valid={valid}", g.comment)
+                    })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn refuses_keys_marked_for_encryption() {
+        let groups: Vec<Group> = groups()
+            .into_iter()
+            .filter(|g| g.comment.starts_with("ec_key_for_encryption"))
+            .collect();
+        assert_eq!(groups.len(), 2);
+        let bad = mismatches(&groups);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    #[test]
+    fn refuses_special_case_signatures() {
+        let groups: Vec<Group> = groups()
+            .into_iter()
+            .filter(|g| g.comment == "SpecialCaseEs256")
+            .collect();
+        assert_eq!(groups[0].tests.len(), 23);
+        let bad = mismatches(&groups);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    #[test]
+    fn every_es256_jws_vector_gives_its_expected_result() {
+        let groups = groups();
+        let total: usize = groups.iter().map(|g| g.tests.len()).sum();
+        assert_eq!(total, 40);
+        let valid = groups
+            .iter()
+            .flat_map(|g| &g.tests)
+            .filter(|v| v.result == "valid")
+            .count();
+        assert_eq!(valid, 2, "tcId 18 and 378 are the valid ones");
+        let bad = mismatches(&groups);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    #[test]
+    fn no_vector_parses_as_a_remit() {
+        // Under the remit profile even the valid vectors are refused: their
+        // header has no `typ: remit+jwt` and their payload is not claims.
+        for group in groups() {
+            for v in &group.tests {
+                assert!(
+                    UnverifiedRemit::parse(&v.jws).is_err(),
+                    "tcId {} parsed as a remit",
+                    v.tc_id
+                );
+            }
+        }
+    }
+}
