@@ -97,7 +97,7 @@ pub fn authorize_call(
     let leaf = chain.leaf_claims();
     let mut first_misfit = None;
     for (index, grant) in leaf.authorization_details.iter().enumerate() {
-        match grant.check(call.tool, call.resource, call.action, args) {
+        match grant.fit(call.tool, call.resource, call.action, args) {
             Ok(()) => {
                 return Ok(Authorization {
                     grant: index,

@@ -136,6 +136,15 @@ pub enum LinkError {
         /// Position in `authorization_details`.
         index: usize,
     },
+    /// A grant holds a constraint that cannot be used (a regex that does
+    /// not compile within its limits).
+    #[error("grant {index}: {reason}")]
+    InvalidGrant {
+        /// Position in `authorization_details`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The child carries no grant at all.
     #[error("a remit must carry at least one grant")]
     NoGrants,
@@ -224,6 +233,7 @@ impl LinkError {
             LinkError::NotBeforeEarlier { .. } => "nbf_earlier",
             LinkError::GrantWidened { .. } => "grant_widened",
             LinkError::NoGrants => "no_grants",
+            LinkError::InvalidGrant { .. } => "invalid_grant",
             LinkError::StepsRaised { .. } => "steps_raised",
             LinkError::ClassRaised { .. } => "class_raised",
             LinkError::DepthMismatch { .. } => "depth_mismatch",
@@ -377,6 +387,16 @@ pub struct VerifiedChain {
     leaf_hash: String,
 }
 
+/// Checks what claim parsing defers; run only after the signature verified.
+pub(crate) fn check_grants(c: &RemitClaims) -> Result<(), LinkError> {
+    for (index, grant) in c.authorization_details.iter().enumerate() {
+        grant
+            .check()
+            .map_err(|reason| LinkError::InvalidGrant { index, reason })?;
+    }
+    Ok(())
+}
+
 fn check_time(c: &RemitClaims, opts: &VerifyOptions) -> Result<(), LinkError> {
     if c.nbf >= c.exp || c.iat > c.exp {
         return Err(LinkError::Times {
@@ -428,6 +448,7 @@ fn verify_root(link: &UnverifiedRemit, jwks: &Jwks, opts: &VerifyOptions) -> Res
     if c.authorization_details.is_empty() {
         return Err(LinkError::NoGrants);
     }
+    check_grants(c)?;
     let allowed = (MAX_LINKS - 1) as u32;
     if c.max_depth > allowed {
         return Err(LinkError::MaxDepthRaised {
@@ -536,6 +557,7 @@ pub(crate) fn check_child(
     if c.authorization_details.is_empty() {
         return Err(LinkError::NoGrants);
     }
+    check_grants(c)?;
     for (index, grant) in c.authorization_details.iter().enumerate() {
         if !p.authorization_details.iter().any(|pg| grant.is_within(pg)) {
             return Err(LinkError::GrantWidened { index });
@@ -593,7 +615,7 @@ impl VerifiedChain {
         let root = links.next().ok_or(ChainError::Empty)?;
         let mut verified = VerifiedChain::verify_root(root, jwks, opts)?;
         for link in links {
-            verified = verified.extend(link, opts)?;
+            verified.push(link, opts)?;
         }
         Ok(verified)
     }
@@ -622,15 +644,22 @@ impl VerifiedChain {
     /// every earlier link's window (the caller's cache guarantees it by
     /// serving a chain only before its `exp`).
     pub fn extend(&self, link: UnverifiedRemit, opts: &VerifyOptions) -> Result<Self, ChainError> {
+        let mut longer = self.clone();
+        longer.push(link, opts)?;
+        Ok(longer)
+    }
+
+    /// Verifies `link` as a child of the current leaf and appends it; on
+    /// error `self` is unchanged.
+    fn push(&mut self, link: UnverifiedRemit, opts: &VerifyOptions) -> Result<(), ChainError> {
         let index = self.links.len();
         if index >= MAX_LINKS {
             return Err(ChainError::TooManyLinks);
         }
         verify_child(&self.links, &self.leaf_hash, &link, opts).map_err(at(index))?;
-        let leaf_hash = link.hash();
-        let mut links = self.links.clone();
-        links.push(link);
-        Ok(VerifiedChain { links, leaf_hash })
+        self.leaf_hash = link.hash();
+        self.links.push(link);
+        Ok(())
     }
 
     /// The verified links, root first.
@@ -657,6 +686,23 @@ impl VerifiedChain {
     /// The `jti` of every link, root first: what revocation is checked on.
     pub fn jtis(&self) -> impl Iterator<Item = &str> {
         self.links.iter().map(|l| l.claims().jti.as_str())
+    }
+
+    /// Every agent along the chain, root's first: revocation by agent.
+    pub fn agents(&self) -> impl Iterator<Item = &str> {
+        self.links.iter().map(|l| l.claims().act.sub.as_str())
+    }
+
+    /// Every holder key thumbprint along the chain, root's first:
+    /// revocation by key.
+    pub fn holder_keys(&self) -> impl Iterator<Item = &Thumbprint> {
+        self.links.iter().map(|l| &l.claims().cnf.jkt)
+    }
+
+    /// The issuer key id that signed the root: revocation by issuer key.
+    pub fn issuer_kid(&self) -> &str {
+        // INVARIANT: a VerifiedChain always holds its root.
+        self.links[0].kid()
     }
 
     /// The holder key thumbprint proofs must be signed with.

@@ -6,6 +6,7 @@
 //! "not narrower", so attenuation fails closed.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -119,11 +120,16 @@ impl Range {
 }
 
 /// A regular expression that must match the whole argument string.
+///
+/// Parsing only bounds its length; it is compiled on first use, which for a
+/// remit is after the link's signature verified, so an unauthenticated token
+/// cannot make the verifier compile expressions. An expression that does
+/// not compile admits nothing, and [`Constraint::check`] reports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RegexPattern {
     source: String,
-    compiled: regex::Regex,
+    compiled: Arc<OnceLock<Option<regex::Regex>>>,
 }
 
 impl TryFrom<String> for RegexPattern {
@@ -133,11 +139,10 @@ impl TryFrom<String> for RegexPattern {
         if source.len() > MAX_REGEX_LEN {
             return Err(format!("a regex must be at most {MAX_REGEX_LEN} bytes"));
         }
-        let compiled = regex::RegexBuilder::new(&format!("^(?:{source})$"))
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map_err(|e| format!("invalid regex: {e}"))?;
-        Ok(RegexPattern { source, compiled })
+        Ok(RegexPattern {
+            source,
+            compiled: Arc::new(OnceLock::new()),
+        })
     }
 }
 
@@ -157,6 +162,18 @@ impl RegexPattern {
     /// The expression as written (it is matched anchored at both ends).
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// The compiled, anchored expression; `None` if it does not compile.
+    fn compiled(&self) -> Option<&regex::Regex> {
+        self.compiled
+            .get_or_init(|| {
+                regex::RegexBuilder::new(&format!("^(?:{})$", self.source))
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 }
 
@@ -203,6 +220,17 @@ impl Constraint {
         }
     }
 
+    /// Checks what parsing defers: that a regex compiles within its limits.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Constraint::Regex(r) if r.compiled().is_none() => Err(format!(
+                "regex {:?} does not compile within {REGEX_SIZE_LIMIT} bytes",
+                r.source
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether an argument value satisfies this constraint.
     pub fn admits(&self, value: &Value) -> bool {
         match self {
@@ -214,7 +242,9 @@ impl Constraint {
             Constraint::MaxLength(n) => value
                 .as_str()
                 .is_some_and(|s| (s.chars().count() as u64) <= *n),
-            Constraint::Regex(r) => value.as_str().is_some_and(|s| r.compiled.is_match(s)),
+            Constraint::Regex(r) => value
+                .as_str()
+                .is_some_and(|s| r.compiled().is_some_and(|re| re.is_match(s))),
         }
     }
 
@@ -333,7 +363,11 @@ mod tests {
         assert!(serde_json::from_str::<Constraint>(r#"{"one_of":[]}"#).is_err());
         assert!(serde_json::from_str::<Constraint>(r#"{"range":{"min":3,"max":1}}"#).is_err());
         assert!(serde_json::from_str::<Constraint>(r#"{"range":{}}"#).is_err());
-        assert!(serde_json::from_str::<Constraint>(r#"{"regex":"("}"#).is_err());
+        let bad: Constraint = serde_json::from_str(r#"{"regex":"("}"#).unwrap();
+        assert!(bad.check().is_err());
+        assert!(!bad.admits(&json!("(")));
+        let long = format!(r#"{{"regex":"{}"}}"#, "a".repeat(MAX_REGEX_LEN + 1));
+        assert!(serde_json::from_str::<Constraint>(&long).is_err());
         assert!(serde_json::from_str::<Constraint>(r#"{"exact":{"a":1}}"#).is_err());
     }
 

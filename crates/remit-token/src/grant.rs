@@ -108,6 +108,16 @@ impl Grant {
         }
     }
 
+    /// Checks what parsing defers (regex compilation), naming the argument.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, constraint) in self.args.iter() {
+            constraint
+                .check()
+                .map_err(|e| format!("argument {name:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Whether this grant's tool patterns match `tool`.
     pub fn covers_tool(&self, tool: &str) -> bool {
         self.tools.iter().any(|p| p.matches(tool))
@@ -138,7 +148,7 @@ impl Grant {
     }
 
     /// Checks one call against this grant.
-    pub(crate) fn check(
+    pub(crate) fn fit(
         &self,
         tool: &str,
         resource: Option<&str>,
@@ -248,24 +258,24 @@ mod tests {
         let args = json!({"path": "/tmp/x"});
         let args = args.as_object().unwrap();
         assert_eq!(
-            grant.check("fs.read", Some("/tmp/x"), Some("read"), args),
+            grant.fit("fs.read", Some("/tmp/x"), Some("read"), args),
             Ok(())
         );
         assert_eq!(
-            grant.check("net.get", Some("/tmp/x"), Some("read"), args),
+            grant.fit("net.get", Some("/tmp/x"), Some("read"), args),
             Err(Misfit::Tool)
         );
         assert_eq!(
-            grant.check("fs.read", None, Some("read"), args),
+            grant.fit("fs.read", None, Some("read"), args),
             Err(Misfit::Resource)
         );
         assert_eq!(
-            grant.check("fs.read", Some("/tmp/x"), Some("write"), args),
+            grant.fit("fs.read", Some("/tmp/x"), Some("write"), args),
             Err(Misfit::Action)
         );
         let empty = serde_json::Map::new();
         assert_eq!(
-            grant.check("fs.read", Some("/tmp/x"), Some("read"), &empty),
+            grant.fit("fs.read", Some("/tmp/x"), Some("read"), &empty),
             Err(Misfit::ArgMissing("path".into()))
         );
     }

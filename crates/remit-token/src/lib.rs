@@ -41,6 +41,34 @@
 //! | stolen remit replayed by another party | proof of possession by the leaf key, `ath`-bound; replay cache on proof `jti` |
 //! | signature malleability | revocation and replay keyed on `jti`, never signature bytes |
 //!
+//! # Example
+//!
+//! ```
+//! use remit_token::*;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = 1_800_000_000; // the caller's clock, Unix seconds
+//! let issuer = EcdsaP256Signer::generate()?;
+//! let (planner, reader) = (EcdsaP256Signer::generate()?, EcdsaP256Signer::generate()?);
+//! let mut jwks = Jwks::new();
+//! jwks.insert(issuer.key_id(), issuer.public_jwk())?;
+//!
+//! let fs = Grant::tools(vec![Pattern::try_from("fs.*")?]);
+//! let root = mint(&issuer, &MintRequest::new("alice", "planner", planner.public_jwk().clone(), vec![fs]), now)?;
+//! let parent = UnverifiedChain::from_links(vec![root.clone()])?;
+//! let read = Grant::tools(vec![Pattern::try_from("fs.read")?]);
+//! let child = delegate(&parent, &planner, &DelegateRequest::new("reader", reader.public_jwk().clone(), vec![read]), now)?;
+//!
+//! let text = format!("{}~{}", root, child);
+//! let chain = VerifiedChain::verify_text(&text, &jwks, &VerifyOptions::new(now))?;
+//! assert!(authorize(&chain, "fs.read", &serde_json::json!({})).is_ok());
+//! assert!(authorize(&chain, "fs.write", &serde_json::json!({})).is_err());
+//!
+//! let request = ProofRequest { htm: "POST", htu: "https://gw.example/mcp" };
+//! let proof = pop::create_proof(&reader, child.compact(), request, now)?;
+//! assert!(pop::verify_proof(&proof, &chain, request, now, 30).is_ok());
+//! # Ok(()) }
+//! ```
+//!
 //! Out of scope here: revocation lists, step budgets and clocks, which the
 //! server owns and passes in. This crate is pure: it does no I/O and reads no
 //! clock; time is a parameter (Unix seconds). Cryptography sits behind the

@@ -66,6 +66,10 @@ pub enum ProofError {
     /// `ath` is not the hash of the presented leaf remit.
     #[error("proof ath does not match the presented remit")]
     RemitMismatch,
+    /// The header `jwk` carries a private key member (`d`): the holder's key
+    /// has leaked and the proof is refused.
+    #[error("proof header jwk carries a private key")]
+    PrivateKeyInHeader,
     /// `jti` is empty or longer than [`MAX_PROOF_JTI_LEN`].
     #[error("proof jti must be 1 to {MAX_PROOF_JTI_LEN} bytes")]
     Jti,
@@ -85,6 +89,20 @@ struct ProofClaims {
     htu: String,
     iat: u64,
     ath: String,
+}
+
+/// Detects a private-key member in a header JWK.
+#[derive(Deserialize)]
+struct PrivateMember {
+    #[serde(default)]
+    d: Option<serde::de::IgnoredAny>,
+}
+
+impl PrivateMember {
+    fn present(json: &str) -> bool {
+        // The JWK already parsed as an object, so this parse succeeds too.
+        serde_json::from_str::<PrivateMember>(json).map_or(true, |m| m.d.is_some())
+    }
 }
 
 /// The request a proof is made for.
@@ -142,6 +160,9 @@ pub fn verify_proof(
         .as_ref()
         .ok_or(JwsError::MissingParameter("jwk"))?;
     let jwk = EcPublicJwk::from_json(raw_jwk.get())?;
+    if PrivateMember::present(raw_jwk.get()) {
+        return Err(ProofError::PrivateKeyInHeader);
+    }
     if &jwk.thumbprint() != chain.holder() {
         return Err(ProofError::NotHolder);
     }

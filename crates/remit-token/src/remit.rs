@@ -258,6 +258,11 @@ pub fn mint(
         return Err(IssueError::NoGrants);
     }
     check_ttl(request.ttl_secs)?;
+    for (index, grant) in request.grants.iter().enumerate() {
+        grant
+            .check()
+            .map_err(|reason| LinkError::InvalidGrant { index, reason })?;
+    }
     if request.max_depth as usize >= crate::chain::MAX_LINKS {
         return Err(IssueError::MaxDepth(request.max_depth));
     }

@@ -393,6 +393,15 @@ fn effective_authority_is_the_narrowed_leaf() {
     assert_eq!(a.sub, "alice");
     assert!(a.exp <= f.root.claims().exp);
     assert_eq!(chain.jtis().count(), 2);
+    assert_eq!(
+        chain.agents().collect::<Vec<_>>(),
+        vec!["planner", "reader"]
+    );
+    assert_eq!(
+        chain.holder_keys().cloned().collect::<Vec<_>>(),
+        vec![f.a.thumbprint(), f.b.thumbprint()]
+    );
+    assert_eq!(chain.issuer_kid(), f.issuer.key_id());
     // The root could read /etc through fs.write; the child cannot.
     let ok = json!({"path": "/tmp/a/x", "n": 3});
     let call = remit_token::Call {

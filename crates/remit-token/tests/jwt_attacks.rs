@@ -286,7 +286,9 @@ fn refuses_truncated_or_padded_base64() {
         format!("{h}.{p}.{s}="),
         format!("{h}.{p}.{}", &s[..s.len() - 1]),
         format!("{h}.{}.{s}", &p[..p.len() - 1]),
-        format!("{h}.{p}.{}", s.replace('-', "+").replace('_', "/")),
+        // Standard-alphabet characters in place of URL-safe ones.
+        format!("{h}.{p}.+{}", &s[1..]),
+        format!("{h}.{p}./{}", &s[1..]),
         format!("{h}.{p}"),
         format!(" {h}.{p}.{s}x"),
     ];
@@ -348,4 +350,33 @@ fn refuses_root_signed_by_a_key_outside_the_jwks() {
     );
     // The untouched root verifies.
     assert!(UnverifiedRemit::parse(&forge(&claims, issuer.key_id(), &issuer)).is_ok());
+}
+
+#[test]
+fn refuses_uncompilable_regex_but_compiles_nothing_before_the_signature() {
+    let (issuer, holder, attacker) = (key(), key(), key());
+    let jwks = jwks_for(&issuer);
+    let mut claims = claims_json(&root(&issuer, &holder));
+    claims["authorization_details"][0]["args"]["path"] = json!({"regex": "(unclosed"});
+    // Unsigned by the issuer: refused at the signature, before any compile.
+    let forged = forge(&claims, issuer.key_id(), &attacker);
+    assert_eq!(
+        rule(verify(&forged, &jwks).unwrap_err()),
+        LinkError::BadSignature
+    );
+    // Signed (an issuer bug): refused as an invalid grant, not silently allowed.
+    let signed = forge(&claims, issuer.key_id(), &issuer);
+    let err = verify(&signed, &jwks).unwrap_err();
+    assert_eq!(err.rule(), "invalid_grant");
+    // And mint refuses to sign it in the first place.
+    let grant: remit_token::Grant =
+        serde_json::from_value(claims["authorization_details"][0].clone()).unwrap();
+    let req = remit_token::MintRequest::new("alice", "p", holder.public_jwk().clone(), vec![grant]);
+    assert!(matches!(
+        remit_token::mint(&issuer, &req, NOW),
+        Err(remit_token::IssueError::Rule(LinkError::InvalidGrant {
+            index: 0,
+            ..
+        }))
+    ));
 }

@@ -27,7 +27,7 @@ enum Command {
     // token commands (issue 3)
     /// Mint, delegate, verify and inspect remits.
     #[command(subcommand)]
-    Token(cmd::token::TokenCommand),
+    Token(Box<cmd::token::TokenCommand>),
     // scan command (issue 4)
 
     // policy commands (issue 5)
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::keys::run(c),
 
         // token (issue 3)
-        Command::Token(c) => cmd::token::run(c),
+        Command::Token(c) => cmd::token::run(*c),
         // scan (issue 4)
 
         // policy (issue 5)
