@@ -161,12 +161,13 @@ pub async fn serve(
     let issuer = data.key(ISSUER_KEY_FILE)?;
     let receipt = data.key(RECEIPT_KEY_FILE)?;
     let admin = data.admin_token()?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: options.listen,
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: options.listen,
+                source,
+            })?;
     let listening = listener.local_addr().map_err(|source| ServeError::Listen {
         addr: options.listen,
         source,
@@ -239,7 +240,9 @@ mod tests {
             Database::parse("postgres://u:secret@h/db").unwrap(),
             Database::Postgres(_)
         ));
-        let err = Database::parse("mysql://u:secret@h/db").unwrap_err().to_string();
+        let err = Database::parse("mysql://u:secret@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sqlite://"), "{err}");
         assert!(!err.contains("secret"), "{err}");
         assert!(Database::parse("sqlite://").is_err());
@@ -252,7 +255,11 @@ mod tests {
         std::fs::write(&path, "listen = \"127.0.0.1:9\"\nlisten_port = 3\n").unwrap();
         let err = FileConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("listen_port"), "{err}");
-        std::fs::write(&path, "listen = \"127.0.0.1:9\"\ndatabase = \"sqlite://x\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9\"\ndatabase = \"sqlite://x\"\n",
+        )
+        .unwrap();
         let config = FileConfig::load(&path).unwrap();
         assert_eq!(config.listen, Some("127.0.0.1:9".parse().unwrap()));
     }

@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use remit_store::{
-    Agent, Classification, Id, McpServer, NewAgent, NewMcpServer, RevocationKind,
-    RevocationTarget, RiskTier, Store, Tool,
+    Agent, Classification, Id, McpServer, NewAgent, NewMcpServer, RevocationKind, RevocationTarget,
+    RiskTier, Store, Tool,
 };
 use remit_token::EcPublicJwk;
 use serde::Deserialize;
@@ -82,10 +82,12 @@ pub async fn register_agent<S: Store>(
 ) -> Result<(StatusCode, Json<Value>), Problem> {
     let jwk = parse_public_jwk(&body.public_jwk)?;
     if body.owner.trim().is_empty() {
-        return Err(Problem::invalid("owner must name who is accountable for the agent"));
+        return Err(Problem::invalid(
+            "owner must name who is accountable for the agent",
+        ));
     }
-    let public_jwk = serde_json::to_string(&jwk)
-        .map_err(|e| Problem::internal("encoding the agent key", &e))?;
+    let public_jwk =
+        serde_json::to_string(&jwk).map_err(|e| Problem::internal("encoding the agent key", &e))?;
     let agent = NewAgent {
         id: id("agent id", &body.id)?,
         name: body.name.unwrap_or_else(|| body.id.clone()),
@@ -237,7 +239,9 @@ pub async fn add_tool<S: Store>(
         (Some(text), None) => hex::encode(crate::setup::sha256(text.as_bytes())),
         (None, Some(hash))
             if hash.len() == 64
-                && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
         {
             hash.clone()
         }
@@ -246,11 +250,9 @@ pub async fn add_tool<S: Store>(
                 "description_sha256 must be 64 lowercase hex digits",
             ))
         }
-        _ => {
-            return Err(Problem::invalid(
-                "give exactly one of description or description_sha256 to pin the reviewed description",
-            ))
-        }
+        _ => return Err(Problem::invalid(
+            "give exactly one of description or description_sha256 to pin the reviewed description",
+        )),
     };
     let tool = Tool {
         server: id("server id", &server)?,

@@ -49,7 +49,10 @@ pub async fn issue<S: Store>(
             StatusCode::FORBIDDEN,
             "agent-disabled",
             "Agent disabled",
-            format!("agent {:?} is disabled; no remit can be issued to it", agent.id.as_str()),
+            format!(
+                "agent {:?} is disabled; no remit can be issued to it",
+                agent.id.as_str()
+            ),
         ));
     }
     let kid = state.issuer_kid().to_owned();

@@ -51,7 +51,7 @@ pub enum SetupError {
     Crypto(String),
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SetupError + 'a {
     move |source| SetupError::Io {
         action,
         path: path.to_owned(),
