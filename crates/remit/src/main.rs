@@ -34,6 +34,8 @@ enum Command {
     // audit commands (issue 6)
 
     // server commands (issue 7)
+    /// Run the control plane: registry, issuance, revocation, introspection.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         // audit (issue 6)
 
         // server (issue 7)
+        Command::Serve(c) => cmd::serve::run(c),
     };
     match result {
         Ok(code) => code,

@@ -12,3 +12,4 @@ pub mod token;
 // audit (issue 6)
 
 // server (issue 7)
+pub mod serve;
