@@ -33,6 +33,8 @@ enum Command {
     // audit commands (issue 6)
 
     // server commands (issue 7)
+    /// Run the control plane: registry, keys, JWKS (SQLite by default).
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         // audit (issue 6)
 
         // server (issue 7)
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => code,

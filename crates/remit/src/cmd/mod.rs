@@ -11,3 +11,4 @@ pub mod keys;
 // audit (issue 6)
 
 // server (issue 7)
+pub mod serve;
