@@ -24,6 +24,7 @@ pub const REVOCATION_CHANNEL: &str = "remit_revocations";
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    schema: Option<String>,
 }
 
 impl PgStore {
@@ -60,7 +61,11 @@ impl PgStore {
                 .execute(&mut *bootstrap)
                 .await
                 .map_err(StoreError::query("create the schema"))?;
-            options = options.options([("search_path", schema)]);
+            // The application name shows which deployment a session serves
+            // in pg_stat_activity (PostgreSQL truncates it to 63 bytes).
+            options = options
+                .options([("search_path", schema)])
+                .application_name(&format!("remit {schema}"));
         }
         let pool = PgPoolOptions::new()
             .max_connections(10)
@@ -72,7 +77,16 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migration { source })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            schema: schema.map(str::to_owned),
+        })
+    }
+
+    /// The schema given to [`PgStore::connect_in_schema`], if any; its
+    /// sessions carry the application name `remit <schema>`.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -712,3 +712,47 @@ mod signal_path {
         .await;
     }
 }
+
+/// Kill the follower's LISTEN connection, then revoke at once: whether the
+/// revocation lands before or after the listener reconnects, the follower
+/// (whose timer is an hour) must still see it: NOTIFY on the new
+/// connection, or the catch-up read that follows every reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_follower_survives_a_killed_listener_connection() {
+    harness::postgres_case(|ctx: Ctx<PgStore>| async move {
+        let follower = RevocationFollower::start(ctx.second.clone(), Duration::from_secs(3_600))
+            .await
+            .unwrap();
+        let set = follower.revocations().clone();
+        let schema = ctx.store.schema().unwrap().to_owned();
+        let url = harness::postgres_url().unwrap();
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let (killed,): (i64,) = sqlx::query_as(
+            "SELECT count(pg_terminate_backend(pid, 5000))::BIGINT FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(format!("remit {schema}"))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(killed, 1, "exactly the follower's listener is killed");
+        ctx.store
+            .revoke(&target(RevocationKind::Sub, "mallory"), "r", "admin", 1)
+            .await
+            .unwrap();
+        let facts = RemitFacts {
+            chain: &["j"],
+            agent: "a",
+            sub: "mallory",
+            kids: &[],
+            tool: None,
+        };
+        assert!(
+            eventually(|| set.find(&facts).is_some()).await,
+            "a replica kept honouring a revoked remit after losing its listener"
+        );
+    })
+    .await;
+}
