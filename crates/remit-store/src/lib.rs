@@ -1,1 +1,106 @@
-//! Remit storage (being built: see issue 7).
+//! Remit storage: the state a Remit control plane and its gateways share.
+//!
+//! # What is stored
+//!
+//! - **Agents**: public key (JWK JSON text) and its thumbprint, owner, risk
+//!   tier, status.
+//! - **Blessed MCP servers and their tools**: risk, clearance, and the
+//!   SHA-256 of the reviewed tool description, so a silently changed
+//!   description can be noticed.
+//! - **Issued remits**: jti, root, parent, holder key thumbprint, user,
+//!   agent, expiry and step counter.
+//! - **Revocations** by jti, subtree, agent, user, tool or key id, each with
+//!   a strictly increasing epoch.
+//! - **Risk budgets** per agent and time window.
+//! - **Approvals** of held calls: pending, approved or rejected, bound to the
+//!   call's hash, released at most once.
+//! - **Observations** from shadow mode: argument *shapes*, never values.
+//! - **The receipt log**: leaves at dense indices, and checkpoints.
+//!
+//! # What is never stored
+//!
+//! Remit tokens themselves (a database leak must not hand out live
+//! credentials), private keys, and tool-call arguments. The store holds no
+//! policy logic either: it answers questions of fact and performs atomic
+//! counts; deciding is the policy crate's job.
+//!
+//! # Backends
+//!
+//! One set of async repository traits ([`AgentRepo`], [`ServerRepo`],
+//! [`RemitRepo`], [`BudgetRepo`], [`RevocationRepo`], [`ApprovalRepo`],
+//! [`ObservationRepo`], [`LogRepo`], gathered in [`Store`]) with two
+//! implementations sharing the same SQL: [`SqliteStore`] (embedded, the
+//! default, one process) and [`PgStore`] (replicas). Migrations are embedded
+//! in the binary, one set per backend.
+//!
+//! # How replicas share state
+//!
+//! Replicas keep nothing authoritative in memory. Step counters and risk
+//! budgets are single conditional statements (`UPDATE ... WHERE used < max
+//! RETURNING`), which the database serializes on the row, so two replicas
+//! can never both take the last step. The receipt log and the revocation
+//! epoch are sequenced through one locked row each, held until commit, so
+//! indices are dense and epochs become visible in order. Each replica holds
+//! the revocations in memory ([`SharedRevocations`]), kept current by a
+//! [`RevocationFollower`]: `LISTEN/NOTIFY` on PostgreSQL, a broadcast
+//! channel on SQLite, plus a catch-up read above the last epoch after every
+//! reconnect and on a timer.
+//!
+//! # Threat model
+//!
+//! The database is trusted for availability and integrity of state, not for
+//! secrecy of credentials (it has none). An attacker who can write to it can
+//! un-revoke or refill budgets, but cannot mint remits; the receipt log's
+//! Merkle checkpoints (signed outside the store) expose rewritten history.
+//! Every error is returned as a [`StoreError`], which callers on a decision
+//! path turn into a deny.
+
+mod error;
+mod model;
+mod postgres;
+mod repo;
+mod revocation;
+mod rows;
+mod sql;
+mod sqlite;
+
+pub use error::{redact_url, StoreError};
+pub use model::{
+    Agent, Approval, ApprovalState, Classification, Id, IssuedRemit, McpServer, NewAgent,
+    NewApproval, NewMcpServer, NewObservation, Observation, Revocation, RevocationKind,
+    RevocationTarget, Revoked, RiskTier, Status, StepCount, StoredCheckpoint, Tool, Verdict,
+    MAX_ID_LEN,
+};
+pub use postgres::{PgStore, REVOCATION_CHANNEL};
+pub use repo::{
+    AgentRepo, ApprovalRepo, BudgetRepo, LogRepo, ObservationRepo, RemitRepo, RevocationRepo,
+    ServerRepo, StoreFuture,
+};
+pub use revocation::{
+    RemitFacts, RevocationFollower, RevocationSet, RevocationSignals, SharedRevocations,
+};
+pub use sqlite::SqliteStore;
+
+/// Every repository, plus what a server needs to run on a backend.
+pub trait Store:
+    AgentRepo
+    + ServerRepo
+    + RemitRepo
+    + BudgetRepo
+    + RevocationRepo
+    + ApprovalRepo
+    + ObservationRepo
+    + LogRepo
+    + Clone
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
+{
+    /// The backend's name: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Checks that the database answers (for readiness probes).
+    fn ping(&self) -> impl StoreFuture<()>;
+    /// Subscribes to revocation announcements.
+    fn revocation_signals(&self) -> impl StoreFuture<RevocationSignals>;
+}

@@ -36,6 +36,8 @@ enum Command {
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
     // server commands (issue 7)
+    /// Run the control plane: registry, issuance, revocation, introspection.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         // audit (issue 6)
         Command::Audit(c) => cmd::audit::run(c),
         // server (issue 7)
+        Command::Serve(c) => cmd::serve::run(c),
     };
     match result {
         Ok(code) => code,

@@ -13,3 +13,4 @@ pub mod token;
 pub mod audit;
 
 // server (issue 7)
+pub mod serve;

@@ -1,0 +1,171 @@
+//! The router: public endpoints, the admin-authenticated API, body limits
+//! and problem+json for everything that goes wrong.
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use remit_store::Store;
+
+use crate::problem::Problem;
+use crate::state::AppState;
+use crate::{registry, remits, revocation};
+
+/// Builds the whole HTTP application over `state`.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let limit = state.settings().max_body_bytes;
+    let admin = Router::new()
+        .route(
+            "/v1/agents",
+            get(registry::list_agents::<S>).post(registry::register_agent::<S>),
+        )
+        .route("/v1/agents/{id}", get(registry::get_agent::<S>))
+        .route(
+            "/v1/agents/{id}/disable",
+            post(registry::disable_agent::<S>),
+        )
+        .route(
+            "/v1/servers",
+            get(registry::list_servers::<S>).post(registry::add_server::<S>),
+        )
+        .route(
+            "/v1/servers/{id}/tools",
+            get(registry::list_tools::<S>).post(registry::add_tool::<S>),
+        )
+        .route("/v1/remits", post(remits::issue::<S>))
+        .route(
+            "/v1/revocations",
+            get(revocation::list::<S>).post(revocation::revoke::<S>),
+        )
+        .route("/oauth/introspect", post(revocation::introspect::<S>))
+        .route("/oauth/revoke", post(revocation::oauth_revoke::<S>))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin::<S>,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
+        .route("/.well-known/jwks.json", get(jwks::<S>))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::<S>),
+        )
+        .merge(admin)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        format!("no endpoint at {}", request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Refuses a request without the admin bearer token. The presented token is
+/// hashed and the hashes compared in constant time, so neither the token
+/// nor its length leaks through timing.
+async fn require_admin<S: Store>(
+    State(state): State<AppState<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or(""));
+    let Some(value) = presented else {
+        return Problem::unauthorized(
+            "this endpoint needs `Authorization: Bearer <admin token>` (printed by the first `remit serve`)",
+            "Bearer realm=\"remit\"",
+        )
+        .into_response();
+    };
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => {
+            return Problem::unauthorized(
+                "the Authorization header must use the Bearer scheme",
+                "Bearer realm=\"remit\", error=\"invalid_request\"",
+            )
+            .into_response()
+        }
+    };
+    let hash = crate::setup::sha256(token.as_bytes());
+    if aws_lc_rs::constant_time::verify_slices_are_equal(&hash, state.admin_hash()).is_err() {
+        return Problem::unauthorized(
+            "the admin token is not valid for this server",
+            "Bearer realm=\"remit\", error=\"invalid_token\"",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, Problem> {
+    match state.store().ping().await {
+        Ok(()) => Ok(Json(serde_json::json!({
+            "status": "ready",
+            "backend": state.store().backend(),
+            "revocation_epoch": state.revocations().epoch(),
+        }))
+        .into_response()),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                format!("the {} store does not answer", state.store().backend()),
+            ))
+        }
+    }
+}
+
+async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/jwk-set+json")],
+        state.jwks_document().to_string(),
+    )
+        .into_response()
+}
+
+/// RFC 8414 authorization server metadata.
+async fn metadata<S: Store>(State(state): State<AppState<S>>) -> Json<serde_json::Value> {
+    let base = &state.settings().public_url;
+    Json(serde_json::json!({
+        "issuer": base,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
+        "revocation_endpoint_auth_methods_supported": ["bearer"],
+        "authorization_details_types_supported": ["remit_tool"],
+        "dpop_signing_alg_values_supported": ["ES256"],
+        "response_types_supported": [],
+    }))
+}

@@ -1,0 +1,241 @@
+//! RFC 9457 problem details: every error the API returns, with a precise
+//! message, as `application/problem+json`.
+
+use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use remit_store::StoreError;
+use serde::de::DeserializeOwned;
+
+/// The media type of a problem document.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem: what went wrong, for a client to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    status: StatusCode,
+    kind: &'static str,
+    title: &'static str,
+    detail: String,
+    www_authenticate: Option<&'static str>,
+}
+
+impl Problem {
+    /// A problem with a status, a stable type slug, a short title and a detail.
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            www_authenticate: None,
+        }
+    }
+
+    /// 400: the request is well-formed JSON but asks for something invalid.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "Invalid request",
+            detail,
+        )
+    }
+
+    /// 401 with a `WWW-Authenticate: Bearer` challenge.
+    pub fn unauthorized(detail: impl Into<String>, challenge: &'static str) -> Self {
+        let mut problem = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Admin credentials required",
+            detail,
+        );
+        problem.www_authenticate = Some(challenge);
+        problem
+    }
+
+    /// 500 for a failure the client cannot fix; the detail is logged, not sent.
+    pub fn internal(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "{what} failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            format!("{what} failed; see the server log"),
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The detail text.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The problem document as JSON.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": format!("urn:remit:problem:{}", self.kind),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        })
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body().to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::Duplicate { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Already exists",
+                error.to_string(),
+            ),
+            StoreError::NotFound { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                error.to_string(),
+            ),
+            StoreError::Invalid { .. } => Self::invalid(error.to_string()),
+            StoreError::Unreachable { .. } | StoreError::Query { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "Store unavailable",
+                "the database did not answer; retry later (details in the server log)",
+            )
+            .logged(&error),
+            _ => Self::internal("a store operation", &error),
+        }
+    }
+}
+
+impl Problem {
+    fn logged(self, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "store error");
+        self
+    }
+}
+
+fn rejection(status: StatusCode, body_text: String) -> Problem {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            status,
+            "body-too-large",
+            "Request body too large",
+            body_text,
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
+            status,
+            "unsupported-media-type",
+            "Unsupported media type",
+            body_text,
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => Problem::new(
+            status,
+            "invalid-body",
+            "Request body does not match the expected shape",
+            body_text,
+        ),
+        _ => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            "Malformed request body",
+            body_text,
+        ),
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(error: JsonRejection) -> Self {
+        rejection(error.status(), error.body_text())
+    }
+}
+
+impl From<FormRejection> for Problem {
+    fn from(error: FormRejection) -> Self {
+        rejection(error.status(), error.body_text())
+    }
+}
+
+/// A JSON body whose rejections are problem documents.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`, as OAuth endpoints
+/// take) whose rejections are problem documents.
+#[derive(Debug, Clone)]
+pub struct FormBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Form(value) = axum::Form::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_duplicates_are_conflicts_and_unknowns_are_not_found() {
+        let dup: Problem = StoreError::Duplicate {
+            what: "agent",
+            id: "a".into(),
+        }
+        .into();
+        assert_eq!(dup.status(), StatusCode::CONFLICT);
+        assert!(dup.detail().contains("agent \"a\" already exists"));
+        let missing: Problem = StoreError::NotFound {
+            what: "agent",
+            id: "b".into(),
+        }
+        .into();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn problem_body_names_type_status_and_detail() {
+        let body = Problem::invalid("ttl_secs must be positive").body();
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["type"], "urn:remit:problem:invalid-request");
+        assert_eq!(body["detail"], "ttl_secs must be positive");
+    }
+}

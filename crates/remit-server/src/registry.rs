@@ -1,0 +1,278 @@
+//! `/v1/agents` and `/v1/servers`: who may hold remits, and which MCP
+//! servers and tools are blessed (pinned to a reviewed description hash).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use remit_store::{
+    Agent, Classification, Id, McpServer, NewAgent, NewMcpServer, RevocationKind, RevocationTarget,
+    RiskTier, Store, Tool,
+};
+use remit_token::EcPublicJwk;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::problem::{JsonBody, Problem};
+use crate::state::{now, AppState};
+
+/// Body of `POST /v1/agents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgent {
+    /// The agent's identifier (appears as `act.sub` in its remits).
+    pub id: String,
+    /// A human-readable name; defaults to the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its public P-256 key as a JWK object.
+    pub public_jwk: Value,
+    /// Who is accountable for it.
+    pub owner: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub risk_tier: RiskTier,
+}
+
+/// Parses a public JWK sent by a client, refusing private key material.
+pub fn parse_public_jwk(value: &Value) -> Result<EcPublicJwk, Problem> {
+    if !value.is_object() {
+        return Err(Problem::invalid(
+            "public_jwk must be a JSON object (an EC P-256 JWK)",
+        ));
+    }
+    if value.get("d").is_some() {
+        return Err(Problem::invalid(
+            "public_jwk contains a private key (member \"d\"); send only the public half and keep the private key with the agent",
+        ));
+    }
+    let jwk = EcPublicJwk::from_json(&value.to_string())
+        .map_err(|e| Problem::invalid(format!("public_jwk: {e}")))?;
+    jwk.sec1()
+        .map_err(|e| Problem::invalid(format!("public_jwk: {e}")))?;
+    Ok(jwk.bare())
+}
+
+/// An agent as the API shows it.
+pub fn agent_json(agent: &Agent) -> Value {
+    let jwk: Value = serde_json::from_str(&agent.public_jwk).unwrap_or(Value::Null);
+    json!({
+        "id": agent.id.as_str(),
+        "name": agent.name,
+        "public_jwk": jwk,
+        "key_thumbprint": agent.key_thumbprint,
+        "owner": agent.owner,
+        "risk_tier": agent.risk_tier,
+        "status": agent.status,
+        "created_at": agent.created_at,
+        "updated_at": agent.updated_at,
+    })
+}
+
+fn id(what: &'static str, value: &str) -> Result<Id, Problem> {
+    Ok(Id::parse(what, value)?)
+}
+
+fn stamp() -> i64 {
+    i64::try_from(now()).unwrap_or(i64::MAX)
+}
+
+/// `POST /v1/agents`: registers an agent with its public key.
+pub async fn register_agent<S: Store>(
+    State(state): State<AppState<S>>,
+    JsonBody(body): JsonBody<RegisterAgent>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let jwk = parse_public_jwk(&body.public_jwk)?;
+    if body.owner.trim().is_empty() {
+        return Err(Problem::invalid(
+            "owner must name who is accountable for the agent",
+        ));
+    }
+    let public_jwk =
+        serde_json::to_string(&jwk).map_err(|e| Problem::internal("encoding the agent key", &e))?;
+    let agent = NewAgent {
+        id: id("agent id", &body.id)?,
+        name: body.name.unwrap_or_else(|| body.id.clone()),
+        public_jwk,
+        key_thumbprint: jwk.thumbprint().as_str().to_owned(),
+        owner: body.owner,
+        risk_tier: body.risk_tier,
+    };
+    let agent = state.store().register_agent(&agent, stamp()).await?;
+    Ok((StatusCode::CREATED, Json(agent_json(&agent))))
+}
+
+/// `GET /v1/agents`.
+pub async fn list_agents<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Result<Json<Value>, Problem> {
+    let agents = state.store().agents().await?;
+    Ok(Json(json!({
+        "agents": agents.iter().map(agent_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `GET /v1/agents/{id}`.
+pub async fn get_agent<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(agent): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let agent = state.store().agent(&id("agent id", &agent)?).await?;
+    Ok(Json(agent_json(&agent)))
+}
+
+/// `POST /v1/agents/{id}/disable`: disables the agent and revokes every
+/// remit it holds or delegated, so nothing it was given keeps working.
+pub async fn disable_agent<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(agent): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let agent_id = id("agent id", &agent)?;
+    let agent = state.store().disable_agent(&agent_id, stamp()).await?;
+    let target = RevocationTarget {
+        kind: RevocationKind::Agent,
+        value: agent_id,
+    };
+    let revoked = state
+        .store()
+        .revoke(&target, "agent disabled", "admin", stamp())
+        .await?;
+    state.refresh_revocations().await?;
+    let mut out = agent_json(&agent);
+    out["revocation_epoch"] = json!(revoked.revocation.epoch);
+    Ok(Json(out))
+}
+
+/// Body of `POST /v1/servers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddServer {
+    /// The server's identifier.
+    pub id: String,
+    /// A human-readable name; defaults to the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where the gateway forwards calls (`http://` or `https://`).
+    pub url: String,
+    /// The most sensitive data it may receive.
+    pub clearance: Classification,
+}
+
+fn server_json(server: &McpServer) -> Value {
+    json!({
+        "id": server.id.as_str(),
+        "name": server.name,
+        "url": server.url,
+        "clearance": server.clearance,
+        "status": server.status,
+        "created_at": server.created_at,
+        "updated_at": server.updated_at,
+    })
+}
+
+fn tool_json(tool: &Tool) -> Value {
+    json!({
+        "server": tool.server.as_str(),
+        "name": tool.name.as_str(),
+        "risk": tool.risk,
+        "clearance": tool.clearance,
+        "description_sha256": tool.description_sha256,
+        "created_at": tool.created_at,
+    })
+}
+
+/// `POST /v1/servers`: blesses an MCP server.
+pub async fn add_server<S: Store>(
+    State(state): State<AppState<S>>,
+    JsonBody(body): JsonBody<AddServer>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    if !(body.url.starts_with("https://") || body.url.starts_with("http://")) {
+        return Err(Problem::invalid(format!(
+            "url {:?} must start with https:// or http://",
+            body.url
+        )));
+    }
+    let server = NewMcpServer {
+        id: id("server id", &body.id)?,
+        name: body.name.unwrap_or_else(|| body.id.clone()),
+        url: body.url,
+        clearance: body.clearance,
+    };
+    let server = state.store().add_server(&server, stamp()).await?;
+    Ok((StatusCode::CREATED, Json(server_json(&server))))
+}
+
+/// `GET /v1/servers`.
+pub async fn list_servers<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Result<Json<Value>, Problem> {
+    let servers = state.store().servers().await?;
+    Ok(Json(json!({
+        "servers": servers.iter().map(server_json).collect::<Vec<_>>()
+    })))
+}
+
+/// Body of `POST /v1/servers/{id}/tools`. Exactly one of `description`
+/// (hashed here) or `description_sha256` pins the reviewed description.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddTool {
+    /// The tool's name as the server announces it.
+    pub name: String,
+    /// How much harm a call can do.
+    pub risk: RiskTier,
+    /// The most sensitive data it may receive.
+    pub clearance: Classification,
+    /// The reviewed description text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// SHA-256 (hex) of the reviewed description.
+    #[serde(default)]
+    pub description_sha256: Option<String>,
+}
+
+/// `POST /v1/servers/{id}/tools`: pins a tool of a blessed server.
+pub async fn add_tool<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(server): Path<String>,
+    JsonBody(body): JsonBody<AddTool>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let hash = match (&body.description, &body.description_sha256) {
+        (Some(text), None) => hex::encode(crate::setup::sha256(text.as_bytes())),
+        (None, Some(hash))
+            if hash.len() == 64
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            hash.clone()
+        }
+        (None, Some(_)) => {
+            return Err(Problem::invalid(
+                "description_sha256 must be 64 lowercase hex digits",
+            ))
+        }
+        _ => return Err(Problem::invalid(
+            "give exactly one of description or description_sha256 to pin the reviewed description",
+        )),
+    };
+    let tool = Tool {
+        server: id("server id", &server)?,
+        name: id("tool name", &body.name)?,
+        risk: body.risk,
+        clearance: body.clearance,
+        description_sha256: hash,
+        created_at: stamp(),
+    };
+    let tool = state.store().add_tool(&tool).await?;
+    Ok((StatusCode::CREATED, Json(tool_json(&tool))))
+}
+
+/// `GET /v1/servers/{id}/tools`.
+pub async fn list_tools<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(server): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let tools = state.store().tools(&id("server id", &server)?).await?;
+    Ok(Json(json!({
+        "tools": tools.iter().map(tool_json).collect::<Vec<_>>()
+    })))
+}

@@ -1,0 +1,208 @@
+//! What every request handler shares: the store, the issuer key, the
+//! revocation set, the chain cache and the settings.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use remit_store::{RemitFacts, RevocationFollower, RevocationTarget, SharedRevocations, Store};
+use remit_token::{
+    ChainCache, ChainError, EcdsaP256Signer, Jwks, Signer as _, VerifiedChain, VerifyOptions,
+};
+
+/// How often the revocation follower re-reads the store even without a signal.
+pub const REVOCATION_POLL: Duration = Duration::from_secs(2);
+/// Verified chains kept in memory.
+pub const CHAIN_CACHE_CAPACITY: usize = 4096;
+
+/// Settings that shape what the server issues and accepts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The server's public base URL: the `iss` of every remit it mints and
+    /// the RFC 8414 `issuer`.
+    pub public_url: String,
+    /// The audience remits are minted for and verified against.
+    pub audience: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Lifetime of a remit when the request names none, seconds.
+    pub default_ttl_secs: u64,
+}
+
+impl Settings {
+    /// Defaults for a server reachable at `public_url`.
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            audience: "remit".into(),
+            max_body_bytes: 64 * 1024,
+            default_ttl_secs: 600,
+        }
+    }
+}
+
+/// Shared state of one server process. Cheap to clone.
+#[derive(Debug)]
+pub struct AppState<S: Store> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<S> {
+    store: S,
+    issuer: EcdsaP256Signer,
+    jwks: Jwks,
+    jwks_document: serde_json::Value,
+    admin_hash: [u8; 32],
+    follower: RevocationFollower,
+    cache: Mutex<ChainCache>,
+    settings: Settings,
+}
+
+/// Why a chain is not active.
+#[derive(Debug, thiserror::Error)]
+pub enum Inactive {
+    /// It does not verify (signature, chain rule, expiry, audience, ...).
+    #[error("the chain does not verify: {0}")]
+    Invalid(#[from] ChainError),
+    /// Something it depends on was revoked.
+    #[error("revoked: {} {}", .0.kind, .0.value)]
+    Revoked(RevocationTarget),
+}
+
+impl<S: Store> AppState<S> {
+    /// Builds the state and starts following revocations in the store.
+    pub async fn new(
+        store: S,
+        issuer: EcdsaP256Signer,
+        admin_hash: [u8; 32],
+        settings: Settings,
+    ) -> Result<Self, remit_store::StoreError> {
+        let follower = RevocationFollower::start(store.clone(), REVOCATION_POLL).await?;
+        let mut jwks = Jwks::new();
+        let published = issuer.public_jwk().clone().published(issuer.key_id());
+        jwks.insert(issuer.key_id(), issuer.public_jwk())
+            .map_err(|e| remit_store::StoreError::Corrupt {
+                what: "issuer key",
+                detail: e.to_string(),
+            })?;
+        let jwks_document = serde_json::json!({ "keys": [published] });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                issuer,
+                jwks,
+                jwks_document,
+                admin_hash,
+                follower,
+                cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
+                settings,
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The key remits are minted with.
+    pub fn issuer(&self) -> &EcdsaP256Signer {
+        &self.inner.issuer
+    }
+
+    /// The issuer key's id (the `kid` of every root remit).
+    pub fn issuer_kid(&self) -> &str {
+        self.inner.issuer.key_id()
+    }
+
+    /// The published JWKS document.
+    pub fn jwks_document(&self) -> &serde_json::Value {
+        &self.inner.jwks_document
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// SHA-256 of the admin token.
+    pub(crate) fn admin_hash(&self) -> &[u8; 32] {
+        &self.inner.admin_hash
+    }
+
+    /// The revocation set this process decides with.
+    pub fn revocations(&self) -> &SharedRevocations {
+        self.inner.follower.revocations()
+    }
+
+    /// Brings the revocation set up to date now (after a local revoke, so
+    /// this process never answers from a set older than its own write).
+    pub async fn refresh_revocations(&self) -> Result<(), remit_store::StoreError> {
+        self.revocations().catch_up(self.store()).await.map(|_| ())
+    }
+
+    /// Verification options at `now`: this server's audience and issuer.
+    pub fn verify_options(&self, now: u64) -> VerifyOptions {
+        let mut options = VerifyOptions::new(now);
+        options.audience.clone_from(&self.inner.settings.audience);
+        options.issuer = Some(self.inner.settings.public_url.clone());
+        options
+    }
+
+    /// Verifies chain text and checks it against the revocation set.
+    ///
+    /// Verified chains are cached under the revocation epoch; the revocation
+    /// check itself runs on every call, so a cached chain never outlives a
+    /// revocation.
+    pub fn check_chain(&self, text: &str, now: u64) -> Result<Arc<VerifiedChain>, Inactive> {
+        let revocations = self.revocations();
+        let epoch = u64::try_from(revocations.epoch()).unwrap_or(0);
+        let options = self.verify_options(now);
+        let chain = {
+            let mut cache = self
+                .inner
+                .cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            cache.verify(text, &self.inner.jwks, &options, epoch)?
+        };
+        if let Some(target) = revoked(revocations, &chain) {
+            return Err(Inactive::Revoked(target));
+        }
+        Ok(chain)
+    }
+}
+
+/// The first revocation that applies to any link, agent or signing key of
+/// `chain`, if any. Every agent along the chain is checked, not only the
+/// leaf's holder: revoking an agent kills what was delegated through it.
+pub fn revoked(revocations: &SharedRevocations, chain: &VerifiedChain) -> Option<RevocationTarget> {
+    let jtis: Vec<&str> = chain.jtis().collect();
+    let kids: Vec<&str> = chain.links().iter().map(|l| l.kid()).collect();
+    let sub = chain.leaf_claims().sub.as_str();
+    chain.agents().find_map(|agent| {
+        revocations.find(&RemitFacts {
+            chain: &jtis,
+            agent,
+            sub,
+            kids: &kids,
+            tool: None,
+        })
+    })
+}
+
+/// The current time, Unix seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

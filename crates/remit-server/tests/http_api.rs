@@ -1,0 +1,673 @@
+//! HTTP scenarios against the real application, served on 127.0.0.1:0 in
+//! this process, on SQLite and on PostgreSQL (own schema per test).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+
+use remit_server::{AppState, Settings};
+use remit_store::{PgStore, SqliteStore, Store};
+use remit_token::{
+    delegate, DelegateRequest, EcdsaP256Signer, Grant, Pattern, Signer as _, UnverifiedChain,
+    UnverifiedRemit,
+};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+struct Server {
+    addr: SocketAddr,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn is_problem(&self) -> bool {
+        self.headers
+            .to_ascii_lowercase()
+            .contains("content-type: application/problem+json")
+    }
+}
+
+async fn start<S: Store>(store: S, dir: tempfile::TempDir) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = remit_server::setup::new_admin_token().unwrap();
+    let hash = remit_server::setup::sha256(token.as_bytes());
+    let issuer = EcdsaP256Signer::generate().unwrap();
+    let settings = Settings::new(format!("http://{addr}"));
+    let state = AppState::new(store, issuer, hash, settings).await.unwrap();
+    tokio::spawn(remit_server::launch::run(
+        state,
+        listener,
+        std::future::pending(),
+    ));
+    Server {
+        addr,
+        token,
+        _dir: dir,
+    }
+}
+
+async fn sqlite() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    start(store, dir).await
+}
+
+async fn postgres() -> Option<Server> {
+    let required = std::env::var("REMIT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
+    let url = match std::env::var("REMIT_TEST_DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) if required => {
+            panic!("REMIT_TEST_REQUIRE_POSTGRES=1 but REMIT_TEST_DATABASE_URL is unset")
+        }
+        Err(_) => {
+            eprintln!("REMIT_TEST_DATABASE_URL unset: PostgreSQL scenario not run");
+            return None;
+        }
+    };
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let schema = format!("srv_{}", hex::encode(bytes));
+    match PgStore::connect_in_schema(&url, &schema).await {
+        Ok(store) => Some(start(store, tempfile::tempdir().unwrap()).await),
+        Err(e) if required => panic!("PostgreSQL required but unreachable: {e}"),
+        Err(e) => {
+            eprintln!("PostgreSQL unreachable ({e}): scenario not run");
+            None
+        }
+    }
+}
+
+impl Server {
+    async fn raw(&self, request: String) -> Reply {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head[9..12].parse().unwrap();
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        Reply {
+            status,
+            headers: head.to_owned(),
+            body,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Reply {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(auth) = auth {
+            request.push_str(&format!("authorization: {auth}\r\n"));
+        }
+        if let Some(ct) = content_type {
+            request.push_str(&format!("content-type: {ct}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        self.raw(request).await
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, Some(&self.bearer()), None, "").await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            "POST",
+            path,
+            Some(&self.bearer()),
+            Some("application/json"),
+            &body.to_string(),
+        )
+        .await
+    }
+
+    async fn form(&self, path: &str, token: &str) -> Reply {
+        self.send(
+            "POST",
+            path,
+            Some(&self.bearer()),
+            Some("application/x-www-form-urlencoded"),
+            &format!("token={token}"),
+        )
+        .await
+    }
+
+    async fn register(&self, id: &str) -> EcdsaP256Signer {
+        let key = EcdsaP256Signer::generate().unwrap();
+        let reply = self
+            .post(
+                "/v1/agents",
+                &json!({"id": id, "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        key
+    }
+
+    async fn issue(&self, agent: &str, sub: &str, tools: &[&str]) -> String {
+        let reply = self
+            .post(
+                "/v1/remits",
+                &json!({"agent": agent, "sub": sub, "grants": [{"type": "remit_tool", "tools": tools}], "ttl_secs": 300}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["remit"].as_str().unwrap().to_owned()
+    }
+
+    async fn active(&self, chain: &str) -> Value {
+        let reply = self.form("/oauth/introspect", chain).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    }
+
+    async fn revoke(&self, kind: &str, value: &str) -> Reply {
+        self.post("/v1/revocations", &json!({"kind": kind, "value": value}))
+            .await
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Offline delegation by the holder of `chain`'s leaf.
+fn extend(
+    chain: &str,
+    holder: &EcdsaP256Signer,
+    agent: &str,
+    to: &EcdsaP256Signer,
+    tool: &str,
+) -> String {
+    let parsed = UnverifiedChain::parse(chain).unwrap();
+    let grants = vec![Grant::tools(vec![Pattern::try_from(tool).unwrap()])];
+    let child = delegate(
+        &parsed,
+        holder,
+        &DelegateRequest::new(agent, to.public_jwk().clone(), grants),
+        now(),
+    )
+    .unwrap();
+    format!("{chain}~{child}")
+}
+
+fn jti(remit: &str) -> String {
+    let leaf = remit.rsplit('~').next().unwrap();
+    UnverifiedRemit::parse(leaf).unwrap().claims().jti.clone()
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async fn missing_or_wrong_admin_credentials_are_refused(s: Server) {
+    let none = s.send("GET", "/v1/agents", None, None, "").await;
+    assert_eq!(none.status, 401);
+    assert!(none.is_problem());
+    assert!(none
+        .headers
+        .to_ascii_lowercase()
+        .contains("www-authenticate: bearer"));
+    assert!(none.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Authorization: Bearer"));
+
+    let wrong = s
+        .send(
+            "GET",
+            "/v1/agents",
+            Some("Bearer remit_admin_guess"),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.headers.contains("invalid_token"));
+
+    let basic = s
+        .send(
+            "GET",
+            "/v1/agents",
+            Some(&format!("Basic {}", s.token)),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(basic.status, 401);
+    assert!(basic.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Bearer scheme"));
+
+    let introspect = s
+        .send(
+            "POST",
+            "/oauth/introspect",
+            None,
+            Some("application/x-www-form-urlencoded"),
+            "token=x",
+        )
+        .await;
+    assert_eq!(introspect.status, 401);
+
+    let ok = s.get("/v1/agents").await;
+    assert_eq!(ok.status, 200);
+}
+
+async fn malformed_and_oversized_bodies_get_precise_problems(s: Server) {
+    let auth = s.bearer();
+    let broken = s
+        .send(
+            "POST",
+            "/v1/agents",
+            Some(&auth),
+            Some("application/json"),
+            "{\"id\": ",
+        )
+        .await;
+    assert_eq!(broken.status, 400, "{}", broken.body);
+    assert!(broken.is_problem());
+    assert_eq!(broken.json()["type"], "urn:remit:problem:malformed-body");
+
+    let unknown = s
+        .post(
+            "/v1/agents",
+            &json!({"id": "a", "owner": "o", "risk_tier": "low", "public_jwk": {}, "admin": true}),
+        )
+        .await;
+    assert_eq!(unknown.status, 422);
+    assert!(
+        unknown.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `admin`"),
+        "{}",
+        unknown.body
+    );
+
+    let tier = s
+        .post(
+            "/v1/agents",
+            &json!({"id": "a", "owner": "o", "risk_tier": "extreme", "public_jwk": {}}),
+        )
+        .await;
+    assert_eq!(tier.status, 422);
+    assert!(tier.json()["detail"].as_str().unwrap().contains("extreme"));
+
+    let no_type = s.send("POST", "/v1/agents", Some(&auth), None, "{}").await;
+    assert_eq!(no_type.status, 415);
+    assert!(no_type.is_problem());
+
+    let huge = format!("{{\"id\": \"{}\"}}", "x".repeat(70 * 1024));
+    let big = s
+        .send(
+            "POST",
+            "/v1/agents",
+            Some(&auth),
+            Some("application/json"),
+            &huge,
+        )
+        .await;
+    assert_eq!(big.status, 413, "{}", big.body);
+    assert!(big.is_problem());
+
+    let key = EcdsaP256Signer::generate().unwrap();
+    let private = serde_json::to_value(key.to_private_jwk().unwrap()).unwrap();
+    let leaked = s
+        .post(
+            "/v1/agents",
+            &json!({"id": "a", "owner": "o", "risk_tier": "low", "public_jwk": private}),
+        )
+        .await;
+    assert_eq!(leaked.status, 400);
+    assert!(leaked.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("private key"));
+
+    let bad_id = s
+        .post(
+            "/v1/agents",
+            &json!({"id": "a b", "owner": "o", "risk_tier": "low", "public_jwk": key.public_jwk()}),
+        )
+        .await;
+    assert_eq!(bad_id.status, 400);
+    assert!(bad_id.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("agent id"));
+
+    let nowhere = s.get("/v1/nothing").await;
+    assert_eq!(nowhere.status, 404);
+    assert!(nowhere.is_problem());
+    let method = s.send("DELETE", "/healthz", None, None, "").await;
+    assert_eq!(method.status, 405);
+    assert!(method.is_problem());
+}
+
+async fn public_endpoints_answer_without_credentials(s: Server) {
+    let health = s.send("GET", "/healthz", None, None, "").await;
+    assert_eq!(health.json()["status"], "ok");
+    let ready = s.send("GET", "/readyz", None, None, "").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "ready");
+    let jwks = s
+        .send("GET", "/.well-known/jwks.json", None, None, "")
+        .await;
+    let keys = jwks.json()["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].get("d").is_none());
+    assert!(keys[0]["kid"].is_string());
+    let meta = s
+        .send(
+            "GET",
+            "/.well-known/oauth-authorization-server",
+            None,
+            None,
+            "",
+        )
+        .await
+        .json();
+    assert_eq!(meta["issuer"], format!("http://{}", s.addr));
+    assert_eq!(
+        meta["jwks_uri"],
+        format!("http://{}/.well-known/jwks.json", s.addr)
+    );
+}
+
+async fn life_of_a_remit(s: Server) {
+    let planner = s.register("planner").await;
+    let reader = s.register("reader").await;
+    let root = s.issue("planner", "alice", &["fs.*"]).await;
+
+    let info = s.active(&root).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["sub"], "alice");
+    assert_eq!(info["act"]["sub"], "planner");
+    assert_eq!(
+        info["cnf"]["jkt"],
+        planner.public_jwk().thumbprint().as_str()
+    );
+
+    let chain = extend(&root, &planner, "reader", &reader, "fs.read");
+    let info = s.active(&chain).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["act"]["sub"], "reader");
+    assert_eq!(info["act"]["act"]["sub"], "planner");
+    assert_eq!(info["links"], 2);
+
+    let revoked = s.form("/oauth/revoke", &chain).await;
+    assert_eq!(revoked.status, 200);
+    assert_eq!(s.active(&chain).await, json!({"active": false}));
+    // A jti revocation kills exactly the presented remit, not its parent.
+    assert_eq!(s.active(&root).await["active"], true);
+
+    let listed = s.get("/v1/revocations").await.json();
+    assert_eq!(listed["revocations"][0]["kind"], "jti");
+    assert_eq!(listed["revocations"][0]["value"], jti(&chain));
+}
+
+async fn forged_and_foreign_remits_are_inactive(s: Server) {
+    let planner = s.register("planner").await;
+    let root = s.issue("planner", "alice", &["fs.*"]).await;
+    // Signed by a key that is not this server's issuer key.
+    let stranger = EcdsaP256Signer::generate().unwrap();
+    let grants = vec![Grant::tools(vec![Pattern::try_from("fs.*").unwrap()])];
+    let foreign = remit_token::mint(
+        &stranger,
+        &remit_token::MintRequest::new("alice", "planner", planner.public_jwk().clone(), grants),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(s.active(foreign.compact()).await, json!({"active": false}));
+    // One altered signature character and the remit does not verify.
+    let mut tampered = root.clone();
+    tampered.pop();
+    tampered.push(if root.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(s.active(&tampered).await["active"], false);
+    assert_eq!(s.active("not-a-token").await["active"], false);
+    // Revoking garbage through RFC 7009 is a quiet 200 that revokes nothing.
+    assert_eq!(s.form("/oauth/revoke", "not-a-token").await.status, 200);
+    assert_eq!(
+        s.get("/v1/revocations").await.json()["revocations"],
+        json!([])
+    );
+}
+
+async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
+    let agent_key = s.register("worker").await;
+    for (kind, value) in [
+        ("jti", None),
+        ("subtree", None),
+        ("sub", Some("bob")),
+        ("kid", Some("ISSUER")),
+        ("agent", Some("worker")),
+    ] {
+        let sub = if kind == "sub" { "bob" } else { "carol" };
+        let remit = s.issue("worker", sub, &["db.query"]).await;
+        assert_eq!(s.active(&remit).await["active"], true, "{kind} before");
+        let value = match value {
+            None => jti(&remit),
+            Some("ISSUER") => UnverifiedRemit::parse(&remit).unwrap().kid().to_owned(),
+            Some(v) => v.to_owned(),
+        };
+        let reply = s.revoke(kind, &value).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(reply.json()["newly_revoked"], true);
+        assert_eq!(
+            s.active(&remit).await,
+            json!({"active": false}),
+            "{kind} after"
+        );
+        if kind == "kid" {
+            // Everything the issuer key signed is dead; nothing more can be
+            // tested with this server's key, so stop the loop here.
+            let again = s.revoke(kind, &value).await;
+            assert_eq!(again.status, 200);
+            assert_eq!(again.json()["newly_revoked"], false);
+            break;
+        }
+    }
+    let _ = agent_key;
+    // Tool revocations are recorded and block calls at the gateway; a remit
+    // is still a valid token for its other tools.
+    let tool = s.revoke("tool", "db.query").await;
+    assert_eq!(tool.status, 201);
+    let bad = s.revoke("everything", "x").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("everything"));
+}
+
+async fn agent_revocation_and_disable_refuse_new_remits(s: Server) {
+    let planner = s.register("planner").await;
+    let helper = s.register("helper").await;
+    let root = s.issue("planner", "alice", &["fs.*"]).await;
+    let chain = extend(&root, &planner, "helper", &helper, "fs.read");
+    assert_eq!(s.active(&chain).await["active"], true);
+    // Disabling the intermediate agent kills what was delegated through it.
+    let disabled = s.post("/v1/agents/planner/disable", &json!({})).await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert_eq!(disabled.json()["status"], "disabled");
+    assert_eq!(s.active(&chain).await["active"], false);
+    let refused = s
+        .post("/v1/remits", &json!({"agent": "planner", "sub": "alice", "grants": [{"type": "remit_tool", "tools": ["fs.read"]}]}))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("disabled"));
+    let unknown = s
+        .post("/v1/remits", &json!({"agent": "ghost", "sub": "alice", "grants": [{"type": "remit_tool", "tools": ["fs.read"]}]}))
+        .await;
+    assert_eq!(unknown.status, 404);
+    let s_rev = s.revoke("sub", "mallory").await;
+    assert_eq!(s_rev.status, 201);
+    let for_revoked_user = s
+        .post("/v1/remits", &json!({"agent": "helper", "sub": "mallory", "grants": [{"type": "remit_tool", "tools": ["fs.read"]}]}))
+        .await;
+    assert_eq!(for_revoked_user.status, 403);
+    let no_grants = s
+        .post(
+            "/v1/remits",
+            &json!({"agent": "helper", "sub": "alice", "grants": []}),
+        )
+        .await;
+    assert_eq!(no_grants.status, 400);
+    assert!(no_grants.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("grant"));
+}
+
+async fn subtree_revocation_kills_grandchildren_not_siblings(s: Server) {
+    let planner = s.register("planner").await;
+    let left = s.register("left").await;
+    let grand = s.register("grand").await;
+    let right = s.register("right").await;
+    let root = s.issue("planner", "alice", &["fs.*"]).await;
+    let left_chain = extend(&root, &planner, "left", &left, "fs.*");
+    let grand_chain = extend(&left_chain, &left, "grand", &grand, "fs.read");
+    let right_chain = extend(&root, &planner, "right", &right, "fs.*");
+    for chain in [&root, &left_chain, &grand_chain, &right_chain] {
+        assert_eq!(s.active(chain).await["active"], true);
+    }
+    let reply = s.revoke("subtree", &jti(&left_chain)).await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(s.active(&left_chain).await["active"], false);
+    assert_eq!(s.active(&grand_chain).await["active"], false);
+    assert_eq!(s.active(&right_chain).await["active"], true);
+    assert_eq!(s.active(&root).await["active"], true);
+}
+
+async fn servers_and_tools_are_pinned(s: Server) {
+    let added = s
+        .post(
+            "/v1/servers",
+            &json!({"id": "github", "url": "https://mcp.example/github", "clearance": "internal"}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let dup = s
+        .post(
+            "/v1/servers",
+            &json!({"id": "github", "url": "https://mcp.example/github", "clearance": "internal"}),
+        )
+        .await;
+    assert_eq!(dup.status, 409);
+    let bad_url = s
+        .post(
+            "/v1/servers",
+            &json!({"id": "x", "url": "file:///etc", "clearance": "public"}),
+        )
+        .await;
+    assert_eq!(bad_url.status, 400);
+    let tool = s
+        .post("/v1/servers/github/tools", &json!({"name": "create_issue", "risk": "medium", "clearance": "internal", "description": "Create an issue"}))
+        .await;
+    assert_eq!(tool.status, 201, "{}", tool.body);
+    assert_eq!(
+        tool.json()["description_sha256"],
+        hex::encode(remit_server::setup::sha256(b"Create an issue"))
+    );
+    let both = s
+        .post(
+            "/v1/servers/github/tools",
+            &json!({"name": "t2", "risk": "low", "clearance": "public"}),
+        )
+        .await;
+    assert_eq!(both.status, 400);
+    let orphan = s
+        .post(
+            "/v1/servers/nope/tools",
+            &json!({"name": "t", "risk": "low", "clearance": "public", "description": "d"}),
+        )
+        .await;
+    assert!(
+        orphan.status == 404 || orphan.status == 400,
+        "{}",
+        orphan.body
+    );
+    let tools = s.get("/v1/servers/github/tools").await.json();
+    assert_eq!(tools["tools"][0]["name"], "create_issue");
+    let servers = s.get("/v1/servers").await.json();
+    assert_eq!(servers["servers"][0]["clearance"], "internal");
+    let agents = s.get("/v1/agents").await.json();
+    assert_eq!(agents["agents"], json!([]));
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                if let Some(server) = super::postgres().await { super::$name(server).await }
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    missing_or_wrong_admin_credentials_are_refused,
+    malformed_and_oversized_bodies_get_precise_problems,
+    public_endpoints_answer_without_credentials,
+    life_of_a_remit,
+    forged_and_foreign_remits_are_inactive,
+    every_revocation_class_makes_the_remit_inactive,
+    agent_revocation_and_disable_refuse_new_remits,
+    subtree_revocation_kills_grandchildren_not_siblings,
+    servers_and_tools_are_pinned,
+);

@@ -1,0 +1,422 @@
+//! Plain records the store keeps, owned by this crate.
+//!
+//! Keys are JSON text, hashes are lowercase hex, times are unix seconds
+//! given by the caller. Identifiers are parsed once ([`Id`]) so that a
+//! malformed one never reaches a query.
+
+use std::fmt;
+
+use crate::error::StoreError;
+
+/// Longest identifier accepted anywhere in the store.
+pub const MAX_ID_LEN: usize = 200;
+
+/// An identifier: 1 to [`MAX_ID_LEN`] bytes of `A-Z a-z 0-9 . _ : - @ /`.
+///
+/// Used for agent, server, remit (`jti`), approval ids, subjects, tools and
+/// key ids, so nothing with control characters or whitespace is ever stored
+/// as a key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(String);
+
+impl Id {
+    /// Parses an identifier, naming `what` it is in the error.
+    pub fn parse(what: &'static str, value: impl Into<String>) -> Result<Self, StoreError> {
+        let value = value.into();
+        let reason = if value.is_empty() {
+            Some("it is empty")
+        } else if value.len() > MAX_ID_LEN {
+            Some("it is longer than 200 bytes")
+        } else if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:_-@/".contains(&b))
+        {
+            Some("only letters, digits and . _ : - @ / are allowed")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(StoreError::Invalid {
+                what,
+                value,
+                reason,
+            }),
+            None => Ok(Self(value)),
+        }
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Re-parses a value read back from the database.
+    pub(crate) fn stored(what: &'static str, value: String) -> Result<Self, StoreError> {
+        Self::parse(what, value).map_err(|e| StoreError::Corrupt {
+            what,
+            detail: e.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Defines a closed set of lowercase words stored as TEXT.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* #[doc = concat!("Stored as `", $text, "`.")] $variant),+
+        }
+
+        impl $name {
+            /// The word stored in the database and shown to users.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            /// Parses the stored or user-given word.
+            pub fn parse(text: &str) -> Result<Self, StoreError> {
+                match text {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(StoreError::Invalid {
+                        what: $what,
+                        value: text.to_owned(),
+                        reason: concat!("expected one of:", $(" ", $text),+),
+                    }),
+                }
+            }
+
+            pub(crate) fn stored(text: &str) -> Result<Self, StoreError> {
+                Self::parse(text).map_err(|e| StoreError::Corrupt { what: $what, detail: e.to_string() })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// How much harm an agent or a tool can do; drives approvals and budgets.
+    RiskTier, "risk tier" { Low = "low", Medium = "medium", High = "high", Critical = "critical" }
+);
+
+text_enum!(
+    /// Whether a registered agent or server may be used.
+    Status, "status" { Active = "active", Disabled = "disabled" }
+);
+
+text_enum!(
+    /// Data classification: of a payload, or a destination's clearance.
+    Classification, "classification" {
+        Public = "public", Internal = "internal", Confidential = "confidential", Restricted = "restricted"
+    }
+);
+
+text_enum!(
+    /// Where a held call stands. One-shot use is recorded separately
+    /// ([`Approval::consumed_at`]).
+    ApprovalState, "approval state" { Pending = "pending", Approved = "approved", Rejected = "rejected" }
+);
+
+text_enum!(
+    /// What a revocation is keyed by.
+    RevocationKind, "revocation kind" {
+        /// Exactly one remit.
+        Jti = "jti",
+        /// A remit and every remit delegated from it.
+        Subtree = "subtree",
+        /// Every remit held by an agent.
+        Agent = "agent",
+        /// Every remit acting for a user.
+        Sub = "sub",
+        /// Every call to a tool.
+        Tool = "tool",
+        /// Everything signed by a key.
+        Kid = "kid",
+    }
+);
+
+/// An agent to register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAgent {
+    /// Its identifier.
+    pub id: Id,
+    /// A human-readable name.
+    pub name: String,
+    /// Its public key as JWK JSON text (parsed by `remit-token`, not here).
+    pub public_jwk: String,
+    /// RFC 7638 thumbprint of that key; unique across agents.
+    pub key_thumbprint: String,
+    /// Who is accountable for it.
+    pub owner: String,
+    /// Its risk tier.
+    pub risk_tier: RiskTier,
+}
+
+/// A registered agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    /// Its identifier.
+    pub id: Id,
+    /// A human-readable name.
+    pub name: String,
+    /// Its public key as JWK JSON text.
+    pub public_jwk: String,
+    /// RFC 7638 thumbprint of that key.
+    pub key_thumbprint: String,
+    /// Who is accountable for it.
+    pub owner: String,
+    /// Its risk tier.
+    pub risk_tier: RiskTier,
+    /// Whether it may act.
+    pub status: Status,
+    /// When it was registered.
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+}
+
+/// An MCP server to bless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMcpServer {
+    /// Its identifier.
+    pub id: Id,
+    /// A human-readable name.
+    pub name: String,
+    /// Where the gateway forwards calls.
+    pub url: String,
+    /// The most sensitive data it may receive.
+    pub clearance: Classification,
+}
+
+/// A blessed MCP server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct McpServer {
+    /// Its identifier.
+    pub id: Id,
+    /// A human-readable name.
+    pub name: String,
+    /// Where the gateway forwards calls.
+    pub url: String,
+    /// The most sensitive data it may receive.
+    pub clearance: Classification,
+    /// Whether calls may reach it.
+    pub status: Status,
+    /// When it was added.
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+}
+
+/// A tool of a blessed server, pinned to the description that was reviewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tool {
+    /// The server it belongs to.
+    pub server: Id,
+    /// Its name as the server announces it.
+    pub name: Id,
+    /// How much harm a call can do.
+    pub risk: RiskTier,
+    /// The most sensitive data it may receive.
+    pub clearance: Classification,
+    /// SHA-256 (hex) of the reviewed description; a changed description is a
+    /// different tool (rug-pull defence).
+    pub description_sha256: String,
+    /// When it was added.
+    pub created_at: i64,
+}
+
+/// What is recorded about an issued remit. Never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedRemit {
+    /// Its token id.
+    pub jti: Id,
+    /// The root of its delegation chain (itself for a root remit).
+    pub root_jti: Id,
+    /// The remit it was delegated from, if any.
+    pub parent_jti: Option<Id>,
+    /// Thumbprint of the key it is bound to (`cnf.jkt`).
+    pub holder_thumbprint: String,
+    /// The user it acts for.
+    pub sub: Id,
+    /// The agent holding it.
+    pub agent: Id,
+    /// Issue time.
+    pub issued_at: i64,
+    /// Expiry time.
+    pub expires_at: i64,
+    /// How many calls it may make; `None` for no step limit.
+    pub max_steps: Option<i64>,
+}
+
+/// A remit's step counter after a step was consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepCount {
+    /// Steps used, including this one.
+    pub used: i64,
+    /// The limit, if any.
+    pub max: Option<i64>,
+}
+
+/// What to revoke.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RevocationTarget {
+    /// What the value names.
+    pub kind: RevocationKind,
+    /// The jti, agent id, user, tool or key id.
+    pub value: Id,
+}
+
+/// A revocation as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// What is revoked.
+    pub target: RevocationTarget,
+    /// The revocation epoch it created; strictly increasing in commit order.
+    pub epoch: i64,
+    /// Why, in words.
+    pub reason: String,
+    /// Who revoked it.
+    pub revoked_by: String,
+    /// When.
+    pub revoked_at: i64,
+}
+
+/// The result of a revoke call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    /// The revocation now in force (the earlier one if it already was).
+    pub revocation: Revocation,
+    /// False when the target was already revoked (no epoch was used).
+    pub newly_revoked: bool,
+}
+
+/// A call held for a human.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApproval {
+    /// Its identifier.
+    pub id: Id,
+    /// The agent that made the call.
+    pub agent: Id,
+    /// The remit it presented.
+    pub remit_jti: Id,
+    /// The tool it called.
+    pub tool: Id,
+    /// SHA-256 (hex) of the canonical call; the approval releases only this call.
+    pub call_hash: String,
+    /// What the human is shown (blast radius), never the raw arguments.
+    pub summary: String,
+    /// When it was held.
+    pub requested_at: i64,
+    /// After this, it can no longer be used.
+    pub expires_at: i64,
+}
+
+/// A human's answer to a held call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Release the call (once).
+    Approve,
+    /// Refuse the call.
+    Reject,
+}
+
+/// A held call and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// Its identifier.
+    pub id: Id,
+    /// The agent that made the call.
+    pub agent: Id,
+    /// The remit it presented.
+    pub remit_jti: Id,
+    /// The tool it called.
+    pub tool: Id,
+    /// SHA-256 (hex) of the canonical call.
+    pub call_hash: String,
+    /// What the human is shown.
+    pub summary: String,
+    /// Where it stands.
+    pub state: ApprovalState,
+    /// When it was held.
+    pub requested_at: i64,
+    /// When it stops being usable.
+    pub expires_at: i64,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<i64>,
+    /// When the approved call was released; set at most once.
+    pub consumed_at: Option<i64>,
+}
+
+/// A call seen in shadow mode: its shape, never its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewObservation {
+    /// The agent.
+    pub agent: Id,
+    /// The tool.
+    pub tool: Id,
+    /// The argument shape as JSON text (keys and types, no values).
+    pub argument_shape: String,
+    /// The decision the policy would have made.
+    pub decision: String,
+    /// When.
+    pub observed_at: i64,
+}
+
+/// A stored observation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Its sequence number.
+    pub id: i64,
+    /// The observation.
+    pub observation: NewObservation,
+}
+
+/// A signed tree head of the receipt log, as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Number of leaves it covers.
+    pub size: u64,
+    /// The checkpoint text (format owned by `remit-ledger`).
+    pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_with_whitespace_or_controls_are_refused() {
+        for bad in ["", "a b", "a\nb", "a\0", "é", &"x".repeat(201)] {
+            assert!(Id::parse("agent id", bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            Id::parse("agent id", "agt_01:x-y.z@a/b").unwrap().as_str(),
+            "agt_01:x-y.z@a/b"
+        );
+    }
+
+    #[test]
+    fn unknown_words_are_refused() {
+        assert!(RiskTier::parse("extreme").is_err());
+        assert!(RevocationKind::parse("JTI").is_err());
+        assert_eq!(
+            RevocationKind::parse("subtree").ok(),
+            Some(RevocationKind::Subtree)
+        );
+        assert_eq!(Classification::Restricted.as_str(), "restricted");
+    }
+}

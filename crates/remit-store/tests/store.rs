@@ -1,0 +1,758 @@
+//! Repository behaviour, run identically on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod harness;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use harness::Ctx;
+use remit_store::*;
+
+fn id(text: &str) -> Id {
+    Id::parse("test id", text).unwrap()
+}
+
+fn new_agent(name: &str) -> NewAgent {
+    NewAgent {
+        id: id(name),
+        name: format!("{name} agent"),
+        public_jwk: format!(r#"{{"kty":"EC","crv":"P-256","x":"{name}","y":"y"}}"#),
+        key_thumbprint: format!("thumb-{name}"),
+        owner: "ops@example.com".into(),
+        risk_tier: RiskTier::Medium,
+    }
+}
+
+fn root_remit(jti: &str, agent: &str, max_steps: Option<i64>) -> IssuedRemit {
+    IssuedRemit {
+        jti: id(jti),
+        root_jti: id(jti),
+        parent_jti: None,
+        holder_thumbprint: format!("thumb-{agent}"),
+        sub: id("alice"),
+        agent: id(agent),
+        issued_at: 1_000,
+        expires_at: 1_300,
+        max_steps,
+    }
+}
+
+fn child_remit(jti: &str, parent: &IssuedRemit) -> IssuedRemit {
+    IssuedRemit {
+        jti: id(jti),
+        root_jti: parent.root_jti.clone(),
+        parent_jti: Some(parent.jti.clone()),
+        ..root_remit(jti, parent.agent.as_str(), None)
+    }
+}
+
+fn target(kind: RevocationKind, value: &str) -> RevocationTarget {
+    RevocationTarget {
+        kind,
+        value: id(value),
+    }
+}
+
+both_backends!(
+    registering_an_agent_twice_is_refused,
+    unknown_agents_are_not_found,
+    disabling_an_agent_is_idempotent,
+    tools_pin_to_known_servers_only,
+    remits_refuse_unknown_agents_parents_and_forged_roots,
+    subtree_holds_descendants_not_siblings,
+    overspending_steps_from_two_pools_is_impossible,
+    risk_budget_cannot_be_overspent_concurrently,
+    revoking_twice_uses_one_epoch,
+    concurrent_revocations_get_dense_ordered_epochs,
+    approvals_release_one_matching_call_once,
+    approval_decisions_are_final,
+    observations_filter_and_page,
+    log_indices_stay_dense_under_concurrent_appends,
+    checkpoints_cannot_be_rewritten,
+    revocation_follower_sees_revocations_from_another_pool,
+);
+
+async fn registering_an_agent_twice_is_refused<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    let a = new_agent("agt_a");
+    let stored = s.register_agent(&a, 10).await.unwrap();
+    assert_eq!(stored.status, Status::Active);
+    assert_eq!(stored.public_jwk, a.public_jwk);
+
+    assert_err!(
+        s.register_agent(&a, 11).await,
+        StoreError::Duplicate { what: "agent", .. }
+    );
+    // Same key under a new id: one key, one agent.
+    let mut same_key = new_agent("agt_b");
+    same_key.key_thumbprint = a.key_thumbprint.clone();
+    assert_err!(
+        ctx.second.register_agent(&same_key, 11).await,
+        StoreError::Duplicate {
+            what: "agent key with thumbprint",
+            ..
+        }
+    );
+    assert_eq!(s.agents().await.unwrap().len(), 1);
+    assert_eq!(s.agent_by_thumbprint("thumb-agt_a").await.unwrap().id, a.id);
+}
+
+async fn unknown_agents_are_not_found<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    assert_err!(s.agent(&id("ghost")).await, StoreError::NotFound { .. });
+    assert_err!(
+        s.agent_by_thumbprint("nope").await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        s.disable_agent(&id("ghost"), 1).await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        s.spend_risk(&id("ghost"), 0, 1, 10).await,
+        StoreError::NotFound { what: "agent", .. }
+    );
+}
+
+async fn disabling_an_agent_is_idempotent<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    s.register_agent(&new_agent("agt_a"), 10).await.unwrap();
+    let first = s.disable_agent(&id("agt_a"), 20).await.unwrap();
+    assert_eq!(first.status, Status::Disabled);
+    assert_eq!(first.updated_at, 20);
+    let again = ctx.second.disable_agent(&id("agt_a"), 30).await.unwrap();
+    assert_eq!(again.status, Status::Disabled);
+    assert_eq!(
+        again.updated_at, 20,
+        "a no-op disable must not rewrite history"
+    );
+}
+
+async fn tools_pin_to_known_servers_only<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    let tool = Tool {
+        server: id("srv_files"),
+        name: id("read_file"),
+        risk: RiskTier::Low,
+        clearance: Classification::Internal,
+        description_sha256: "ab".repeat(32),
+        created_at: 5,
+    };
+    assert_err!(
+        s.add_tool(&tool).await,
+        StoreError::NotFound { what: "server", .. }
+    );
+    assert_err!(s.tools(&id("srv_files")).await, StoreError::NotFound { .. });
+    let server = NewMcpServer {
+        id: id("srv_files"),
+        name: "Files".into(),
+        url: "http://127.0.0.1:9000/mcp".into(),
+        clearance: Classification::Confidential,
+    };
+    s.add_server(&server, 1).await.unwrap();
+    assert_err!(
+        s.add_server(&server, 2).await,
+        StoreError::Duplicate { what: "server", .. }
+    );
+    assert_eq!(s.add_tool(&tool).await.unwrap(), tool);
+    assert_err!(
+        ctx.second.add_tool(&tool).await,
+        StoreError::Duplicate { what: "tool", .. }
+    );
+    assert_eq!(s.tools(&id("srv_files")).await.unwrap(), vec![tool.clone()]);
+    assert_eq!(
+        s.tool(&id("srv_files"), &id("read_file")).await.unwrap(),
+        tool
+    );
+    assert_err!(
+        s.tool(&id("srv_files"), &id("write_file")).await,
+        StoreError::NotFound { .. }
+    );
+    let disabled = s.disable_server(&id("srv_files"), 9).await.unwrap();
+    assert_eq!(disabled.status, Status::Disabled);
+    assert_eq!(s.servers().await.unwrap(), vec![disabled]);
+}
+
+async fn remits_refuse_unknown_agents_parents_and_forged_roots<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    assert_err!(
+        s.record_remit(&root_remit("r1", "ghost", None)).await,
+        StoreError::NotFound { what: "agent", .. }
+    );
+    s.register_agent(&new_agent("agt_a"), 1).await.unwrap();
+    let root = root_remit("r1", "agt_a", Some(3));
+    s.record_remit(&root).await.unwrap();
+    assert_err!(
+        ctx.second.record_remit(&root).await,
+        StoreError::Duplicate { what: "remit", .. }
+    );
+    assert_eq!(s.remit(&id("r1")).await.unwrap(), root);
+
+    let mut orphan = child_remit("c1", &root);
+    orphan.parent_jti = Some(id("nobody"));
+    assert_err!(
+        s.record_remit(&orphan).await,
+        StoreError::NotFound {
+            what: "parent remit",
+            ..
+        }
+    );
+    let mut forged = child_remit("c1", &root);
+    forged.root_jti = id("other-root");
+    assert_err!(s.record_remit(&forged).await, StoreError::Invalid { .. });
+    let mut self_rooted = root_remit("r2", "agt_a", None);
+    self_rooted.root_jti = id("r1");
+    assert_err!(
+        s.record_remit(&self_rooted).await,
+        StoreError::Invalid { .. }
+    );
+    let mut backwards = root_remit("r3", "agt_a", None);
+    backwards.expires_at = backwards.issued_at;
+    assert_err!(s.record_remit(&backwards).await, StoreError::Invalid { .. });
+    assert_err!(s.remit(&id("c1")).await, StoreError::NotFound { .. });
+    assert_err!(s.consume_step(&id("c1")).await, StoreError::NotFound { .. });
+}
+
+async fn subtree_holds_descendants_not_siblings<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    s.register_agent(&new_agent("agt_a"), 1).await.unwrap();
+    let root = root_remit("root", "agt_a", None);
+    s.record_remit(&root).await.unwrap();
+    let child = child_remit("child", &root);
+    let sibling = child_remit("sibling", &root);
+    s.record_remit(&child).await.unwrap();
+    s.record_remit(&sibling).await.unwrap();
+    let grandchild = child_remit("grandchild", &child);
+    s.record_remit(&grandchild).await.unwrap();
+    assert_eq!(grandchild.root_jti, root.jti);
+
+    let tree: BTreeSet<String> = s
+        .subtree(&id("child"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.jti.to_string())
+        .collect();
+    assert_eq!(
+        tree,
+        BTreeSet::from(["child".to_owned(), "grandchild".to_owned()])
+    );
+    assert_eq!(s.subtree(&id("root")).await.unwrap().len(), 4);
+    assert_err!(s.subtree(&id("ghost")).await, StoreError::NotFound { .. });
+}
+
+async fn overspending_steps_from_two_pools_is_impossible<S: Store>(ctx: Ctx<S>) {
+    const MAX: i64 = 25;
+    ctx.store
+        .register_agent(&new_agent("agt_a"), 1)
+        .await
+        .unwrap();
+    ctx.store
+        .record_remit(&root_remit("r1", "agt_a", Some(MAX)))
+        .await
+        .unwrap();
+    // 2 pools x 12 tasks x 3 attempts = 72 attempts at 25 steps.
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..24 {
+        let store = if task % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            ctx.second.clone()
+        };
+        tasks.spawn(async move {
+            let mut granted = Vec::new();
+            for _ in 0..3 {
+                match store.consume_step(&id("r1")).await {
+                    Ok(count) => granted.push(count.used),
+                    Err(StoreError::StepsExhausted { max, .. }) => assert_eq!(max, MAX),
+                    Err(other) => panic!("unexpected {other}"),
+                }
+            }
+            granted
+        });
+    }
+    let mut used: Vec<i64> = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        used.extend(done.unwrap());
+    }
+    used.sort_unstable();
+    assert_eq!(
+        used,
+        (1..=MAX).collect::<Vec<_>>(),
+        "each step granted once"
+    );
+    assert_err!(
+        ctx.second.consume_step(&id("r1")).await,
+        StoreError::StepsExhausted { .. }
+    );
+}
+
+async fn risk_budget_cannot_be_overspent_concurrently<S: Store>(ctx: Ctx<S>) {
+    const LIMIT: i64 = 30;
+    ctx.store
+        .register_agent(&new_agent("agt_a"), 1)
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..20 {
+        let store = if task % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            ctx.second.clone()
+        };
+        tasks.spawn(async move {
+            let mut ok = 0;
+            for _ in 0..3 {
+                match store.spend_risk(&id("agt_a"), 3_600, 1, LIMIT).await {
+                    Ok(total) => {
+                        assert!(total <= LIMIT);
+                        ok += 1;
+                    }
+                    Err(StoreError::RiskBudgetExhausted { spent, limit, .. }) => {
+                        assert_eq!((spent, limit), (LIMIT, LIMIT));
+                    }
+                    Err(other) => panic!("unexpected {other}"),
+                }
+            }
+            ok
+        });
+    }
+    let mut granted = 0;
+    while let Some(done) = tasks.join_next().await {
+        granted += done.unwrap();
+    }
+    assert_eq!(granted, LIMIT);
+    assert_eq!(
+        ctx.store.risk_spent(&id("agt_a"), 3_600).await.unwrap(),
+        LIMIT
+    );
+    // Another window is a fresh budget; an amount above the limit never fits.
+    assert_eq!(
+        ctx.store
+            .spend_risk(&id("agt_a"), 7_200, 5, LIMIT)
+            .await
+            .unwrap(),
+        5
+    );
+    assert_err!(
+        ctx.store
+            .spend_risk(&id("agt_a"), 10_800, LIMIT + 1, LIMIT)
+            .await,
+        StoreError::RiskBudgetExhausted { spent: 0, .. }
+    );
+    assert_err!(
+        ctx.store.spend_risk(&id("agt_a"), 10_800, -1, LIMIT).await,
+        StoreError::Invalid { .. }
+    );
+}
+
+async fn revoking_twice_uses_one_epoch<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    assert_eq!(s.revocation_epoch().await.unwrap(), 0);
+    let t = target(RevocationKind::Agent, "agt_a");
+    let first = s.revoke(&t, "key leaked", "admin", 100).await.unwrap();
+    assert!(first.newly_revoked);
+    assert_eq!(first.revocation.epoch, 1);
+    let again = ctx
+        .second
+        .revoke(&t, "again", "someone", 200)
+        .await
+        .unwrap();
+    assert!(!again.newly_revoked);
+    assert_eq!(again.revocation, first.revocation, "the first one stands");
+    assert_eq!(s.revocation_epoch().await.unwrap(), 1);
+    // The same value under another kind is another revocation.
+    let other = s
+        .revoke(&target(RevocationKind::Sub, "agt_a"), "r", "admin", 300)
+        .await
+        .unwrap();
+    assert_eq!(other.revocation.epoch, 2);
+    let all = s.revocations_since(0).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        s.revocations_since(1).await.unwrap(),
+        vec![other.revocation]
+    );
+}
+
+async fn concurrent_revocations_get_dense_ordered_epochs<S: Store>(ctx: Ctx<S>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let store = if n % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            ctx.second.clone()
+        };
+        tasks.spawn(async move {
+            // Every target twice: the duplicates must not burn epochs.
+            let t = target(RevocationKind::Jti, &format!("jti-{}", n % 10));
+            store.revoke(&t, "r", "admin", n).await.unwrap()
+        });
+    }
+    let mut newly = 0;
+    while let Some(done) = tasks.join_next().await {
+        newly += usize::from(done.unwrap().newly_revoked);
+    }
+    assert_eq!(newly, 10);
+    let epochs: Vec<i64> = ctx
+        .store
+        .revocations_since(0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.epoch)
+        .collect();
+    assert_eq!(epochs, (1..=10).collect::<Vec<_>>());
+    assert_eq!(ctx.second.revocation_epoch().await.unwrap(), 10);
+}
+
+fn held_call(id_text: &str, expires_at: i64) -> NewApproval {
+    NewApproval {
+        id: id(id_text),
+        agent: id("agt_a"),
+        remit_jti: id("r1"),
+        tool: id("payments.send"),
+        call_hash: "c0".repeat(32),
+        summary: "send 5000 EUR to an external account".into(),
+        requested_at: 100,
+        expires_at,
+    }
+}
+
+async fn approvals_release_one_matching_call_once<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    assert_err!(
+        s.request_approval(&held_call("ap1", 500)).await,
+        StoreError::NotFound { what: "agent", .. }
+    );
+    s.register_agent(&new_agent("agt_a"), 1).await.unwrap();
+    let held = s.request_approval(&held_call("ap1", 500)).await.unwrap();
+    assert_eq!(held.state, ApprovalState::Pending);
+    assert_err!(
+        s.request_approval(&held_call("ap1", 500)).await,
+        StoreError::Duplicate { .. }
+    );
+    assert_eq!(s.pending_approvals().await.unwrap(), vec![held.clone()]);
+    let hash = held.call_hash.clone();
+    assert_err!(
+        s.consume_approval(&id("ap1"), &hash, 150).await,
+        StoreError::ApprovalNotUsable {
+            reason: "it is still pending",
+            ..
+        }
+    );
+    s.decide_approval(&id("ap1"), Verdict::Approve, "bob", 200)
+        .await
+        .unwrap();
+    assert!(s.pending_approvals().await.unwrap().is_empty());
+    assert_err!(
+        s.consume_approval(&id("ap1"), &"ff".repeat(32), 210).await,
+        StoreError::ApprovalNotUsable {
+            reason: "it approved a different call",
+            ..
+        }
+    );
+    assert_err!(
+        s.consume_approval(&id("ap1"), &hash, 500).await,
+        StoreError::ApprovalNotUsable {
+            reason: "it expired",
+            ..
+        }
+    );
+
+    // Two replicas race to release the same approval: exactly one wins.
+    let ap1 = id("ap1");
+    let (a, b) = tokio::join!(
+        s.consume_approval(&ap1, &hash, 300),
+        ctx.second.consume_approval(&ap1, &hash, 300)
+    );
+    assert_eq!(
+        usize::from(a.is_ok()) + usize::from(b.is_ok()),
+        1,
+        "{a:?} {b:?}"
+    );
+    assert_err!(
+        s.consume_approval(&id("ap1"), &hash, 301).await,
+        StoreError::ApprovalNotUsable {
+            reason: "it was already used; an approval releases one call",
+            ..
+        }
+    );
+    assert_eq!(s.approval(&id("ap1")).await.unwrap().consumed_at, Some(300));
+    assert_err!(
+        s.consume_approval(&id("ghost"), &hash, 301).await,
+        StoreError::NotFound { .. }
+    );
+}
+
+async fn approval_decisions_are_final<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    s.register_agent(&new_agent("agt_a"), 1).await.unwrap();
+    s.request_approval(&held_call("ap1", 500)).await.unwrap();
+    let rejected = s
+        .decide_approval(&id("ap1"), Verdict::Reject, "bob", 200)
+        .await
+        .unwrap();
+    assert_eq!(rejected.state, ApprovalState::Rejected);
+    assert_eq!(rejected.decided_by.as_deref(), Some("bob"));
+    assert_err!(
+        ctx.second
+            .decide_approval(&id("ap1"), Verdict::Approve, "mallory", 201)
+            .await,
+        StoreError::ApprovalAlreadyDecided { .. }
+    );
+    assert_err!(
+        s.consume_approval(&id("ap1"), &"c0".repeat(32), 202).await,
+        StoreError::ApprovalNotUsable {
+            reason: "it was rejected",
+            ..
+        }
+    );
+    s.request_approval(&held_call("ap2", 150)).await.unwrap();
+    assert_err!(
+        s.decide_approval(&id("ap2"), Verdict::Approve, "bob", 150)
+            .await,
+        StoreError::ApprovalNotUsable { .. }
+    );
+    assert_err!(
+        s.decide_approval(&id("ghost"), Verdict::Approve, "bob", 1)
+            .await,
+        StoreError::NotFound { .. }
+    );
+}
+
+async fn observations_filter_and_page<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    let mut ids = Vec::new();
+    for (n, agent) in ["agt_a", "agt_b", "agt_a", "agt_a"].iter().enumerate() {
+        let o = NewObservation {
+            agent: id(agent),
+            tool: id("files.read"),
+            argument_shape: r#"{"path":"string"}"#.into(),
+            decision: "allow".into(),
+            observed_at: n as i64,
+        };
+        ids.push(s.record_observation(&o).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let all = s.observations(None, 0, 100).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let a: Vec<i64> = s
+        .observations(Some(&id("agt_a")), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(a, vec![ids[0], ids[2], ids[3]]);
+    let page = s.observations(Some(&id("agt_a")), ids[0], 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, ids[2]);
+    assert_eq!(page[0].observation.argument_shape, r#"{"path":"string"}"#);
+}
+
+async fn log_indices_stay_dense_under_concurrent_appends<S: Store>(ctx: Ctx<S>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..40u32 {
+        let store = if n % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            ctx.second.clone()
+        };
+        tasks.spawn(async move {
+            let leaf = format!("receipt-{n}").into_bytes();
+            (store.append_leaf(&leaf).await.unwrap(), leaf)
+        });
+    }
+    let mut seen = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        seen.push(done.unwrap());
+    }
+    seen.sort();
+    let indices: Vec<u64> = seen.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, (0..40).collect::<Vec<_>>(), "no gaps, no repeats");
+    assert_eq!(ctx.store.log_size().await.unwrap(), 40);
+    for (index, leaf) in &seen {
+        assert_eq!(&ctx.second.leaf(*index).await.unwrap(), leaf);
+    }
+    let range = ctx.store.leaves(38, 1_000).await.unwrap();
+    assert_eq!(range, vec![seen[38].1.clone(), seen[39].1.clone()]);
+    assert_err!(ctx.store.leaf(40).await, StoreError::NotFound { .. });
+}
+
+async fn checkpoints_cannot_be_rewritten<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    assert_eq!(s.latest_checkpoint().await.unwrap(), None);
+    let early = StoredCheckpoint {
+        size: 1,
+        text: "size 1 root aa".into(),
+    };
+    assert_err!(s.put_checkpoint(&early).await, StoreError::Invalid { .. });
+    for n in 0..3u8 {
+        s.append_leaf(&[n]).await.unwrap();
+    }
+    s.put_checkpoint(&early).await.unwrap();
+    s.put_checkpoint(&early).await.unwrap();
+    let forged = StoredCheckpoint {
+        size: 1,
+        text: "size 1 root bb".into(),
+    };
+    assert_err!(
+        ctx.second.put_checkpoint(&forged).await,
+        StoreError::ConflictingCheckpoint { size: 1 }
+    );
+    let later = StoredCheckpoint {
+        size: 3,
+        text: "size 3 root cc".into(),
+    };
+    s.put_checkpoint(&later).await.unwrap();
+    assert_eq!(s.latest_checkpoint().await.unwrap(), Some(later));
+    assert_eq!(s.checkpoint(1).await.unwrap(), early);
+    assert_err!(s.checkpoint(2).await, StoreError::NotFound { .. });
+}
+
+/// Polls until `check` holds or the bound passes; the bound is a liveness
+/// limit, not a speed assertion.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+async fn revocation_follower_sees_revocations_from_another_pool<S: Store>(ctx: Ctx<S>) {
+    let writer = ctx.store;
+    writer
+        .revoke(
+            &target(RevocationKind::Kid, "old-key"),
+            "rotated",
+            "admin",
+            1,
+        )
+        .await
+        .unwrap();
+    // A short poll: on SQLite another pool has no broadcast, so the timer is
+    // what carries the revocation across; on PostgreSQL it is NOTIFY.
+    let follower = RevocationFollower::start(ctx.second.clone(), Duration::from_millis(200))
+        .await
+        .unwrap();
+    let set = follower.revocations().clone();
+    assert_eq!(set.epoch(), 1, "the initial load catches up");
+    let facts = RemitFacts {
+        chain: &["root", "child"],
+        agent: "agt_a",
+        sub: "alice",
+        kids: &["new-key"],
+        tool: None,
+    };
+    assert!(set.find(&facts).is_none());
+    writer
+        .revoke(
+            &target(RevocationKind::Subtree, "root"),
+            "incident",
+            "admin",
+            2,
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(|| set.find(&facts).is_some()).await,
+        "the other pool's set never saw the revocation"
+    );
+    assert_eq!(set.epoch(), 2);
+}
+
+/// A follower with a timer too slow to matter still sees a revocation made
+/// through the same store at once: the signal path works on its own.
+mod signal_path {
+    use super::*;
+
+    async fn body<S: Store>(ctx: Ctx<S>, writer: S) {
+        let follower = RevocationFollower::start(ctx.store.clone(), Duration::from_secs(3_600))
+            .await
+            .unwrap();
+        let set = follower.revocations().clone();
+        writer
+            .revoke(&target(RevocationKind::Agent, "agt_x"), "r", "admin", 1)
+            .await
+            .unwrap();
+        let facts = RemitFacts {
+            chain: &["j"],
+            agent: "agt_x",
+            sub: "s",
+            kids: &[],
+            tool: None,
+        };
+        assert!(
+            eventually(|| set.find(&facts).is_some()).await,
+            "the signal never arrived"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_broadcast_reaches_a_follower_of_the_same_store() {
+        crate::harness::sqlite_case(|ctx: Ctx<SqliteStore>| async move {
+            let writer = ctx.store.clone();
+            body(ctx, writer).await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_notify_reaches_a_follower_on_another_pool() {
+        crate::harness::postgres_case(|ctx: Ctx<PgStore>| async move {
+            let writer = ctx.second.clone();
+            body(ctx, writer).await;
+        })
+        .await;
+    }
+}
+
+/// Kill the follower's LISTEN connection, then revoke at once: whether the
+/// revocation lands before or after the listener reconnects, the follower
+/// (whose timer is an hour) must still see it: NOTIFY on the new
+/// connection, or the catch-up read that follows every reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_follower_survives_a_killed_listener_connection() {
+    harness::postgres_case(|ctx: Ctx<PgStore>| async move {
+        let follower = RevocationFollower::start(ctx.second.clone(), Duration::from_secs(3_600))
+            .await
+            .unwrap();
+        let set = follower.revocations().clone();
+        let schema = ctx.store.schema().unwrap().to_owned();
+        let url = harness::postgres_url().unwrap();
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let (killed,): (i64,) = sqlx::query_as(
+            "SELECT count(pg_terminate_backend(pid, 5000))::BIGINT FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(format!("remit {schema}"))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(killed, 1, "exactly the follower's listener is killed");
+        ctx.store
+            .revoke(&target(RevocationKind::Sub, "mallory"), "r", "admin", 1)
+            .await
+            .unwrap();
+        let facts = RemitFacts {
+            chain: &["j"],
+            agent: "a",
+            sub: "mallory",
+            kids: &[],
+            tool: None,
+        };
+        assert!(
+            eventually(|| set.find(&facts).is_some()).await,
+            "a replica kept honouring a revoked remit after losing its listener"
+        );
+    })
+    .await;
+}

@@ -1,0 +1,160 @@
+//! `remit serve`: run the control plane.
+//!
+//! Precedence, highest first: flags, `REMIT_*` environment variables, the
+//! TOML file given with `--config` (or `REMIT_CONFIG`), then defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::Args;
+use remit_server::{Database, FileConfig, ServeOptions, StartReport};
+
+/// Run the control plane (SQLite in the data directory unless told otherwise).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys: data, database, listen, public_url, audience).
+    #[arg(long, env = "REMIT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory for keys, the admin token hash and the SQLite file
+    /// [default: $XDG_DATA_HOME/remit or ~/.local/share/remit].
+    #[arg(long, env = "REMIT_DATA")]
+    data: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "REMIT_DATABASE")]
+    database: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "REMIT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Public base URL, the `iss` of minted remits [default: http://<listen>].
+    #[arg(long, env = "REMIT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Audience remits are minted for [default: remit].
+    #[arg(long, env = "REMIT_AUDIENCE")]
+    audience: Option<String>,
+}
+
+/// `writeln!` into a String (which cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("remit"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .context("neither XDG_DATA_HOME nor HOME is set: pass --data DIR")?;
+    Ok(PathBuf::from(home).join(".local/share/remit"))
+}
+
+fn options(args: ServeArgs) -> anyhow::Result<ServeOptions> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = match args.data.or(file.data) {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    let database = args
+        .database
+        .or(file.database)
+        .map(|url| Database::parse(&url))
+        .transpose()?;
+    let listen = match args.listen.or(file.listen) {
+        Some(addr) => addr,
+        None => remit_server::launch::DEFAULT_LISTEN.parse()?,
+    };
+    Ok(ServeOptions {
+        data_dir,
+        database,
+        listen,
+        public_url: args.public_url.or(file.public_url),
+        audience: args.audience.or(file.audience),
+    })
+}
+
+fn announce(report: &StartReport) {
+    // A closed stdout (a supervisor that stopped reading) must not stop the server.
+    let _ = std::io::stdout().write_all(announcement(report).as_bytes());
+}
+
+fn announcement(report: &StartReport) -> String {
+    let mut out = String::new();
+    let made = |created: bool| if created { "generated" } else { "reused" };
+    outln!(out, "remit control plane");
+    outln!(out, "  data directory  {}", report.data_dir.display());
+    outln!(
+        out,
+        "  issuer key      {} ({}, kid {})",
+        report.issuer_key.0.display(),
+        made(report.issuer_key.1),
+        report.issuer_kid
+    );
+    outln!(
+        out,
+        "  receipt key     {} ({})",
+        report.receipt_key.0.display(),
+        made(report.receipt_key.1)
+    );
+    outln!(out, "  database        {}", report.database);
+    outln!(out, "  listening on    {}", report.public_url);
+    match &report.new_admin_token {
+        Some(token) => {
+            out.push('\n');
+            outln!(out, "Admin token (shown once; only its SHA-256 is stored):");
+            outln!(out, "  {token}");
+            out.push('\n');
+            outln!(out, "Next: register an agent with its public key, e.g.");
+            outln!(out, "  export REMIT_ADMIN_TOKEN={token}");
+        }
+        None => {
+            outln!(out, "  admin token     unchanged (delete admin-token.sha256 in the data directory to issue a new one)");
+            out.push('\n');
+            outln!(out, "Next: register an agent with its public key, e.g.");
+        }
+    }
+    outln!(out, "  remit keys generate --out agent.jwk");
+    outln!(out,
+        "  curl -s -H \"Authorization: Bearer $REMIT_ADMIN_TOKEN\" -H 'content-type: application/json' \\\n    -d '{{\"id\":\"my-agent\",\"owner\":\"me\",\"risk_tier\":\"low\",\"public_jwk\":'\"$(remit keys jwks agent.jwk | jq -c .keys[0])\"'}}' \\\n    {}/v1/agents",
+        report.public_url
+    );
+    out
+}
+
+/// Runs `remit serve` until Ctrl-C or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let options = options(args)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(remit_server::serve(options, announce, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
