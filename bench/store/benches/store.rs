@@ -1,0 +1,96 @@
+//! How fast the store answers the questions on a gateway's hot path.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use remit_store::*;
+
+fn id(text: &str) -> Id {
+    Id::parse("bench id", text).unwrap()
+}
+
+/// Looking a chain up in a set of 10 000 revocations of every kind.
+fn revocation_lookup(c: &mut Criterion) {
+    let kinds = [
+        RevocationKind::Jti,
+        RevocationKind::Subtree,
+        RevocationKind::Agent,
+        RevocationKind::Sub,
+        RevocationKind::Tool,
+        RevocationKind::Kid,
+    ];
+    let mut set = RevocationSet::new();
+    for n in 0..10_000i64 {
+        set.apply(&Revocation {
+            target: RevocationTarget {
+                kind: kinds[(n % 6) as usize],
+                value: id(&format!("value-{n}")),
+            },
+            epoch: n + 1,
+            reason: "bench".into(),
+            revoked_by: "bench".into(),
+            revoked_at: 0,
+        });
+    }
+    let facts = RemitFacts {
+        chain: &["root-ok", "child-ok", "grandchild-ok", "leaf-ok"],
+        agent: "agent-ok",
+        sub: "alice",
+        kids: &["kid-ok"],
+        tool: Some("files.read"),
+    };
+    c.bench_function("revocation_set_find_depth4_not_revoked", |b| {
+        b.iter(|| black_box(&set).find(black_box(&facts)));
+    });
+}
+
+/// One atomic step and one log append on SQLite (WAL, synchronous=FULL).
+fn sqlite_writes(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = runtime
+        .block_on(SqliteStore::open(&dir.path().join("bench.db")))
+        .unwrap();
+    runtime.block_on(async {
+        store
+            .register_agent(
+                &NewAgent {
+                    id: id("agt"),
+                    name: "bench".into(),
+                    public_jwk: "{}".into(),
+                    key_thumbprint: "t".into(),
+                    owner: "o".into(),
+                    risk_tier: RiskTier::Low,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        store
+            .record_remit(&IssuedRemit {
+                jti: id("r"),
+                root_jti: id("r"),
+                parent_jti: None,
+                holder_thumbprint: "t".into(),
+                sub: id("alice"),
+                agent: id("agt"),
+                issued_at: 0,
+                expires_at: 1,
+                max_steps: None,
+            })
+            .await
+            .unwrap();
+    });
+    let jti = id("r");
+    c.bench_function("sqlite_consume_step", |b| {
+        b.iter(|| runtime.block_on(store.consume_step(&jti)).unwrap());
+    });
+    let leaf = [7u8; 256];
+    c.bench_function("sqlite_append_leaf_256b", |b| {
+        b.iter(|| runtime.block_on(store.append_leaf(&leaf)).unwrap());
+    });
+}
+
+criterion_group!(benches, revocation_lookup, sqlite_writes);
+criterion_main!(benches);

@@ -1,0 +1,1 @@
+//! Benchmarks for `remit-store` live in `benches/`; see README.md.
