@@ -1,0 +1,559 @@
+//! The recognizer catalog: one pattern per recognizer, compiled into a single
+//! `RegexSet` prefilter, then per-candidate validation.
+//!
+//! The set runs once over a segment and says which recognizers can match at
+//! all; only those run their own regex to find candidates, and each
+//! candidate goes through its validator. The `regex` crate runs in linear
+//! time (finite automata, no backtracking), so no input can make a pattern
+//! blow up. Context keywords (for formats that are only personal data next
+//! to a label, like a BIC or a date of birth) are part of the pattern, so the
+//! prefilter skips them when no keyword is present.
+
+use regex::bytes::{Regex, RegexSet};
+
+use crate::finding::{Confidence, FindingType, Validation};
+use crate::validate as v;
+
+/// What a validator accepted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit {
+    pub(crate) kind: FindingType,
+    pub(crate) validation: Validation,
+    pub(crate) confidence: Confidence,
+}
+
+impl Hit {
+    fn new(kind: FindingType, validation: Validation) -> Option<Self> {
+        let confidence = match validation {
+            Validation::Checksum | Validation::Structure => Confidence::High,
+            Validation::Context | Validation::Entropy => Confidence::Medium,
+        };
+        Some(Self {
+            kind,
+            validation,
+            confidence,
+        })
+    }
+}
+
+/// A candidate found in a segment: the span of the value and the hit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) hit: Hit,
+}
+
+type Check = fn(text: &[u8], start: usize, end: usize) -> Option<Hit>;
+
+struct Spec {
+    pattern: &'static str,
+    /// Capture group holding the value (0: the whole match).
+    group: usize,
+    check: Check,
+}
+
+use FindingType as T;
+use Validation as V;
+
+fn value(text: &[u8], start: usize, end: usize) -> &[u8] {
+    &text[start..end]
+}
+
+fn boundary_ok(text: &[u8], start: usize, end: usize) -> bool {
+    let before = start.checked_sub(1).map(|i| text[i]);
+    let after = text.get(end).copied();
+    let word = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    !word(before) && !word(after)
+}
+
+/// Dot-digit or digit-dot beside a match means it is part of a longer
+/// dotted number (a version string or a longer address).
+fn dotted_neighbour(text: &[u8], start: usize, end: usize) -> bool {
+    let before = start >= 2 && text[start - 1] == b'.' && text[start - 2].is_ascii_digit();
+    let after = text.get(end) == Some(&b'.') && text.get(end + 1).is_some_and(u8::is_ascii_digit);
+    before || after
+}
+
+const SPECS: &[Spec] = &[
+    // --- payment cards, IBAN, BIC
+    Spec {
+        pattern: r"\b\d(?:[ \-./]?\d){11,18}\b",
+        group: 0,
+        check: |t, s, e| {
+            v::card(&v::digits(value(t, s, e))).then(|| Hit::new(T::CreditCard, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}\b",
+        group: 0,
+        check: |t, s, e| {
+            v::iban(&v::compact(value(t, s, e))).then(|| Hit::new(T::Iban, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b(?:bic|swift|bank)[^\n]{0,40}?\b((?-i:[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?))\b",
+        group: 1,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            let cc = &c[4..6];
+            let known = v::iban_country(cc).is_some()
+                || [
+                    b"US", b"CA", b"JP", b"CN", b"AU", b"IN", b"SG", b"HK", b"NZ", b"ZA", b"MX",
+                    b"KR",
+                ]
+                .iter()
+                .any(|x| x.as_slice() == cc);
+            (known && c[..4] != *b"BANK").then(|| Hit::new(T::Bic, V::Context))?
+        },
+    },
+    // --- US
+    Spec {
+        pattern: r"\b\d{3}[ \-.]\d{2}[ \-.]\d{4}\b",
+        group: 0,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            if c[3] != c[6] || dotted_neighbour(t, s, e) {
+                return None;
+            }
+            match v::ssn_or_itin(&v::digits(c))? {
+                true => Hit::new(T::UsItin, V::Structure),
+                false => Hit::new(T::UsSsn, V::Structure),
+            }
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b(?:ssn|social security|itin|taxpayer)[^\n]{0,30}?\b(\d{9})\b",
+        group: 1,
+        check: |t, s, e| match v::ssn_or_itin(&v::digits(value(t, s, e)))? {
+            true => Hit::new(T::UsItin, V::Context),
+            false => Hit::new(T::UsSsn, V::Context),
+        },
+    },
+    // --- UK
+    Spec {
+        pattern: r"(?i)\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+        group: 0,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            let upper = c.iter().all(|b| !b.is_ascii_lowercase());
+            (upper && v::nino(&v::compact(c))).then(|| Hit::new(T::UkNino, V::Structure))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\bnhs[^\n]{0,30}?\b(\d{3}[ \-]?\d{3}[ \-]?\d{4})\b",
+        group: 1,
+        check: |t, s, e| {
+            v::nhs(&v::digits(value(t, s, e))).then(|| Hit::new(T::UkNhs, V::Checksum))?
+        },
+    },
+    // --- EU national identifiers
+    Spec {
+        pattern: r"(?i)(?:steuer|\bidnr|identifikationsnummer|\btax ?id\b|\btin\b)[^\n]{0,30}?\b(\d{2} ?\d{3} ?\d{3} ?\d{3})\b",
+        group: 1,
+        check: |t, s, e| {
+            v::steuer_id(&v::digits(value(t, s, e)))
+                .then(|| Hit::new(T::DeSteuerId, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b",
+        group: 0,
+        check: |t, s, e| {
+            v::fr_nir(&v::compact(value(t, s, e))).then(|| Hit::new(T::FrNir, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b(?:\d{8}|[XYZ][ \-]?\d{7})[ \-]?[A-Z]\b",
+        group: 0,
+        check: |t, s, e| {
+            v::es_dni(&v::compact(value(t, s, e))).then(|| Hit::new(T::EsDni, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]\b",
+        group: 0,
+        check: |t, s, e| {
+            v::it_codice_fiscale(&v::compact(value(t, s, e)))
+                .then(|| Hit::new(T::ItCodiceFiscale, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)(?:\bbsn\b|burgerservicenummer|sofinummer)[^\n]{0,30}?\b(\d{4}[ .]?\d{2}[ .]?\d{3})\b",
+        group: 1,
+        check: |t, s, e| {
+            v::nl_bsn(&v::digits(value(t, s, e))).then(|| Hit::new(T::NlBsn, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\bpesel[^\n]{0,30}?\b(\d{11})\b",
+        group: 1,
+        check: |t, s, e| {
+            v::pl_pesel(&v::digits(value(t, s, e))).then(|| Hit::new(T::PlPesel, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"\b(?:19|20)?\d{6}[\-+]\d{4}\b",
+        group: 0,
+        check: |t, s, e| {
+            v::se_personnummer(&v::digits(value(t, s, e)))
+                .then(|| Hit::new(T::SePersonnummer, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)personnummer[^\n]{0,30}?\b((?:19|20)?\d{10})\b",
+        group: 1,
+        check: |t, s, e| {
+            v::se_personnummer(&v::digits(value(t, s, e)))
+                .then(|| Hit::new(T::SePersonnummer, V::Checksum))?
+        },
+    },
+    // --- contact and network
+    Spec {
+        pattern: r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
+        group: 0,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            let at = c.iter().position(|&b| b == b'@')?;
+            let (local, domain) = (&c[..at], &c[at + 1..]);
+            let ok = (1..=64).contains(&local.len())
+                && domain.len() <= 253
+                && !local.starts_with(b".")
+                && !local.ends_with(b".")
+                && !domain
+                    .split(|&b| b == b'.')
+                    .any(|l| l.is_empty() || l.starts_with(b"-"));
+            ok.then(|| Hit::new(T::Email, V::Structure))?
+        },
+    },
+    Spec {
+        pattern: r"\+\d[\d \-.()]{6,20}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
+        group: 0,
+        check: |t, s, e| {
+            if s > 0 && (t[s - 1].is_ascii_alphanumeric() || t[s - 1] == b'+') {
+                return None;
+            }
+            phone_ok(value(t, s, e), 8, 15)
+        },
+    },
+    Spec {
+        pattern: r"(?:\b00?1[ \-.])?(?:\(\d{3}\)[ \-.]?|\b\d{3}[\-.])\d{3}[\-.]\d{4}\b(?:\s?(?:x|ext\.?)\s?\d{1,5}\b)?",
+        group: 0,
+        check: |t, s, e| {
+            if dotted_neighbour(t, s, e) || (s > 0 && t[s - 1].is_ascii_alphanumeric()) {
+                return None;
+            }
+            phone_ok(value(t, s, e), 10, 14)
+        },
+    },
+    Spec {
+        pattern: r"(?:\(0\d{1,4}\)|\b0\d{1,4})(?:[ \-/]\d{2,8}){1,4}\b",
+        group: 0,
+        check: |t, s, e| {
+            if dotted_neighbour(t, s, e) {
+                return None;
+            }
+            phone_ok(value(t, s, e), 9, 12)
+        },
+    },
+    Spec {
+        pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+        group: 0,
+        check: |t, s, e| {
+            if dotted_neighbour(t, s, e) {
+                return None;
+            }
+            let ok = value(t, s, e).split(|&b| b == b'.').all(|o| {
+                let n = o.iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+                n <= 255 && (o.len() == 1 || o[0] != b'0')
+            });
+            ok.then(|| Hit::new(T::Ipv4, V::Structure))?
+        },
+    },
+    Spec {
+        pattern: r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?",
+        group: 0,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            let before = s.checked_sub(1).map(|i| t[i]);
+            let after = t.get(e).copied();
+            let bad = |b: Option<u8>| {
+                b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_')
+            };
+            if bad(before) || bad(after) {
+                return None;
+            }
+            let groups = c.split(|&b| b == b':').filter(|g| !g.is_empty()).count();
+            if groups < 2 || (groups < 8 && !c.windows(2).any(|w| w == b"::")) {
+                return None;
+            }
+            let s = std::str::from_utf8(c).ok()?;
+            s.parse::<std::net::Ipv6Addr>()
+                .ok()
+                .and_then(|_| Hit::new(T::Ipv6, V::Structure))
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b[0-9A-F]{2}(?:[:\-][0-9A-F]{2}){5}\b|\b[0-9A-F]{4}\.[0-9A-F]{4}\.[0-9A-F]{4}\b",
+        group: 0,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            let seps: Vec<u8> = c
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_hexdigit())
+                .collect();
+            let consistent = seps.windows(2).all(|w| w[0] == w[1]);
+            let hex = v::compact(c);
+            let junk = hex.iter().all(|&b| b == hex[0]);
+            (consistent && !junk).then(|| Hit::new(T::MacAddress, V::Structure))?
+        },
+    },
+    // --- keyword-anchored personal data
+    Spec {
+        pattern: r"(?i)(?:birth|\bdob\b|d\.o\.b|\bborn\b|geboren|geburtsdatum|naissance|\bn(?:é|e)e? le\b|nacimiento|nascita|urodzenia|f(?:o|ö)delsedatum|f(?:o|ø)dselsdato)[^\n]{0,30}?\b(\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:\d{4}|\d{2}))\b",
+        group: 1,
+        check: |t, s, e| v::date(value(t, s, e)).then(|| Hit::new(T::DateOfBirth, V::Context))?,
+    },
+    Spec {
+        pattern: r"(?i)(?:birth|\bdob\b|\bborn\b|geboren|naissance|nacimiento|nascita)[^\n]{0,30}?\b(\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})\b",
+        group: 1,
+        check: |_, _, _| Hit::new(T::DateOfBirth, V::Context),
+    },
+    Spec {
+        pattern: r"(?i)(?:passport|passeport|reisepass|pasaporte|passaporto|paszport)[^\n]{0,30}?\b((?-i:[A-Z]{0,2}[0-9][A-Z0-9]{5,8}))\b",
+        group: 1,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            (!v::is_junk(&v::digits(c)) && c.len() >= 6)
+                .then(|| Hit::new(T::Passport, V::Context))?
+        },
+    },
+    // --- secrets with vendor prefixes
+    Spec {
+        pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
+        group: 0,
+        check: |_, _, _| Hit::new(T::AwsAccessKeyId, V::Structure),
+    },
+    Spec {
+        pattern: r#"(?i)aws[^\n]{0,20}?(?:secret|key)[^\n]{0,20}?[\s'"=:]((?-i:[A-Za-z0-9/+]{40}))(?:[^A-Za-z0-9/+=]|$)"#,
+        group: 1,
+        check: |t, s, e| {
+            (v::entropy(value(t, s, e)) > 4.0).then(|| Hit::new(T::AwsSecretKey, V::Entropy))?
+        },
+    },
+    Spec {
+        pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b",
+        group: 0,
+        check: |_, _, _| Hit::new(T::GithubToken, V::Structure),
+    },
+    Spec {
+        pattern: r"\bglpat-[A-Za-z0-9_\-]{20,}",
+        group: 0,
+        check: |_, _, _| Hit::new(T::GitlabToken, V::Structure),
+    },
+    Spec {
+        pattern: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}|https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+",
+        group: 0,
+        check: |_, _, _| Hit::new(T::SlackToken, V::Structure),
+    },
+    Spec {
+        pattern: r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,}\b",
+        group: 0,
+        check: |_, _, _| Hit::new(T::StripeKey, V::Structure),
+    },
+    Spec {
+        pattern: r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,}",
+        group: 0,
+        check: |_, _, _| Hit::new(T::AnthropicKey, V::Structure),
+    },
+    Spec {
+        pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        group: 0,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            if c.starts_with(b"sk-ant-") {
+                return None;
+            }
+            (v::entropy(c) > 3.5).then(|| Hit::new(T::OpenaiKey, V::Structure))?
+        },
+    },
+    Spec {
+        pattern: r"\bAIza[0-9A-Za-z_\-]{35}",
+        group: 0,
+        check: |_, _, _| Hit::new(T::GoogleApiKey, V::Structure),
+    },
+    Spec {
+        pattern: r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        group: 0,
+        check: |_, _, _| Hit::new(T::PrivateKey, V::Structure),
+    },
+    Spec {
+        pattern: r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        group: 0,
+        check: |_, _, _| Hit::new(T::Jwt, V::Structure),
+    },
+    Spec {
+        pattern: r#"(?i)\b(?:password|passwd|pwd|pass|secret|api[_\-]?key|apikey|auth[_\-]?token|access[_\-]?token|token|client[_\-]?secret|private[_\-]?key)["']?\s*[:=]\s*["']?([^\s"',;&<>]{8,200})"#,
+        group: 1,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            let placeholder = c.starts_with(b"${")
+                || c.starts_with(b"{{")
+                || c.starts_with(b"<")
+                || c.iter()
+                    .all(|&b| b == b'*' || b == b'x' || b == b'X' || b == b'.');
+            (!placeholder && v::entropy(c) >= 3.0 && c.iter().any(u8::is_ascii_digit))
+                .then(|| Hit::new(T::GenericSecret, V::Entropy))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+)://[^\s:@/]+:([^\s@/]+)@[^\s/?#]+",
+        group: 0,
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            let scheme_end = c.windows(3).position(|w| w == b"://")? + 3;
+            let rest = &c[scheme_end..];
+            let at = rest.iter().rposition(|&b| b == b'@')?;
+            let colon = rest[..at].iter().position(|&b| b == b':')?;
+            let password = &rest[colon + 1..at];
+            let placeholder = password.starts_with(b"${")
+                || password.starts_with(b"<")
+                || password.iter().all(|&b| b == b'*' || b == b'x');
+            (!password.is_empty() && !placeholder)
+                .then(|| Hit::new(T::DatabaseUrl, V::Structure))?
+        },
+    },
+    // --- crypto wallets
+    Spec {
+        pattern: r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b",
+        group: 0,
+        check: |t, s, e| {
+            v::btc_base58(value(t, s, e)).then(|| Hit::new(T::BitcoinAddress, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"(?i)\bbc1[ac-hj-np-z02-9]{11,71}\b",
+        group: 0,
+        check: |t, s, e| {
+            v::btc_bech32(value(t, s, e)).then(|| Hit::new(T::BitcoinAddress, V::Checksum))?
+        },
+    },
+    Spec {
+        pattern: r"\b0x[0-9a-fA-F]{40}\b",
+        group: 0,
+        check: |t, s, e| {
+            let hex = &value(t, s, e)[2..];
+            let junk = hex.iter().all(|&b| b == b'0') || hex.iter().all(|&b| b == hex[0]);
+            (!junk).then(|| Hit::new(T::EthereumAddress, V::Structure))?
+        },
+    },
+];
+
+fn phone_ok(c: &[u8], min: usize, max: usize) -> Option<Hit> {
+    let main = match c.iter().position(|&b| b == b'x' || b == b'e') {
+        Some(i) => &c[..i],
+        None => c,
+    };
+    let n = main.iter().filter(|b| b.is_ascii_digit()).count();
+    let opens = main.iter().filter(|&&b| b == b'(').count();
+    let closes = main.iter().filter(|&&b| b == b')').count();
+    let doubled = main
+        .windows(2)
+        .any(|w| !w[0].is_ascii_digit() && !w[1].is_ascii_digit() && w[0] != b')' && w[1] != b'(');
+    let digits = v::digits(main);
+    ((min..=max).contains(&n)
+        && opens == closes
+        && opens <= 1
+        && !doubled
+        && !v::is_junk(&digits[digits.len().min(1)..]))
+    .then(|| Hit::new(T::Phone, V::Structure))?
+}
+
+/// The compiled catalog.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    set: RegexSet,
+    regexes: Vec<Regex>,
+    checks: Vec<(usize, Check)>,
+}
+
+impl Catalog {
+    /// Compiles every recognizer pattern.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: the patterns are constants covered by tests.
+    pub(crate) fn new() -> Self {
+        let patterns: Vec<String> = SPECS
+            .iter()
+            .map(|s| format!("(?-u){}", s.pattern))
+            .collect();
+        // INVARIANT: the patterns are compile-time constants; `catalog_compiles` tests them.
+        #[allow(clippy::expect_used)]
+        let set = RegexSet::new(&patterns).expect("recognizer patterns compile");
+        #[allow(clippy::expect_used)]
+        let regexes = patterns
+            .iter()
+            .map(|p| Regex::new(p).expect("recognizer pattern compiles"))
+            .collect();
+        let checks = SPECS.iter().map(|s| (s.group, s.check)).collect();
+        Self {
+            set,
+            regexes,
+            checks,
+        }
+    }
+
+    /// Finds and validates every candidate in `text`.
+    pub(crate) fn scan(&self, text: &[u8], out: &mut Vec<Candidate>) {
+        for idx in self.set.matches(text).iter() {
+            let (group, check) = self.checks[idx];
+            let re = &self.regexes[idx];
+            if group == 0 {
+                for m in re.find_iter(text) {
+                    if let Some(hit) = check(text, m.start(), m.end()) {
+                        out.push(Candidate {
+                            start: m.start(),
+                            end: m.end(),
+                            hit,
+                        });
+                    }
+                }
+            } else {
+                for caps in re.captures_iter(text) {
+                    let Some(m) = caps.get(group) else { continue };
+                    if let Some(hit) = check(text, m.start(), m.end()) {
+                        out.push(Candidate {
+                            start: m.start(),
+                            end: m.end(),
+                            hit,
+                        });
+                    }
+                }
+            }
+        }
+        // Private key blocks extend to their END line when there is one.
+        for c in out.iter_mut().filter(|c| c.hit.kind == T::PrivateKey) {
+            let window = &text[c.end..text.len().min(c.end + 16 * 1024)];
+            if let Some(pos) = memchr::memmem::find(window, b"-----END ") {
+                let tail = &window[pos + 9..];
+                if let Some(close) = memchr::memmem::find(&tail[..tail.len().min(64)], b"-----") {
+                    c.end += pos + 9 + close + 5;
+                }
+            }
+        }
+        let _ = boundary_ok;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_compiles() {
+        let c = Catalog::new();
+        assert_eq!(c.regexes.len(), SPECS.len());
+    }
+}
