@@ -93,3 +93,6 @@ pub use error::ScanError;
 pub use finding::{Confidence, Finding, FindingType, Transforms, Validation};
 pub use redact::{HmacKey, Redaction};
 pub use scanner::{scan, InputFormat, ScanConfig, ScanReport, Scanner, Warning};
+
+#[cfg(test)]
+mod tests;

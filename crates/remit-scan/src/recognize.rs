@@ -50,6 +50,9 @@ struct Spec {
     pattern: &'static str,
     /// Capture group holding the value (0: the whole match).
     group: usize,
+    /// On rejection, retry with the span cut back to each earlier
+    /// separator (a greedy match may have swallowed a neighbouring word).
+    shrink: bool,
     check: Check,
 }
 
@@ -80,6 +83,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b\d(?:[ \-./]?\d){11,18}\b",
         group: 0,
+        shrink: true,
         check: |t, s, e| {
             v::card(&v::digits(value(t, s, e))).then(|| Hit::new(T::CreditCard, V::Checksum))?
         },
@@ -87,6 +91,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}\b",
         group: 0,
+        shrink: true,
         check: |t, s, e| {
             v::iban(&v::compact(value(t, s, e))).then(|| Hit::new(T::Iban, V::Checksum))?
         },
@@ -94,6 +99,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b(?:bic|swift|bank)[^\n]{0,40}?\b((?-i:[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?))\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             let cc = &c[4..6];
@@ -111,6 +117,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b\d{3}[ \-.]\d{2}[ \-.]\d{4}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             if c[3] != c[6] || dotted_neighbour(t, s, e) {
@@ -125,6 +132,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b(?:ssn|social security|itin|taxpayer)[^\n]{0,30}?\b(\d{9})\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| match v::ssn_or_itin(&v::digits(value(t, s, e)))? {
             true => Hit::new(T::UsItin, V::Context),
             false => Hit::new(T::UsSsn, V::Context),
@@ -134,6 +142,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             let upper = c.iter().all(|b| !b.is_ascii_lowercase());
@@ -143,6 +152,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\bnhs[^\n]{0,30}?\b(\d{3}[ \-]?\d{3}[ \-]?\d{4})\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             v::nhs(&v::digits(value(t, s, e))).then(|| Hit::new(T::UkNhs, V::Checksum))?
         },
@@ -151,6 +161,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)(?:steuer|\bidnr|identifikationsnummer|\btax ?id\b|\btin\b)[^\n]{0,30}?\b(\d{2} ?\d{3} ?\d{3} ?\d{3})\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             v::steuer_id(&v::digits(value(t, s, e)))
                 .then(|| Hit::new(T::DeSteuerId, V::Checksum))?
@@ -159,6 +170,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             v::fr_nir(&v::compact(value(t, s, e))).then(|| Hit::new(T::FrNir, V::Checksum))?
         },
@@ -166,6 +178,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b(?:\d{8}|[XYZ][ \-]?\d{7})[ \-]?[A-Z]\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             v::es_dni(&v::compact(value(t, s, e))).then(|| Hit::new(T::EsDni, V::Checksum))?
         },
@@ -173,6 +186,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             v::it_codice_fiscale(&v::compact(value(t, s, e)))
                 .then(|| Hit::new(T::ItCodiceFiscale, V::Checksum))?
@@ -181,6 +195,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)(?:\bbsn\b|burgerservicenummer|sofinummer)[^\n]{0,30}?\b(\d{4}[ .]?\d{2}[ .]?\d{3})\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             v::nl_bsn(&v::digits(value(t, s, e))).then(|| Hit::new(T::NlBsn, V::Checksum))?
         },
@@ -188,6 +203,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\bpesel[^\n]{0,30}?\b(\d{11})\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             v::pl_pesel(&v::digits(value(t, s, e))).then(|| Hit::new(T::PlPesel, V::Checksum))?
         },
@@ -195,6 +211,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b(?:19|20)?\d{6}[\-+]\d{4}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             v::se_personnummer(&v::digits(value(t, s, e)))
                 .then(|| Hit::new(T::SePersonnummer, V::Checksum))?
@@ -203,6 +220,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)personnummer[^\n]{0,30}?\b((?:19|20)?\d{10})\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             v::se_personnummer(&v::digits(value(t, s, e)))
                 .then(|| Hit::new(T::SePersonnummer, V::Checksum))?
@@ -212,6 +230,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             let at = c.iter().position(|&b| b == b'@')?;
@@ -229,6 +248,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\+\d[\d \-.()]{6,20}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
         group: 0,
+        shrink: true,
         check: |t, s, e| {
             if s > 0 && (t[s - 1].is_ascii_alphanumeric() || t[s - 1] == b'+') {
                 return None;
@@ -239,6 +259,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?:\b00?1[ \-.])?(?:\(\d{3}\)[ \-.]?|\b\d{3}[\-.])\d{3}[\-.]\d{4}\b(?:\s?(?:x|ext\.?)\s?\d{1,5}\b)?",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             if dotted_neighbour(t, s, e) || (s > 0 && t[s - 1].is_ascii_alphanumeric()) {
                 return None;
@@ -249,6 +270,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?:\(0\d{1,4}\)|\b0\d{1,4})(?:[ \-/]\d{2,8}){1,4}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             if dotted_neighbour(t, s, e) {
                 return None;
@@ -259,6 +281,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             if dotted_neighbour(t, s, e) {
                 return None;
@@ -273,6 +296,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             let before = s.checked_sub(1).map(|i| t[i]);
@@ -296,6 +320,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\b[0-9A-F]{2}(?:[:\-][0-9A-F]{2}){5}\b|\b[0-9A-F]{4}\.[0-9A-F]{4}\.[0-9A-F]{4}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             let seps: Vec<u8> = c
@@ -313,16 +338,19 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)(?:birth|\bdob\b|d\.o\.b|\bborn\b|geboren|geburtsdatum|naissance|\bn(?:é|e)e? le\b|nacimiento|nascita|urodzenia|f(?:o|ö)delsedatum|f(?:o|ø)dselsdato)[^\n]{0,30}?\b(\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:\d{4}|\d{2}))\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| v::date(value(t, s, e)).then(|| Hit::new(T::DateOfBirth, V::Context))?,
     },
     Spec {
         pattern: r"(?i)(?:birth|\bdob\b|\bborn\b|geboren|naissance|nacimiento|nascita)[^\n]{0,30}?\b(\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})\b",
         group: 1,
+        shrink: false,
         check: |_, _, _| Hit::new(T::DateOfBirth, V::Context),
     },
     Spec {
         pattern: r"(?i)(?:passport|passeport|reisepass|pasaporte|passaporto|paszport)[^\n]{0,30}?\b((?-i:[A-Z]{0,2}[0-9][A-Z0-9]{5,8}))\b",
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             (!v::is_junk(&v::digits(c)) && c.len() >= 6)
@@ -333,11 +361,13 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::AwsAccessKeyId, V::Structure),
     },
     Spec {
         pattern: r#"(?i)aws[^\n]{0,20}?(?:secret|key)[^\n]{0,20}?[\s'"=:]((?-i:[A-Za-z0-9/+]{40}))(?:[^A-Za-z0-9/+=]|$)"#,
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             (v::entropy(value(t, s, e)) > 4.0).then(|| Hit::new(T::AwsSecretKey, V::Entropy))?
         },
@@ -345,31 +375,37 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::GithubToken, V::Structure),
     },
     Spec {
         pattern: r"\bglpat-[A-Za-z0-9_\-]{20,}",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::GitlabToken, V::Structure),
     },
     Spec {
         pattern: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}|https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::SlackToken, V::Structure),
     },
     Spec {
         pattern: r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,}\b",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::StripeKey, V::Structure),
     },
     Spec {
         pattern: r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,}",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::AnthropicKey, V::Structure),
     },
     Spec {
         pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             if c.starts_with(b"sk-ant-") {
@@ -381,21 +417,25 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\bAIza[0-9A-Za-z_\-]{35}",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::GoogleApiKey, V::Structure),
     },
     Spec {
         pattern: r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::PrivateKey, V::Structure),
     },
     Spec {
         pattern: r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         group: 0,
+        shrink: false,
         check: |_, _, _| Hit::new(T::Jwt, V::Structure),
     },
     Spec {
         pattern: r#"(?i)\b(?:password|passwd|pwd|pass|secret|api[_\-]?key|apikey|auth[_\-]?token|access[_\-]?token|token|client[_\-]?secret|private[_\-]?key)["']?\s*[:=]\s*["']?([^\s"',;&<>]{8,200})"#,
         group: 1,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             let placeholder = c.starts_with(b"${")
@@ -408,8 +448,9 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+)://[^\s:@/]+:([^\s@/]+)@[^\s/?#]+",
+        pattern: r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+)://[^\s:@/]+:([^\s@/]+)@[^\s/?#"'<>]+(?:/[^\s?#"'<>]*)?"#,
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let c = value(t, s, e);
             let scheme_end = c.windows(3).position(|w| w == b"://")? + 3;
@@ -428,6 +469,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             v::btc_base58(value(t, s, e)).then(|| Hit::new(T::BitcoinAddress, V::Checksum))?
         },
@@ -435,6 +477,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"(?i)\bbc1[ac-hj-np-z02-9]{11,71}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             v::btc_bech32(value(t, s, e)).then(|| Hit::new(T::BitcoinAddress, V::Checksum))?
         },
@@ -442,6 +485,7 @@ const SPECS: &[Spec] = &[
     Spec {
         pattern: r"\b0x[0-9a-fA-F]{40}\b",
         group: 0,
+        shrink: false,
         check: |t, s, e| {
             let hex = &value(t, s, e)[2..];
             let junk = hex.iter().all(|&b| b == b'0') || hex.iter().all(|&b| b == hex[0]);
@@ -470,12 +514,37 @@ fn phone_ok(c: &[u8], min: usize, max: usize) -> Option<Hit> {
     .then(|| Hit::new(T::Phone, V::Structure))?
 }
 
+fn validated(
+    text: &[u8],
+    start: usize,
+    mut end: usize,
+    shrink: bool,
+    check: Check,
+) -> Option<Candidate> {
+    for _ in 0..8 {
+        if let Some(hit) = check(text, start, end) {
+            return Some(Candidate { start, end, hit });
+        }
+        if !shrink {
+            return None;
+        }
+        let cut = text[start..end]
+            .iter()
+            .rposition(|b| matches!(b, b' ' | b'-' | b'.' | b'/'))?;
+        end = start + cut;
+        while end > start && matches!(text[end - 1], b' ' | b'-' | b'.' | b'/') {
+            end -= 1;
+        }
+    }
+    None
+}
+
 /// The compiled catalog.
 #[derive(Debug)]
 pub(crate) struct Catalog {
     set: RegexSet,
     regexes: Vec<Regex>,
-    checks: Vec<(usize, Check)>,
+    checks: Vec<(usize, bool, Check)>,
 }
 
 impl Catalog {
@@ -497,7 +566,7 @@ impl Catalog {
             .iter()
             .map(|p| Regex::new(p).expect("recognizer pattern compiles"))
             .collect();
-        let checks = SPECS.iter().map(|s| (s.group, s.check)).collect();
+        let checks = SPECS.iter().map(|s| (s.group, s.shrink, s.check)).collect();
         Self {
             set,
             regexes,
@@ -508,27 +577,21 @@ impl Catalog {
     /// Finds and validates every candidate in `text`.
     pub(crate) fn scan(&self, text: &[u8], out: &mut Vec<Candidate>) {
         for idx in self.set.matches(text).iter() {
-            let (group, check) = self.checks[idx];
+            let (group, shrink, check) = self.checks[idx];
             let re = &self.regexes[idx];
+            let mut push = |start: usize, end: usize| {
+                if let Some(c) = validated(text, start, end, shrink, check) {
+                    out.push(c);
+                }
+            };
             if group == 0 {
                 for m in re.find_iter(text) {
-                    if let Some(hit) = check(text, m.start(), m.end()) {
-                        out.push(Candidate {
-                            start: m.start(),
-                            end: m.end(),
-                            hit,
-                        });
-                    }
+                    push(m.start(), m.end());
                 }
             } else {
                 for caps in re.captures_iter(text) {
-                    let Some(m) = caps.get(group) else { continue };
-                    if let Some(hit) = check(text, m.start(), m.end()) {
-                        out.push(Candidate {
-                            start: m.start(),
-                            end: m.end(),
-                            hit,
-                        });
+                    if let Some(m) = caps.get(group) {
+                        push(m.start(), m.end());
                     }
                 }
             }
