@@ -55,17 +55,9 @@ impl std::fmt::Display for Classification {
 /// Starts from [`ClassMap::default`] (cards, national identifiers and secrets
 /// are restricted; contact data confidential; network identifiers internal)
 /// and is tuned per type with [`ClassMap::set`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClassMap {
     overrides: BTreeMap<FindingType, Classification>,
-}
-
-impl Default for ClassMap {
-    fn default() -> Self {
-        Self {
-            overrides: BTreeMap::new(),
-        }
-    }
 }
 
 impl ClassMap {

@@ -16,6 +16,9 @@ pub(crate) const MIN_BLOB: usize = 16;
 /// Longest blob decoded (bytes of encoded text).
 pub(crate) const MAX_BLOB: usize = 256 * 1024;
 
+/// Decoded bytes and, for each, the range of encoded bytes it came from.
+type Decoded = (Vec<u8>, Vec<(usize, usize)>);
+
 fn is_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
 }
@@ -40,7 +43,7 @@ fn is_text(bytes: &[u8]) -> bool {
 
 /// Decodes base64 (standard or URL-safe, padding optional); each output
 /// byte carries the index range of the encoded characters it came from.
-fn base64(run: &[u8]) -> Option<(Vec<u8>, Vec<(usize, usize)>)> {
+fn base64(run: &[u8]) -> Option<Decoded> {
     let mut out = Vec::with_capacity(run.len() * 3 / 4);
     let mut src = Vec::with_capacity(out.capacity());
     let mut acc = 0u32;
@@ -59,7 +62,7 @@ fn base64(run: &[u8]) -> Option<(Vec<u8>, Vec<(usize, usize)>)> {
     Some((out, src))
 }
 
-fn hex(run: &[u8]) -> Option<(Vec<u8>, Vec<(usize, usize)>)> {
+fn hex(run: &[u8]) -> Option<Decoded> {
     if run.len() % 2 != 0 {
         return None;
     }
@@ -74,7 +77,7 @@ fn hex(run: &[u8]) -> Option<(Vec<u8>, Vec<(usize, usize)>)> {
     Some((out, src))
 }
 
-fn percent(text: &[u8]) -> Option<(Vec<u8>, Vec<(usize, usize)>)> {
+fn percent(text: &[u8]) -> Option<Decoded> {
     let mut out = Vec::with_capacity(text.len());
     let mut src = Vec::with_capacity(text.len());
     let mut i = 0;

@@ -33,7 +33,7 @@ impl std::fmt::Debug for Redaction {
 
 /// A secret key for hash redaction (at least 16 bytes).
 #[derive(Clone)]
-pub struct HmacKey(hmac::Key);
+pub struct HmacKey(Box<hmac::Key>);
 
 impl std::fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,7 +47,7 @@ impl HmacKey {
         if key.len() < 16 {
             return Err(ScanError::MissingHmacKey);
         }
-        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, key)))
+        Ok(Self(Box::new(hmac::Key::new(hmac::HMAC_SHA256, key))))
     }
 }
 

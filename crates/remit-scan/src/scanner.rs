@@ -123,8 +123,8 @@ fn normalize_json(input: &[u8], scalars: &[json::JsonScalar]) -> Normalized {
         invalid_utf8: false,
     };
     let copy = |out: &mut Normalized, from: usize, to: usize| {
+        out.text.extend_from_slice(&input[from..to]);
         for i in from..to {
-            out.text.push(input[i]);
             out.starts.push(i as u32);
             out.ends.push(i as u32 + 1);
         }
