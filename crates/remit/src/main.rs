@@ -27,7 +27,8 @@ enum Command {
     // token commands (issue 3)
 
     // scan command (issue 4)
-
+    /// Find personal data and secrets in a file or standard input.
+    Scan(cmd::scan::ScanArgs),
     // policy commands (issue 5)
 
     // audit commands (issue 6)
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
         // token (issue 3)
 
         // scan (issue 4)
-
+        Command::Scan(a) => cmd::scan::run(a),
         // policy (issue 5)
 
         // audit (issue 6)

@@ -5,6 +5,7 @@ pub mod keys;
 // token (issue 3)
 
 // scan (issue 4)
+pub mod scan;
 
 // policy (issue 5)
 
