@@ -1,15 +1,22 @@
-//! The recognizer catalog: one pattern per recognizer, compiled into a single
-//! `RegexSet` prefilter, then per-candidate validation.
+//! The recognizer catalog: one pattern and one validator per recognizer,
+//! behind cheap prefilters.
 //!
-//! The set runs once over a segment and says which recognizers can match at
-//! all; only those run their own regex to find candidates, and each
-//! candidate goes through its validator. The `regex` crate runs in linear
+//! Prefilters: patterns that start with a literal or a narrow byte class
+//! (`AKIA`, `@`-anchored emails, digits) get a literal/byte-class prefilter
+//! from the `regex` crate and skip clean text at memchr speed; patterns that
+//! start with a broad class (letters) run only in windows around digits;
+//! keyword-anchored patterns run only in windows around their keywords,
+//! found for all recognizers together in one Aho-Corasick pass. (A single
+//! `RegexSet` over all patterns was measured first: one lazy-DFA pass with no
+//! prefilter, about 3x slower on clean 4 KiB JSON.) Every candidate then goes
+//! through its validator. The `regex` crate runs in linear
 //! time (finite automata, no backtracking), so no input can make a pattern
 //! blow up. Context keywords (for formats that are only personal data next
 //! to a label, like a BIC or a date of birth) are part of the pattern, so the
 //! prefilter skips them when no keyword is present.
 
-use regex::bytes::{Regex, RegexSet};
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::bytes::Regex;
 
 use crate::finding::{Confidence, FindingType, Validation};
 use crate::validate as v;
@@ -53,7 +60,22 @@ struct Spec {
     /// On rejection, retry with the span cut back to each earlier
     /// separator (a greedy match may have swallowed a neighbouring word).
     shrink: bool,
+    /// When the pattern is worth running at all.
+    trigger: Trigger,
     check: Check,
+}
+
+/// What must be near a match for a recognizer to run there.
+///
+/// Patterns that start with a literal or a small byte class get a fast
+/// prefilter from the `regex` crate and run over the whole text. Patterns
+/// that start with a broad class (letters) run only in windows around
+/// digits, or around their keywords (found by one Aho-Corasick pass).
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Always,
+    Digits,
+    Keywords(&'static [&'static str]),
 }
 
 use FindingType as T;
@@ -61,13 +83,6 @@ use Validation as V;
 
 fn value(text: &[u8], start: usize, end: usize) -> &[u8] {
     &text[start..end]
-}
-
-fn boundary_ok(text: &[u8], start: usize, end: usize) -> bool {
-    let before = start.checked_sub(1).map(|i| text[i]);
-    let after = text.get(end).copied();
-    let word = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-    !word(before) && !word(after)
 }
 
 /// Dot-digit or digit-dot beside a match means it is part of a longer
@@ -84,6 +99,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\b\d(?:[ \-./]?\d){11,18}\b",
         group: 0,
         shrink: true,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::card(&v::digits(value(t, s, e))).then(|| Hit::new(T::CreditCard, V::Checksum))?
         },
@@ -92,6 +108,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}\b",
         group: 0,
         shrink: true,
+        trigger: Trigger::Digits,
         check: |t, s, e| {
             v::iban(&v::compact(value(t, s, e))).then(|| Hit::new(T::Iban, V::Checksum))?
         },
@@ -100,6 +117,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b(?:bic|swift|bank)[^\n]{0,40}?\b((?-i:[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?))\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let c = value(t, s, e);
             let cc = &c[4..6];
@@ -118,6 +136,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\b\d{3}[ \-.]\d{2}[ \-.]\d{4}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let c = value(t, s, e);
             if c[3] != c[6] || dotted_neighbour(t, s, e) {
@@ -133,6 +152,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b(?:ssn|social security|itin|taxpayer)[^\n]{0,30}?\b(\d{9})\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Keywords(&["ssn", "social security", "itin", "taxpayer"]),
         check: |t, s, e| match v::ssn_or_itin(&v::digits(value(t, s, e)))? {
             true => Hit::new(T::UsItin, V::Context),
             false => Hit::new(T::UsSsn, V::Context),
@@ -143,6 +163,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Digits,
         check: |t, s, e| {
             let c = value(t, s, e);
             let upper = c.iter().all(|b| !b.is_ascii_lowercase());
@@ -153,6 +174,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\bnhs[^\n]{0,30}?\b(\d{3}[ \-]?\d{3}[ \-]?\d{4})\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::nhs(&v::digits(value(t, s, e))).then(|| Hit::new(T::UkNhs, V::Checksum))?
         },
@@ -162,6 +184,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)(?:steuer|\bidnr|identifikationsnummer|\btax ?id\b|\btin\b)[^\n]{0,30}?\b(\d{2} ?\d{3} ?\d{3} ?\d{3})\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::steuer_id(&v::digits(value(t, s, e)))
                 .then(|| Hit::new(T::DeSteuerId, V::Checksum))?
@@ -171,6 +194,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::fr_nir(&v::compact(value(t, s, e))).then(|| Hit::new(T::FrNir, V::Checksum))?
         },
@@ -179,6 +203,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b(?:\d{8}|[XYZ][ \-]?\d{7})[ \-]?[A-Z]\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Digits,
         check: |t, s, e| {
             v::es_dni(&v::compact(value(t, s, e))).then(|| Hit::new(T::EsDni, V::Checksum))?
         },
@@ -187,6 +212,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Digits,
         check: |t, s, e| {
             v::it_codice_fiscale(&v::compact(value(t, s, e)))
                 .then(|| Hit::new(T::ItCodiceFiscale, V::Checksum))?
@@ -196,6 +222,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)(?:\bbsn\b|burgerservicenummer|sofinummer)[^\n]{0,30}?\b(\d{4}[ .]?\d{2}[ .]?\d{3})\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Keywords(&["bsn", "burgerservicenummer", "sofinummer"]),
         check: |t, s, e| {
             v::nl_bsn(&v::digits(value(t, s, e))).then(|| Hit::new(T::NlBsn, V::Checksum))?
         },
@@ -204,6 +231,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\bpesel[^\n]{0,30}?\b(\d{11})\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::pl_pesel(&v::digits(value(t, s, e))).then(|| Hit::new(T::PlPesel, V::Checksum))?
         },
@@ -212,6 +240,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\b(?:19|20)?\d{6}[\-+]\d{4}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Digits,
         check: |t, s, e| {
             v::se_personnummer(&v::digits(value(t, s, e)))
                 .then(|| Hit::new(T::SePersonnummer, V::Checksum))?
@@ -221,6 +250,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)personnummer[^\n]{0,30}?\b((?:19|20)?\d{10})\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::se_personnummer(&v::digits(value(t, s, e)))
                 .then(|| Hit::new(T::SePersonnummer, V::Checksum))?
@@ -231,6 +261,7 @@ const SPECS: &[Spec] = &[
         pattern: r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let c = value(t, s, e);
             let at = c.iter().position(|&b| b == b'@')?;
@@ -249,6 +280,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\+\d[\d \-.()]{6,20}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
         group: 0,
         shrink: true,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             if s > 0 && (t[s - 1].is_ascii_alphanumeric() || t[s - 1] == b'+') {
                 return None;
@@ -260,6 +292,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?:\b00?1[ \-.])?(?:\(\d{3}\)[ \-.]?|\b\d{3}[\-.])\d{3}[\-.]\d{4}\b(?:\s?(?:x|ext\.?)\s?\d{1,5}\b)?",
         group: 0,
         shrink: false,
+        trigger: Trigger::Digits,
         check: |t, s, e| {
             if dotted_neighbour(t, s, e) || (s > 0 && t[s - 1].is_ascii_alphanumeric()) {
                 return None;
@@ -271,6 +304,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?:\(0\d{1,4}\)|\b0\d{1,4})(?:[ \-/]\d{2,8}){1,4}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             if dotted_neighbour(t, s, e) {
                 return None;
@@ -282,6 +316,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             if dotted_neighbour(t, s, e) {
                 return None;
@@ -297,6 +332,7 @@ const SPECS: &[Spec] = &[
         pattern: r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let c = value(t, s, e);
             let before = s.checked_sub(1).map(|i| t[i]);
@@ -321,6 +357,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\b[0-9A-F]{2}(?:[:\-][0-9A-F]{2}){5}\b|\b[0-9A-F]{4}\.[0-9A-F]{4}\.[0-9A-F]{4}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Digits,
         check: |t, s, e| {
             let c = value(t, s, e);
             let seps: Vec<u8> = c
@@ -339,18 +376,46 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)(?:birth|\bdob\b|d\.o\.b|\bborn\b|geboren|geburtsdatum|naissance|\bn(?:é|e)e? le\b|nacimiento|nascita|urodzenia|f(?:o|ö)delsedatum|f(?:o|ø)dselsdato)[^\n]{0,30}?\b(\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:\d{4}|\d{2}))\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Keywords(&[
+            "birth",
+            "dob",
+            "d.o.b",
+            "born",
+            "geboren",
+            "geburtsdatum",
+            "naissance",
+            "n\u{e9} le",
+            "n\u{e9}e le",
+            "ne le",
+            "nee le",
+            "nacimiento",
+            "nascita",
+            "urodzenia",
+            "delsedatum",
+            "dselsdato",
+        ]),
         check: |t, s, e| v::date(value(t, s, e)).then(|| Hit::new(T::DateOfBirth, V::Context))?,
     },
     Spec {
         pattern: r"(?i)(?:birth|\bdob\b|\bborn\b|geboren|naissance|nacimiento|nascita)[^\n]{0,30}?\b(\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Keywords(&[
+            "birth",
+            "dob",
+            "born",
+            "geboren",
+            "naissance",
+            "nacimiento",
+            "nascita",
+        ]),
         check: |_, _, _| Hit::new(T::DateOfBirth, V::Context),
     },
     Spec {
         pattern: r"(?i)(?:passport|passeport|reisepass|pasaporte|passaporto|paszport)[^\n]{0,30}?\b((?-i:[A-Z]{0,2}[0-9][A-Z0-9]{5,8}))\b",
         group: 1,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let c = value(t, s, e);
             (!v::is_junk(&v::digits(c)) && c.len() >= 6)
@@ -362,12 +427,14 @@ const SPECS: &[Spec] = &[
         pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::AwsAccessKeyId, V::Structure),
     },
     Spec {
         pattern: r#"(?i)aws[^\n]{0,20}?(?:secret|key)[^\n]{0,20}?[\s'"=:]((?-i:[A-Za-z0-9/+]{40}))(?:[^A-Za-z0-9/+=]|$)"#,
         group: 1,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             (v::entropy(value(t, s, e)) > 4.0).then(|| Hit::new(T::AwsSecretKey, V::Entropy))?
         },
@@ -376,36 +443,42 @@ const SPECS: &[Spec] = &[
         pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::GithubToken, V::Structure),
     },
     Spec {
         pattern: r"\bglpat-[A-Za-z0-9_\-]{20,}",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::GitlabToken, V::Structure),
     },
     Spec {
         pattern: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}|https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::SlackToken, V::Structure),
     },
     Spec {
         pattern: r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::StripeKey, V::Structure),
     },
     Spec {
         pattern: r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,}",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::AnthropicKey, V::Structure),
     },
     Spec {
         pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let c = value(t, s, e);
             if c.starts_with(b"sk-ant-") {
@@ -418,24 +491,28 @@ const SPECS: &[Spec] = &[
         pattern: r"\bAIza[0-9A-Za-z_\-]{35}",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::GoogleApiKey, V::Structure),
     },
     Spec {
         pattern: r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::PrivateKey, V::Structure),
     },
     Spec {
         pattern: r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |_, _, _| Hit::new(T::Jwt, V::Structure),
     },
     Spec {
         pattern: r#"(?i)\b(?:password|passwd|pwd|pass|secret|api[_\-]?key|apikey|auth[_\-]?token|access[_\-]?token|token|client[_\-]?secret|private[_\-]?key)["']?\s*[:=]\s*["']?([^\s"',;&<>]{8,200})"#,
         group: 1,
         shrink: false,
+        trigger: Trigger::Keywords(&["pass", "pwd", "secret", "key", "token"]),
         check: |t, s, e| {
             let c = value(t, s, e);
             let placeholder = c.starts_with(b"${")
@@ -451,6 +528,7 @@ const SPECS: &[Spec] = &[
         pattern: r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+)://[^\s:@/]+:([^\s@/]+)@[^\s/?#"'<>]+(?:/[^\s?#"'<>]*)?"#,
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let c = value(t, s, e);
             let scheme_end = c.windows(3).position(|w| w == b"://")? + 3;
@@ -470,6 +548,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::btc_base58(value(t, s, e)).then(|| Hit::new(T::BitcoinAddress, V::Checksum))?
         },
@@ -478,6 +557,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i)\bbc1[ac-hj-np-z02-9]{11,71}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             v::btc_bech32(value(t, s, e)).then(|| Hit::new(T::BitcoinAddress, V::Checksum))?
         },
@@ -486,6 +566,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\b0x[0-9a-fA-F]{40}\b",
         group: 0,
         shrink: false,
+        trigger: Trigger::Always,
         check: |t, s, e| {
             let hex = &value(t, s, e)[2..];
             let junk = hex.iter().all(|&b| b == b'0') || hex.iter().all(|&b| b == hex[0]);
@@ -514,6 +595,67 @@ fn phone_ok(c: &[u8], min: usize, max: usize) -> Option<Hit> {
     .then(|| Hit::new(T::Phone, V::Structure))?
 }
 
+/// The compiled catalog.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    regexes: Vec<Regex>,
+    specs: Vec<(usize, bool, Trigger, Check)>,
+    /// All keywords of keyword-triggered recognizers, case-insensitive.
+    keywords: AhoCorasick,
+    /// For each keyword, the recognizer it triggers.
+    keyword_spec: Vec<usize>,
+}
+
+/// Bytes before and after a trigger that a match may extend over.
+const DIGIT_REACH: usize = 48;
+const KEYWORD_BEFORE: usize = 8;
+const KEYWORD_AFTER: usize = 256;
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Adds window `a..b`, merged with the previous one when they touch, both
+/// ends moved out to word boundaries so no window cuts a word.
+fn add_window(windows: &mut Vec<(usize, usize)>, text: &[u8], a: usize, b: usize) {
+    let floor = windows.last().map_or(0, |w| w.1);
+    let mut a = a.max(floor);
+    while a > floor && is_word(text[a - 1]) {
+        a -= 1;
+    }
+    let mut b = b.min(text.len());
+    while b < text.len() && is_word(text[b]) {
+        b += 1;
+    }
+    match windows.last_mut() {
+        Some(last) if a <= last.1 => last.1 = last.1.max(b),
+        _ => windows.push((a, b)),
+    }
+}
+
+fn digit_windows(text: &[u8]) -> Vec<(usize, usize)> {
+    let mut windows = Vec::new();
+    let mut i = 0;
+    while let Some(off) = text[i..].iter().position(u8::is_ascii_digit) {
+        let start = i + off;
+        let mut end = start;
+        while end < text.len() && text[end].is_ascii_digit() {
+            end += 1;
+        }
+        add_window(
+            &mut windows,
+            text,
+            start.saturating_sub(DIGIT_REACH),
+            end + DIGIT_REACH,
+        );
+        i = windows.last().map_or(end, |w| w.1.max(end));
+        if i >= text.len() {
+            break;
+        }
+    }
+    windows
+}
+
 fn validated(
     text: &[u8],
     start: usize,
@@ -539,61 +681,106 @@ fn validated(
     None
 }
 
-/// The compiled catalog.
-#[derive(Debug)]
-pub(crate) struct Catalog {
-    set: RegexSet,
-    regexes: Vec<Regex>,
-    checks: Vec<(usize, bool, Check)>,
+/// Runs one recognizer over `text[a..b]` (look-around still sees the
+/// bytes before `a`).
+fn search(
+    re: &Regex,
+    text: &[u8],
+    (a, b): (usize, usize),
+    (group, shrink, check): (usize, bool, Check),
+    out: &mut Vec<Candidate>,
+) {
+    let hay = &text[..b];
+    let mut pos = a;
+    while pos <= b {
+        let m = if group == 0 {
+            re.find_at(hay, pos)
+        } else {
+            re.captures_at(hay, pos).and_then(|c| {
+                let whole = c.get(0)?;
+                let value = c.get(group)?;
+                // Continue after the whole match, report the value.
+                pos = whole.end().max(pos + 1);
+                Some(value)
+            })
+        };
+        let Some(m) = m else { break };
+        if group == 0 {
+            pos = if m.end() > m.start() {
+                m.end()
+            } else {
+                m.end() + 1
+            };
+        }
+        if let Some(c) = validated(text, m.start(), m.end(), shrink, check) {
+            out.push(c);
+        }
+    }
 }
 
 impl Catalog {
     /// Compiles every recognizer pattern.
-    ///
-    /// # Panics
-    ///
-    /// Never in practice: the patterns are constants covered by tests.
     pub(crate) fn new() -> Self {
-        let patterns: Vec<String> = SPECS
-            .iter()
-            .map(|s| format!("(?-u){}", s.pattern))
-            .collect();
         // INVARIANT: the patterns are compile-time constants; `catalog_compiles` tests them.
         #[allow(clippy::expect_used)]
-        let set = RegexSet::new(&patterns).expect("recognizer patterns compile");
-        #[allow(clippy::expect_used)]
-        let regexes = patterns
+        let regexes = SPECS
             .iter()
-            .map(|p| Regex::new(p).expect("recognizer pattern compiles"))
+            .map(|s| {
+                Regex::new(&format!("(?-u){}", s.pattern)).expect("recognizer pattern compiles")
+            })
             .collect();
-        let checks = SPECS.iter().map(|s| (s.group, s.shrink, s.check)).collect();
+        let specs = SPECS
+            .iter()
+            .map(|s| (s.group, s.shrink, s.trigger, s.check))
+            .collect();
+        let mut words = Vec::new();
+        let mut keyword_spec = Vec::new();
+        for (i, s) in SPECS.iter().enumerate() {
+            if let Trigger::Keywords(k) = s.trigger {
+                for w in k {
+                    words.push(*w);
+                    keyword_spec.push(i);
+                }
+            }
+        }
+        // INVARIANT: a fixed list of short literals always builds.
+        #[allow(clippy::expect_used)]
+        let keywords = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&words)
+            .expect("keyword automaton builds");
         Self {
-            set,
             regexes,
-            checks,
+            specs,
+            keywords,
+            keyword_spec,
         }
     }
 
     /// Finds and validates every candidate in `text`.
     pub(crate) fn scan(&self, text: &[u8], out: &mut Vec<Candidate>) {
-        for idx in self.set.matches(text).iter() {
-            let (group, shrink, check) = self.checks[idx];
-            let re = &self.regexes[idx];
-            let mut push = |start: usize, end: usize| {
-                if let Some(c) = validated(text, start, end, shrink, check) {
-                    out.push(c);
-                }
+        let whole = (0, text.len());
+        let digits = digit_windows(text);
+        let mut keyword_windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.specs.len()];
+        for m in self.keywords.find_overlapping_iter(text) {
+            let spec = self.keyword_spec[m.pattern().as_usize()];
+            add_window(
+                &mut keyword_windows[spec],
+                text,
+                m.start().saturating_sub(KEYWORD_BEFORE),
+                m.end() + KEYWORD_AFTER,
+            );
+        }
+        for (i, &(group, shrink, trigger, check)) in self.specs.iter().enumerate() {
+            let re = &self.regexes[i];
+            let windows: &[(usize, usize)] = match trigger {
+                Trigger::Always => std::slice::from_ref(&whole),
+                Trigger::Digits => &digits,
+                Trigger::Keywords(_) => &keyword_windows[i],
             };
-            if group == 0 {
-                for m in re.find_iter(text) {
-                    push(m.start(), m.end());
-                }
-            } else {
-                for caps in re.captures_iter(text) {
-                    if let Some(m) = caps.get(group) {
-                        push(m.start(), m.end());
-                    }
-                }
+            for &w in windows {
+                search(re, text, w, (group, shrink, check), out);
             }
         }
         // Private key blocks extend to their END line when there is one.
@@ -606,7 +793,6 @@ impl Catalog {
                 }
             }
         }
-        let _ = boundary_ok;
     }
 }
 
@@ -618,5 +804,6 @@ mod tests {
     fn catalog_compiles() {
         let c = Catalog::new();
         assert_eq!(c.regexes.len(), SPECS.len());
+        assert!(!c.keyword_spec.is_empty());
     }
 }
