@@ -19,7 +19,7 @@ pub(crate) const MAX_BLOB: usize = 256 * 1024;
 /// Decoded bytes and, for each, the range of encoded bytes it came from.
 type Decoded = (Vec<u8>, Vec<(usize, usize)>);
 
-fn is_b64(b: u8) -> bool {
+const fn is_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
 }
 
@@ -149,40 +149,59 @@ pub(crate) fn decode(parent: &Segment<'_>, budget: &mut usize, out: &mut Vec<Seg
             }
         }
     }
-    let mut i = 0;
-    while i < text.len() {
-        if !is_b64(text[i]) {
-            i += 1;
+    // One tight pass over the bytes: a run of base64-alphabet bytes ends at
+    // the first byte outside it; only runs of MIN_BLOB or more are tried.
+    let mut run = 0usize;
+    for i in 0..=text.len() {
+        if i < text.len() && B64[usize::from(text[i])] {
+            run += 1;
             continue;
         }
-        let start = i;
-        while i < text.len() && is_b64(text[i]) {
-            i += 1;
+        if run >= MIN_BLOB {
+            try_blob(parent, i - run, i, budget, out);
         }
-        let run = &text[start..i];
-        while i < text.len() && text[i] == b'=' {
-            i += 1;
-        }
-        if run.len() < MIN_BLOB || run.len() > MAX_BLOB || run.len() > *budget {
-            continue;
-        }
-        let all_hex = run.iter().all(u8::is_ascii_hexdigit);
-        let attempt = if all_hex {
-            hex(run)
-                .filter(|(b, _)| is_text(b))
-                .map(|(b, s)| (b, s, Transforms::HEX))
-        } else {
-            None
-        };
-        let attempt = attempt.or_else(|| {
-            base64(run)
-                .filter(|(b, _)| is_text(b))
-                .map(|(b, s)| (b, s, Transforms::BASE64))
-        });
-        if let Some((bytes, src, step)) = attempt {
-            *budget -= bytes.len();
-            out.push(child(parent, start, bytes, &src, step));
-        }
+        run = 0;
+    }
+}
+
+/// Bytes of the base64 alphabets (standard and URL-safe).
+static B64: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_b64(b as u8);
+        b += 1;
+    }
+    t
+};
+
+fn try_blob(
+    parent: &Segment<'_>,
+    start: usize,
+    end: usize,
+    budget: &mut usize,
+    out: &mut Vec<Segment<'static>>,
+) {
+    let run = &parent.text[start..end];
+    if run.len() > MAX_BLOB || run.len() > *budget {
+        return;
+    }
+    let all_hex = run.iter().all(u8::is_ascii_hexdigit);
+    let attempt = if all_hex {
+        hex(run)
+            .filter(|(b, _)| is_text(b))
+            .map(|(b, s)| (b, s, Transforms::HEX))
+    } else {
+        None
+    };
+    let attempt = attempt.or_else(|| {
+        base64(run)
+            .filter(|(b, _)| is_text(b))
+            .map(|(b, s)| (b, s, Transforms::BASE64))
+    });
+    if let Some((bytes, src, step)) = attempt {
+        *budget -= bytes.len();
+        out.push(child(parent, start, bytes, &src, step));
     }
 }
 

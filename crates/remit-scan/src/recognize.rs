@@ -258,7 +258,7 @@ const SPECS: &[Spec] = &[
     },
     // --- contact and network
     Spec {
-        pattern: r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
+        pattern: r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}\b",
         group: 0,
         shrink: false,
         trigger: Trigger::Always,
@@ -602,8 +602,8 @@ pub(crate) struct Catalog {
     specs: Vec<(usize, bool, Trigger, Check)>,
     /// All keywords of keyword-triggered recognizers, case-insensitive.
     keywords: AhoCorasick,
-    /// For each keyword, the recognizer it triggers.
-    keyword_spec: Vec<usize>,
+    /// For each keyword, the recognizers it triggers.
+    keyword_spec: Vec<Vec<usize>>,
 }
 
 /// Bytes before and after a trigger that a match may extend over.
@@ -733,13 +733,18 @@ impl Catalog {
             .iter()
             .map(|s| (s.group, s.shrink, s.trigger, s.check))
             .collect();
-        let mut words = Vec::new();
-        let mut keyword_spec = Vec::new();
+        let mut words: Vec<&str> = Vec::new();
+        let mut keyword_spec: Vec<Vec<usize>> = Vec::new();
         for (i, s) in SPECS.iter().enumerate() {
             if let Trigger::Keywords(k) = s.trigger {
                 for w in k {
-                    words.push(*w);
-                    keyword_spec.push(i);
+                    match words.iter().position(|x| x.eq_ignore_ascii_case(w)) {
+                        Some(j) => keyword_spec[j].push(i),
+                        None => {
+                            words.push(w);
+                            keyword_spec.push(vec![i]);
+                        }
+                    }
                 }
             }
         }
@@ -747,7 +752,7 @@ impl Catalog {
         #[allow(clippy::expect_used)]
         let keywords = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostFirst)
             .build(&words)
             .expect("keyword automaton builds");
         Self {
@@ -763,14 +768,15 @@ impl Catalog {
         let whole = (0, text.len());
         let digits = digit_windows(text);
         let mut keyword_windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.specs.len()];
-        for m in self.keywords.find_overlapping_iter(text) {
-            let spec = self.keyword_spec[m.pattern().as_usize()];
-            add_window(
-                &mut keyword_windows[spec],
-                text,
-                m.start().saturating_sub(KEYWORD_BEFORE),
-                m.end() + KEYWORD_AFTER,
-            );
+        for m in self.keywords.find_iter(text) {
+            for &spec in &self.keyword_spec[m.pattern().as_usize()] {
+                add_window(
+                    &mut keyword_windows[spec],
+                    text,
+                    m.start().saturating_sub(KEYWORD_BEFORE),
+                    m.end() + KEYWORD_AFTER,
+                );
+            }
         }
         for (i, &(group, shrink, trigger, check)) in self.specs.iter().enumerate() {
             let re = &self.regexes[i];

@@ -442,8 +442,9 @@ fn pathological_input_takes_linear_work() {
 
 #[test]
 fn doubling_pathological_input_about_doubles_the_time() {
-    // A comparison, not a wall-clock threshold: quadratic behaviour would make
-    // the ratio about 4; linear keeps it near 2. Best of three against noise.
+    // A comparison, not a wall-clock threshold: for 4x the input, quadratic
+    // behaviour makes the ratio about 16, linear about 4. Best of three
+    // against noise on a shared machine.
     let time = |input: &[u8]| {
         (0..3)
             .map(|_| {
