@@ -12,7 +12,7 @@ use crate::finding::Transforms;
 use crate::normalize::{needs_normalization, normalize, OffsetMap, Segment};
 
 /// Shortest run of base64/hex characters worth decoding.
-pub(crate) const MIN_BLOB: usize = 16;
+pub(crate) const MIN_BLOB: usize = 12;
 /// Longest blob decoded (bytes of encoded text).
 pub(crate) const MAX_BLOB: usize = 256 * 1024;
 

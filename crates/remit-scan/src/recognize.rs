@@ -114,7 +114,7 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?i)\b(?:bic|swift|bank)[^\n]{0,40}?\b((?-i:[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?))\b",
+        pattern: r"(?i)\b(?:bic|swift|bank)(?s:.){0,48}?\b((?-i:[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?))\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Always,
@@ -149,7 +149,7 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?i)\b(?:ssn|social security|itin|taxpayer)[^\n]{0,30}?\b(\d{9})\b",
+        pattern: r"(?i)\b(?:ssn|social security|itin|taxpayer)(?s:.){0,48}?\b(\d{9})\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Keywords(&["ssn", "social security", "itin", "taxpayer"]),
@@ -171,7 +171,7 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?i)\bnhs[^\n]{0,30}?\b(\d{3}[ \-]?\d{3}[ \-]?\d{4})\b",
+        pattern: r"(?i)\bnhs(?s:.){0,48}?\b(\d{3}[ \-]?\d{3}[ \-]?\d{4})\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Always,
@@ -181,7 +181,7 @@ const SPECS: &[Spec] = &[
     },
     // --- EU national identifiers
     Spec {
-        pattern: r"(?i)(?:steuer|\bidnr|identifikationsnummer|\btax ?id\b|\btin\b)[^\n]{0,30}?\b(\d{2} ?\d{3} ?\d{3} ?\d{3})\b",
+        pattern: r"(?i)(?:steuer|\bidnr|identifikationsnummer|\btax ?id\b|\btin\b)(?s:.){0,48}?\b(\d{2} ?\d{3} ?\d{3} ?\d{3})\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Always,
@@ -219,7 +219,7 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?i)(?:\bbsn\b|burgerservicenummer|sofinummer)[^\n]{0,30}?\b(\d{4}[ .]?\d{2}[ .]?\d{3})\b",
+        pattern: r"(?i)(?:\bbsn\b|burgerservicenummer|sofinummer)(?s:.){0,48}?\b(\d{4}[ .]?\d{2}[ .]?\d{3})\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Keywords(&["bsn", "burgerservicenummer", "sofinummer"]),
@@ -228,7 +228,7 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?i)\bpesel[^\n]{0,30}?\b(\d{11})\b",
+        pattern: r"(?i)\bpesel(?s:.){0,48}?\b(\d{11})\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Always,
@@ -247,7 +247,7 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?i)personnummer[^\n]{0,30}?\b((?:19|20)?\d{10})\b",
+        pattern: r"(?i)personnummer(?s:.){0,48}?\b((?:19|20)?\d{10})\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Always,
@@ -289,7 +289,7 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
-        pattern: r"(?:\b00?1[ \-.])?(?:\(\d{3}\)[ \-.]?|\b\d{3}[\-.])\d{3}[\-.]\d{4}\b(?:\s?(?:x|ext\.?)\s?\d{1,5}\b)?",
+        pattern: r"(?:\b00?1[ \-.])?(?:\(\d{3}\)[ \-.]?|\b\d{3}[\-.])\d{3}[\-.]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5}\b|\b)",
         group: 0,
         shrink: false,
         trigger: Trigger::Digits,
@@ -373,7 +373,7 @@ const SPECS: &[Spec] = &[
     },
     // --- keyword-anchored personal data
     Spec {
-        pattern: r"(?i)(?:birth|\bdob\b|d\.o\.b|\bborn\b|geboren|geburtsdatum|naissance|\bn(?:é|e)e? le\b|nacimiento|nascita|urodzenia|f(?:o|ö)delsedatum|f(?:o|ø)dselsdato)[^\n]{0,30}?\b(\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:\d{4}|\d{2}))\b",
+        pattern: r"(?i)(?:birth|\bdob\b|d\.o\.b|\bborn\b|geboren|geburtsdatum|naissance|\bn(?:é|e)e? le\b|nacimiento|nascita|urodzenia|f(?:o|ö)delsedatum|f(?:o|ø)dselsdato)(?s:.){0,48}?\b(\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:\d{4}|\d{2}))\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Keywords(&[
@@ -397,7 +397,7 @@ const SPECS: &[Spec] = &[
         check: |t, s, e| v::date(value(t, s, e)).then(|| Hit::new(T::DateOfBirth, V::Context))?,
     },
     Spec {
-        pattern: r"(?i)(?:birth|\bdob\b|\bborn\b|geboren|naissance|nacimiento|nascita)[^\n]{0,30}?\b(\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})\b",
+        pattern: r"(?i)(?:birth|\bdob\b|\bborn\b|geboren|naissance|nacimiento|nascita)(?s:.){0,48}?\b(\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Keywords(&[
@@ -412,7 +412,7 @@ const SPECS: &[Spec] = &[
         check: |_, _, _| Hit::new(T::DateOfBirth, V::Context),
     },
     Spec {
-        pattern: r"(?i)(?:passport|passeport|reisepass|pasaporte|passaporto|paszport)[^\n]{0,30}?\b((?-i:[A-Z]{0,2}[0-9][A-Z0-9]{5,8}))\b",
+        pattern: r"(?i)(?:passport|passeport|reisepass|pasaporte|passaporto|paszport)(?s:.){0,48}?\b((?-i:[A-Z]{0,2}[0-9][A-Z0-9]{5,8}))\b",
         group: 1,
         shrink: false,
         trigger: Trigger::Always,
