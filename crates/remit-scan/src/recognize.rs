@@ -313,6 +313,29 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        pattern: r"(?i)(?:phone|\btel\b|mobile|\bcell\b|\bfax\b|telefon|t(?:é|e)l(?:é|e)phone|telefono)(?s:.){0,48}?(?:^|[^\w+])(\+?\d{9,14})\b",
+        group: 1,
+        shrink: false,
+        trigger: Trigger::Keywords(&[
+            "phone",
+            "tel",
+            "mobile",
+            "cell",
+            "fax",
+            "telefon",
+            "t\u{e9}l\u{e9}phone",
+            "telefono",
+        ]),
+        check: |t, s, e| {
+            let c = value(t, s, e);
+            if c[0] == b'+' {
+                phone_ok(c, 8, 15)
+            } else {
+                phone_ok(c, 9, 12).filter(|_| c[0] == b'0')
+            }
+        },
+    },
+    Spec {
         pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
         group: 0,
         shrink: false,

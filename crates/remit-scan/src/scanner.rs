@@ -261,6 +261,17 @@ impl Scanner {
         mut raw: Vec<(usize, usize, Candidate, Transforms, Option<String>)>,
         scalars: Option<&[json::JsonScalar]>,
     ) -> Vec<Finding> {
+        // A generic `secret=` match yields to any specific type it overlaps
+        // (a GitHub token assigned to `token:` is a GitHub token).
+        let specific: Vec<(usize, usize)> = raw
+            .iter()
+            .filter(|r| r.2.hit.kind != FindingType::GenericSecret)
+            .map(|r| (r.0, r.1))
+            .collect();
+        raw.retain(|r| {
+            r.2.hit.kind != FindingType::GenericSecret
+                || !specific.iter().any(|&(s, e)| s < r.1 && r.0 < e)
+        });
         // Longest first at each start; same span: catalog order, fewest transforms.
         raw.sort_by(|a, b| {
             (

@@ -62,6 +62,7 @@ const POSITIVES: &[(T, &str, &str)] = &[
     (T::Phone, "call (555) 123-4567 x12", "(555) 123-4567 x12"),
     (T::Phone, "tel 555.123.4567", "555.123.4567"),
     (T::Phone, "Tel. 030 1234 5678", "030 1234 5678"),
+    (T::Phone, "name,phone\nAl,01514960864\n", "01514960864"),
     (T::Ipv4, "host 192.168.1.20 up", "192.168.1.20"),
     (T::Ipv6, "addr 2001:db8::8a2e:370:7334 up", "2001:db8::8a2e:370:7334"),
     (T::MacAddress, "mac 00:1A:2B:3C:4D:5E", "00:1A:2B:3C:4D:5E"),
@@ -209,6 +210,7 @@ fn look_alike_contact_and_network_values_are_refused() {
     assert_not("00:1A:2B-3C:4D:5E", T::MacAddress);
     assert_not("order 2024-01-15", T::Phone);
     assert_not("id 123456789012", T::Phone);
+    assert_not("phone id 123456789012", T::Phone);
 }
 
 #[test]
@@ -552,4 +554,11 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_vendor_token_assigned_to_a_generic_key_is_reported_as_the_vendor_type() {
+    // base64 of a GitHub token behind `token:`: the decoded layer names it.
+    let input = "token: Z2hwXzhOcVN5MDZFU0dtSEtjanBMQzNCWkNYSHNHcGdFYjZ3TWZDag==";
+    assert_eq!(kinds(input), vec![T::GithubToken]);
 }
