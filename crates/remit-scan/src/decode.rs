@@ -152,8 +152,8 @@ pub(crate) fn decode(parent: &Segment<'_>, budget: &mut usize, out: &mut Vec<Seg
     // One tight pass over the bytes: a run of base64-alphabet bytes ends at
     // the first byte outside it; only runs of MIN_BLOB or more are tried.
     let mut run = 0usize;
-    for i in 0..=text.len() {
-        if i < text.len() && B64[usize::from(text[i])] {
+    for (i, &b) in text.iter().enumerate() {
+        if B64[usize::from(b)] {
             run += 1;
             continue;
         }
@@ -161,6 +161,9 @@ pub(crate) fn decode(parent: &Segment<'_>, budget: &mut usize, out: &mut Vec<Seg
             try_blob(parent, i - run, i, budget, out);
         }
         run = 0;
+    }
+    if run >= MIN_BLOB {
+        try_blob(parent, text.len() - run, text.len(), budget, out);
     }
 }
 

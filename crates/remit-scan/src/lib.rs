@@ -27,15 +27,20 @@
 //!    homoglyph folding (Cyrillic and Greek look-alikes, non-ASCII digits,
 //!    Unicode dashes and spaces). Plain ASCII without escapes is scanned in
 //!    place: no copy, no map.
-//! 3. **Recognize** in one pass: a `regex::RegexSet` over the normalized
-//!    bytes says which recognizers can match; only those run their own
-//!    pattern; every candidate goes through its validator (Luhn and the IIN
-//!    table, IBAN mod-97, national-ID checksums, base58check, bech32,
-//!    entropy for generic secrets). Separators inside numbers (spaces,
-//!    dashes, dots, slashes) are part of the patterns and skipped by the
-//!    validators. Formats that are only personal data next to a label (BIC,
-//!    dates of birth, passports, bare 9-digit SSNs, BSN, PESEL, Steuer-ID,
-//!    NHS) need a keyword within the pattern.
+//! 3. **Recognize** behind cheap prefilters: patterns that start with a
+//!    literal or a narrow byte class (`AKIA`, `ghp_`, `@`, digits) use the
+//!    `regex` crate's literal prefilters and skip clean text at memchr
+//!    speed; patterns that start with letters (IBAN, NINO, codice fiscale)
+//!    run only in windows around digits; keyword-anchored patterns run only
+//!    in windows around their keywords, found for all recognizers in one
+//!    Aho-Corasick pass. Every candidate goes through its validator (Luhn
+//!    and the IIN table, IBAN mod-97, national-ID checksums, base58check,
+//!    bech32, entropy for generic secrets). Separators inside numbers
+//!    (spaces, dashes, dots, slashes) are part of the patterns and skipped
+//!    by the validators. Formats that are only personal data next to a
+//!    label (BIC, dates of birth, passports, bare 9-digit SSNs, BSN, PESEL,
+//!    Steuer-ID, NHS, bare phone numbers) need a keyword within 48 bytes
+//!    before the value (which may span a line break, as in a CSV header).
 //! 4. **Decode** percent-encoding, base64 and hex blobs into new segments
 //!    (at most two layers, each blob at most 256 KiB, all decoded output of a
 //!    scan within [`ScanConfig::max_decoded_bytes`]) and recognize again.
