@@ -28,7 +28,8 @@ enum Command {
     #[command(subcommand)]
     Token(Box<cmd::token::TokenCommand>),
     // scan command (issue 4)
-
+    /// Find personal data and secrets in a file or standard input.
+    Scan(cmd::scan::ScanArgs),
     // policy commands (issue 5)
 
     // audit commands (issue 6)
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
         // token (issue 3)
         Command::Token(c) => cmd::token::run(*c),
         // scan (issue 4)
-
+        Command::Scan(a) => cmd::scan::run(a),
         // policy (issue 5)
 
         // audit (issue 6)

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod token;
 
 // scan (issue 4)
+pub mod scan;
 
 // policy (issue 5)
 
