@@ -29,6 +29,9 @@ enum Command {
     // scan command (issue 4)
 
     // policy commands (issue 5)
+    /// Write, validate, hash, evaluate and test policy folders.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
 
     // audit commands (issue 6)
 
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         // scan (issue 4)
 
         // policy (issue 5)
+        Command::Policy(c) => cmd::policy::run(c),
 
         // audit (issue 6)
 

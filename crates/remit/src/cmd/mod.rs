@@ -7,6 +7,7 @@ pub mod keys;
 // scan (issue 4)
 
 // policy (issue 5)
+pub mod policy;
 
 // audit (issue 6)
 
