@@ -10,9 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr as _;
 
 use cedar_policy::{
-    AuthorizationError, Authorizer, Context, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode,
-    Validator,
+    AuthorizationError, Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 
 use crate::decision::{Effect, EscalationMode, Evaluation, EvaluationError, MatchedPolicy};
@@ -158,8 +157,8 @@ impl CedarEngine {
                 let pid = PolicyId::new(&id);
                 let renamed = policy.new_id(pid.clone());
                 let json = renamed.to_json().map_err(|e| bad(e.to_string()))?;
-                let json = serde_json_canonicalizer::to_string(&json)
-                    .map_err(|e| bad(e.to_string()))?;
+                let json =
+                    serde_json_canonicalizer::to_string(&json).map_err(|e| bad(e.to_string()))?;
                 canonical.push((id.clone(), json));
                 policies.add(renamed).map_err(|e| bad(e.to_string()))?;
                 annotations.insert(
@@ -199,8 +198,10 @@ impl CedarEngine {
         let actions = Action::ALL
             .into_iter()
             .map(|a| {
-                let uid =
-                    EntityUid::from_type_name_and_id(types.action.clone(), EntityId::new(a.as_str()));
+                let uid = EntityUid::from_type_name_and_id(
+                    types.action.clone(),
+                    EntityId::new(a.as_str()),
+                );
                 (a, uid)
             })
             .collect();
@@ -234,45 +235,52 @@ impl CedarEngine {
             RestrictedExpression::new_set(set.map(|s| RestrictedExpression::new_string(s.clone())))
         };
         let long = |v: u32| RestrictedExpression::new_long(i64::from(v));
-        let mut pairs: Vec<(String, RestrictedExpression)> = vec![
-            ("arg_names".into(), strings(&mut c.arg_names().iter())),
-            (
-                "args_bytes".into(),
-                RestrictedExpression::new_long(c.args_bytes() as i64),
-            ),
-            (
-                "data_class".into(),
-                RestrictedExpression::new_long(i.data_class.level()),
-            ),
-            ("pii".into(), strings(&mut i.pii.iter())),
-            ("secrets".into(), strings(&mut i.secrets.iter())),
-            ("chain_depth".into(), long(i.chain_depth)),
-            (
-                "original_user".into(),
-                RestrictedExpression::new_entity_uid(t.uid(EntityKind::User, &i.original_user)),
-            ),
-            ("steps_used".into(), long(i.steps_used)),
-            ("steps_max".into(), long(i.steps_max)),
-            ("risk_budget_used".into(), long(i.risk_budget_used)),
-            ("risk_budget_max".into(), long(i.risk_budget_max)),
-            ("hour_utc".into(), long(u32::from(i.hour_utc))),
-            ("amr".into(), strings(&mut i.amr.iter())),
-            ("approved".into(), RestrictedExpression::new_bool(i.approved)),
-            ("shadow".into(), RestrictedExpression::new_bool(i.shadow)),
-            ("redacted".into(), RestrictedExpression::new_bool(i.redacted)),
-            (
-                "remit_tools".into(),
-                RestrictedExpression::new_set(i.remit_tools.iter().map(|id| {
-                    RestrictedExpression::new_entity_uid(t.uid(EntityKind::Tool, id))
-                })),
-            ),
-            (
-                "remit_models".into(),
-                RestrictedExpression::new_set(i.remit_models.iter().map(|id| {
-                    RestrictedExpression::new_entity_uid(t.uid(EntityKind::Model, id))
-                })),
-            ),
-        ];
+        let mut pairs: Vec<(String, RestrictedExpression)> =
+            vec![
+                ("arg_names".into(), strings(&mut c.arg_names().iter())),
+                (
+                    "args_bytes".into(),
+                    RestrictedExpression::new_long(c.args_bytes() as i64),
+                ),
+                (
+                    "data_class".into(),
+                    RestrictedExpression::new_long(i.data_class.level()),
+                ),
+                ("pii".into(), strings(&mut i.pii.iter())),
+                ("secrets".into(), strings(&mut i.secrets.iter())),
+                ("chain_depth".into(), long(i.chain_depth)),
+                (
+                    "original_user".into(),
+                    RestrictedExpression::new_entity_uid(t.uid(EntityKind::User, &i.original_user)),
+                ),
+                ("steps_used".into(), long(i.steps_used)),
+                ("steps_max".into(), long(i.steps_max)),
+                ("risk_budget_used".into(), long(i.risk_budget_used)),
+                ("risk_budget_max".into(), long(i.risk_budget_max)),
+                ("hour_utc".into(), long(u32::from(i.hour_utc))),
+                ("amr".into(), strings(&mut i.amr.iter())),
+                (
+                    "approved".into(),
+                    RestrictedExpression::new_bool(i.approved),
+                ),
+                ("shadow".into(), RestrictedExpression::new_bool(i.shadow)),
+                (
+                    "redacted".into(),
+                    RestrictedExpression::new_bool(i.redacted),
+                ),
+                (
+                    "remit_tools".into(),
+                    RestrictedExpression::new_set(i.remit_tools.iter().map(|id| {
+                        RestrictedExpression::new_entity_uid(t.uid(EntityKind::Tool, id))
+                    })),
+                ),
+                (
+                    "remit_models".into(),
+                    RestrictedExpression::new_set(i.remit_models.iter().map(|id| {
+                        RestrictedExpression::new_entity_uid(t.uid(EntityKind::Model, id))
+                    })),
+                ),
+            ];
         if let Some(h) = &i.description_hash {
             pairs.push((
                 "description_hash".into(),
@@ -303,11 +311,7 @@ fn first_line(policy: &cedar_policy::Policy) -> String {
         .to_owned()
 }
 
-fn build_entities(
-    dir: &Directory,
-    schema: &Schema,
-    t: &TypeNames,
-) -> Result<Entities, LoadError> {
+fn build_entities(dir: &Directory, schema: &Schema, t: &TypeNames) -> Result<Entities, LoadError> {
     let err = |m: String| LoadError::Entities { message: m };
     let mut out = Vec::new();
     let none = HashSet::new;
@@ -336,7 +340,10 @@ fn build_entities(
     }
     for (id, s) in &dir.servers {
         let attrs = HashMap::from([
-            ("blessed".to_owned(), RestrictedExpression::new_bool(s.blessed)),
+            (
+                "blessed".to_owned(),
+                RestrictedExpression::new_bool(s.blessed),
+            ),
             (
                 "pinned_description_hash".to_owned(),
                 RestrictedExpression::new_string(s.pinned_description_hash.clone()),
@@ -377,7 +384,10 @@ fn build_entities(
     }
     for (id, m) in &dir.models {
         let attrs = HashMap::from([
-            ("external".to_owned(), RestrictedExpression::new_bool(m.external)),
+            (
+                "external".to_owned(),
+                RestrictedExpression::new_bool(m.external),
+            ),
             (
                 "clearance".to_owned(),
                 RestrictedExpression::new_long(m.clearance.level()),

@@ -352,11 +352,17 @@ mod tests {
 
     #[test]
     fn plain_permit_wins_only_in_plain_mode() {
-        let m = vec![p("a", Effect::Permit, None), p("e", Effect::Permit, Some("why"))];
+        let m = vec![
+            p("a", Effect::Permit, None),
+            p("e", Effect::Permit, Some("why")),
+        ];
         let d = decide(m.clone(), EscalationMode::PlainPermitWins);
         assert_eq!((d.verdict(), d.reason_code()), (Verdict::Allow, "a".into()));
         let d = decide(m, EscalationMode::EscalateWins);
-        assert_eq!((d.verdict(), d.reason_code()), (Verdict::Escalate, "e".into()));
+        assert_eq!(
+            (d.verdict(), d.reason_code()),
+            (Verdict::Escalate, "e".into())
+        );
         assert_eq!(d.explanation(), "why");
     }
 

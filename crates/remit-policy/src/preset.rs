@@ -51,8 +51,12 @@ impl Preset {
     /// The preset's policy text for an engine.
     pub fn text(self, engine: EngineKind) -> &'static str {
         match (self, engine) {
-            (Preset::Lockdown, EngineKind::Cedar) => include_str!("../policies/cedar/lockdown.cedar"),
-            (Preset::Standard, EngineKind::Cedar) => include_str!("../policies/cedar/standard.cedar"),
+            (Preset::Lockdown, EngineKind::Cedar) => {
+                include_str!("../policies/cedar/lockdown.cedar")
+            }
+            (Preset::Standard, EngineKind::Cedar) => {
+                include_str!("../policies/cedar/standard.cedar")
+            }
             (Preset::Permissive, EngineKind::Cedar) => {
                 include_str!("../policies/cedar/permissive.cedar")
             }

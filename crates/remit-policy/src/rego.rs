@@ -57,9 +57,7 @@ impl RegoEngine {
             if package != "data.remit.policy" {
                 return Err(LoadError::Rego {
                     file: s.name.clone(),
-                    message: format!(
-                        "declares {package}; Remit reads only `package remit.policy`"
-                    ),
+                    message: format!("declares {package}; Remit reads only `package remit.policy`"),
                 });
             }
             normalized.push(normalize_rego(&s.text));
@@ -226,10 +224,11 @@ impl PolicyEngine for RegoEngine {
             }
         };
         if value == regorus::Value::Undefined {
-            return fail("rego: decision is undefined (a preset rule conflicts or is missing)".into());
+            return fail(
+                "rego: decision is undefined (a preset rule conflicts or is missing)".into(),
+            );
         }
-        let raw: RegoDecision = match serde_json::to_value(&value)
-            .and_then(serde_json::from_value)
+        let raw: RegoDecision = match serde_json::to_value(&value).and_then(serde_json::from_value)
         {
             Ok(r) => r,
             Err(e) => return fail(format!("rego: decision has the wrong shape: {e}")),

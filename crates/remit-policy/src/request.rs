@@ -332,7 +332,10 @@ mod tests {
         let mut c = base();
         c["args"] = serde_json::json!({ "body": "x".repeat(MAX_ARGS_BYTES) });
         let err = RequestContext::from_json(&c.to_string()).unwrap_err();
-        assert!(matches!(err, RequestError::TooLarge { field: "args", .. }), "{err}");
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "args", .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -353,7 +356,10 @@ mod tests {
         let many: Vec<String> = (0..=MAX_SET_LEN).map(|i| format!("t{i}")).collect();
         c["pii"] = serde_json::json!(many);
         let err = RequestContext::from_json(&c.to_string()).unwrap_err();
-        assert!(matches!(err, RequestError::TooLarge { field: "pii", .. }), "{err}");
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "pii", .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -381,6 +387,12 @@ mod tests {
             ctx,
         )
         .unwrap_err();
-        assert!(matches!(err, RequestError::WrongType { role: "principal", .. }));
+        assert!(matches!(
+            err,
+            RequestError::WrongType {
+                role: "principal",
+                ..
+            }
+        ));
     }
 }

@@ -227,9 +227,11 @@ impl DecisionTable {
                 obj.insert("padding".into(), "x".repeat(n).into());
             }
         }
-        let input: ContextInput = serde_json::from_value(serde_json::Value::Object(ctx))
-            .map_err(|e| RequestError::BadContext {
-                message: e.to_string(),
+        let input: ContextInput =
+            serde_json::from_value(serde_json::Value::Object(ctx)).map_err(|e| {
+                RequestError::BadContext {
+                    message: e.to_string(),
+                }
             })?;
         DecisionRequest::new(
             case.principal.parse()?,
@@ -267,7 +269,10 @@ mod tests {
     #[test]
     fn merge_patch_replaces_and_deletes() {
         let mut t = serde_json::json!({"a": {"b": 1, "c": 2}, "d": 3});
-        merge_patch(&mut t, &serde_json::json!({"a": {"b": null, "e": 4}, "d": 5}));
+        merge_patch(
+            &mut t,
+            &serde_json::json!({"a": {"b": null, "e": 4}, "d": 5}),
+        );
         assert_eq!(t, serde_json::json!({"a": {"c": 2, "e": 4}, "d": 5}));
     }
 

@@ -93,6 +93,9 @@ mod tests {
         let a = "package p\n\n# hello\n  allow if { true }\n";
         let b = "package p\nallow if { true }";
         assert_eq!(normalize_rego(a), normalize_rego(b));
-        assert_ne!(normalize_rego(a), normalize_rego("package p\nallow if { false }"));
+        assert_ne!(
+            normalize_rego(a),
+            normalize_rego("package p\nallow if { false }")
+        );
     }
 }

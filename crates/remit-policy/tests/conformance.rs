@@ -15,7 +15,10 @@ fn run(preset: Preset, table_text: &str, engine: EngineKind) -> Vec<CaseResult> 
         "{preset}: only {} cases",
         table.cases().len()
     );
-    let dir: Directory = table.entities().unwrap().expect("tables carry their entities");
+    let dir: Directory = table
+        .entities()
+        .unwrap()
+        .expect("tables carry their entities");
     let mut sources = vec![preset.source(engine)];
     sources.extend(table.overrides(engine));
     let mut e = preset::load(engine, &sources, preset.default_mode(), dir).unwrap();

@@ -24,7 +24,10 @@ fn override_reusing_a_preset_id_is_refused() {
         r#"@id("std-low-risk") @reason("mine") permit (principal, action, resource);"#,
     )])
     .unwrap_err();
-    assert!(matches!(err, LoadError::DuplicateId { ref id, .. } if id == "std-low-risk"), "{err}");
+    assert!(
+        matches!(err, LoadError::DuplicateId { ref id, .. } if id == "std-low-risk"),
+        "{err}"
+    );
     assert!(err.to_string().contains("overrides/x.cedar"));
 }
 
@@ -42,7 +45,11 @@ fn escalate_on_a_forbid_is_refused() {
 fn policy_without_id_or_reason_is_refused() {
     let err = cedar(&[("o.cedar", r#"permit (principal, action, resource);"#)]).unwrap_err();
     assert!(err.to_string().contains("@id"), "{err}");
-    let err = cedar(&[("o.cedar", r#"@id("x") permit (principal, action, resource);"#)]).unwrap_err();
+    let err = cedar(&[(
+        "o.cedar",
+        r#"@id("x") permit (principal, action, resource);"#,
+    )])
+    .unwrap_err();
     assert!(err.to_string().contains("@reason"), "{err}");
 }
 
@@ -131,7 +138,10 @@ fn rego_module_in_another_package_is_refused() {
 
 #[test]
 fn rego_syntax_error_names_the_file() {
-    let s = vec![PolicySource::new("overrides/x.rego", "package remit.policy\n\nforbid contains if {")];
+    let s = vec![PolicySource::new(
+        "overrides/x.rego",
+        "package remit.policy\n\nforbid contains if {",
+    )];
     let err = RegoEngine::load(&s, EscalationMode::PlainPermitWins, dir()).unwrap_err();
     assert!(err.to_string().contains("overrides/x.rego"), "{err}");
 }
@@ -143,8 +153,12 @@ fn rego_version_ignores_comments_and_file_order() {
     let b = PolicySource::new("b.rego", "package remit.policy\n\n   forbid contains {\"id\": \"b\", \"reason\": \"r\"} if { ctx.hour_utc > 22 }");
     let base = Preset::Permissive.source(EngineKind::Rego);
     let m = EscalationMode::PlainPermitWins;
-    let v1 = *RegoEngine::load(&[base.clone(), a.clone(), b.clone()], m, dir()).unwrap().version();
-    let v2 = *RegoEngine::load(&[b, base.clone(), a], m, dir()).unwrap().version();
+    let v1 = *RegoEngine::load(&[base.clone(), a.clone(), b.clone()], m, dir())
+        .unwrap()
+        .version();
+    let v2 = *RegoEngine::load(&[b, base.clone(), a], m, dir())
+        .unwrap()
+        .version();
     assert_eq!(v1, v2);
     let c = PolicySource::new("a.rego", "package remit.policy\nforbid contains {\"id\": \"a\", \"reason\": \"r\"} if { ctx.hour_utc < 7 }\n");
     let v3 = *RegoEngine::load(&[base, c], m, dir()).unwrap().version();

@@ -32,7 +32,6 @@ enum Command {
     /// Write, validate, hash, evaluate and test policy folders.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
-
     // audit commands (issue 6)
 
     // server commands (issue 7)
@@ -49,7 +48,6 @@ fn main() -> ExitCode {
 
         // policy (issue 5)
         Command::Policy(c) => cmd::policy::run(c),
-
         // audit (issue 6)
 
         // server (issue 7)

@@ -49,7 +49,9 @@ fn text(o: &Output) -> String {
 fn new_folder(root: &Path, preset: &str, engine: &str) -> String {
     let dir = root.join(format!("{preset}-{engine}"));
     let d = dir.to_str().unwrap().to_owned();
-    let o = remit(&["policy", "new", "--preset", preset, "--out", &d, "--engine", engine]);
+    let o = remit(&[
+        "policy", "new", "--preset", preset, "--out", &d, "--engine", engine,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     d
 }
@@ -76,7 +78,10 @@ fn validate_refuses_a_conflicting_override_and_names_it() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["valid"], false);
     let errors = v["errors"].to_string();
-    assert!(errors.contains("std-low-risk") && errors.contains("dup.cedar"), "{errors}");
+    assert!(
+        errors.contains("std-low-risk") && errors.contains("dup.cedar"),
+        "{errors}"
+    );
 }
 
 #[test]
@@ -102,16 +107,35 @@ fn eval_refuses_an_oversized_context_and_an_unknown_tool() {
     big["args"]["body"] = "x".repeat(20_000).into();
     std::fs::write(&ctx, big.to_string()).unwrap();
     let o = remit(&[
-        "policy", "eval", &d, "--principal", r#"Agent::"a""#, "--action", "call_tool",
-        "--resource", r#"Tool::"github/create_issue""#, "--context", ctx.to_str().unwrap(),
+        "policy",
+        "eval",
+        &d,
+        "--principal",
+        r#"Agent::"a""#,
+        "--action",
+        "call_tool",
+        "--resource",
+        r#"Tool::"github/create_issue""#,
+        "--context",
+        ctx.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("too large"), "{}", text(&o));
 
     std::fs::write(&ctx, CONTEXT).unwrap();
     let o = remit(&[
-        "policy", "eval", &d, "--principal", r#"Agent::"a""#, "--action", "call_tool",
-        "--resource", r#"Tool::"github/delete_repo""#, "--context", ctx.to_str().unwrap(), "--json",
+        "policy",
+        "eval",
+        &d,
+        "--principal",
+        r#"Agent::"a""#,
+        "--action",
+        "call_tool",
+        "--resource",
+        r#"Tool::"github/delete_repo""#,
+        "--context",
+        ctx.to_str().unwrap(),
+        "--json",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -129,8 +153,18 @@ fn eval_allows_escalates_and_explains_on_both_engines() {
     for engine in ["cedar", "rego"] {
         let d = new_folder(tmp.path(), "standard", engine);
         let o = remit(&[
-            "policy", "eval", &d, "--principal", r#"Agent::"a""#, "--action", "call_tool",
-            "--resource", r#"Tool::"github/create_issue""#, "--context", c, "--json",
+            "policy",
+            "eval",
+            &d,
+            "--principal",
+            r#"Agent::"a""#,
+            "--action",
+            "call_tool",
+            "--resource",
+            r#"Tool::"github/create_issue""#,
+            "--context",
+            c,
+            "--json",
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -139,8 +173,18 @@ fn eval_allows_escalates_and_explains_on_both_engines() {
         versions.push(v["policy_version"].as_str().unwrap().to_owned());
 
         let o = remit(&[
-            "policy", "eval", &d, "--principal", r#"Agent::"a""#, "--action", "call_tool",
-            "--resource", r#"Tool::"payments/refund""#, "--context", c, "--explain",
+            "policy",
+            "eval",
+            &d,
+            "--principal",
+            r#"Agent::"a""#,
+            "--action",
+            "call_tool",
+            "--resource",
+            r#"Tool::"payments/refund""#,
+            "--context",
+            c,
+            "--explain",
         ]);
         assert_eq!(o.status.code(), Some(3), "{}", text(&o));
         let out = text(&o);
@@ -174,7 +218,14 @@ fn hash_is_stable_and_changes_with_an_override() {
 fn new_refuses_an_unknown_preset_and_a_non_empty_folder() {
     let tmp = tempdir();
     let d = tmp.path().join("x");
-    let o = remit(&["policy", "new", "--preset", "yolo", "--out", d.to_str().unwrap()]);
+    let o = remit(&[
+        "policy",
+        "new",
+        "--preset",
+        "yolo",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("unknown preset"), "{}", text(&o));
     let d = new_folder(tmp.path(), "standard", "cedar");
@@ -205,11 +256,17 @@ cases:
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("2 passed, 0 failed"), "{}", text(&o));
 
-    let wrong = std::fs::read_to_string(&cases).unwrap().replace("expect: allow", "expect: escalate");
+    let wrong = std::fs::read_to_string(&cases)
+        .unwrap()
+        .replace("expect: allow", "expect: escalate");
     std::fs::write(&cases, wrong).unwrap();
     let o = remit(&["policy", "test", &d, cases.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("FAIL low risk is allowed"), "{}", text(&o));
+    assert!(
+        text(&o).contains("FAIL low risk is allowed"),
+        "{}",
+        text(&o)
+    );
     assert!(text(&o).contains("1 passed, 1 failed"), "{}", text(&o));
 }
 

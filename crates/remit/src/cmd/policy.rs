@@ -100,7 +100,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             context,
             explain,
             json,
-        } => eval(&dir, &principal, &action, &resource, &context, explain, json),
+        } => eval(
+            &dir, &principal, &action, &resource, &context, explain, json,
+        ),
         PolicyCommand::Test { dir, cases } => test(&dir, &cases),
     }
 }
@@ -122,7 +124,10 @@ fn new(preset: &str, out: &Path, engine: &str) -> anyhow::Result<ExitCode> {
             .next()
             .is_some()
     {
-        anyhow::bail!("{} exists and is not empty; choose a new folder", out.display());
+        anyhow::bail!(
+            "{} exists and is not empty; choose a new folder",
+            out.display()
+        );
     }
     let overrides = out.join("overrides");
     std::fs::create_dir_all(&overrides)
@@ -146,7 +151,10 @@ fn new(preset: &str, out: &Path, engine: &str) -> anyhow::Result<ExitCode> {
              holds the call for a human approval. Check with `remit policy validate`.\n"
         ),
     )?;
-    write(out.join("entities.json"), remit_policy::preset::SAMPLE_ENTITIES)?;
+    write(
+        out.join("entities.json"),
+        remit_policy::preset::SAMPLE_ENTITIES,
+    )?;
     let engine = Folder::read(out)?.load(None, None)?;
     println!(
         "wrote {} ({} preset, {} engine, escalation {})\nversion {}",
@@ -188,7 +196,9 @@ impl Folder {
             for f in files {
                 let name = format!(
                     "overrides/{}",
-                    f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+                    f.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
                 );
                 sources.push(PolicySource::new(name, io::read_text(&f)?));
             }
@@ -338,13 +348,14 @@ fn eval(
                     e.message
                 );
             }
-            println!("\nrule: errors deny; a forbid wins; no permit denies; then {}.",
+            println!(
+                "\nrule: errors deny; a forbid wins; no permit denies; then {}.",
                 match engine.mode() {
                     remit_policy::EscalationMode::PlainPermitWins =>
                         "a plain permit allows, escalate-only permits escalate",
-                    remit_policy::EscalationMode::EscalateWins =>
-                        "any escalating permit escalates",
-                });
+                    remit_policy::EscalationMode::EscalateWins => "any escalating permit escalates",
+                }
+            );
         }
     }
     Ok(match decision.verdict() {
