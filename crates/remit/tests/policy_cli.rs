@@ -149,6 +149,10 @@ fn eval_allows_escalates_and_explains_on_both_engines() {
     let ctx = tmp.path().join("ctx.json");
     std::fs::write(&ctx, CONTEXT).unwrap();
     let c = ctx.to_str().unwrap();
+    // Each server has its own pinned description hash: payments is 77aa.
+    let pay = tmp.path().join("pay.json");
+    std::fs::write(&pay, CONTEXT.replace("sha256:9f2c", "sha256:77aa")).unwrap();
+    let p = pay.to_str().unwrap();
     let mut versions = Vec::new();
     for engine in ["cedar", "rego"] {
         let d = new_folder(tmp.path(), "standard", engine);
@@ -183,7 +187,7 @@ fn eval_allows_escalates_and_explains_on_both_engines() {
             "--resource",
             r#"Tool::"payments/refund""#,
             "--context",
-            c,
+            p,
             "--explain",
         ]);
         assert_eq!(o.status.code(), Some(3), "{}", text(&o));
