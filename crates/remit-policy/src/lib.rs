@@ -1,1 +1,100 @@
-//! Remit policy decisions (being built: see issue 5).
+//! # remit-policy: every Remit decision, with its reasons
+//!
+//! Every decision Remit makes (issuing a remit, delegating it, letting an
+//! agent call a tool, read a result or send a prompt) is asked here, and
+//! every answer carries the policies that determined it into the receipt.
+//! This crate is pure: no I/O, no clock, no threads. Callers read files and
+//! clocks and pass texts and values in.
+//!
+//! ## The model
+//!
+//! A [`DecisionRequest`] names a principal (`User` or `Agent`), an
+//! [`Action`] (`issue`, `delegate`, `call_tool`, `read_result`,
+//! `send_prompt`), a resource (`Agent`, `Tool` or `Model`) and a
+//! [`RequestContext`]: the tool arguments (summarized as names and size,
+//! capped), the payload's classification and findings from the scanner, the
+//! chain depth, the original user, steps and risk budget used, the hour, the
+//! approver's `amr`, whether a human approval is attached, shadow mode,
+//! redaction, the tools and models the remit lists, and the server's tool
+//! description hash. Entities (agents, servers, tools, models) come from a
+//! [`Directory`] that each engine caches in its own form, so only the
+//! context is built per call. The Cedar schema is [`cedar::SCHEMA`].
+//!
+//! A [`PolicyEngine`] answers with a [`Decision`]: **allow**, **deny** or
+//! **escalate** (hold for a human), always with reasons: the determining
+//! policies' `@id`, `@reason` and `@escalate` annotations, or the
+//! evaluation errors, or why the request was invalid. Two engines implement
+//! the trait over the same request type: [`CedarEngine`] (the default) and
+//! [`RegoEngine`] (through `regorus`, for teams on OPA). Engines only report
+//! what matched; [`decision`] combines it, so both follow one semantics.
+//!
+//! ## Escalation semantics
+//!
+//! Escalation is policy, not code: a `permit` annotated
+//! `@escalate("why")` means "allowed once a human approves". Exactly:
+//!
+//! 1. an evaluation error anywhere → deny (never allow);
+//! 2. a matching `forbid` → deny; it wins over everything, approvals included;
+//! 3. no matching `permit` → deny;
+//! 4. plain and escalating permits both match → [`EscalationMode`] decides:
+//!    `plain-permit-wins` (standard, permissive) allows, so an operator can
+//!    whitelist a call; `escalate-wins` (lockdown) escalates, so no override
+//!    can skip an approval the preset requires;
+//! 5. only escalating permits match → escalate.
+//!
+//! Presets write their escalating permits as `... && !context.approved`,
+//! with a plain permit for the approved case, so an attached approval turns
+//! an escalation into an allow (lockdown also demands a second factor).
+//!
+//! ## Presets
+//!
+//! [`Preset::Lockdown`], [`Preset::Standard`] (the default) and
+//! [`Preset::Permissive`], shipped in Cedar and in Rego with the same ids
+//! and reasons; each file opens with a header an operator reads in two
+//! minutes. Operators tune a preset with override files validated together
+//! with it against the schema (duplicate ids, `@escalate` on a forbid,
+//! missing `@id`/`@reason` and type errors are refused at load). A policy
+//! set's [`PolicyVersion`] is the SHA-256 of its canonical text (see
+//! [`version`]); it goes into remits and receipts.
+//!
+//! ## Threat model
+//!
+//! The agent is the adversary: it controls tool arguments and tries to
+//! reach tools, data flows or approvals its remit does not give it. So:
+//! the context is typed and capped before any engine sees it (oversized or
+//! malformed contexts are denied, not truncated); entity attributes come
+//! from the operator's registry, never from the request (AuthZEN
+//! `properties` are ignored); an unknown principal or resource is denied
+//! before evaluation; a dangling reference, an overflow or any other
+//! evaluation error is a deny; a forbid cannot be outvoted by any number
+//! of permits; entity ids cannot smuggle syntax (`Type::"id"` is parsed,
+//! quotes refused). Out of scope here: whether the approval flag and the
+//! finding lists are true (the gateway and scanner vouch for them), and
+//! shadow mode, which the gateway enforces by not enforcing.
+//!
+//! The decision is also exposed in the shape of the AuthZEN Authorization
+//! API 1.0 ([`authzen`]), and decision tables written as data run against
+//! any engine ([`table`]).
+
+pub mod authzen;
+pub mod cedar;
+pub mod decision;
+pub mod engine;
+pub mod model;
+pub mod preset;
+pub mod rego;
+pub mod request;
+pub mod table;
+pub mod version;
+
+pub use cedar::CedarEngine;
+pub use decision::{
+    Decision, DenyCause, Determining, Effect, EscalationMode, Evaluation, EvaluationError,
+    MatchedPolicy, Outcome, Verdict,
+};
+pub use engine::{EngineKind, LoadError, PolicyEngine, PolicySource};
+pub use model::{Action, Classification, Directory, EntityKind, EntityRef, ModelError, Risk};
+pub use preset::{Manifest, Preset};
+pub use rego::RegoEngine;
+pub use request::{ContextInput, DecisionRequest, RequestContext, RequestError};
+pub use version::PolicyVersion;

@@ -31,7 +31,9 @@ enum Command {
     /// Find personal data and secrets in a file or standard input.
     Scan(cmd::scan::ScanArgs),
     // policy commands (issue 5)
-
+    /// Write, validate, hash, evaluate and test policy folders.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
     // audit commands (issue 6)
     /// Keep and verify the signed receipt log offline.
     #[command(subcommand)]
@@ -50,7 +52,7 @@ fn main() -> ExitCode {
         // scan (issue 4)
         Command::Scan(a) => cmd::scan::run(a),
         // policy (issue 5)
-
+        Command::Policy(c) => cmd::policy::run(c),
         // audit (issue 6)
         Command::Audit(c) => cmd::audit::run(c),
         // server (issue 7)

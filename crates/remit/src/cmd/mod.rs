@@ -9,6 +9,7 @@ pub mod token;
 pub mod scan;
 
 // policy (issue 5)
+pub mod policy;
 
 // audit (issue 6)
 pub mod audit;

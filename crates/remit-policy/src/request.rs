@@ -1,0 +1,398 @@
+//! The request every engine answers: principal, action, resource and the
+//! per-call context, parsed and capped before any engine sees it.
+//!
+//! Caps exist because the context comes from an agent's tool call: an agent
+//! that could send a megabyte of arguments or ten thousand finding types
+//! would turn the policy engine into its amplifier. Anything over a cap is a
+//! [`RequestError::TooLarge`], which every engine answers with a deny.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Action, Classification, EntityKind, EntityRef, ModelError};
+
+/// The most bytes tool arguments may take, serialized as JSON.
+pub const MAX_ARGS_BYTES: usize = 16 * 1024;
+/// The deepest nesting of arrays and objects in tool arguments.
+pub const MAX_ARGS_DEPTH: usize = 8;
+/// The most top-level argument names.
+pub const MAX_ARG_NAMES: usize = 128;
+/// The most members of any set in the context (finding types, amr, remit tools).
+pub const MAX_SET_LEN: usize = 256;
+/// The longest string in a context set or field, in bytes.
+pub const MAX_STRING_BYTES: usize = 256;
+
+/// The context as it arrives (JSON from the gateway or a file): every field
+/// named, unknown fields refused. Turn it into a [`RequestContext`] to use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextInput {
+    /// The tool call's arguments (a JSON object), capped by size and depth.
+    #[serde(default = "empty_object")]
+    pub args: serde_json::Value,
+    /// The payload's classification, from the scanner.
+    pub data_class: Classification,
+    /// Types of personal-data findings in the payload (`email`, `iban`, ...).
+    #[serde(default)]
+    pub pii: BTreeSet<String>,
+    /// Types of secret findings in the payload (`aws_access_key`, ...).
+    #[serde(default)]
+    pub secrets: BTreeSet<String>,
+    /// Delegation hops from the root remit (0 = root).
+    pub chain_depth: u32,
+    /// The user id at the root of the chain.
+    pub original_user: String,
+    /// Steps the remit has used, this one excluded.
+    pub steps_used: u32,
+    /// Steps the remit allows.
+    pub steps_max: u32,
+    /// Risk points the agent has spent.
+    pub risk_budget_used: u32,
+    /// Risk points the agent may spend.
+    pub risk_budget_max: u32,
+    /// Hour of day, UTC, 0..=23 (the caller reads the clock, not this crate).
+    pub hour_utc: u8,
+    /// Authentication methods of the approving human (RFC 8176 `amr`).
+    #[serde(default)]
+    pub amr: BTreeSet<String>,
+    /// A human approval bound to this call is attached (checked by the gateway).
+    #[serde(default)]
+    pub approved: bool,
+    /// The gateway runs in shadow mode (decisions are recorded, not enforced).
+    #[serde(default)]
+    pub shadow: bool,
+    /// The payload was redacted by the scanner before this decision.
+    #[serde(default)]
+    pub redacted: bool,
+    /// Tool ids the remit lists.
+    pub remit_tools: BTreeSet<String>,
+    /// Model ids the remit lists.
+    #[serde(default)]
+    pub remit_models: BTreeSet<String>,
+    /// Hash of the server's tool descriptions as seen at this call, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_hash: Option<String>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// A checked per-call context. It can only be built through
+/// [`RequestContext::new`], so every value is within its caps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestContext {
+    input: ContextInput,
+    arg_names: Vec<String>,
+    args_bytes: usize,
+}
+
+impl RequestContext {
+    /// Checks caps and shapes.
+    pub fn new(input: ContextInput) -> Result<Self, RequestError> {
+        let args = match &input.args {
+            serde_json::Value::Object(map) => map,
+            _ => {
+                return Err(RequestError::BadContext {
+                    message: "args must be a JSON object".into(),
+                })
+            }
+        };
+        if args.len() > MAX_ARG_NAMES {
+            return Err(RequestError::TooLarge {
+                field: "args",
+                limit: format!("{MAX_ARG_NAMES} names"),
+            });
+        }
+        if depth(&input.args) > MAX_ARGS_DEPTH {
+            return Err(RequestError::TooLarge {
+                field: "args",
+                limit: format!("depth {MAX_ARGS_DEPTH}"),
+            });
+        }
+        let args_bytes = serde_json::to_vec(&input.args)
+            .map_err(|e| RequestError::BadContext {
+                message: e.to_string(),
+            })?
+            .len();
+        if args_bytes > MAX_ARGS_BYTES {
+            return Err(RequestError::TooLarge {
+                field: "args",
+                limit: format!("{MAX_ARGS_BYTES} bytes"),
+            });
+        }
+        let arg_names: Vec<String> = args.keys().cloned().collect();
+        for name in &arg_names {
+            check_string("args", name)?;
+        }
+        for (field, set) in [
+            ("pii", &input.pii),
+            ("secrets", &input.secrets),
+            ("amr", &input.amr),
+            ("remit_tools", &input.remit_tools),
+            ("remit_models", &input.remit_models),
+        ] {
+            if set.len() > MAX_SET_LEN {
+                return Err(RequestError::TooLarge {
+                    field,
+                    limit: format!("{MAX_SET_LEN} members"),
+                });
+            }
+            for s in set {
+                check_string(field, s)?;
+            }
+        }
+        for id in input.remit_tools.iter().chain(&input.remit_models) {
+            EntityRef::new(EntityKind::Tool, id.as_str())?;
+        }
+        EntityRef::new(EntityKind::User, input.original_user.as_str())?;
+        if let Some(h) = &input.description_hash {
+            check_string("description_hash", h)?;
+        }
+        if input.hour_utc > 23 {
+            return Err(RequestError::BadContext {
+                message: format!("hour_utc {} is not in 0..=23", input.hour_utc),
+            });
+        }
+        Ok(Self {
+            input,
+            arg_names,
+            args_bytes,
+        })
+    }
+
+    /// Parses and checks a JSON context.
+    pub fn from_json(text: &str) -> Result<Self, RequestError> {
+        if text.len() > MAX_ARGS_BYTES * 4 {
+            return Err(RequestError::TooLarge {
+                field: "context",
+                limit: format!("{} bytes", MAX_ARGS_BYTES * 4),
+            });
+        }
+        let input: ContextInput =
+            serde_json::from_str(text).map_err(|e| RequestError::BadContext {
+                message: e.to_string(),
+            })?;
+        Self::new(input)
+    }
+
+    /// The checked values.
+    pub fn input(&self) -> &ContextInput {
+        &self.input
+    }
+
+    /// Top-level argument names, sorted.
+    pub fn arg_names(&self) -> &[String] {
+        &self.arg_names
+    }
+
+    /// Size of the arguments serialized as JSON.
+    pub fn args_bytes(&self) -> usize {
+        self.args_bytes
+    }
+}
+
+fn check_string(field: &'static str, s: &str) -> Result<(), RequestError> {
+    if s.len() > MAX_STRING_BYTES {
+        return Err(RequestError::TooLarge {
+            field,
+            limit: format!("{MAX_STRING_BYTES} bytes per string"),
+        });
+    }
+    Ok(())
+}
+
+fn depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// One question for a policy engine. The principal and resource types are
+/// checked against the action, so `User` calling a tool cannot be asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRequest {
+    principal: EntityRef,
+    action: Action,
+    resource: EntityRef,
+    context: RequestContext,
+}
+
+impl DecisionRequest {
+    /// Builds a request whose entity types fit the action.
+    pub fn new(
+        principal: EntityRef,
+        action: Action,
+        resource: EntityRef,
+        context: RequestContext,
+    ) -> Result<Self, RequestError> {
+        if principal.kind() != action.principal_kind() {
+            return Err(RequestError::WrongType {
+                role: "principal",
+                action,
+                expected: action.principal_kind(),
+                got: principal,
+            });
+        }
+        if resource.kind() != action.resource_kind() {
+            return Err(RequestError::WrongType {
+                role: "resource",
+                action,
+                expected: action.resource_kind(),
+                got: resource,
+            });
+        }
+        Ok(Self {
+            principal,
+            action,
+            resource,
+            context,
+        })
+    }
+
+    /// Who asks.
+    pub fn principal(&self) -> &EntityRef {
+        &self.principal
+    }
+
+    /// What they ask to do.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// On what.
+    pub fn resource(&self) -> &EntityRef {
+        &self.resource
+    }
+
+    /// The per-call facts.
+    pub fn context(&self) -> &RequestContext {
+        &self.context
+    }
+}
+
+/// Why a request could not be put to an engine. On the decision path each of
+/// these becomes a deny ([`crate::DenyCause::InvalidRequest`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A context field is over its cap.
+    #[error("context field {field} is too large (limit {limit})")]
+    TooLarge {
+        /// Which field.
+        field: &'static str,
+        /// The cap it exceeded.
+        limit: String,
+    },
+    /// The context is malformed (missing field, wrong type, unknown field).
+    #[error("context: {message}")]
+    BadContext {
+        /// The parser's message, naming the field.
+        message: String,
+    },
+    /// The principal or resource type does not fit the action.
+    #[error("{role} of {action} must be a {expected:?}, got {got}")]
+    WrongType {
+        /// `principal` or `resource`.
+        role: &'static str,
+        /// The action.
+        action: Action,
+        /// The type the schema requires.
+        expected: EntityKind,
+        /// What was given.
+        got: EntityRef,
+    },
+    /// The principal or resource is not in the entity directory.
+    #[error("unknown entity {entity}: it is not in the registry")]
+    UnknownEntity {
+        /// The missing entity.
+        entity: EntityRef,
+    },
+    /// A name could not be parsed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "data_class": "INTERNAL", "chain_depth": 0, "original_user": "alice",
+            "steps_used": 0, "steps_max": 10, "risk_budget_used": 0, "risk_budget_max": 10,
+            "hour_utc": 12, "remit_tools": ["github/create_issue"]
+        })
+    }
+
+    #[test]
+    fn oversized_args_are_refused() {
+        let mut c = base();
+        c["args"] = serde_json::json!({ "body": "x".repeat(MAX_ARGS_BYTES) });
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "args", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_args_are_refused() {
+        let mut v = serde_json::json!(1);
+        for _ in 0..=MAX_ARGS_DEPTH {
+            v = serde_json::json!([v]);
+        }
+        let mut c = base();
+        c["args"] = serde_json::json!({ "a": v });
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(matches!(err, RequestError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn flooded_finding_sets_are_refused() {
+        let mut c = base();
+        let many: Vec<String> = (0..=MAX_SET_LEN).map(|i| format!("t{i}")).collect();
+        c["pii"] = serde_json::json!(many);
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "pii", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_context_field_is_refused_with_its_name() {
+        let mut c = base();
+        c.as_object_mut().unwrap().remove("steps_max");
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(err.to_string().contains("steps_max"), "{err}");
+    }
+
+    #[test]
+    fn unknown_context_field_is_refused() {
+        let mut c = base();
+        c["is_admin"] = serde_json::json!(true);
+        assert!(RequestContext::from_json(&c.to_string()).is_err());
+    }
+
+    #[test]
+    fn user_cannot_call_a_tool() {
+        let ctx = RequestContext::from_json(&base().to_string()).unwrap();
+        let err = DecisionRequest::new(
+            r#"User::"alice""#.parse().unwrap(),
+            Action::CallTool,
+            r#"Tool::"t""#.parse().unwrap(),
+            ctx,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            RequestError::WrongType {
+                role: "principal",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,408 @@
+//! `remit policy`: create, validate, hash, evaluate and test policy folders.
+//!
+//! A policy folder (see `remit_policy::preset`) holds `manifest.json`, the
+//! preset copied as `preset.cedar` (or `preset.rego`), the operator's
+//! `overrides/*.cedar` (or `*.rego`) and `entities.json`, the entity
+//! directory that `eval` and `test` use unless the cases file has its own.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use remit_policy::table::DecisionTable;
+use remit_policy::{
+    DecisionRequest, Directory, EngineKind, EntityRef, Manifest, PolicyEngine, PolicySource,
+    Preset, RequestContext, Verdict,
+};
+
+use crate::io;
+
+/// Policy commands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Write a policy folder: a preset, empty overrides and sample entities.
+    New {
+        /// lockdown, standard or permissive.
+        #[arg(long, default_value = "standard")]
+        preset: String,
+        /// The folder to create (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// cedar (default) or rego.
+        #[arg(long, default_value = "cedar")]
+        engine: String,
+    },
+    /// Validate a folder's policies against the schema (exit 1 if invalid).
+    Validate {
+        /// The policy folder.
+        dir: PathBuf,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the folder's policy version (SHA-256 of the canonical text).
+    Hash {
+        /// The policy folder.
+        dir: PathBuf,
+    },
+    /// Decide one request. Exit 0 allow, 1 deny, 3 escalate.
+    Eval {
+        /// The policy folder.
+        dir: PathBuf,
+        /// For example Agent::"a".
+        #[arg(long)]
+        principal: String,
+        /// issue, delegate, call_tool, read_result or send_prompt.
+        #[arg(long)]
+        action: String,
+        /// For example Tool::"github/create_issue".
+        #[arg(long)]
+        resource: String,
+        /// The context as JSON (`-` for standard input).
+        #[arg(long)]
+        context: PathBuf,
+        /// Show which policies matched and why.
+        #[arg(long)]
+        explain: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a decision table against the folder (exit 1 if a case fails).
+    Test {
+        /// The policy folder.
+        dir: PathBuf,
+        /// The cases file (YAML).
+        cases: PathBuf,
+    },
+}
+
+/// Runs a policy command.
+pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PolicyCommand::New {
+            preset,
+            out,
+            engine,
+        } => new(&preset, &out, &engine),
+        PolicyCommand::Validate { dir, json } => validate(&dir, json),
+        PolicyCommand::Hash { dir } => {
+            let engine = Folder::read(&dir)?.load(None, None)?;
+            println!("{}", engine.version());
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Eval {
+            dir,
+            principal,
+            action,
+            resource,
+            context,
+            explain,
+            json,
+        } => eval(
+            &dir, &principal, &action, &resource, &context, explain, json,
+        ),
+        PolicyCommand::Test { dir, cases } => test(&dir, &cases),
+    }
+}
+
+fn parse_engine(s: &str) -> anyhow::Result<EngineKind> {
+    match s {
+        "cedar" => Ok(EngineKind::Cedar),
+        "rego" => Ok(EngineKind::Rego),
+        _ => anyhow::bail!("unknown engine {s:?}: choose cedar or rego"),
+    }
+}
+
+fn new(preset: &str, out: &Path, engine: &str) -> anyhow::Result<ExitCode> {
+    let preset: Preset = preset.parse()?;
+    let engine = parse_engine(engine)?;
+    if out.exists()
+        && std::fs::read_dir(out)
+            .with_context(|| format!("reading {}", out.display()))?
+            .next()
+            .is_some()
+    {
+        anyhow::bail!(
+            "{} exists and is not empty; choose a new folder",
+            out.display()
+        );
+    }
+    let overrides = out.join("overrides");
+    std::fs::create_dir_all(&overrides)
+        .with_context(|| format!("creating {}", overrides.display()))?;
+    let manifest = Manifest::new(preset, engine);
+    let ext = engine.extension();
+    let write = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write(
+        out.join("manifest.json"),
+        &format!("{}\n", serde_json::to_string_pretty(&manifest)?),
+    )?;
+    write(out.join(format!("preset.{ext}")), preset.text(engine))?;
+    write(
+        overrides.join("README.md"),
+        &format!(
+            "Put your tuning here as *.{ext} files. They are layered on preset.{ext} and \
+             validated together with it.\n\nEvery policy needs a unique @id(\"...\") and a \
+             @reason(\"...\"). A forbid always wins; a permit annotated @escalate(\"why\") \
+             holds the call for a human approval. Check with `remit policy validate`.\n"
+        ),
+    )?;
+    write(
+        out.join("entities.json"),
+        remit_policy::preset::SAMPLE_ENTITIES,
+    )?;
+    let engine = Folder::read(out)?.load(None, None)?;
+    println!(
+        "wrote {} ({} preset, {} engine, escalation {})\nversion {}",
+        out.display(),
+        preset,
+        manifest.engine,
+        manifest.mode().as_str(),
+        engine.version()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A policy folder read from disk.
+struct Folder {
+    manifest: Manifest,
+    sources: Vec<PolicySource>,
+    entities: Option<String>,
+}
+
+impl Folder {
+    fn read(dir: &Path) -> anyhow::Result<Self> {
+        let manifest_path = dir.join("manifest.json");
+        let manifest = Manifest::from_json(&io::read_text(&manifest_path)?)
+            .with_context(|| format!("{}", manifest_path.display()))?;
+        let ext = manifest.engine.extension();
+        let preset_path = dir.join(format!("preset.{ext}"));
+        let mut sources = vec![PolicySource::new(
+            format!("preset.{ext}"),
+            io::read_text(&preset_path)?,
+        )];
+        let overrides = dir.join("overrides");
+        if overrides.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&overrides)
+                .with_context(|| format!("reading {}", overrides.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == ext))
+                .collect();
+            files.sort();
+            for f in files {
+                let name = format!(
+                    "overrides/{}",
+                    f.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                );
+                sources.push(PolicySource::new(name, io::read_text(&f)?));
+            }
+        }
+        let entities_path = dir.join("entities.json");
+        let entities = if entities_path.exists() {
+            Some(io::read_text(&entities_path)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            manifest,
+            sources,
+            entities,
+        })
+    }
+
+    fn directory(&self) -> anyhow::Result<Directory> {
+        match &self.entities {
+            Some(text) => Ok(Directory::from_json(text).context("entities.json")?),
+            None => Ok(Directory::default()),
+        }
+    }
+
+    fn load(
+        &self,
+        extra: Option<PolicySource>,
+        directory: Option<Directory>,
+    ) -> anyhow::Result<Box<dyn PolicyEngine>> {
+        let mut sources = self.sources.clone();
+        sources.extend(extra);
+        let directory = match directory {
+            Some(d) => d,
+            None => self.directory()?,
+        };
+        Ok(self.manifest.load(&sources, directory)?)
+    }
+}
+
+fn validate(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let folder = Folder::read(dir)?;
+    let files: Vec<&str> = folder.sources.iter().map(|s| s.name.as_str()).collect();
+    let result = folder.load(None, None);
+    if json {
+        let report = match &result {
+            Ok(e) => serde_json::json!({
+                "valid": true, "version": e.version().to_string(), "files": files,
+                "preset": folder.manifest.preset, "engine": folder.manifest.engine,
+                "escalation": folder.manifest.mode(),
+            }),
+            Err(err) => serde_json::json!({
+                "valid": false, "files": files, "errors": error_lines(err),
+            }),
+        };
+        io::print_json(&report)?;
+    } else {
+        match &result {
+            Ok(e) => println!(
+                "valid: {} file(s), {} preset, {} engine\nversion {}",
+                files.len(),
+                folder.manifest.preset,
+                folder.manifest.engine,
+                e.version()
+            ),
+            Err(err) => {
+                println!("invalid:");
+                for line in error_lines(err) {
+                    println!("  {line}");
+                }
+            }
+        }
+    }
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn error_lines(err: &anyhow::Error) -> Vec<String> {
+    match err.downcast_ref::<remit_policy::LoadError>() {
+        Some(remit_policy::LoadError::Validation { messages }) => messages.clone(),
+        _ => vec![format!("{err:#}")],
+    }
+}
+
+fn eval(
+    dir: &Path,
+    principal: &str,
+    action: &str,
+    resource: &str,
+    context: &Path,
+    explain: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let engine = Folder::read(dir)?.load(None, None)?;
+    let request = DecisionRequest::new(
+        principal.parse::<EntityRef>()?,
+        action.parse()?,
+        resource.parse::<EntityRef>()?,
+        RequestContext::from_json(&io::read_text(context)?)?,
+    )?;
+    let decision = engine.decide(&request);
+    if json {
+        let mut value = serde_json::to_value(&decision)?;
+        if explain {
+            let eval = engine.evaluate(&request);
+            value["explain"] = serde_json::json!({
+                "matched": eval.matched,
+                "errors": eval.errors,
+                "escalation_mode": engine.mode(),
+            });
+        }
+        io::print_json(&value)?;
+    } else {
+        println!("decision: {}", verdict_word(decision.verdict()));
+        println!("reason:   {}", decision.explanation());
+        println!("policies: {}", decision.reason_code());
+        println!("version:  {}", decision.policy_version());
+        if explain {
+            let eval = engine.evaluate(&request);
+            println!(
+                "\nmatched policies ({} engine, escalation {}):",
+                engine.kind(),
+                engine.mode().as_str()
+            );
+            if eval.matched.is_empty() {
+                println!("  none");
+            }
+            let mut matched = eval.matched;
+            matched.sort();
+            for p in &matched {
+                let effect = match (p.effect, &p.escalate) {
+                    (remit_policy::Effect::Forbid, _) => "forbid  ".to_owned(),
+                    (remit_policy::Effect::Permit, None) => "permit  ".to_owned(),
+                    (remit_policy::Effect::Permit, Some(_)) => "escalate".to_owned(),
+                };
+                println!("  {effect} {}: {}", p.id, p.reason);
+                if let Some(e) = &p.escalate {
+                    println!("           needs approval: {e}");
+                }
+            }
+            for e in &eval.errors {
+                println!(
+                    "  error    {}: {}",
+                    e.policy.as_deref().unwrap_or("-"),
+                    e.message
+                );
+            }
+            println!(
+                "\nrule: errors deny; a forbid wins; no permit denies; then {}.",
+                match engine.mode() {
+                    remit_policy::EscalationMode::PlainPermitWins =>
+                        "a plain permit allows, escalate-only permits escalate",
+                    remit_policy::EscalationMode::EscalateWins => "any escalating permit escalates",
+                }
+            );
+        }
+    }
+    Ok(match decision.verdict() {
+        Verdict::Allow => ExitCode::SUCCESS,
+        Verdict::Deny => ExitCode::from(1),
+        Verdict::Escalate => ExitCode::from(3),
+    })
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+        Verdict::Escalate => "escalate",
+    }
+}
+
+fn test(dir: &Path, cases: &Path) -> anyhow::Result<ExitCode> {
+    let folder = Folder::read(dir)?;
+    let table = DecisionTable::from_yaml(&io::read_text(cases)?)
+        .with_context(|| format!("{}", cases.display()))?;
+    let directory = match table.entities()? {
+        Some(d) => d,
+        None => folder.directory()?,
+    };
+    let mut engine = folder.load(table.overrides(folder.manifest.engine), Some(directory))?;
+    let results = table.run(engine.as_mut());
+    let mut failed = 0usize;
+    for r in &results {
+        if !r.passed() {
+            failed += 1;
+            println!(
+                "FAIL {}: expected {} {}, got {} {} ({})",
+                r.name,
+                verdict_word(r.expect),
+                r.reason,
+                verdict_word(r.decision.verdict()),
+                r.decision.reason_code(),
+                r.decision.explanation()
+            );
+        }
+    }
+    let passed = results.len() - failed;
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 && results.len() == table.cases().len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
