@@ -37,6 +37,8 @@
 pub mod app;
 pub mod launch;
 pub mod problem;
+pub mod receipts;
+pub mod receipts_api;
 pub mod registry;
 pub mod remits;
 pub mod revocation;
@@ -46,4 +48,5 @@ pub mod state;
 pub use app::router;
 pub use launch::{serve, Database, FileConfig, ServeError, ServeOptions, StartReport};
 pub use problem::Problem;
+pub use receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError};
 pub use state::{AppState, Settings};
