@@ -13,4 +13,8 @@ pub mod token;
 pub mod audit;
 
 // server (issue 7)
+pub mod agent;
+pub mod client;
+pub mod issue;
+pub mod revoke;
 pub mod serve;
