@@ -117,6 +117,15 @@ fn register_issue_revoke_over_the_api_and_the_receipt_log_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let s = serve(&data);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("note.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the checkpoint key is a private file");
+    }
     let key = dir.path().join("agent.jwk");
     let key_arg = key.to_str().unwrap();
     ok(remit(&s.url, "", &["keys", "generate", "--out", key_arg]));
