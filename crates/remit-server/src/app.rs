@@ -11,7 +11,7 @@ use remit_store::Store;
 
 use crate::problem::Problem;
 use crate::state::AppState;
-use crate::{registry, remits, revocation};
+use crate::{receipts_api, registry, remits, revocation};
 
 /// Builds the whole HTTP application over `state`.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
@@ -39,6 +39,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/revocations",
             get(revocation::list::<S>).post(revocation::revoke::<S>),
         )
+        .route("/v1/receipts", get(receipts_api::leaves::<S>))
         .route("/oauth/introspect", post(revocation::introspect::<S>))
         .route("/oauth/revoke", post(revocation::oauth_revoke::<S>))
         .route_layer(middleware::from_fn_with_state(
@@ -49,6 +50,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S>))
         .route("/.well-known/jwks.json", get(jwks::<S>))
+        .route(
+            "/v1/checkpoints/latest",
+            get(receipts_api::latest_checkpoint::<S>),
+        )
         .route(
             "/.well-known/oauth-authorization-server",
             get(metadata::<S>),

@@ -17,6 +17,14 @@
 //! - Revocations (by jti, subtree, agent, user, tool, key id) are written to
 //!   the store and applied to this process's set before the answer leaves;
 //!   other replicas follow through NOTIFY (PostgreSQL) or periodic catch-up.
+//! - Every mutation (agent register and disable, server and tool add, remit
+//!   issue, every new revocation, `/oauth/revoke`) appends one signed
+//!   `remit_ledger` receipt, signed with `receipt.jwk`, durably (fsync and a
+//!   fresh signed checkpoint) before the answer leaves; the answer carries
+//!   its index as `receipt_id` ([`receipts`]). If the append fails the
+//!   request answers 500 problem+json: never a success without its receipt.
+//!   The log is `<data>/log` (`remit audit verify --log` reads it), behind
+//!   the [`ReceiptLog`] trait so a store-backed log can replace it.
 //!
 //! # Threat model
 //!
@@ -30,6 +38,8 @@
 //! | a revoked remit still honoured | every check consults the revocation set (every link's jti for subtrees, every agent along the chain, user, signing key ids); a cached verification is revalidated against it each time |
 //! | a disabled agent's remits | disabling also revokes the agent |
 //! | probing which tokens exist via `/oauth/revoke` | 200 whether or not the token was valid (RFC 7009) |
+//! | an operator or intruder rewriting the history of changes | each change is a signed, hash-linked receipt under a signed checkpoint; `remit audit verify` names the first altered one |
+//! | a change confirmed but not recorded (disk full, crash) | the receipt is synced before the answer; a failed append is a 500, and a torn tail is cut on restart (it was never acknowledged) |
 //!
 //! Every error on a decision path is a refusal: introspection answers
 //! `active: false` for anything that does not verify, is expired or revoked.
@@ -37,6 +47,8 @@
 pub mod app;
 pub mod launch;
 pub mod problem;
+pub mod receipts;
+pub mod receipts_api;
 pub mod registry;
 pub mod remits;
 pub mod revocation;
@@ -46,4 +58,5 @@ pub mod state;
 pub use app::router;
 pub use launch::{serve, Database, FileConfig, ServeError, ServeOptions, StartReport};
 pub use problem::Problem;
+pub use receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError};
 pub use state::{AppState, Settings};

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::problem::{JsonBody, Problem};
-use crate::state::{now, AppState};
+use crate::receipts::events;
+use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/agents`.
 #[derive(Debug, Deserialize)]
@@ -97,7 +98,12 @@ pub async fn register_agent<S: Store>(
         risk_tier: body.risk_tier,
     };
     let agent = state.store().register_agent(&agent, stamp()).await?;
-    Ok((StatusCode::CREATED, Json(agent_json(&agent))))
+    let receipt = state
+        .record(events::agent_registered(agent.id.as_str(), now_ms()))
+        .await?;
+    let mut out = agent_json(&agent);
+    out["receipt_id"] = json!(receipt);
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// `GET /v1/agents`.
@@ -136,8 +142,12 @@ pub async fn disable_agent<S: Store>(
         .revoke(&target, "agent disabled", "admin", stamp())
         .await?;
     state.refresh_revocations().await?;
+    let receipt = state
+        .record(events::agent_disabled(agent.id.as_str(), now_ms()))
+        .await?;
     let mut out = agent_json(&agent);
     out["revocation_epoch"] = json!(revoked.revocation.epoch);
+    out["receipt_id"] = json!(receipt);
     Ok(Json(out))
 }
 
@@ -197,7 +207,12 @@ pub async fn add_server<S: Store>(
         clearance: body.clearance,
     };
     let server = state.store().add_server(&server, stamp()).await?;
-    Ok((StatusCode::CREATED, Json(server_json(&server))))
+    let receipt = state
+        .record(events::server_added(server.id.as_str(), now_ms()))
+        .await?;
+    let mut out = server_json(&server);
+    out["receipt_id"] = json!(receipt);
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// `GET /v1/servers`.
@@ -263,7 +278,16 @@ pub async fn add_tool<S: Store>(
         created_at: stamp(),
     };
     let tool = state.store().add_tool(&tool).await?;
-    Ok((StatusCode::CREATED, Json(tool_json(&tool))))
+    let receipt = state
+        .record(events::tool_added(
+            tool.server.as_str(),
+            tool.name.as_str(),
+            now_ms(),
+        ))
+        .await?;
+    let mut out = tool_json(&tool);
+    out["receipt_id"] = json!(receipt);
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// `GET /v1/servers/{id}/tools`.

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::problem::{JsonBody, Problem};
-use crate::state::{now, AppState};
+use crate::receipts::events;
+use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/remits`.
 #[derive(Debug, Deserialize)]
@@ -104,6 +105,14 @@ pub async fn issue<S: Store>(
         max_steps: claims.max_steps.map(to_i64),
     };
     state.store().record_remit(&record).await?;
+    let receipt = state
+        .record(events::remit_issued(
+            record.jti.as_str(),
+            record.sub.as_str(),
+            record.agent.as_str(),
+            now_ms(),
+        ))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -115,6 +124,7 @@ pub async fn issue<S: Store>(
             "exp": claims.exp,
             "holder": claims.cnf.jkt,
             "token_type": "remit+jwt",
+            "receipt_id": receipt,
         })),
     ))
 }

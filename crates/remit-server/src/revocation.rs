@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::problem::{FormBody, JsonBody, Problem};
-use crate::state::{now, AppState};
+use crate::receipts::events;
+use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/revocations`.
 #[derive(Debug, Deserialize)]
@@ -61,13 +62,20 @@ pub async fn revoke<S: Store>(
         .revoke(&target, &reason, "admin", stamp())
         .await?;
     state.refresh_revocations().await?;
+    let mut out = revocation_json(&revoked.revocation);
+    out["newly_revoked"] = json!(revoked.newly_revoked);
+    // A repeated revocation changes nothing and so records nothing.
     let status = if revoked.newly_revoked {
+        let kind = revoked.revocation.target.kind.to_string();
+        let value = revoked.revocation.target.value.as_str();
+        let receipt = state
+            .record(events::revoked(&kind, value, now_ms()))
+            .await?;
+        out["receipt_id"] = json!(receipt);
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let mut out = revocation_json(&revoked.revocation);
-    out["newly_revoked"] = json!(revoked.newly_revoked);
     Ok((status, Json(out)))
 }
 
@@ -133,22 +141,28 @@ pub async fn introspect<S: Store>(
 pub async fn oauth_revoke<S: Store>(
     State(state): State<AppState<S>>,
     FormBody(form): FormBody<TokenForm>,
-) -> Result<StatusCode, Problem> {
+) -> Result<(StatusCode, Json<Value>), Problem> {
     let chain = match state.check_chain(&form.token, now()) {
         Ok(chain) => chain,
         Err(reason) => {
             tracing::debug!(%reason, "oauth revoke: token not active, nothing to do");
-            return Ok(StatusCode::OK);
+            return Ok((StatusCode::OK, Json(json!({}))));
         }
     };
     let target = RevocationTarget {
         kind: RevocationKind::Jti,
         value: Id::parse("remit jti", chain.leaf_claims().jti.as_str())?,
     };
-    state
+    let revoked = state
         .store()
         .revoke(&target, "revoked through /oauth/revoke", "admin", stamp())
         .await?;
     state.refresh_revocations().await?;
-    Ok(StatusCode::OK)
+    if !revoked.newly_revoked {
+        return Ok((StatusCode::OK, Json(json!({}))));
+    }
+    let receipt = state
+        .record(events::revoked("jti", target.value.as_str(), now_ms()))
+        .await?;
+    Ok((StatusCode::OK, Json(json!({ "receipt_id": receipt }))))
 }

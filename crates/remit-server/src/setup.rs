@@ -187,7 +187,8 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-fn write_secret(path: &Path, contents: &[u8]) -> Result<(), SetupError> {
+/// Writes a new secret file (0600); refuses to overwrite one.
+pub(crate) fn write_secret(path: &Path, contents: &[u8]) -> Result<(), SetupError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::problem::Problem;
+use crate::receipts::ReceiptLog;
 use remit_store::{RemitFacts, RevocationFollower, RevocationTarget, SharedRevocations, Store};
 use remit_token::{
     ChainCache, ChainError, EcdsaP256Signer, Jwks, Signer as _, VerifiedChain, VerifyOptions,
@@ -64,6 +66,7 @@ struct Inner<S> {
     follower: RevocationFollower,
     cache: Mutex<ChainCache>,
     settings: Settings,
+    receipts: Arc<dyn ReceiptLog>,
 }
 
 /// Why a chain is not active.
@@ -84,6 +87,7 @@ impl<S: Store> AppState<S> {
         issuer: EcdsaP256Signer,
         admin_hash: [u8; 32],
         settings: Settings,
+        receipts: Arc<dyn ReceiptLog>,
     ) -> Result<Self, remit_store::StoreError> {
         let follower = RevocationFollower::start(store.clone(), REVOCATION_POLL).await?;
         let mut jwks = Jwks::new();
@@ -104,6 +108,7 @@ impl<S: Store> AppState<S> {
                 follower,
                 cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
                 settings,
+                receipts,
             }),
         })
     }
@@ -131,6 +136,28 @@ impl<S: Store> AppState<S> {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The receipt log.
+    pub fn receipts(&self) -> &Arc<dyn ReceiptLog> {
+        &self.inner.receipts
+    }
+
+    /// Durably appends a receipt and returns its index. A failure is a 500
+    /// for the whole request: a mutation never answers success without its
+    /// receipt.
+    pub async fn record(&self, event: remit_ledger::Event) -> Result<u64, Problem> {
+        crate::receipts::append(&self.inner.receipts, event)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "receipt append failed");
+                Problem::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "receipt-failed",
+                    "Receipt not recorded",
+                    format!("the change was not confirmed because its receipt could not be recorded: {error}"),
+                )
+            })
     }
 
     /// SHA-256 of the admin token.
@@ -197,6 +224,14 @@ pub fn revoked(revocations: &SharedRevocations, chain: &VerifiedChain) -> Option
             tool: None,
         })
     })
+}
+
+/// The current time, Unix milliseconds (receipt time).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// The current time, Unix seconds.

@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use remit_server::{AppState, Settings};
+use std::sync::Arc;
+
+use remit_server::{AppState, FileReceiptLog, ReceiptLog, ReceiptLogError, Settings};
 use remit_store::{PgStore, SqliteStore, Store};
 use remit_token::{
     delegate, DelegateRequest, EcdsaP256Signer, Grant, Pattern, Signer as _, UnverifiedChain,
@@ -37,13 +39,25 @@ impl Reply {
 }
 
 async fn start<S: Store>(store: S, dir: tempfile::TempDir) -> Server {
+    let receipt_key = EcdsaP256Signer::generate().unwrap();
+    let log = FileReceiptLog::open(dir.path(), receipt_key, "remit.test/receipts").unwrap();
+    start_with(store, dir, Arc::new(log)).await
+}
+
+async fn start_with<S: Store>(
+    store: S,
+    dir: tempfile::TempDir,
+    receipts: Arc<dyn ReceiptLog>,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token = remit_server::setup::new_admin_token().unwrap();
     let hash = remit_server::setup::sha256(token.as_bytes());
     let issuer = EcdsaP256Signer::generate().unwrap();
     let settings = Settings::new(format!("http://{addr}"));
-    let state = AppState::new(store, issuer, hash, settings).await.unwrap();
+    let state = AppState::new(store, issuer, hash, settings, receipts)
+        .await
+        .unwrap();
     tokio::spawn(remit_server::launch::run(
         state,
         listener,
@@ -647,6 +661,263 @@ async fn servers_and_tools_are_pinned(s: Server) {
     assert_eq!(agents["agents"], json!([]));
 }
 
+/// The receipts the server wrote, as parsed leaves.
+async fn receipts(s: &Server) -> Vec<Value> {
+    let reply = s.get("/v1/receipts?from=0&limit=1000").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|leaf| serde_json::from_str(leaf.as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// Asserts that the last request added exactly one receipt, at `id`, of
+/// `kind`, naming `action`; returns it.
+async fn one_new_receipt(s: &Server, before: usize, id: &Value, kind: &str, action: &str) -> Value {
+    let all = receipts(s).await;
+    assert_eq!(all.len(), before + 1, "exactly one receipt: {all:?}");
+    let receipt = all[before]["receipt"].clone();
+    assert_eq!(id, &json!(before), "receipt_id is the log index");
+    assert_eq!(receipt["index"], json!(before));
+    assert_eq!(receipt["kind"], kind, "{receipt}");
+    if !action.is_empty() {
+        assert_eq!(receipt["tool"], action, "{receipt}");
+    }
+    receipt
+}
+
+async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
+    // Receipts are admin-only; the checkpoint is public.
+    let anonymous = s.send("GET", "/v1/receipts", None, None, "").await;
+    assert_eq!(anonymous.status, 401);
+    let bad_page = s.get("/v1/receipts?limit=0").await;
+    assert_eq!(bad_page.status, 400);
+    assert!(bad_page.is_problem());
+    assert!(receipts(&s).await.is_empty());
+
+    let key = EcdsaP256Signer::generate().unwrap();
+    let r = s
+        .post(
+            "/v1/agents",
+            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let receipt = one_new_receipt(
+        &s,
+        0,
+        &r.json()["receipt_id"],
+        "allow",
+        "agent.register:planner",
+    )
+    .await;
+    assert_eq!(receipt["actors"][1]["id"], "planner");
+
+    let refused = s
+        .post(
+            "/v1/agents",
+            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(
+        receipts(&s).await.len(),
+        1,
+        "a refused mutation records nothing"
+    );
+
+    let r = s
+        .post(
+            "/v1/servers",
+            &json!({"id": "github", "url": "https://mcp.example/github", "clearance": "internal"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    one_new_receipt(&s, 1, &r.json()["receipt_id"], "allow", "server.add:github").await;
+    let r = s
+        .post("/v1/servers/github/tools", &json!({"name": "create_issue", "risk": "medium", "clearance": "internal", "description": "d"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    one_new_receipt(
+        &s,
+        2,
+        &r.json()["receipt_id"],
+        "allow",
+        "tool.add:github/create_issue",
+    )
+    .await;
+
+    let r = s
+        .post(
+            "/v1/remits",
+            &json!({"agent": "planner", "sub": "alice", "grants": [{"type": "remit_tool", "tools": ["github.*"]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let first = r.json()["remit"].as_str().unwrap().to_owned();
+    let receipt = one_new_receipt(&s, 3, &r.json()["receipt_id"], "issue", "").await;
+    assert_eq!(receipt["leaf_jti"], json!(jti(&first)));
+    assert_eq!(receipt["actors"][0], json!({"id": "alice", "kind": "user"}));
+
+    let r = s.revoke("jti", &jti(&first)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let action = format!("revoke.jti:{}", jti(&first));
+    one_new_receipt(&s, 4, &r.json()["receipt_id"], "revoke", &action).await;
+    let again = s.revoke("jti", &jti(&first)).await;
+    assert_eq!(again.status, 200);
+    assert!(again.json().get("receipt_id").is_none());
+    assert_eq!(
+        receipts(&s).await.len(),
+        5,
+        "a repeated revocation changes nothing"
+    );
+
+    for (n, (kind, value)) in [
+        ("subtree", "j1"),
+        ("sub", "bob"),
+        ("tool", "github.delete"),
+        ("kid", "k1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = s.revoke(kind, value).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let action = format!("revoke.{kind}:{value}");
+        one_new_receipt(&s, 5 + n, &r.json()["receipt_id"], "revoke", &action).await;
+    }
+
+    let second = s.issue("planner", "alice", &["github.*"]).await;
+    assert_eq!(receipts(&s).await.len(), 10);
+    let r = s.form("/oauth/revoke", &second).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let action = format!("revoke.jti:{}", jti(&second));
+    one_new_receipt(&s, 10, &r.json()["receipt_id"], "revoke", &action).await;
+    let r = s.form("/oauth/revoke", &second).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        receipts(&s).await.len(),
+        11,
+        "revoking an inactive token records nothing"
+    );
+
+    let r = s.post("/v1/agents/planner/disable", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    one_new_receipt(
+        &s,
+        11,
+        &r.json()["receipt_id"],
+        "revoke",
+        "agent.disable:planner",
+    )
+    .await;
+
+    // The log the server wrote passes an offline audit against the
+    // published receipt key and checkpoint, covering every receipt.
+    let head = s
+        .send("GET", "/v1/checkpoints/latest", None, None, "")
+        .await;
+    assert_eq!(head.status, 200, "{}", head.body);
+    let head = head.json();
+    let jwks = remit_ledger::Jwks::from_json(&head["receipt_jwks"].to_string()).unwrap();
+    let verifier =
+        remit_ledger::NoteVerifier::from_vkey(head["note_verifier"].as_str().unwrap()).unwrap();
+    let page = s.get("/v1/receipts?from=0&limit=1000").await.json();
+    let leaves: Vec<String> = page["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    let report = remit_ledger::audit(
+        &leaves,
+        &jwks,
+        head["checkpoint"].as_str().unwrap(),
+        &verifier,
+        None,
+    )
+    .unwrap();
+    assert_eq!(report.size, 12);
+    assert_eq!(
+        report.unsealed, 0,
+        "a checkpoint is written after every append"
+    );
+    // A page in the middle is the same bytes.
+    let middle = s.get("/v1/receipts?from=4&limit=2").await.json();
+    assert_eq!(middle["leaves"], json!(leaves[4..6]));
+    assert_eq!(middle["size"], 12);
+}
+
+/// A receipt log whose disk is gone.
+#[derive(Debug)]
+struct BrokenLog;
+
+impl ReceiptLog for BrokenLog {
+    fn append(&self, _: remit_ledger::Event) -> Result<u64, ReceiptLogError> {
+        Err(ReceiptLogError::Task("disk full".into()))
+    }
+    fn leaves(&self, _: u64, _: u64) -> Result<Vec<Vec<u8>>, ReceiptLogError> {
+        Err(ReceiptLogError::Task("disk full".into()))
+    }
+    fn latest_checkpoint(&self) -> Result<String, ReceiptLogError> {
+        Err(ReceiptLogError::Task("disk full".into()))
+    }
+    fn size(&self) -> u64 {
+        0
+    }
+    fn receipt_jwks(&self) -> Value {
+        json!({"keys": []})
+    }
+    fn note_verifier_key(&self) -> String {
+        String::new()
+    }
+}
+
+#[tokio::test]
+async fn a_mutation_whose_receipt_cannot_be_recorded_never_answers_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    let s = start_with(store, dir, Arc::new(BrokenLog)).await;
+    let key = EcdsaP256Signer::generate().unwrap();
+    let r = s
+        .post(
+            "/v1/agents",
+            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.is_problem());
+    assert!(r.body.contains("receipt"), "{}", r.body);
+    let r = s
+        .post(
+            "/v1/remits",
+            &json!({"agent": "planner", "sub": "alice", "grants": [{"type": "remit_tool", "tools": ["x"]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        !r.body.contains("\"remit\""),
+        "no token without its receipt: {}",
+        r.body
+    );
+    let r = s.revoke("sub", "alice").await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let r = s
+        .post(
+            "/v1/servers",
+            &json!({"id": "github", "url": "https://mcp.example/github", "clearance": "internal"}),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let head = s
+        .send("GET", "/v1/checkpoints/latest", None, None, "")
+        .await;
+    assert_eq!(head.status, 500);
+    assert!(head.is_problem());
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -670,4 +941,5 @@ on_both_backends!(
     agent_revocation_and_disable_refuse_new_remits,
     subtree_revocation_kills_grandchildren_not_siblings,
     servers_and_tools_are_pinned,
+    every_mutation_yields_exactly_one_receipt_of_its_kind,
 );

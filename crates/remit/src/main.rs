@@ -39,6 +39,12 @@ enum Command {
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
     // server commands (issue 7)
+    /// Register, list and disable agents on a running server.
+    Agent(cmd::agent::AgentArgs),
+    /// Revoke remits on a running server (by jti, subtree, agent, user, tool or key id).
+    Revoke(cmd::revoke::RevokeArgs),
+    /// Ask a running server to issue a remit to a registered agent.
+    Issue(cmd::issue::IssueArgs),
     /// Run the control plane: registry, issuance, revocation, introspection.
     Serve(cmd::serve::ServeArgs),
 }
@@ -56,6 +62,9 @@ fn main() -> ExitCode {
         // audit (issue 6)
         Command::Audit(c) => cmd::audit::run(c),
         // server (issue 7)
+        Command::Agent(c) => cmd::agent::run(c),
+        Command::Revoke(c) => cmd::revoke::run(c),
+        Command::Issue(c) => cmd::issue::run(c),
         Command::Serve(c) => cmd::serve::run(c),
     };
     match result {

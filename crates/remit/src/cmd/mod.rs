@@ -15,4 +15,8 @@ pub mod policy;
 pub mod audit;
 
 // server (issue 7)
+pub mod agent;
+pub mod client;
+pub mod issue;
+pub mod revoke;
 pub mod serve;

@@ -105,6 +105,12 @@ fn announcement(report: &StartReport) -> String {
         report.receipt_key.0.display(),
         made(report.receipt_key.1)
     );
+    outln!(
+        out,
+        "  receipt log     {} (checkpoints signed by {})",
+        report.receipt_log.display(),
+        report.note_verifier
+    );
     outln!(out, "  database        {}", report.database);
     outln!(out, "  listening on    {}", report.public_url);
     match &report.new_admin_token {

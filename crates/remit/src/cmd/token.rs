@@ -361,7 +361,7 @@ fn patterns(texts: &[String]) -> anyhow::Result<Vec<Pattern>> {
 }
 
 /// `60`, `60s`, `5m`, `2h` or `1d` to seconds.
-fn parse_duration(text: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),

@@ -1,0 +1,324 @@
+//! The receipt log of the control plane: every mutation (agent register
+//! and disable, server and tool add, remit issue, every revocation) is a
+//! signed `remit_ledger` receipt, durable before the HTTP answer leaves.
+//!
+//! The log sits behind [`ReceiptLog`] so a store-backed log (PostgreSQL,
+//! one sequence shared by replicas) can replace the file log later. The
+//! default, [`FileReceiptLog`], is the ledger's log directory in the data
+//! directory (`<data>/log`): `receipts.jsonl` synced per append and a
+//! signed checkpoint rewritten after each append. It is opened once at
+//! start (opening hashes every leaf) and kept in the application state.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use remit_ledger::{
+    Actor, ActorKind, DirError, Event, FileStore, Kind, LeafStore as _, Log, LogDir, LogError,
+    NoteError, NoteSigner, ReceiptSigner,
+};
+use remit_token::{EcdsaP256Signer, Signer as _};
+
+/// The log directory's name inside the data directory.
+pub const LOG_DIR: &str = "log";
+/// File holding the checkpoint (C2SP signed note) signing key.
+pub const NOTE_KEY_FILE: &str = "note.key";
+/// Most leaves one `GET /v1/receipts` returns.
+pub const MAX_PAGE: u64 = 1000;
+
+/// Why the receipt log could not be opened, appended to or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptLogError {
+    /// The log refused or failed (store I/O, signing, corrupt leaves).
+    #[error("receipt log: {0}")]
+    Log(#[from] LogError),
+    /// The log directory could not be read or written.
+    #[error("receipt log directory: {0}")]
+    Dir(#[from] DirError),
+    /// The note key file could not be read, written or parsed.
+    #[error("checkpoint key {path}: {detail}")]
+    NoteKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The log directory was created with another note key than the one in
+    /// the data directory: checkpoints would not verify.
+    #[error(
+        "{log}/note.pub does not match {key}; restore the matching note key or move the log away"
+    )]
+    NoteKeyMismatch {
+        /// The log directory.
+        log: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// An earlier append panicked while holding the log; nothing more is
+    /// appended until a restart reopens (and recovers) it.
+    #[error("the receipt log is unavailable after an earlier failure; restart the server")]
+    Poisoned,
+    /// The blocking append task did not finish.
+    #[error("the receipt append task failed: {0}")]
+    Task(String),
+}
+
+/// Where receipts go. Implementations make an appended receipt durable
+/// before returning its index.
+pub trait ReceiptLog: Send + Sync + std::fmt::Debug + 'static {
+    /// Signs and durably appends one receipt; returns its index.
+    fn append(&self, event: Event) -> Result<u64, ReceiptLogError>;
+    /// Up to `limit` raw leaves starting at index `from`.
+    fn leaves(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, ReceiptLogError>;
+    /// The latest signed checkpoint (C2SP signed note text).
+    fn latest_checkpoint(&self) -> Result<String, ReceiptLogError>;
+    /// Number of receipts.
+    fn size(&self) -> u64;
+    /// The JWKS of the receipt signing key, for `remit audit verify --jwks`.
+    fn receipt_jwks(&self) -> serde_json::Value;
+    /// The note verifier key (`origin+id+key`) checkpoints are signed with.
+    fn note_verifier_key(&self) -> String;
+}
+
+/// Appends `event` on a blocking thread (the append syncs a file).
+pub async fn append(log: &Arc<dyn ReceiptLog>, event: Event) -> Result<u64, ReceiptLogError> {
+    let log = Arc::clone(log);
+    tokio::task::spawn_blocking(move || log.append(event))
+        .await
+        .map_err(|e| ReceiptLogError::Task(e.to_string()))?
+}
+
+/// The file-backed log in `<data>/log`.
+#[derive(Debug)]
+pub struct FileReceiptLog {
+    inner: Mutex<Log<FileStore>>,
+    dir: LogDir,
+    signer: EcdsaP256Signer,
+    note: NoteSigner,
+}
+
+impl FileReceiptLog {
+    /// Opens (creating on first start) the log in `<data_dir>/log`, with
+    /// the note key in `<data_dir>/note.key` (generated once, 0600, named
+    /// `origin`; an existing key keeps its own name).
+    pub fn open(
+        data_dir: &Path,
+        signer: EcdsaP256Signer,
+        origin: &str,
+    ) -> Result<Self, ReceiptLogError> {
+        let key_path = data_dir.join(NOTE_KEY_FILE);
+        let note = load_note_key(&key_path, origin)?;
+        let dir = LogDir::new(data_dir.join(LOG_DIR));
+        if !dir.path().join(remit_ledger::dir::NOTE_PUB_FILE).exists() {
+            dir.init(&note)?;
+        } else if dir.note_verifier()?.to_vkey() != note.verifier().to_vkey() {
+            return Err(ReceiptLogError::NoteKeyMismatch {
+                log: dir.path().to_owned(),
+                key: key_path,
+            });
+        }
+        let (store, recovery) = FileStore::open(dir.path()).map_err(LogError::from)?;
+        if recovery.torn_bytes > 0 {
+            tracing::warn!(
+                torn_bytes = recovery.torn_bytes,
+                "cut a torn last receipt left by a crash (it was never acknowledged)"
+            );
+        }
+        let leaves = store.read_all().map_err(LogError::from)?;
+        let log = Log::open(store, leaves, note.name())?;
+        // A crash between a leaf's sync and its checkpoint leaves the
+        // checkpoint behind; bring it up to date now.
+        dir.write_checkpoint(&log.signed_checkpoint(&note)?)?;
+        Ok(Self {
+            inner: Mutex::new(log),
+            dir,
+            signer,
+            note,
+        })
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn load_note_key(path: &Path, origin: &str) -> Result<NoteSigner, ReceiptLogError> {
+    let bad = |detail: String| ReceiptLogError::NoteKey {
+        path: path.to_owned(),
+        detail,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => NoteSigner::from_skey(text.trim()).map_err(|e| bad(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let note = NoteSigner::generate(origin).map_err(|e: NoteError| bad(e.to_string()))?;
+            crate::setup::write_secret(path, note.to_skey().as_bytes())
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(note)
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+impl ReceiptLog for FileReceiptLog {
+    fn append(&self, event: Event) -> Result<u64, ReceiptLogError> {
+        let signer = ReceiptSigner::new(&self.signer).map_err(LogError::from)?;
+        let mut log = self.inner.lock().map_err(|_| ReceiptLogError::Poisoned)?;
+        let appended = log.append(event, &signer)?;
+        self.dir
+            .write_checkpoint(&log.signed_checkpoint(&self.note)?)?;
+        Ok(appended.index)
+    }
+
+    fn leaves(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, ReceiptLogError> {
+        let log = self.inner.lock().map_err(|_| ReceiptLogError::Poisoned)?;
+        let end = log.size().min(from.saturating_add(limit));
+        (from..end)
+            .map(|i| log.store().read(i).map_err(|e| LogError::from(e).into()))
+            .collect()
+    }
+
+    fn latest_checkpoint(&self) -> Result<String, ReceiptLogError> {
+        // Read under the lock so the file is never read mid-replace.
+        let _log = self.inner.lock().map_err(|_| ReceiptLogError::Poisoned)?;
+        Ok(self.dir.checkpoint()?)
+    }
+
+    fn size(&self) -> u64 {
+        self.inner.lock().map(|log| log.size()).unwrap_or(0)
+    }
+
+    fn receipt_jwks(&self) -> serde_json::Value {
+        let key = self
+            .signer
+            .public_jwk()
+            .clone()
+            .published(self.signer.key_id());
+        serde_json::json!({ "keys": [key] })
+    }
+
+    fn note_verifier_key(&self) -> String {
+        self.note.verifier().to_vkey()
+    }
+}
+
+/// Control-plane events, in the ledger's vocabulary.
+///
+/// The ledger has no registry kinds, so a registry change is an `allow`
+/// receipt of the admin's action; `tool` names the control-plane action
+/// and its object (`agent.register:planner`), and revocations say what
+/// was revoked the same way (`revoke.subtree:<jti>`).
+pub mod events {
+    use super::*;
+
+    fn admin() -> Actor {
+        Actor {
+            id: "admin".into(),
+            kind: ActorKind::User,
+        }
+    }
+
+    fn agent(id: &str) -> Actor {
+        Actor {
+            id: id.into(),
+            kind: ActorKind::Agent,
+        }
+    }
+
+    fn base(kind: Kind, time_ms: u64, action: String) -> Event {
+        let mut event = Event::new(kind, time_ms);
+        event.tool = Some(action);
+        event
+    }
+
+    /// An agent was registered.
+    pub fn agent_registered(agent_id: &str, time_ms: u64) -> Event {
+        let mut e = base(Kind::Allow, time_ms, format!("agent.register:{agent_id}"));
+        e.actors = vec![admin(), agent(agent_id)];
+        e
+    }
+
+    /// An agent was disabled (which revokes it).
+    pub fn agent_disabled(agent_id: &str, time_ms: u64) -> Event {
+        let mut e = base(Kind::Revoke, time_ms, format!("agent.disable:{agent_id}"));
+        e.actors = vec![admin(), agent(agent_id)];
+        e
+    }
+
+    /// An MCP server was blessed.
+    pub fn server_added(server: &str, time_ms: u64) -> Event {
+        let mut e = base(Kind::Allow, time_ms, format!("server.add:{server}"));
+        e.actors = vec![admin()];
+        e
+    }
+
+    /// A tool of a blessed server was pinned.
+    pub fn tool_added(server: &str, tool: &str, time_ms: u64) -> Event {
+        let mut e = base(Kind::Allow, time_ms, format!("tool.add:{server}/{tool}"));
+        e.actors = vec![admin()];
+        e
+    }
+
+    /// A root remit was issued to `agent_id` acting for `sub`.
+    pub fn remit_issued(jti: &str, sub: &str, agent_id: &str, time_ms: u64) -> Event {
+        let mut e = Event::new(Kind::Issue, time_ms);
+        e.root_jti = Some(jti.into());
+        e.leaf_jti = Some(jti.into());
+        e.actors = vec![
+            Actor {
+                id: sub.into(),
+                kind: ActorKind::User,
+            },
+            agent(agent_id),
+        ];
+        e
+    }
+
+    /// Something was revoked: `kind` is `jti`, `subtree`, `agent`, `sub`,
+    /// `tool` or `kid`.
+    pub fn revoked(kind: &str, value: &str, time_ms: u64) -> Event {
+        let mut e = base(Kind::Revoke, time_ms, format!("revoke.{kind}:{value}"));
+        e.actors = vec![admin()];
+        match kind {
+            "jti" | "subtree" => e.leaf_jti = Some(value.into()),
+            "agent" => e.actors.push(agent(value)),
+            _ => {}
+        }
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reopened_log_continues_the_sequence_and_keeps_its_note_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EcdsaP256Signer::generate().unwrap();
+        let jwk = key.to_private_jwk().unwrap();
+        let log = FileReceiptLog::open(dir.path(), key, "remit.test/receipts").unwrap();
+        assert_eq!(log.append(events::server_added("s", 1)).unwrap(), 0);
+        assert_eq!(log.append(events::revoked("jti", "j", 2)).unwrap(), 1);
+        let vkey = log.note_verifier_key();
+        drop(log);
+        let key = EcdsaP256Signer::from_jwk(&jwk).unwrap();
+        let log = FileReceiptLog::open(dir.path(), key, "other-origin").unwrap();
+        assert_eq!(log.note_verifier_key(), vkey);
+        assert_eq!(log.append(events::agent_registered("a", 3)).unwrap(), 2);
+        assert_eq!(log.leaves(1, 5).unwrap().len(), 2);
+        assert!(log.latest_checkpoint().unwrap().contains("\n3\n"));
+    }
+
+    #[test]
+    fn a_log_written_under_another_note_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EcdsaP256Signer::generate().unwrap();
+        drop(FileReceiptLog::open(dir.path(), key, "o").unwrap());
+        std::fs::remove_file(dir.path().join(NOTE_KEY_FILE)).unwrap();
+        let key = EcdsaP256Signer::generate().unwrap();
+        assert!(matches!(
+            FileReceiptLog::open(dir.path(), key, "o"),
+            Err(ReceiptLogError::NoteKeyMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,71 @@
+//! `/v1/receipts` (admin: the raw signed leaves) and
+//! `/v1/checkpoints/latest` (public: the signed tree head, the receipt
+//! key's JWKS and the note verifier key an auditor needs).
+
+use axum::extract::{Query, State};
+use axum::Json;
+use remit_store::Store;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::problem::Problem;
+use crate::receipts::MAX_PAGE;
+use crate::state::AppState;
+
+/// Query of `GET /v1/receipts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// First index; 0 when absent.
+    #[serde(default)]
+    pub from: u64,
+    /// Most leaves to return; 100 when absent, at most 1000.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+fn unavailable(error: &dyn std::fmt::Display) -> Problem {
+    Problem::internal("reading the receipt log", error)
+}
+
+/// `GET /v1/receipts?from=N&limit=M`: the leaves as stored (strings of
+/// canonical JSON `{"receipt":..,"sig":..}`), so a client can audit them.
+pub async fn leaves<S: Store>(
+    State(state): State<AppState<S>>,
+    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(page) = query.map_err(|e| Problem::invalid(format!("query: {}", e.body_text())))?;
+    let limit = page.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(Problem::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let log = state.receipts();
+    let raw = log.leaves(page.from, limit).map_err(|e| unavailable(&e))?;
+    // Leaves go out as strings, byte for byte, so signatures and hashes
+    // can be checked on exactly what was stored.
+    let leaves = raw
+        .into_iter()
+        .map(String::from_utf8)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unavailable(&e))?;
+    Ok(Json(json!({
+        "from": page.from,
+        "size": log.size(),
+        "leaves": leaves,
+    })))
+}
+
+/// `GET /v1/checkpoints/latest`: the latest signed checkpoint.
+pub async fn latest_checkpoint<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Result<Json<Value>, Problem> {
+    let log = state.receipts();
+    let checkpoint = log.latest_checkpoint().map_err(|e| unavailable(&e))?;
+    Ok(Json(json!({
+        "checkpoint": checkpoint,
+        "note_verifier": log.note_verifier_key(),
+        "receipt_jwks": log.receipt_jwks(),
+    })))
+}

@@ -1,0 +1,70 @@
+//! `remit issue`: ask the server to mint a root remit for a registered agent.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use remit_token::Classification;
+use serde_json::json;
+
+use super::client::{finish, Api, ApiError, ServerArgs};
+use crate::io;
+
+/// `remit issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The registered agent that will hold the remit.
+    #[arg(long)]
+    agent: String,
+    /// The user the agent acts for.
+    #[arg(long)]
+    sub: String,
+    /// Tool names or globs the agent may call.
+    #[arg(long = "tool", required = true, num_args = 1..)]
+    tools: Vec<String>,
+    /// Resource patterns the tools may touch (unrestricted if none).
+    #[arg(long = "resource", num_args = 1..)]
+    resources: Vec<String>,
+    /// Lifetime: `60s`, `5m`, `1h` (the server's default if absent).
+    #[arg(long)]
+    ttl: Option<String>,
+    /// Highest classification the agent may receive (INTERNAL if absent).
+    #[arg(long)]
+    class: Option<Classification>,
+    /// Tool calls allowed (unlimited if absent).
+    #[arg(long)]
+    max_steps: Option<u64>,
+}
+
+/// Runs `remit issue`; prints the compact remit (or the whole answer with `--json`).
+pub fn run(args: IssueArgs) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&args.server)?;
+    let mut grant = json!({ "type": "remit_tool", "tools": args.tools });
+    if !args.resources.is_empty() {
+        grant["resources"] = json!(args.resources);
+    }
+    let mut body = json!({ "agent": args.agent, "sub": args.sub, "grants": [grant] });
+    if let Some(ttl) = &args.ttl {
+        body["ttl_secs"] = json!(super::token::parse_duration(ttl)?);
+    }
+    if let Some(class) = args.class {
+        body["class"] = json!(class);
+    }
+    if let Some(steps) = args.max_steps {
+        body["max_steps"] = json!(steps);
+    }
+    let json = args.server.json;
+    finish((|| -> Result<(), ApiError> {
+        let answer = api.post("/v1/remits", &body)?;
+        if json {
+            io::print_json(&answer)?;
+            return Ok(());
+        }
+        let remit = answer["remit"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("the server's answer holds no remit"))?;
+        println!("{remit}");
+        Ok(())
+    })())
+}
