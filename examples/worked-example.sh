@@ -59,7 +59,7 @@ expect 1 remit policy eval policy --principal 'Agent::"a"' --action call_tool \
 echo "== receipt: the gateway records the deny in the signed log"
 remit audit init --log log --origin remit.example/audit --note-key-out note.key > note.pub
 cat > deny.json <<'JSON'
-{"kind":"deny","time":1764072000123,"root_jti":"root-1","leaf_jti":"leaf-2",
+{"kind":"deny","time":1795608000123,"root_jti":"root-1","leaf_jti":"leaf-2",
  "actors":[{"kind":"user","id":"alice"},{"kind":"agent","id":"planner"},{"kind":"agent","id":"reader"}],
  "tool":"github/create_issue","findings":{"US_SSN":1},"classification":"RESTRICTED",
  "decision":{"effect":"deny","policy_ids":["std-restricted-to-tool"],"policy_version":"sha256:289c"}}
