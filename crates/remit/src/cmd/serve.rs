@@ -128,10 +128,15 @@ fn announcement(report: &StartReport) -> String {
             outln!(out, "Next: register an agent with its public key, e.g.");
         }
     }
+    outln!(out, "  export REMIT_SERVER={}", report.public_url);
     outln!(out, "  remit keys generate --out agent.jwk");
-    outln!(out,
-        "  curl -s -H \"Authorization: Bearer $REMIT_ADMIN_TOKEN\" -H 'content-type: application/json' \\\n    -d '{{\"id\":\"my-agent\",\"owner\":\"me\",\"risk_tier\":\"low\",\"public_jwk\":'\"$(remit keys jwks agent.jwk | jq -c .keys[0])\"'}}' \\\n    {}/v1/agents",
-        report.public_url
+    outln!(
+        out,
+        "  remit agent register --id my-agent --jwk agent.jwk --risk-tier low"
+    );
+    outln!(
+        out,
+        "  remit issue --agent my-agent --sub alice --tool read_file --ttl 10m"
     );
     out
 }
