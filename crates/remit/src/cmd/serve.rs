@@ -132,7 +132,7 @@ fn announcement(report: &StartReport) -> String {
     outln!(out, "  remit keys generate --out agent.jwk");
     outln!(
         out,
-        "  remit agent register --id my-agent --jwk agent.jwk --risk-tier low"
+        "  remit agent register --id my-agent --jwk agent.jwk --owner alice --risk-tier low"
     );
     outln!(
         out,
