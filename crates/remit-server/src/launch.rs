@@ -4,10 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use remit_policy::{EngineKind, Preset};
 use remit_store::{PgStore, SqliteStore, Store, StoreError};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
+use crate::policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
 use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError};
 use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
 use crate::state::{AppState, Settings};
@@ -30,6 +32,9 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// Audience remits are minted for; `remit` by default.
     pub audience: Option<String>,
+    /// Security posture written into `<data>/policy` on first start:
+    /// `lockdown`, `standard` (default) or `permissive`.
+    pub preset: Option<String>,
 }
 
 impl FileConfig {
@@ -100,6 +105,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// Audience; `remit` when `None`.
     pub audience: Option<String>,
+    /// Preset for a new policy folder; an existing folder is kept as it is.
+    pub preset: Preset,
 }
 
 /// What a start did, for the operator.
@@ -125,6 +132,8 @@ pub struct StartReport {
     pub listening: SocketAddr,
     /// The public base URL.
     pub public_url: String,
+    /// The policy folder, whether it was written now, its preset and version.
+    pub policy: (PathBuf, bool, Preset, String),
 }
 
 /// Why the server could not start or stopped with an error.
@@ -144,6 +153,9 @@ pub enum ServeError {
     /// Opening the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The policy folder does not load.
+    #[error(transparent)]
+    Policy(#[from] PolicyFolderError),
     /// Opening the receipt log failed.
     #[error(transparent)]
     Receipts(#[from] ReceiptLogError),
@@ -169,6 +181,19 @@ pub async fn serve(
     let issuer = data.key(ISSUER_KEY_FILE)?;
     let receipt = data.key(RECEIPT_KEY_FILE)?;
     let admin = data.admin_token()?;
+    let policy_dir = data.path().join(POLICY_DIR);
+    let (policy, policy_created) = if policy_dir.join("manifest.json").exists() {
+        (PolicyFolder::read(&policy_dir)?, false)
+    } else {
+        (
+            PolicyFolder::create(&policy_dir, options.preset, EngineKind::Cedar)?,
+            true,
+        )
+    };
+    let policy_version = policy
+        .load(None, remit_policy::Directory::default())?
+        .version()
+        .to_string();
     let receipt_kid = remit_token::Signer::key_id(&receipt.signer).to_owned();
     let log = FileReceiptLog::open(
         data.path(),
@@ -212,21 +237,42 @@ pub async fn serve(
         new_admin_token: admin.new_token.clone(),
         listening,
         public_url,
+        policy: (
+            policy_dir.clone(),
+            policy_created,
+            policy.manifest().preset,
+            policy_version,
+        ),
     };
     match database {
         Database::Sqlite(path) => {
             let store = SqliteStore::open(&path).await?;
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
+            install_policy(&state, &policy).await?;
             on_ready(&report);
             run(state, listener, shutdown).await
         }
         Database::Postgres(url) => {
             let store = PgStore::connect(&url).await?;
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
+            install_policy(&state, &policy).await?;
             on_ready(&report);
             run(state, listener, shutdown).await
         }
     }
+}
+
+/// The policy folder inside the data directory.
+pub const POLICY_DIR: &str = "policy";
+
+/// Loads `folder` over the registry's entities into `state`.
+pub async fn install_policy<S: Store>(
+    state: &AppState<S>,
+    folder: &PolicyFolder,
+) -> Result<(), ServeError> {
+    let directory = directory_from_registry(state.store()).await?;
+    state.set_policy(folder.load(None, directory)?);
+    Ok(())
 }
 
 /// Serves the application over an already bound listener.

@@ -46,6 +46,7 @@
 
 pub mod app;
 pub mod launch;
+pub mod policy;
 pub mod problem;
 pub mod receipts;
 pub mod receipts_api;
@@ -57,6 +58,7 @@ pub mod state;
 
 pub use app::router;
 pub use launch::{serve, Database, FileConfig, ServeError, ServeOptions, StartReport};
+pub use policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
 pub use problem::Problem;
 pub use receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError};
 pub use state::{AppState, Settings};

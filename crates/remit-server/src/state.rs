@@ -1,11 +1,13 @@
 //! What every request handler shares: the store, the issuer key, the
 //! revocation set, the chain cache and the settings.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::problem::Problem;
 use crate::receipts::ReceiptLog;
+use remit_policy::{Directory, EngineKind, PolicyEngine, Preset};
+use remit_scan::{ScanConfig, Scanner};
 use remit_store::{RemitFacts, RevocationFollower, RevocationTarget, SharedRevocations, Store};
 use remit_token::{
     ChainCache, ChainError, EcdsaP256Signer, Jwks, Signer as _, VerifiedChain, VerifyOptions,
@@ -67,6 +69,8 @@ struct Inner<S> {
     cache: Mutex<ChainCache>,
     settings: Settings,
     receipts: Arc<dyn ReceiptLog>,
+    policy: RwLock<Arc<dyn PolicyEngine>>,
+    scanner: Scanner,
 }
 
 /// Why a chain is not active.
@@ -98,6 +102,16 @@ impl<S: Store> AppState<S> {
                 detail: e.to_string(),
             })?;
         let jwks_document = serde_json::json!({ "keys": [published] });
+        let policy = remit_policy::preset::load(
+            EngineKind::Cedar,
+            &[Preset::Standard.source(EngineKind::Cedar)],
+            Preset::Standard.default_mode(),
+            Directory::default(),
+        )
+        .map_err(|e| remit_store::StoreError::Corrupt {
+            what: "built-in standard preset",
+            detail: e.to_string(),
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -109,6 +123,8 @@ impl<S: Store> AppState<S> {
                 cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
                 settings,
                 receipts,
+                policy: RwLock::new(Arc::from(policy)),
+                scanner: Scanner::new(ScanConfig::default()),
             }),
         })
     }
@@ -158,6 +174,35 @@ impl<S: Store> AppState<S> {
                     format!("the change was not confirmed because its receipt could not be recorded: {error}"),
                 )
             })
+    }
+
+    /// The policy engine decisions are asked of now. Until [`Self::set_policy`]
+    /// is called this is the built-in `standard` preset (Cedar) over an empty
+    /// directory, which denies every request naming an unknown entity.
+    pub fn policy(&self) -> Arc<dyn PolicyEngine> {
+        Arc::clone(
+            &self
+                .inner
+                .policy
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the policy engine (a new folder, or a registry change that
+    /// rebuilt the entity directory). Requests in flight keep the engine
+    /// they started with.
+    pub fn set_policy(&self, engine: Box<dyn PolicyEngine>) {
+        *self
+            .inner
+            .policy
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::from(engine);
+    }
+
+    /// The PII and secret scanner.
+    pub fn scanner(&self) -> &Scanner {
+        &self.inner.scanner
     }
 
     /// SHA-256 of the admin token.

@@ -12,11 +12,11 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use remit_policy::table::DecisionTable;
 use remit_policy::{
-    DecisionRequest, Directory, EngineKind, EntityRef, Manifest, PolicyEngine, PolicySource,
-    Preset, RequestContext, Verdict,
+    DecisionRequest, EngineKind, EntityRef, PolicyEngine, Preset, RequestContext, Verdict,
 };
 
 use crate::io;
+use remit_server::{PolicyFolder, PolicyFolderError};
 
 /// Policy commands.
 #[derive(Debug, Subcommand)]
@@ -88,7 +88,7 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         } => new(&preset, &out, &engine),
         PolicyCommand::Validate { dir, json } => validate(&dir, json),
         PolicyCommand::Hash { dir } => {
-            let engine = Folder::read(&dir)?.load(None, None)?;
+            let engine = load(&PolicyFolder::read(&dir)?)?;
             println!("{}", engine.version());
             Ok(ExitCode::SUCCESS)
         }
@@ -118,136 +118,34 @@ fn parse_engine(s: &str) -> anyhow::Result<EngineKind> {
 fn new(preset: &str, out: &Path, engine: &str) -> anyhow::Result<ExitCode> {
     let preset: Preset = preset.parse()?;
     let engine = parse_engine(engine)?;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .with_context(|| format!("reading {}", out.display()))?
-            .next()
-            .is_some()
-    {
-        anyhow::bail!(
-            "{} exists and is not empty; choose a new folder",
-            out.display()
-        );
-    }
-    let overrides = out.join("overrides");
-    std::fs::create_dir_all(&overrides)
-        .with_context(|| format!("creating {}", overrides.display()))?;
-    let manifest = Manifest::new(preset, engine);
-    let ext = engine.extension();
-    let write = |path: PathBuf, text: &str| {
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-    };
-    write(
-        out.join("manifest.json"),
-        &format!("{}\n", serde_json::to_string_pretty(&manifest)?),
-    )?;
-    write(out.join(format!("preset.{ext}")), preset.text(engine))?;
-    write(
-        overrides.join("README.md"),
-        &format!(
-            "Put your tuning here as *.{ext} files. They are layered on preset.{ext} and \
-             validated together with it.\n\nEvery policy needs a unique @id(\"...\") and a \
-             @reason(\"...\"). A forbid always wins; a permit annotated @escalate(\"why\") \
-             holds the call for a human approval. Check with `remit policy validate`.\n"
-        ),
-    )?;
-    write(
-        out.join("entities.json"),
-        remit_policy::preset::SAMPLE_ENTITIES,
-    )?;
-    let engine = Folder::read(out)?.load(None, None)?;
+    let folder = PolicyFolder::create(out, preset, engine)?;
+    let loaded = load(&folder)?;
     println!(
         "wrote {} ({} preset, {} engine, escalation {})\nversion {}",
         out.display(),
         preset,
-        manifest.engine,
-        manifest.mode().as_str(),
-        engine.version()
+        folder.manifest().engine,
+        folder.manifest().mode().as_str(),
+        loaded.version()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// A policy folder read from disk.
-struct Folder {
-    manifest: Manifest,
-    sources: Vec<PolicySource>,
-    entities: Option<String>,
-}
-
-impl Folder {
-    fn read(dir: &Path) -> anyhow::Result<Self> {
-        let manifest_path = dir.join("manifest.json");
-        let manifest = Manifest::from_json(&io::read_text(&manifest_path)?)
-            .with_context(|| format!("{}", manifest_path.display()))?;
-        let ext = manifest.engine.extension();
-        let preset_path = dir.join(format!("preset.{ext}"));
-        let mut sources = vec![PolicySource::new(
-            format!("preset.{ext}"),
-            io::read_text(&preset_path)?,
-        )];
-        let overrides = dir.join("overrides");
-        if overrides.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&overrides)
-                .with_context(|| format!("reading {}", overrides.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == ext))
-                .collect();
-            files.sort();
-            for f in files {
-                let name = format!(
-                    "overrides/{}",
-                    f.file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default()
-                );
-                sources.push(PolicySource::new(name, io::read_text(&f)?));
-            }
-        }
-        let entities_path = dir.join("entities.json");
-        let entities = if entities_path.exists() {
-            Some(io::read_text(&entities_path)?)
-        } else {
-            None
-        };
-        Ok(Self {
-            manifest,
-            sources,
-            entities,
-        })
-    }
-
-    fn directory(&self) -> anyhow::Result<Directory> {
-        match &self.entities {
-            Some(text) => Ok(Directory::from_json(text).context("entities.json")?),
-            None => Ok(Directory::default()),
-        }
-    }
-
-    fn load(
-        &self,
-        extra: Option<PolicySource>,
-        directory: Option<Directory>,
-    ) -> anyhow::Result<Box<dyn PolicyEngine>> {
-        let mut sources = self.sources.clone();
-        sources.extend(extra);
-        let directory = match directory {
-            Some(d) => d,
-            None => self.directory()?,
-        };
-        Ok(self.manifest.load(&sources, directory)?)
-    }
+/// Loads a folder against its own `entities.json`.
+fn load(folder: &PolicyFolder) -> anyhow::Result<Box<dyn PolicyEngine>> {
+    Ok(folder.load(None, folder.entities()?)?)
 }
 
 fn validate(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let folder = Folder::read(dir)?;
-    let files: Vec<&str> = folder.sources.iter().map(|s| s.name.as_str()).collect();
-    let result = folder.load(None, None);
+    let folder = PolicyFolder::read(dir)?;
+    let files: Vec<&str> = folder.sources().iter().map(|s| s.name.as_str()).collect();
+    let result = load(&folder);
     if json {
         let report = match &result {
             Ok(e) => serde_json::json!({
                 "valid": true, "version": e.version().to_string(), "files": files,
-                "preset": folder.manifest.preset, "engine": folder.manifest.engine,
-                "escalation": folder.manifest.mode(),
+                "preset": folder.manifest().preset, "engine": folder.manifest().engine,
+                "escalation": folder.manifest().mode(),
             }),
             Err(err) => serde_json::json!({
                 "valid": false, "files": files, "errors": error_lines(err),
@@ -259,8 +157,8 @@ fn validate(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
             Ok(e) => println!(
                 "valid: {} file(s), {} preset, {} engine\nversion {}",
                 files.len(),
-                folder.manifest.preset,
-                folder.manifest.engine,
+                folder.manifest().preset,
+                folder.manifest().engine,
                 e.version()
             ),
             Err(err) => {
@@ -279,8 +177,11 @@ fn validate(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn error_lines(err: &anyhow::Error) -> Vec<String> {
-    match err.downcast_ref::<remit_policy::LoadError>() {
-        Some(remit_policy::LoadError::Validation { messages }) => messages.clone(),
+    match err.downcast_ref::<PolicyFolderError>() {
+        Some(PolicyFolderError::Load {
+            source: remit_policy::LoadError::Validation { messages },
+            ..
+        }) => messages.clone(),
         _ => vec![format!("{err:#}")],
     }
 }
@@ -294,7 +195,7 @@ fn eval(
     explain: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let engine = Folder::read(dir)?.load(None, None)?;
+    let engine = load(&PolicyFolder::read(dir)?)?;
     let request = DecisionRequest::new(
         principal.parse::<EntityRef>()?,
         action.parse()?,
@@ -374,14 +275,14 @@ fn verdict_word(v: Verdict) -> &'static str {
 }
 
 fn test(dir: &Path, cases: &Path) -> anyhow::Result<ExitCode> {
-    let folder = Folder::read(dir)?;
+    let folder = PolicyFolder::read(dir)?;
     let table = DecisionTable::from_yaml(&io::read_text(cases)?)
         .with_context(|| format!("{}", cases.display()))?;
     let directory = match table.entities()? {
         Some(d) => d,
-        None => folder.directory()?,
+        None => folder.entities()?,
     };
-    let mut engine = folder.load(table.overrides(folder.manifest.engine), Some(directory))?;
+    let mut engine = folder.load(table.overrides(folder.manifest().engine), directory)?;
     let results = table.run(engine.as_mut());
     let mut failed = 0usize;
     for r in &results {

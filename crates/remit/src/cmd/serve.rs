@@ -17,7 +17,7 @@ use remit_server::{Database, FileConfig, ServeOptions, StartReport};
 /// Run the control plane (SQLite in the data directory unless told otherwise).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (keys: data, database, listen, public_url, audience).
+    /// TOML configuration file (keys: data, database, listen, public_url, audience, preset).
     #[arg(long, env = "REMIT_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory for keys, the admin token hash and the SQLite file
@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// Audience remits are minted for [default: remit].
     #[arg(long, env = "REMIT_AUDIENCE")]
     audience: Option<String>,
+    /// Security posture for a new data directory's policy folder:
+    /// lockdown, standard or permissive [default: standard]. An existing
+    /// folder (<data>/policy) is kept; tune it with overrides.
+    #[arg(long, env = "REMIT_PRESET")]
+    preset: Option<String>,
 }
 
 /// `writeln!` into a String (which cannot fail).
@@ -79,6 +84,12 @@ fn options(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         listen,
         public_url: args.public_url.or(file.public_url),
         audience: args.audience.or(file.audience),
+        preset: args
+            .preset
+            .or(file.preset)
+            .map(|p| p.parse())
+            .transpose()?
+            .unwrap_or(remit_policy::Preset::Standard),
     })
 }
 
@@ -112,6 +123,14 @@ fn announcement(report: &StartReport) -> String {
         report.note_verifier
     );
     outln!(out, "  database        {}", report.database);
+    outln!(
+        out,
+        "  policy          {} ({}, {} preset, version {})",
+        report.policy.0.display(),
+        made(report.policy.1),
+        report.policy.2,
+        report.policy.3
+    );
     outln!(out, "  listening on    {}", report.public_url);
     match &report.new_admin_token {
         Some(token) => {
