@@ -205,11 +205,14 @@ impl Gw {
     }
 
     fn read_grant(&self) -> Value {
-        json!([{
-            "type": "remit_tool",
-            "tools": ["files/read_file", "files/echo", "files/leak_secret"],
-            "args": {"path": {"prefix": format!("{}/", self.root.display())}},
-        }])
+        json!([
+            {
+                "type": "remit_tool",
+                "tools": ["files/read_file"],
+                "args": {"path": {"prefix": format!("{}/", self.root.display())}},
+            },
+            { "type": "remit_tool", "tools": ["files/echo", "files/leak_secret"] },
+        ])
     }
 
     fn echo_grant() -> Value {

@@ -262,19 +262,26 @@ fn current_hashes(tools: &[Value]) -> BTreeMap<String, (String, &Value)> {
         .collect()
 }
 
-/// The server-wide description hash as the upstream shows it now, over the
-/// registered tools (a registered tool the upstream no longer lists counts
-/// as changed).
+/// The server-wide description hash the policy compares with the pinned
+/// one, as seen for a call to `tool`: the pinned hashes of the other tools
+/// and the upstream's current hash of this one (absent counts as changed).
+/// Each tool is judged by its own pin, so one changed tool hides only
+/// itself; the gateway refuses a changed tool before the policy is asked.
 fn seen_description_hash(
     registered: &[Tool],
+    tool: &str,
     current: &BTreeMap<String, (String, &Value)>,
 ) -> String {
     let seen: Vec<(String, String)> = registered
         .iter()
         .map(|t| {
-            let hash = current
-                .get(t.name.as_str())
-                .map_or_else(|| "absent".to_owned(), |(h, _)| h.clone());
+            let hash = if t.name.as_str() == tool {
+                current
+                    .get(tool)
+                    .map_or_else(|| "absent".to_owned(), |(h, _)| h.clone())
+            } else {
+                t.description_sha256.clone()
+            };
             (t.name.to_string(), hash)
         })
         .collect();
@@ -461,7 +468,6 @@ async fn list_tools<S: Store>(
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
     let current = current_hashes(&tools);
-    let seen_hash = seen_description_hash(&registered, &current);
     let shadow = config.shadow(caller.agent(), server.id.as_str());
     let engine = state.policy();
     let grants = &caller.chain.leaf_claims().authorization_details;
@@ -492,7 +498,11 @@ async fn list_tools<S: Store>(
                 approved: false,
                 shadow,
                 redacted: false,
-                description_hash: Some(seen_hash.clone()),
+                description_hash: Some(seen_description_hash(
+                    &registered,
+                    tool.name.as_str(),
+                    &current,
+                )),
             };
             let allowed = decision_request(Action::CallTool, &context)
                 .map(|r| engine.decide(&r).verdict() != remit_policy::Verdict::Deny)
@@ -707,7 +717,7 @@ async fn call_tool<S: Store>(
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
     let current = current_hashes(&listed);
-    let seen_hash = seen_description_hash(&registered, &current);
+    let seen_hash = seen_description_hash(&registered, &name, &current);
     let tool_changed = current
         .get(name.as_str())
         .is_none_or(|(h, _)| *h != tool.description_sha256);
