@@ -47,6 +47,11 @@ enum Command {
     Issue(cmd::issue::IssueArgs),
     /// Run the control plane: registry, issuance, revocation, introspection.
     Serve(cmd::serve::ServeArgs),
+    // gateway commands (issue 8)
+    /// Register MCP servers, pin (bless) their tools, set tool risk and clearance.
+    Server(cmd::server::ServerCmdArgs),
+    /// List, show, approve and reject calls held for a human.
+    Approvals(cmd::approvals::ApprovalsArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,9 @@ fn main() -> ExitCode {
         Command::Revoke(c) => cmd::revoke::run(c),
         Command::Issue(c) => cmd::issue::run(c),
         Command::Serve(c) => cmd::serve::run(c),
+        // gateway (issue 8)
+        Command::Server(c) => cmd::server::run(c),
+        Command::Approvals(c) => cmd::approvals::run(c),
     };
     match result {
         Ok(code) => code,

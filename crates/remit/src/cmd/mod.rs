@@ -20,3 +20,7 @@ pub mod client;
 pub mod issue;
 pub mod revoke;
 pub mod serve;
+
+// gateway (issue 8)
+pub mod approvals;
+pub mod server;
