@@ -837,7 +837,10 @@ async fn an_http_upstream_is_reached_over_streamable_http() {
         .unwrap();
     let mut up = false;
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             up = true;
             break;
         }
