@@ -3,6 +3,9 @@ spawn as a `stdio:` upstream.
 
 Usage: server.py ROOT [DESCRIPTION_FILE]
 
+With REMIT_TEST_HTTP_PORT set it serves MCP streamable HTTP (answers as
+SSE streams) on 127.0.0.1:<port>/mcp instead of stdio.
+
 Tools:
 - echo(text): returns the text. If DESCRIPTION_FILE exists and is not
   empty, its content replaces echo's description in tools/list (the tests
@@ -11,6 +14,7 @@ Tools:
 - leak_secret(): returns text holding an AWS-secret-looking string.
 """
 
+import os
 import pathlib
 import sys
 
@@ -57,4 +61,8 @@ def leak_secret() -> str:
 
 
 if __name__ == "__main__":
-    mcp.run()
+    port = os.environ.get("REMIT_TEST_HTTP_PORT")
+    if port:
+        mcp.run("streamable-http", host="127.0.0.1", port=int(port))
+    else:
+        mcp.run()

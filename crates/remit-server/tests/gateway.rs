@@ -820,3 +820,72 @@ async fn a_delegated_sub_agent_works_within_its_narrower_remit() {
         .await;
     assert_eq!(wider.status, 403, "{}", wider.body);
 }
+
+#[tokio::test]
+async fn an_http_upstream_is_reached_over_streamable_http() {
+    let gw = Gw::start().await;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let _upstream = tokio::process::Command::new(python())
+        .arg(repo_root().join("tests/upstream/server.py"))
+        .arg(&gw.root)
+        .env("REMIT_TEST_HTTP_PORT", port.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the HTTP upstream did not start");
+    let r = gw
+        .admin_call(
+            "POST",
+            "/v1/servers",
+            json!({"id": "web", "url": format!("http://127.0.0.1:{port}/mcp"), "clearance": "internal"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = gw
+        .admin_call("POST", "/v1/servers/web/bless", json!({"risk": "low"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["tools"].as_array().unwrap().len(), 3, "{}", r.body);
+    let chain = gw
+        .remit(json!([{ "type": "remit_tool", "tools": ["web/echo"] }]))
+        .await;
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"over http"}}});
+    let resource = gw.url("/mcp/web");
+    let leaf = chain.rsplit('~').next().unwrap();
+    let proof = pop::create_proof(
+        &gw.agent,
+        leaf,
+        ProofRequest {
+            htm: "POST",
+            htu: &resource,
+        },
+        remit_server::state::now(),
+    )
+    .unwrap();
+    let request = hyper::Request::post(resource)
+        .header("content-type", "application/json")
+        .header("authorization", format!("DPoP {chain}"))
+        .header("dpop", proof)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let r = gw.send(request).await;
+    assert_eq!(
+        r.body["result"]["content"][0]["text"], "over http",
+        "{}",
+        r.body
+    );
+}

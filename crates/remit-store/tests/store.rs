@@ -71,6 +71,7 @@ both_backends!(
     log_indices_stay_dense_under_concurrent_appends,
     checkpoints_cannot_be_rewritten,
     revocation_follower_sees_revocations_from_another_pool,
+    set_tool_repins_and_keeps_creation_time,
 );
 
 async fn registering_an_agent_twice_is_refused<S: Store>(ctx: Ctx<S>) {
@@ -127,6 +128,41 @@ async fn disabling_an_agent_is_idempotent<S: Store>(ctx: Ctx<S>) {
         again.updated_at, 20,
         "a no-op disable must not rewrite history"
     );
+}
+
+async fn set_tool_repins_and_keeps_creation_time<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    let mut tool = Tool {
+        server: id("srv_web"),
+        name: id("fetch"),
+        risk: RiskTier::Low,
+        clearance: Classification::Internal,
+        description_sha256: "ab".repeat(32),
+        created_at: 5,
+    };
+    assert_err!(
+        s.set_tool(&tool).await,
+        StoreError::NotFound { what: "server", .. }
+    );
+    let server = NewMcpServer {
+        id: id("srv_web"),
+        name: "Web".into(),
+        url: "stdio:python3 server.py".into(),
+        clearance: Classification::Internal,
+    };
+    s.add_server(&server, 1).await.unwrap();
+    assert_eq!(s.set_tool(&tool).await.unwrap(), tool);
+    let repinned = Tool {
+        risk: RiskTier::High,
+        description_sha256: "cd".repeat(32),
+        created_at: 99,
+        ..tool.clone()
+    };
+    let stored = s.set_tool(&repinned).await.unwrap();
+    tool.risk = RiskTier::High;
+    tool.description_sha256 = "cd".repeat(32);
+    assert_eq!(stored, tool, "created_at is kept, the rest replaced");
+    assert_eq!(s.tools(&id("srv_web")).await.unwrap(), vec![tool]);
 }
 
 async fn tools_pin_to_known_servers_only<S: Store>(ctx: Ctx<S>) {

@@ -774,12 +774,15 @@ async fn call_tool<S: Store>(
         &name,
         &args,
     );
-    let approval = approval_id(&hash);
-    let held = match state
-        .store()
-        .approval(&Id::parse("approval id", approval.as_str()).unwrap_or(agent_id.clone()))
-        .await
-    {
+    let approval = match Id::parse("approval id", approval_id(&hash)) {
+        Ok(a) => a,
+        Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+    };
+    let tool_ref = match Id::parse("tool", tool_id.as_str()) {
+        Ok(t) => t,
+        Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+    };
+    let held = match state.store().approval(&approval).await {
         Ok(a) => Some(a),
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
@@ -862,19 +865,13 @@ async fn call_tool<S: Store>(
         remit_policy::Verdict::Escalate => {
             let now_s = i64::try_from(now()).unwrap_or(i64::MAX);
             let held = NewApproval {
-                id: match Id::parse("approval id", approval.as_str()) {
-                    Ok(i) => i,
-                    Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
-                },
+                id: approval.clone(),
                 agent: agent_id.clone(),
                 remit_jti: match Id::parse("remit jti", caller.chain.leaf_claims().jti.as_str()) {
                     Ok(i) => i,
                     Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
                 },
-                tool: match Id::parse("tool", tool_id.as_str()) {
-                    Ok(i) => i,
-                    Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
-                },
+                tool: tool_ref.clone(),
                 call_hash: hash.clone(),
                 summary: format!(
                     "{} (for {}) calls {tool_id} (risk {}, arguments {}{}): {}",
@@ -921,7 +918,7 @@ async fn call_tool<S: Store>(
                 Some(id),
                 &facts,
                 refusal,
-                Some(("approval_id", json!(approval))),
+                Some(("approval_id", json!(approval.as_str()))),
             )
             .await;
             return Answer::Message(message);
@@ -932,7 +929,7 @@ async fn call_tool<S: Store>(
     if shadow {
         let observed = NewObservation {
             agent: agent_id.clone(),
-            tool: Id::parse("tool", tool_id.as_str()).unwrap_or(agent_id.clone()),
+            tool: tool_ref.clone(),
             argument_shape: shape(&args).to_string(),
             decision: match would.first() {
                 Some((verdict, reason)) => format!("{verdict}: {reason}"),
@@ -945,15 +942,9 @@ async fn call_tool<S: Store>(
         }
     } else {
         if use_approval {
-            let approval_id =
-                Id::parse("approval id", approval.as_str()).unwrap_or(agent_id.clone());
             if let Err(e) = state
                 .store()
-                .consume_approval(
-                    &approval_id,
-                    &hash,
-                    i64::try_from(now()).unwrap_or(i64::MAX),
-                )
+                .consume_approval(&approval, &hash, i64::try_from(now()).unwrap_or(i64::MAX))
                 .await
             {
                 refuse_with!(deny(
