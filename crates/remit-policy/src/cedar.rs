@@ -1,17 +1,36 @@
 //! The Cedar engine: policies validated against the Remit schema, static
 //! entities cached, the per-call context built from typed values.
 //!
-//! Speed comes from not parsing JSON per call: the [`Directory`] becomes a
-//! Cedar [`Entities`] once (and again only when the registry changes), and
-//! each request's context is assembled with `Context::from_pairs` from the
-//! already-checked [`RequestContext`].
+//! Where the time of a decision goes, and what this module does about it
+//! (instruction counts from `bench/policy`, see its README):
+//!
+//! - **Entities** are built once: the [`Directory`] becomes a Cedar
+//!   [`Entities`] at load and again only when the registry changes.
+//! - **Policies are sliced by action** at load. Cedar evaluates every policy
+//!   of the set it is given; a policy whose action scope excludes the
+//!   request's action can neither match nor fail (the scope is checked
+//!   before the body), so each action gets the set of policies that can
+//!   apply to it, and the other presets' rules cost nothing.
+//! - **The context holds only what the policies read.** Each slice records
+//!   the context attributes its policies name (`context.x`,
+//!   `context has x`); the per-call context is assembled with
+//!   `Context::from_pairs` from the checked [`RequestContext`] with just
+//!   those. A policy that uses `context` as a whole gets every attribute.
+//!   The schema validated every policy at load, so no policy can read an
+//!   attribute the schema lacks, and the [`RequestContext`] type already
+//!   guarantees the context's shape: the request is not validated against
+//!   the schema again per call. Unknown principals and resources are still
+//!   refused before evaluation ([`crate::engine::check_known`]).
+//!
+//! [`RequestContext`]: crate::request::RequestContext
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr as _;
 
 use cedar_policy::{
-    AuthorizationError, Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid,
-    PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    ActionConstraint, AuthorizationError, Authorizer, Context, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema,
+    ValidationMode, Validator,
 };
 
 use crate::decision::{Effect, EscalationMode, Evaluation, EvaluationError, MatchedPolicy};
@@ -89,8 +108,19 @@ pub struct CedarEngine {
     mode: EscalationMode,
     version: PolicyVersion,
     types: TypeNames,
-    actions: Vec<(Action, EntityUid)>,
+    /// One per action, in [`Action::ALL`] order.
+    slices: Vec<Slice>,
     authorizer: Authorizer,
+}
+
+/// The policies that can apply to one action, and the context attributes
+/// they read.
+#[derive(Debug)]
+struct Slice {
+    action: Action,
+    uid: EntityUid,
+    policies: PolicySet,
+    fields: Fields,
 }
 
 impl CedarEngine {
@@ -110,6 +140,7 @@ impl CedarEngine {
         let mut annotations = HashMap::new();
         let mut canonical: Vec<(String, String)> = Vec::new();
         let mut seen: HashMap<String, String> = HashMap::new();
+        let mut reads: Vec<(cedar_policy::Policy, Fields)> = Vec::new();
         for source in sources {
             let parsed = PolicySet::from_str(&source.text).map_err(|e| LoadError::Syntax {
                 file: source.name.clone(),
@@ -157,6 +188,7 @@ impl CedarEngine {
                 let pid = PolicyId::new(&id);
                 let renamed = policy.new_id(pid.clone());
                 let json = renamed.to_json().map_err(|e| bad(e.to_string()))?;
+                reads.push((renamed.clone(), Fields::read_by(&json)));
                 let json =
                     serde_json_canonicalizer::to_string(&json).map_err(|e| bad(e.to_string()))?;
                 canonical.push((id.clone(), json));
@@ -195,16 +227,7 @@ impl CedarEngine {
         }
         let version = PolicyVersion::of_canonical(&text);
         let types = TypeNames::new()?;
-        let actions = Action::ALL
-            .into_iter()
-            .map(|a| {
-                let uid = EntityUid::from_type_name_and_id(
-                    types.action.clone(),
-                    EntityId::new(a.as_str()),
-                );
-                (a, uid)
-            })
-            .collect();
+        let slices = slice_by_action(&reads, &schema, &types)?;
         let entities = build_entities(&directory, &schema, &types)?;
         Ok(Self {
             policies,
@@ -215,77 +238,65 @@ impl CedarEngine {
             mode,
             version,
             types,
-            actions,
+            slices,
             authorizer: Authorizer::new(),
         })
     }
 
-    fn action_uid(&self, action: Action) -> Option<&EntityUid> {
-        self.actions
-            .iter()
-            .find(|(a, _)| *a == action)
-            .map(|(_, uid)| uid)
+    fn slice(&self, action: Action) -> Option<&Slice> {
+        self.slices.iter().find(|s| s.action == action)
     }
 
-    fn context(&self, req: &DecisionRequest) -> Result<Context, String> {
+    /// The Cedar context of a request: only the attributes in `fields`,
+    /// converted from the checked, typed values (no JSON, no copies of the
+    /// arguments).
+    fn context(&self, req: &DecisionRequest, fields: Fields) -> Result<Context, String> {
         let c = req.context();
         let i = c.input();
         let t = &self.types;
-        let strings = |set: &mut dyn Iterator<Item = &String>| {
-            RestrictedExpression::new_set(set.map(|s| RestrictedExpression::new_string(s.clone())))
+        let strings = |set: &mut dyn Iterator<Item = &str>| {
+            RestrictedExpression::new_set(set.map(|s| RestrictedExpression::new_string(s.into())))
         };
         let long = |v: u32| RestrictedExpression::new_long(i64::from(v));
-        let mut pairs: Vec<(String, RestrictedExpression)> =
-            vec![
-                ("arg_names".into(), strings(&mut c.arg_names().iter())),
-                (
-                    "args_bytes".into(),
-                    RestrictedExpression::new_long(c.args_bytes() as i64),
+        let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(fields.len());
+        for field in fields.iter() {
+            let value = match field {
+                Field::ArgNames => strings(&mut c.arg_names()),
+                Field::ArgsBytes => RestrictedExpression::new_long(
+                    i64::try_from(c.args_bytes()).map_err(|e| e.to_string())?,
                 ),
-                (
-                    "data_class".into(),
-                    RestrictedExpression::new_long(i.data_class.level()),
-                ),
-                ("pii".into(), strings(&mut i.pii.iter())),
-                ("secrets".into(), strings(&mut i.secrets.iter())),
-                ("chain_depth".into(), long(i.chain_depth)),
-                (
-                    "original_user".into(),
-                    RestrictedExpression::new_entity_uid(t.uid(EntityKind::User, &i.original_user)),
-                ),
-                ("steps_used".into(), long(i.steps_used)),
-                ("steps_max".into(), long(i.steps_max)),
-                ("risk_budget_used".into(), long(i.risk_budget_used)),
-                ("risk_budget_max".into(), long(i.risk_budget_max)),
-                ("hour_utc".into(), long(u32::from(i.hour_utc))),
-                ("amr".into(), strings(&mut i.amr.iter())),
-                (
-                    "approved".into(),
-                    RestrictedExpression::new_bool(i.approved),
-                ),
-                ("shadow".into(), RestrictedExpression::new_bool(i.shadow)),
-                (
-                    "redacted".into(),
-                    RestrictedExpression::new_bool(i.redacted),
-                ),
-                (
-                    "remit_tools".into(),
+                Field::DataClass => RestrictedExpression::new_long(i.data_class.level()),
+                Field::Pii => strings(&mut i.pii.iter().map(String::as_str)),
+                Field::Secrets => strings(&mut i.secrets.iter().map(String::as_str)),
+                Field::ChainDepth => long(i.chain_depth),
+                Field::OriginalUser => {
+                    RestrictedExpression::new_entity_uid(t.uid(EntityKind::User, &i.original_user))
+                }
+                Field::StepsUsed => long(i.steps_used),
+                Field::StepsMax => long(i.steps_max),
+                Field::RiskBudgetUsed => long(i.risk_budget_used),
+                Field::RiskBudgetMax => long(i.risk_budget_max),
+                Field::HourUtc => long(u32::from(i.hour_utc)),
+                Field::Amr => strings(&mut i.amr.iter().map(String::as_str)),
+                Field::Approved => RestrictedExpression::new_bool(i.approved),
+                Field::Shadow => RestrictedExpression::new_bool(i.shadow),
+                Field::Redacted => RestrictedExpression::new_bool(i.redacted),
+                Field::RemitTools => {
                     RestrictedExpression::new_set(i.remit_tools.iter().map(|id| {
                         RestrictedExpression::new_entity_uid(t.uid(EntityKind::Tool, id))
-                    })),
-                ),
-                (
-                    "remit_models".into(),
+                    }))
+                }
+                Field::RemitModels => {
                     RestrictedExpression::new_set(i.remit_models.iter().map(|id| {
                         RestrictedExpression::new_entity_uid(t.uid(EntityKind::Model, id))
-                    })),
-                ),
-            ];
-        if let Some(h) = &i.description_hash {
-            pairs.push((
-                "description_hash".into(),
-                RestrictedExpression::new_string(h.clone()),
-            ));
+                    }))
+                }
+                Field::DescriptionHash => match &i.description_hash {
+                    Some(h) => RestrictedExpression::new_string(h.clone()),
+                    None => continue,
+                },
+            };
+            pairs.push((field.name().to_owned(), value));
         }
         Context::from_pairs(pairs).map_err(|e| e.to_string())
     }
@@ -309,6 +320,204 @@ fn first_line(policy: &cedar_policy::Policy) -> String {
         .unwrap_or("")
         .trim()
         .to_owned()
+}
+
+/// Splits the validated policies by the actions their scope admits.
+fn slice_by_action(
+    reads: &[(cedar_policy::Policy, Fields)],
+    schema: &Schema,
+    t: &TypeNames,
+) -> Result<Vec<Slice>, LoadError> {
+    let schema_err = |message: String| LoadError::Schema { message };
+    // Action groups, if the schema ever has any, make `action in G` admit
+    // G's members: ask the schema's action hierarchy, not string equality.
+    let hierarchy = schema
+        .action_entities()
+        .map_err(|e| schema_err(e.to_string()))?;
+    let mut slices = Vec::with_capacity(Action::ALL.len());
+    for action in Action::ALL {
+        let uid =
+            EntityUid::from_type_name_and_id(t.action.clone(), EntityId::new(action.as_str()));
+        let in_group = |group: &EntityUid| {
+            *group == uid
+                || hierarchy
+                    .ancestors(&uid)
+                    .is_some_and(|mut a| a.any(|x| x == group))
+        };
+        let mut policies = PolicySet::new();
+        let mut fields = Fields::NONE;
+        for (policy, read) in reads {
+            let admits = match policy.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(a) => a == uid,
+                ActionConstraint::In(groups) => groups.iter().any(in_group),
+            };
+            if admits {
+                policies
+                    .add(policy.clone())
+                    .map_err(|e| schema_err(e.to_string()))?;
+                fields = fields.union(*read);
+            }
+        }
+        slices.push(Slice {
+            action,
+            uid,
+            policies,
+            fields,
+        });
+    }
+    Ok(slices)
+}
+
+/// The attributes of the schema's `RequestContext`, as Remit fills them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    ArgNames,
+    ArgsBytes,
+    DataClass,
+    Pii,
+    Secrets,
+    ChainDepth,
+    OriginalUser,
+    StepsUsed,
+    StepsMax,
+    RiskBudgetUsed,
+    RiskBudgetMax,
+    HourUtc,
+    Amr,
+    Approved,
+    Shadow,
+    Redacted,
+    RemitTools,
+    RemitModels,
+    DescriptionHash,
+}
+
+impl Field {
+    const ALL: [Field; 19] = [
+        Field::ArgNames,
+        Field::ArgsBytes,
+        Field::DataClass,
+        Field::Pii,
+        Field::Secrets,
+        Field::ChainDepth,
+        Field::OriginalUser,
+        Field::StepsUsed,
+        Field::StepsMax,
+        Field::RiskBudgetUsed,
+        Field::RiskBudgetMax,
+        Field::HourUtc,
+        Field::Amr,
+        Field::Approved,
+        Field::Shadow,
+        Field::Redacted,
+        Field::RemitTools,
+        Field::RemitModels,
+        Field::DescriptionHash,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::ArgNames => "arg_names",
+            Field::ArgsBytes => "args_bytes",
+            Field::DataClass => "data_class",
+            Field::Pii => "pii",
+            Field::Secrets => "secrets",
+            Field::ChainDepth => "chain_depth",
+            Field::OriginalUser => "original_user",
+            Field::StepsUsed => "steps_used",
+            Field::StepsMax => "steps_max",
+            Field::RiskBudgetUsed => "risk_budget_used",
+            Field::RiskBudgetMax => "risk_budget_max",
+            Field::HourUtc => "hour_utc",
+            Field::Amr => "amr",
+            Field::Approved => "approved",
+            Field::Shadow => "shadow",
+            Field::Redacted => "redacted",
+            Field::RemitTools => "remit_tools",
+            Field::RemitModels => "remit_models",
+            Field::DescriptionHash => "description_hash",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of context attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fields(u32);
+
+impl Fields {
+    const NONE: Fields = Fields(0);
+    const ALL: Fields = Fields((1 << Field::ALL.len()) - 1);
+
+    fn union(self, other: Fields) -> Fields {
+        Fields(self.0 | other.0)
+    }
+
+    fn iter(self) -> impl Iterator<Item = Field> {
+        Field::ALL
+            .into_iter()
+            .filter(move |f| self.0 & f.bit() != 0)
+    }
+
+    fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The context attributes a policy reads, from its JSON form (EST):
+    /// every `context.x` and `context has x` names `x`; `context` used any
+    /// other way (compared, put in a set, ...) or an attribute this crate
+    /// does not know means every attribute, so nothing a policy could see
+    /// is ever left out.
+    fn read_by(est: &serde_json::Value) -> Fields {
+        let mut named = Fields::NONE;
+        let mut whole = false;
+        walk_est(est, &mut named, &mut whole);
+        if whole {
+            Fields::ALL
+        } else {
+            named
+        }
+    }
+}
+
+fn is_context_var(v: &serde_json::Value) -> bool {
+    v.get("Var").and_then(serde_json::Value::as_str) == Some("context")
+}
+
+fn walk_est(v: &serde_json::Value, named: &mut Fields, whole: &mut bool) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if is_context_var(v) && map.len() == 1 {
+                // `context` not consumed by an attribute access below.
+                *whole = true;
+                return;
+            }
+            for (key, inner) in map {
+                let access = (key == "." || key == "has")
+                    && inner.get("left").is_some_and(is_context_var)
+                    && inner.as_object().is_some_and(|o| o.len() == 2);
+                if access {
+                    let attr = inner.get("attr").and_then(serde_json::Value::as_str);
+                    match attr.and_then(|a| Field::ALL.into_iter().find(|f| f.name() == a)) {
+                        Some(f) => *named = named.union(Fields(f.bit())),
+                        None => *whole = true,
+                    }
+                } else {
+                    walk_est(inner, named, whole);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                walk_est(item, named, whole);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn build_entities(dir: &Directory, schema: &Schema, t: &TypeNames) -> Result<Entities, LoadError> {
@@ -432,16 +641,18 @@ impl PolicyEngine for CedarEngine {
                 message,
             }],
         };
-        let context = match self.context(req) {
+        let Some(slice) = self.slice(req.action()) else {
+            return fail(format!("action {} is not in the schema", req.action()));
+        };
+        let context = match self.context(req, slice.fields) {
             Ok(c) => c,
             Err(m) => return fail(m),
         };
-        let Some(action) = self.action_uid(req.action()).cloned() else {
-            return fail(format!("action {} is not in the schema", req.action()));
-        };
+        // No schema here: the context's shape is guaranteed by its type and
+        // the policies were validated at load (see the module doc).
         let request = match Request::new(
             self.types.uid_of(req.principal()),
-            action,
+            slice.uid.clone(),
             self.types.uid_of(req.resource()),
             context,
             None,
@@ -451,7 +662,7 @@ impl PolicyEngine for CedarEngine {
         };
         let response = self
             .authorizer
-            .is_authorized(&request, &self.policies, &self.entities);
+            .is_authorized(&request, &slice.policies, &self.entities);
         let diagnostics = response.diagnostics();
         let mut matched = Vec::new();
         let mut errors = Vec::new();
@@ -472,5 +683,98 @@ impl PolicyEngine for CedarEngine {
             });
         }
         Evaluation { matched, errors }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preset::{Preset, SAMPLE_ENTITIES};
+
+    fn reads(policy: &str) -> Fields {
+        let p = cedar_policy::Policy::from_str(policy).unwrap();
+        Fields::read_by(&p.to_json().unwrap())
+    }
+
+    fn names(f: Fields) -> Vec<&'static str> {
+        f.iter().map(Field::name).collect()
+    }
+
+    #[test]
+    fn fields_are_exactly_the_schema_context_attributes() {
+        let body = SCHEMA
+            .split("type RequestContext = {")
+            .nth(1)
+            .and_then(|r| r.split("};").next())
+            .unwrap();
+        let schema_names: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.trim().split_once(':'))
+            .map(|(name, _)| name.trim_end_matches('?'))
+            .collect();
+        assert_eq!(schema_names, names(Fields::ALL));
+    }
+
+    #[test]
+    fn attribute_reads_are_found_in_conditions() {
+        let f = reads(
+            r#"permit (principal, action, resource)
+               when { context.steps_used < context.steps_max && context has description_hash }
+               unless { context["approved"] };"#,
+        );
+        assert_eq!(
+            names(f),
+            ["steps_used", "steps_max", "approved", "description_hash"]
+        );
+        assert_eq!(reads("permit (principal, action, resource);"), Fields::NONE);
+    }
+
+    #[test]
+    fn context_used_whole_means_every_attribute() {
+        for p in [
+            r#"permit (principal, action, resource) when { context == {} };"#,
+            r#"permit (principal, action, resource) when { [context].isEmpty() };"#,
+            r#"permit (principal, action, resource) when { context.no_such_field };"#,
+        ] {
+            assert_eq!(reads(p), Fields::ALL, "{p}");
+        }
+    }
+
+    #[test]
+    fn policies_are_sliced_by_the_actions_their_scope_admits() {
+        let dir = Directory::from_json(SAMPLE_ENTITIES).unwrap();
+        let e = CedarEngine::load(
+            &[Preset::Standard.source(EngineKind::Cedar)],
+            EscalationMode::PlainPermitWins,
+            dir,
+        )
+        .unwrap();
+        let ids = |a: Action| -> Vec<String> {
+            let mut v: Vec<String> = e
+                .slice(a)
+                .unwrap()
+                .policies
+                .policies()
+                .map(|p| p.id().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let call = ids(Action::CallTool);
+        assert!(call.contains(&"std-agent-unregistered".to_owned()));
+        assert!(call.contains(&"std-tool-not-in-remit".to_owned()));
+        assert!(call.contains(&"std-approved".to_owned()));
+        assert!(!call.contains(&"std-send-prompt".to_owned()));
+        assert!(!call.contains(&"std-issue-own-agent".to_owned()));
+        assert!(ids(Action::SendPrompt).contains(&"std-send-prompt".to_owned()));
+        // Every policy lands in at least one slice.
+        let total: std::collections::BTreeSet<String> =
+            Action::ALL.into_iter().flat_map(ids).collect();
+        assert_eq!(total.len(), e.policies().policies().count());
+        // The call_tool context omits what no call_tool policy reads.
+        let f = e.slice(Action::CallTool).unwrap().fields;
+        assert!(names(f).contains(&"remit_tools"));
+        assert!(!names(f).contains(&"arg_names"));
+        assert!(!names(f).contains(&"shadow"));
     }
 }

@@ -125,14 +125,21 @@ pub struct EntityRef {
 /// The longest entity id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
+/// Checks an entity id without building a reference: non-empty, at most
+/// [`MAX_ID_BYTES`], free of control characters.
+pub fn check_id(id: &str) -> Result<(), ModelError> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) {
+        return Err(ModelError::BadId { id: id.to_owned() });
+    }
+    Ok(())
+}
+
 impl EntityRef {
     /// Builds a reference; the id must be non-empty, at most
     /// [`MAX_ID_BYTES`] and free of control characters.
     pub fn new(kind: EntityKind, id: impl Into<String>) -> Result<Self, ModelError> {
         let id = id.into();
-        if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) {
-            return Err(ModelError::BadId { id });
-        }
+        check_id(&id)?;
         Ok(Self { kind, id })
     }
 

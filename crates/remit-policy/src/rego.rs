@@ -130,7 +130,7 @@ fn input(req: &DecisionRequest) -> serde_json::Value {
     let i = c.input();
     let mut context = serde_json::json!({
         "args": i.args,
-        "arg_names": c.arg_names(),
+        "arg_names": c.arg_names().collect::<Vec<_>>(),
         "args_bytes": c.args_bytes(),
         "data_class": i.data_class.level(),
         "pii": i.pii,

@@ -83,21 +83,23 @@ fn empty_object() -> serde_json::Value {
 /// [`RequestContext::new`], so every value is within its caps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestContext {
+    // INVARIANT: `input.args` is a JSON object within every cap below.
     input: ContextInput,
-    arg_names: Vec<String>,
     args_bytes: usize,
 }
 
 impl RequestContext {
     /// Checks caps and shapes.
+    ///
+    /// The arguments are walked once, without copying: the walk checks the
+    /// depth, counts the bytes they take as compact JSON (what
+    /// `serde_json::to_vec` would produce) and stops at the first cap
+    /// exceeded, so an oversized payload costs no more than its cap.
     pub fn new(input: ContextInput) -> Result<Self, RequestError> {
-        let args = match &input.args {
-            serde_json::Value::Object(map) => map,
-            _ => {
-                return Err(RequestError::BadContext {
-                    message: "args must be a JSON object".into(),
-                })
-            }
+        let serde_json::Value::Object(args) = &input.args else {
+            return Err(RequestError::BadContext {
+                message: "args must be a JSON object".into(),
+            });
         };
         if args.len() > MAX_ARG_NAMES {
             return Err(RequestError::TooLarge {
@@ -105,27 +107,10 @@ impl RequestContext {
                 limit: format!("{MAX_ARG_NAMES} names"),
             });
         }
-        if depth(&input.args) > MAX_ARGS_DEPTH {
-            return Err(RequestError::TooLarge {
-                field: "args",
-                limit: format!("depth {MAX_ARGS_DEPTH}"),
-            });
-        }
-        let args_bytes = serde_json::to_vec(&input.args)
-            .map_err(|e| RequestError::BadContext {
-                message: e.to_string(),
-            })?
-            .len();
-        if args_bytes > MAX_ARGS_BYTES {
-            return Err(RequestError::TooLarge {
-                field: "args",
-                limit: format!("{MAX_ARGS_BYTES} bytes"),
-            });
-        }
-        let arg_names: Vec<String> = args.keys().cloned().collect();
-        for name in &arg_names {
+        for name in args.keys() {
             check_string("args", name)?;
         }
+        let args_bytes = ArgsWalk::default().object(args, 1)?;
         for (field, set) in [
             ("pii", &input.pii),
             ("secrets", &input.secrets),
@@ -144,9 +129,9 @@ impl RequestContext {
             }
         }
         for id in input.remit_tools.iter().chain(&input.remit_models) {
-            EntityRef::new(EntityKind::Tool, id.as_str())?;
+            check_id(id)?;
         }
-        EntityRef::new(EntityKind::User, input.original_user.as_str())?;
+        check_id(&input.original_user)?;
         if let Some(h) = &input.description_hash {
             check_string("description_hash", h)?;
         }
@@ -155,11 +140,7 @@ impl RequestContext {
                 message: format!("hour_utc {} is not in 0..=23", input.hour_utc),
             });
         }
-        Ok(Self {
-            input,
-            arg_names,
-            args_bytes,
-        })
+        Ok(Self { input, args_bytes })
     }
 
     /// Parses and checks a JSON context.
@@ -182,12 +163,23 @@ impl RequestContext {
         &self.input
     }
 
-    /// Top-level argument names, sorted.
-    pub fn arg_names(&self) -> &[String] {
-        &self.arg_names
+    /// Gives the checked values back (for a caller that forwards the
+    /// arguments after the decision without copying them).
+    pub fn into_input(self) -> ContextInput {
+        self.input
     }
 
-    /// Size of the arguments serialized as JSON.
+    /// Top-level argument names, sorted, borrowed from the arguments.
+    pub fn arg_names(&self) -> impl Iterator<Item = &str> + '_ {
+        // INVARIANT: `new` refused anything but an object.
+        self.input
+            .args
+            .as_object()
+            .into_iter()
+            .flat_map(|args| args.keys().map(String::as_str))
+    }
+
+    /// Size of the arguments serialized as compact JSON.
     pub fn args_bytes(&self) -> usize {
         self.args_bytes
     }
@@ -203,12 +195,107 @@ fn check_string(field: &'static str, s: &str) -> Result<(), RequestError> {
     Ok(())
 }
 
-fn depth(v: &serde_json::Value) -> usize {
-    match v {
-        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
-        _ => 0,
+fn check_id(id: &str) -> Result<(), RequestError> {
+    crate::model::check_id(id).map_err(RequestError::from)
+}
+
+/// One pass over the tool arguments: depth and compact-JSON size together,
+/// stopping at the first cap exceeded.
+#[derive(Default)]
+struct ArgsWalk {
+    bytes: usize,
+}
+
+impl ArgsWalk {
+    fn add(&mut self, n: usize) -> Result<(), RequestError> {
+        self.bytes += n;
+        if self.bytes > MAX_ARGS_BYTES {
+            return Err(RequestError::TooLarge {
+                field: "args",
+                limit: format!("{MAX_ARGS_BYTES} bytes"),
+            });
+        }
+        Ok(())
     }
+
+    /// `level` is the nesting of the container being entered (args is 1).
+    fn enter(level: usize) -> Result<(), RequestError> {
+        if level > MAX_ARGS_DEPTH {
+            return Err(RequestError::TooLarge {
+                field: "args",
+                limit: format!("depth {MAX_ARGS_DEPTH}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn object(
+        mut self,
+        map: &serde_json::Map<String, serde_json::Value>,
+        level: usize,
+    ) -> Result<usize, RequestError> {
+        self.map(map, level)?;
+        Ok(self.bytes)
+    }
+
+    fn map(
+        &mut self,
+        map: &serde_json::Map<String, serde_json::Value>,
+        level: usize,
+    ) -> Result<(), RequestError> {
+        Self::enter(level)?;
+        // `{` `}`, a `:` per member and a `,` between members.
+        self.add(2 + map.len() + map.len().saturating_sub(1))?;
+        for (k, v) in map {
+            self.add(json_string_len(k))?;
+            self.value(v, level)?;
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, v: &serde_json::Value, level: usize) -> Result<(), RequestError> {
+        match v {
+            serde_json::Value::Null | serde_json::Value::Bool(true) => self.add(4),
+            serde_json::Value::Bool(false) => self.add(5),
+            serde_json::Value::Number(n) => self.add(number_len(n)),
+            serde_json::Value::String(s) => self.add(json_string_len(s)),
+            serde_json::Value::Array(a) => {
+                Self::enter(level + 1)?;
+                self.add(2 + a.len().saturating_sub(1))?;
+                a.iter().try_for_each(|x| self.value(x, level + 1))
+            }
+            serde_json::Value::Object(o) => self.map(o, level + 1),
+        }
+    }
+}
+
+/// Bytes of a string as serde_json writes it: quotes, two-byte escapes for
+/// `"` `\\` `\b` `\f` `\n` `\r` `\t`, six-byte `\u00XX` for other controls.
+fn json_string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 0x08 | 0x0c | b'\n' | b'\r' | b'\t' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// Bytes of a number as serde_json writes it (its `Display` uses the same
+/// integer and shortest-float formatting as the serializer).
+fn number_len(n: &serde_json::Number) -> usize {
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Writing to a counter cannot fail.
+    let _ = std::fmt::Write::write_fmt(&mut c, format_args!("{n}"));
+    c.0
 }
 
 /// One question for a policy engine. The principal and resource types are
@@ -336,6 +423,114 @@ mod tests {
             matches!(err, RequestError::TooLarge { field: "args", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn args_bytes_is_the_compact_json_length() {
+        let cases = [
+            serde_json::json!({}),
+            serde_json::json!({ "a": null, "b": true, "c": false, "d": [] , "e": {} }),
+            serde_json::json!({ "n": [0, -1, 18446744073709551615u64, -9223372036854775808i64, 1.5, -0.0, 1e300, 2.5e-8] }),
+            serde_json::json!({ "q\"uote": "back\\slash \u{8}\u{c}\n\r\t \u{1} \u{1f} \u{7f} é 😀", "nested": [[{ "x": [1, [2, {}]] }]] }),
+            serde_json::json!({ "owner": "acme", "labels": ["bug", "payments"], "body": "a\tb" }),
+        ];
+        for args in cases {
+            let mut c = base();
+            c["args"] = args.clone();
+            let ctx = RequestContext::from_json(&c.to_string()).unwrap();
+            assert_eq!(
+                ctx.args_bytes(),
+                serde_json::to_vec(&args).unwrap().len(),
+                "{args}"
+            );
+        }
+    }
+
+    #[test]
+    fn args_exactly_at_the_byte_cap_pass_and_one_more_is_refused() {
+        // {"p":"..."} is 8 bytes around the padding.
+        let at_cap = serde_json::json!({ "p": "x".repeat(MAX_ARGS_BYTES - 8) });
+        let mut c = base();
+        c["args"] = at_cap;
+        let ctx = RequestContext::from_json(&c.to_string()).unwrap();
+        assert_eq!(ctx.args_bytes(), MAX_ARGS_BYTES);
+        c["args"] = serde_json::json!({ "p": "x".repeat(MAX_ARGS_BYTES - 7) });
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "args", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn escapes_count_towards_the_byte_cap() {
+        // Each newline is two bytes of JSON: half the cap in newlines is over it.
+        let mut c = base();
+        c["args"] = serde_json::json!({ "p": "\n".repeat(MAX_ARGS_BYTES / 2) });
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "args", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nesting_at_the_depth_cap_passes() {
+        let mut v = serde_json::json!(1);
+        for _ in 1..MAX_ARGS_DEPTH {
+            v = serde_json::json!([v]);
+        }
+        let mut c = base();
+        c["args"] = serde_json::json!({ "a": v });
+        let ctx = RequestContext::from_json(&c.to_string()).unwrap();
+        assert_eq!(ctx.arg_names().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn args_that_are_not_an_object_are_refused() {
+        let mut c = base();
+        c["args"] = serde_json::json!(["a"]);
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(matches!(err, RequestError::BadContext { .. }), "{err}");
+    }
+
+    #[test]
+    fn too_many_argument_names_are_refused() {
+        let names: serde_json::Map<String, serde_json::Value> = (0..=MAX_ARG_NAMES)
+            .map(|i| (format!("a{i}"), serde_json::Value::Null))
+            .collect();
+        let mut c = base();
+        c["args"] = serde_json::Value::Object(names);
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "args", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn overlong_argument_name_is_refused() {
+        let mut c = base();
+        c["args"] = serde_json::json!({ "k".repeat(MAX_STRING_BYTES + 1): 1 });
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(
+            matches!(err, RequestError::TooLarge { field: "args", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_a_remit_tool_id_are_refused() {
+        let mut c = base();
+        c["remit_tools"] = serde_json::json!(["github/search\u{0}"]);
+        let err = RequestContext::from_json(&c.to_string()).unwrap_err();
+        assert!(
+            matches!(err, RequestError::Model(ModelError::BadId { .. })),
+            "{err}"
+        );
+        let mut c = base();
+        c["original_user"] = serde_json::json!("");
+        assert!(RequestContext::from_json(&c.to_string()).is_err());
     }
 
     #[test]
