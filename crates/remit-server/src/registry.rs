@@ -98,6 +98,7 @@ pub async fn register_agent<S: Store>(
         risk_tier: body.risk_tier,
     };
     let agent = state.store().register_agent(&agent, stamp()).await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::agent_registered(agent.id.as_str(), now_ms()))
         .await?;
@@ -142,6 +143,7 @@ pub async fn disable_agent<S: Store>(
         .revoke(&target, "agent disabled", "admin", stamp())
         .await?;
     state.refresh_revocations().await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::agent_disabled(agent.id.as_str(), now_ms()))
         .await?;
@@ -207,6 +209,7 @@ pub async fn add_server<S: Store>(
         clearance: body.clearance,
     };
     let server = state.store().add_server(&server, stamp()).await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::server_added(server.id.as_str(), now_ms()))
         .await?;
@@ -278,6 +281,7 @@ pub async fn add_tool<S: Store>(
         created_at: stamp(),
     };
     let tool = state.store().add_tool(&tool).await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::tool_added(
             tool.server.as_str(),
