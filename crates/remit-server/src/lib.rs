@@ -45,7 +45,9 @@
 //! Several `remit serve` processes may run on one PostgreSQL database. They
 //! share keys through **one data directory** (or identical copies of it):
 //! `issuer.jwk`, `receipt.jwk`, `note.key`, `admin-token.sha256` and the
-//! `policy` folder; everything else is in the database. Revocations reach
+//! `policy` folder; everything else is in the database. They must also
+//! share one `public_url` (the load balancer's): it is the `iss` of every
+//! remit and the issuer each replica verifies against. Revocations reach
 //! every replica through NOTIFY plus a periodic catch-up read; registry
 //! changes through the policy rebuild timer; receipts go to the shared log
 //! (optimistic sequencing on the log head: no fork, no gap).

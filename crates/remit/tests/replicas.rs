@@ -26,12 +26,16 @@ impl Drop for Running {
     }
 }
 
-fn serve(data: &Path, database: &str) -> Running {
+/// Starts a replica on `port`; every replica announces the same public
+/// URL (the issuer identity in `iss`), as behind one load balancer.
+fn serve(data: &Path, database: &str, port: u16, public_url: &str) -> Running {
+    let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_remit"))
         .arg("serve")
         .arg("--data")
         .arg(data)
-        .args(["--listen", "127.0.0.1:0", "--database", database])
+        .args(["--listen", &listen, "--database", database])
+        .args(["--public-url", public_url])
         .env_remove("REMIT_DATABASE")
         .env_remove("REMIT_CONFIG")
         .env_remove("REMIT_LISTEN")
@@ -40,7 +44,7 @@ fn serve(data: &Path, database: &str) -> Running {
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut token, mut lines) = (None, None, Vec::new());
+    let (mut url, mut token, mut lines) = (None::<String>, None, Vec::new());
     for _ in 0..40 {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap() == 0 {
@@ -60,9 +64,10 @@ fn serve(data: &Path, database: &str) -> Running {
         }
     }
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    assert_eq!(url.as_deref(), Some(public_url), "{lines:?}");
     Running {
         child,
-        url: url.unwrap_or_else(|| panic!("no address announced: {lines:?}")),
+        url: format!("http://{listen}"),
         token,
     }
 }
@@ -187,11 +192,21 @@ fn two_processes_on_one_postgres_database_share_revocations_registry_and_log() {
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let a = serve(data.path(), &database);
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let public_url = format!("http://127.0.0.1:{}", ports[0]);
+    let a = serve(data.path(), &database, ports[0], &public_url);
     let token = a.token.clone().expect("first start prints the admin token");
     // B shares the data directory: same issuer, receipt and note keys,
     // same admin token hash, same policy folder.
-    let b = serve(data.path(), &database);
+    let b = serve(data.path(), &database, ports[1], &public_url);
     assert!(b.token.is_none(), "the second start reuses the admin token");
 
     // Registered on A, known to B's policy without a restart.
