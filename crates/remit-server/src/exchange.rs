@@ -139,7 +139,7 @@ pub struct OAuthError {
     description: String,
     /// The authenticated actor, when the refusal came after authentication.
     actor: Option<String>,
-    extra: Option<Value>,
+    extra: Option<Box<Value>>,
 }
 
 impl OAuthError {
@@ -187,7 +187,9 @@ impl OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.error, "error_description": self.description });
-        if let (Some(Value::Object(extra)), Some(map)) = (self.extra, body.as_object_mut()) {
+        if let (Some(Value::Object(extra)), Some(map)) =
+            (self.extra.map(|e| *e), body.as_object_mut())
+        {
             map.extend(extra);
         }
         no_store((self.status, body.to_string()).into_response())
@@ -333,11 +335,11 @@ async fn exchange<S: Store>(
             decision.reason_code(),
             decision.explanation()
         ));
-        e.extra = Some(json!({
+        e.extra = Some(Box::new(json!({
             "remit_reason": if decision.verdict() == remit_policy::Verdict::Escalate { "policy-escalated" } else { "policy-denied" },
             "policy_ids": ledger.policy_ids,
             "policy_version": decision.policy_version(),
-        }));
+        })));
         return Err(refuse(e));
     }
 
