@@ -636,6 +636,58 @@ mod tests {
     }
 
     #[test]
+    fn two_store_logs_on_one_database_append_one_sequence_without_a_fork() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = runtime
+            .block_on(remit_store::SqliteStore::open(&dir.path().join("t.db")))
+            .unwrap();
+        let key = EcdsaP256Signer::generate().unwrap();
+        let jwk = key.to_private_jwk().unwrap();
+        // Two "replicas": same database, same keys (one data directory).
+        let logs: Vec<Arc<dyn ReceiptLog>> = (0..2)
+            .map(|_| {
+                let key = EcdsaP256Signer::from_jwk(&jwk).unwrap();
+                let log = runtime
+                    .block_on(StoreReceiptLog::open(store.clone(), dir.path(), key, "o/r"))
+                    .unwrap();
+                Arc::new(log) as Arc<dyn ReceiptLog>
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (n, log) in logs.iter().enumerate() {
+                for t in 0..4 {
+                    let log = Arc::clone(log);
+                    scope.spawn(move || {
+                        for i in 0..10 {
+                            log.append(events::server_added(&format!("s{n}{t}{i}"), 1))
+                                .unwrap();
+                        }
+                    });
+                }
+            }
+        });
+        let leaves = logs[1].leaves(0, 1000).unwrap();
+        assert_eq!(leaves.len(), 80);
+        let jwks = remit_ledger::Jwks::from_json(&logs[0].receipt_jwks().to_string()).unwrap();
+        let verifier = remit_ledger::NoteVerifier::from_vkey(&logs[0].note_verifier_key()).unwrap();
+        let checkpoint = logs[0].latest_checkpoint().unwrap();
+        let report = remit_ledger::audit(&leaves, &jwks, &checkpoint, &verifier, None).unwrap();
+        assert_eq!(report.size, 80);
+        assert_eq!(report.unsealed, 0);
+        // A replica opening later rebuilds the same tree from the database.
+        let late = runtime
+            .block_on(StoreReceiptLog::open(
+                store.clone(),
+                dir.path(),
+                EcdsaP256Signer::from_jwk(&jwk).unwrap(),
+                "o/r",
+            ))
+            .unwrap();
+        assert_eq!(late.append(events::server_added("late", 2)).unwrap(), 80);
+    }
+
+    #[test]
     fn a_log_written_under_another_note_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let key = EcdsaP256Signer::generate().unwrap();
