@@ -59,6 +59,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(metadata::<S>),
         )
+        .route("/oauth/token", post(crate::exchange::token::<S>))
         .merge(admin)
         .merge(crate::gateway::routes::<S>())
         .fallback(not_found)
@@ -174,5 +175,8 @@ async fn metadata<S: Store>(State(state): State<AppState<S>>) -> Json<serde_json
         "authorization_details_types_supported": ["remit_tool"],
         "dpop_signing_alg_values_supported": ["ES256"],
         "response_types_supported": [],
+        "token_endpoint": format!("{base}/oauth/token"),
+        "grant_types_supported": [crate::exchange::GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": ["none"],
     }))
 }

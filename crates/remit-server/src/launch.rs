@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
-use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError};
+use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
 use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
 use crate::state::{AppState, Settings};
 
@@ -195,14 +195,23 @@ pub async fn serve(
         .version()
         .to_string();
     let receipt_kid = remit_token::Signer::key_id(&receipt.signer).to_owned();
-    let log = FileReceiptLog::open(
-        data.path(),
-        receipt.signer,
-        &format!("remit/receipts/{receipt_kid}"),
-    )?;
-    let receipt_log = log.dir().to_owned();
-    let note_verifier = log.note_verifier_key();
-    let receipts: std::sync::Arc<dyn ReceiptLog> = std::sync::Arc::new(log);
+    let origin = format!("remit/receipts/{receipt_kid}");
+    // On PostgreSQL the receipt log lives in the database, one sequence
+    // shared by every replica; on SQLite it is the file log in the data
+    // directory (opened below, once the store is open).
+    let mut receipt_signer = Some(receipt.signer);
+    let file_log = match (&options.database, receipt_signer.take()) {
+        (Some(Database::Postgres(_)), signer) => {
+            receipt_signer = signer;
+            None
+        }
+        (_, Some(signer)) => Some(FileReceiptLog::open(data.path(), signer, &origin)?),
+        (_, None) => None,
+    };
+    let receipt_log = match &file_log {
+        Some(log) => log.dir().to_owned(),
+        None => PathBuf::from("(the database: log_leaves, log_checkpoints)"),
+    };
     let listener =
         TcpListener::bind(options.listen)
             .await
@@ -232,7 +241,7 @@ pub async fn serve(
         issuer_kid: remit_token::Signer::key_id(&issuer.signer).to_owned(),
         receipt_key: (receipt.path.clone(), receipt.created),
         receipt_log,
-        note_verifier,
+        note_verifier: String::new(),
         database: database.shown(),
         new_admin_token: admin.new_token.clone(),
         listening,
@@ -244,22 +253,42 @@ pub async fn serve(
             policy_version,
         ),
     };
+    let mut report = report;
     match database {
         Database::Sqlite(path) => {
+            let log = match (file_log, receipt_signer) {
+                (Some(log), _) => log,
+                (None, Some(signer)) => FileReceiptLog::open(data.path(), signer, &origin)?,
+                (None, None) => return Err(missing_receipt_key()),
+            };
+            report.note_verifier = log.note_verifier_key();
+            let receipts: std::sync::Arc<dyn ReceiptLog> = std::sync::Arc::new(log);
             let store = SqliteStore::open(&path).await?;
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
             install_policy(&state, &policy).await?;
+            spawn_policy_refresh(&state);
             on_ready(&report);
             run(state, listener, shutdown).await
         }
         Database::Postgres(url) => {
             let store = PgStore::connect(&url).await?;
+            let signer = receipt_signer.ok_or_else(missing_receipt_key)?;
+            let log = StoreReceiptLog::open(store.clone(), data.path(), signer, &origin).await?;
+            report.note_verifier = log.note_verifier_key();
+            let receipts: std::sync::Arc<dyn ReceiptLog> = std::sync::Arc::new(log);
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
             install_policy(&state, &policy).await?;
+            spawn_policy_refresh(&state);
             on_ready(&report);
             run(state, listener, shutdown).await
         }
     }
+}
+
+fn missing_receipt_key() -> ServeError {
+    ServeError::Receipts(ReceiptLogError::Task(
+        "the receipt key was already given to another log".into(),
+    ))
 }
 
 /// The policy folder inside the data directory.
@@ -270,10 +299,30 @@ pub async fn install_policy<S: Store>(
     state: &AppState<S>,
     folder: &PolicyFolder,
 ) -> Result<(), ServeError> {
+    state.set_policy_folder(folder.clone());
     let directory = directory_from_registry(state.store()).await?;
     state.set_policy(folder.load(None, directory)?);
-    state.set_policy_folder(folder.clone());
     Ok(())
+}
+
+/// Rebuilds the policy's entity directory from the store every
+/// [`crate::state::POLICY_REFRESH`]: how a replica learns of agents, servers
+/// and tools registered through another replica (mutations on this process
+/// rebuild at once). The task ends with the runtime.
+pub fn spawn_policy_refresh<S: Store>(state: &AppState<S>) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::state::POLICY_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match state.rebuild_policy().await {
+                Ok(true) => tracing::info!("policy entities rebuilt: the registry changed"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "periodic policy rebuild failed"),
+            }
+        }
+    });
 }
 
 /// Serves the application over an already bound listener.

@@ -14,6 +14,18 @@
 //!   `Authorization: Bearer <admin token>` ([`app`]).
 //! - `/v1/remits` mints a root remit for a registered, enabled agent, bound
 //!   to the agent's registered key, and records the facts (never the token).
+//!   It asks the live policy the `issue` action first and refuses (403,
+//!   with the reason, policy ids and a `deny` receipt) anything but an
+//!   allow; the remit's signed `policy` claim is the deciding version
+//!   ([`remits`]). The policy's entity directory is rebuilt from the
+//!   registry after every registry change on this process and every
+//!   [`state::POLICY_REFRESH`] on every process, so replicas see agents
+//!   registered elsewhere within that period.
+//! - `/oauth/token` is RFC 8693 token exchange: a remit chain plus the
+//!   actor agent's signed assertion give the actor a narrower remit of its
+//!   own with `act` nested; the design (a custody root signed by the
+//!   issuer, a child for the actor, revocation propagated through the
+//!   store) is in [`exchange`].
 //! - Revocations (by jti, subtree, agent, user, tool, key id) are written to
 //!   the store and applied to this process's set before the answer leaves;
 //!   other replicas follow through NOTIFY (PostgreSQL) or periodic catch-up.
@@ -23,8 +35,22 @@
 //!   fresh signed checkpoint) before the answer leaves; the answer carries
 //!   its index as `receipt_id` ([`receipts`]). If the append fails the
 //!   request answers 500 problem+json: never a success without its receipt.
-//!   The log is `<data>/log` (`remit audit verify --log` reads it), behind
-//!   the [`ReceiptLog`] trait so a store-backed log can replace it.
+//!   On SQLite the log is `<data>/log` (`remit audit verify --log` reads
+//!   it); on PostgreSQL it is [`StoreReceiptLog`], one sequence in the
+//!   database shared by every replica, group-committed. Either way
+//!   `remit audit verify --server URL` checks it through the API.
+//!
+//! # Replicas
+//!
+//! Several `remit serve` processes may run on one PostgreSQL database. They
+//! share keys through **one data directory** (or identical copies of it):
+//! `issuer.jwk`, `receipt.jwk`, `note.key`, `admin-token.sha256` and the
+//! `policy` folder; everything else is in the database. They must also
+//! share one `public_url` (the load balancer's): it is the `iss` of every
+//! remit and the issuer each replica verifies against. Revocations reach
+//! every replica through NOTIFY plus a periodic catch-up read; registry
+//! changes through the policy rebuild timer; receipts go to the shared log
+//! (optimistic sequencing on the log head: no fork, no gap).
 //!
 //! # Threat model
 //!
@@ -35,6 +61,8 @@
 //! | private keys in the database | never: keys are 0600 files in a 0700 directory; tokens are not stored either |
 //! | an agent registered with a private JWK by mistake | refused (`d` present), with a message saying to keep it private |
 //! | oversized or malformed bodies | body limit (64 KiB by default), RFC 9457 problem+json naming what is wrong |
+//! | an exchanged remit outliving the chain it was exchanged from | subtree and agent revocations propagate to every custody root derived from the chain, transitively, as ordinary revocations |
+//! | a replayed actor assertion at `/oauth/token` | its `jti` is stored until its (≤ 5 min) expiry; a second use is refused on every replica |
 //! | a revoked remit still honoured | every check consults the revocation set (every link's jti for subtrees, every agent along the chain, user, signing key ids); a cached verification is revalidated against it each time |
 //! | a disabled agent's remits | disabling also revokes the agent |
 //! | probing which tokens exist via `/oauth/revoke` | 200 whether or not the token was valid (RFC 7009) |
@@ -45,6 +73,7 @@
 //! `active: false` for anything that does not verify, is expired or revoked.
 
 pub mod app;
+pub mod exchange;
 pub mod gateway;
 pub mod launch;
 pub mod policy;
@@ -61,5 +90,5 @@ pub use app::router;
 pub use launch::{serve, Database, FileConfig, ServeError, ServeOptions, StartReport};
 pub use policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
 pub use problem::Problem;
-pub use receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError};
+pub use receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
 pub use state::{AppState, Settings};

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use remit_ledger::{
-    Actor, ActorKind, DirError, Event, FileStore, Kind, LeafStore as _, Log, LogDir, LogError,
-    NoteError, NoteSigner, ReceiptSigner,
+    Actor, ActorKind, Decision, DirError, Effect, Event, FileStore, Kind, LeafStore as _, Log,
+    LogDir, LogError, NoteError, NoteSigner, ReceiptSigner,
 };
 use remit_token::{EcdsaP256Signer, Signer as _};
 
@@ -201,6 +201,237 @@ impl ReceiptLog for FileReceiptLog {
     }
 }
 
+/// Most times one batch is re-sequenced because another replica appended
+/// first, before the append fails.
+pub const MAX_APPEND_RETRIES: usize = 64;
+
+/// The receipt log in the database (`log_leaves`, `log_head`,
+/// `log_checkpoints`), shared by every replica on one PostgreSQL database:
+/// one sequence, no forks.
+///
+/// An append is optimistic: the batch is sequenced after the end this
+/// process knows, signed, and written with
+/// [`SequencedLogRepo::append_leaves_at`], which moves the head only if
+/// nobody appended meanwhile (the head row is locked until commit). If
+/// another replica did, this one reads the new leaves (extending its tree
+/// and hash link), sequences again and retries. After each batch a signed
+/// checkpoint for the new size is stored (Ed25519 is deterministic, so two
+/// replicas sealing the same size write the same text).
+///
+/// Appends are **group-committed**: concurrent callers queue their events,
+/// and whichever holds the log writes every queued event in one
+/// transaction (one commit, one sync, one checkpoint) and hands each its
+/// index. Replicas must share the receipt key and the note key (one data
+/// directory, or copies of `receipt.jwk` and `note.key`).
+///
+/// [`SequencedLogRepo::append_leaves_at`]: remit_store::SequencedLogRepo::append_leaves_at
+#[derive(Debug)]
+pub struct StoreReceiptLog<S> {
+    store: S,
+    runtime: tokio::runtime::Handle,
+    mirror: Mutex<Mirror>,
+    queue: Mutex<Vec<Waiting>>,
+    signer: EcdsaP256Signer,
+    note: NoteSigner,
+}
+
+type Waiting = (Event, std::sync::mpsc::Sender<Result<u64, ReceiptLogError>>);
+
+/// What this process knows of the shared log: the tree and the last link.
+#[derive(Debug, Default)]
+struct Mirror {
+    tree: remit_ledger::Tree,
+    last_receipt: Option<remit_ledger::Hash>,
+}
+
+/// Why the store-backed log failed.
+fn store_error(e: remit_store::StoreError) -> ReceiptLogError {
+    ReceiptLogError::Task(format!("receipt log in the database: {e}"))
+}
+
+impl<S: remit_store::Store> StoreReceiptLog<S> {
+    /// Opens the log in `store`, reading every leaf to rebuild the tree
+    /// (checking each leaf's index and hash link), with the note key in
+    /// `<data_dir>/note.key`. Call from within the Tokio runtime.
+    pub async fn open(
+        store: S,
+        data_dir: &Path,
+        signer: EcdsaP256Signer,
+        origin: &str,
+    ) -> Result<Self, ReceiptLogError> {
+        let note = load_note_key(&data_dir.join(NOTE_KEY_FILE), origin)?;
+        let log = Self {
+            store,
+            runtime: tokio::runtime::Handle::current(),
+            mirror: Mutex::new(Mirror::default()),
+            queue: Mutex::new(Vec::new()),
+            signer,
+            note,
+        };
+        let size = log.store.log_size().await.map_err(store_error)?;
+        let leaves = log.store.leaves(0, size).await.map_err(store_error)?;
+        let mut mirror = Mirror::default();
+        extend(&mut mirror, leaves)?;
+        *log.mirror.lock().map_err(|_| ReceiptLogError::Poisoned)? = mirror;
+        Ok(log)
+    }
+
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, remit_store::StoreError>>,
+    ) -> Result<T, ReceiptLogError> {
+        self.runtime.block_on(future).map_err(store_error)
+    }
+
+    /// Reads the leaves other replicas appended since this one last looked.
+    fn catch_up(&self, mirror: &mut Mirror) -> Result<(), ReceiptLogError> {
+        let size = self.block_on(self.store.log_size())?;
+        if size > mirror.tree.size() {
+            let leaves = self.block_on(self.store.leaves(mirror.tree.size(), size))?;
+            extend(mirror, leaves)?;
+        }
+        Ok(())
+    }
+
+    /// Sequences, signs and writes `events` as one batch; returns the first
+    /// index.
+    fn write_batch(&self, mirror: &mut Mirror, events: &[Event]) -> Result<u64, ReceiptLogError> {
+        let signer = ReceiptSigner::new(&self.signer).map_err(LogError::from)?;
+        for _ in 0..MAX_APPEND_RETRIES {
+            self.catch_up(mirror)?;
+            let start = mirror.tree.size();
+            let mut prev = mirror.last_receipt;
+            let mut leaves = Vec::with_capacity(events.len());
+            for (offset, event) in events.iter().enumerate() {
+                let receipt =
+                    remit_ledger::Receipt::new(event.clone(), start + offset as u64, prev);
+                let payload = receipt
+                    .canonical()
+                    .map_err(|e| LogError::from(remit_ledger::LeafError::from(e)))?;
+                prev = Some(remit_ledger::receipt_hash(&payload));
+                leaves.push(signer.sign_payload(&payload).map_err(LogError::from)?);
+            }
+            if !self.block_on(self.store.append_leaves_at(start, &leaves))? {
+                continue;
+            }
+            for leaf in &leaves {
+                mirror.tree.push(remit_ledger::merkle::leaf_hash(leaf));
+            }
+            mirror.last_receipt = prev;
+            let checkpoint = remit_ledger::Checkpoint {
+                origin: self.note.name().to_owned(),
+                size: mirror.tree.size(),
+                root: mirror.tree.root(),
+            };
+            let text = checkpoint.sign(&self.note).map_err(LogError::from)?;
+            let stored = remit_store::StoredCheckpoint {
+                size: checkpoint.size,
+                text,
+            };
+            if let Err(e) = self.block_on(self.store.put_checkpoint(&stored)) {
+                // The receipts are durable; they stay unsealed until the
+                // next checkpoint covers them.
+                tracing::error!(error = %e, "storing the receipt checkpoint failed");
+            }
+            return Ok(start);
+        }
+        Err(ReceiptLogError::Task(format!(
+            "the shared receipt log moved {MAX_APPEND_RETRIES} times while appending; try again"
+        )))
+    }
+}
+
+/// Extends `mirror` with leaves read from the store, checking that each
+/// continues the sequence (its index) and the hash link of the one before.
+fn extend(mirror: &mut Mirror, leaves: Vec<Vec<u8>>) -> Result<(), ReceiptLogError> {
+    for leaf in leaves {
+        let index = mirror.tree.size();
+        let corrupt = |reason: String| ReceiptLogError::Log(LogError::Corrupt { index, reason });
+        let parsed =
+            remit_ledger::SignedReceipt::parse(&leaf).map_err(|e| corrupt(e.to_string()))?;
+        if parsed.receipt.index != index {
+            return Err(corrupt(format!(
+                "receipt says index {}",
+                parsed.receipt.index
+            )));
+        }
+        if parsed.receipt.prev.as_ref().map(|p| p.hash) != mirror.last_receipt.filter(|_| index > 0)
+        {
+            return Err(corrupt(
+                "its link does not name the receipt before it".into(),
+            ));
+        }
+        mirror.last_receipt = Some(parsed.receipt_hash());
+        mirror.tree.push(remit_ledger::merkle::leaf_hash(&leaf));
+    }
+    Ok(())
+}
+
+impl<S: remit_store::Store> ReceiptLog for StoreReceiptLog<S> {
+    fn append(&self, event: Event) -> Result<u64, ReceiptLogError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.queue
+            .lock()
+            .map_err(|_| ReceiptLogError::Poisoned)?
+            .push((event, tx));
+        {
+            // Whoever holds the mirror writes everything queued so far,
+            // ours included unless an earlier holder already took it.
+            let mut mirror = self.mirror.lock().map_err(|_| ReceiptLogError::Poisoned)?;
+            let batch =
+                std::mem::take(&mut *self.queue.lock().map_err(|_| ReceiptLogError::Poisoned)?);
+            if !batch.is_empty() {
+                let (events, waiters): (Vec<Event>, Vec<_>) = batch.into_iter().unzip();
+                let written = self.write_batch(&mut mirror, &events);
+                for (offset, waiter) in waiters.into_iter().enumerate() {
+                    let answer = match &written {
+                        Ok(start) => Ok(start + offset as u64),
+                        Err(e) => Err(ReceiptLogError::Task(e.to_string())),
+                    };
+                    // A waiter that gave up is not an error for the others.
+                    let _ = waiter.send(answer);
+                }
+            }
+        }
+        rx.recv()
+            .map_err(|_| ReceiptLogError::Task("the group commit dropped this receipt".into()))?
+    }
+
+    fn leaves(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, ReceiptLogError> {
+        self.block_on(self.store.leaves(from, from.saturating_add(limit)))
+    }
+
+    fn latest_checkpoint(&self) -> Result<String, ReceiptLogError> {
+        match self.block_on(self.store.latest_checkpoint())? {
+            Some(stored) => Ok(stored.text),
+            None => Ok(remit_ledger::Checkpoint {
+                origin: self.note.name().to_owned(),
+                size: 0,
+                root: remit_ledger::Tree::new().root(),
+            }
+            .sign(&self.note)
+            .map_err(LogError::from)?),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        self.block_on(self.store.log_size()).unwrap_or(0)
+    }
+
+    fn receipt_jwks(&self) -> serde_json::Value {
+        let key = self
+            .signer
+            .public_jwk()
+            .clone()
+            .published(self.signer.key_id());
+        serde_json::json!({ "keys": [key] })
+    }
+
+    fn note_verifier_key(&self) -> String {
+        self.note.verifier().to_vkey()
+    }
+}
+
 /// Control-plane events, in the ledger's vocabulary.
 ///
 /// The ledger has no registry kinds, so a registry change is an `allow`
@@ -213,6 +444,13 @@ pub mod events {
     fn admin() -> Actor {
         Actor {
             id: "admin".into(),
+            kind: ActorKind::User,
+        }
+    }
+
+    fn user(id: &str) -> Actor {
+        Actor {
+            id: id.into(),
             kind: ActorKind::User,
         }
     }
@@ -232,7 +470,7 @@ pub mod events {
 
     /// An agent was registered.
     pub fn agent_registered(agent_id: &str, time_ms: u64) -> Event {
-        let mut e = base(Kind::Allow, time_ms, format!("agent.register:{agent_id}"));
+        let mut e = base(Kind::Register, time_ms, format!("agent.register:{agent_id}"));
         e.actors = vec![admin(), agent(agent_id)];
         e
     }
@@ -246,30 +484,118 @@ pub mod events {
 
     /// An MCP server was blessed.
     pub fn server_added(server: &str, time_ms: u64) -> Event {
-        let mut e = base(Kind::Allow, time_ms, format!("server.add:{server}"));
+        let mut e = base(Kind::Register, time_ms, format!("server.add:{server}"));
         e.actors = vec![admin()];
         e
     }
 
     /// A tool of a blessed server was pinned.
     pub fn tool_added(server: &str, tool: &str, time_ms: u64) -> Event {
-        let mut e = base(Kind::Allow, time_ms, format!("tool.add:{server}/{tool}"));
+        let mut e = base(Kind::Register, time_ms, format!("tool.add:{server}/{tool}"));
         e.actors = vec![admin()];
         e
     }
 
-    /// A root remit was issued to `agent_id` acting for `sub`.
-    pub fn remit_issued(jti: &str, sub: &str, agent_id: &str, time_ms: u64) -> Event {
+    /// A policy decision in the ledger's words: effect, determining policy
+    /// ids, version, and the explanation (for denials and escalations).
+    pub fn policy_decision(decision: &remit_policy::Decision) -> Decision {
+        let effect = match decision.verdict() {
+            remit_policy::Verdict::Allow => Effect::Allow,
+            remit_policy::Verdict::Deny => Effect::Deny,
+            remit_policy::Verdict::Escalate => Effect::Escalate,
+        };
+        Decision {
+            effect,
+            policy_ids: decision
+                .determining()
+                .iter()
+                .map(|p| p.id.clone())
+                .collect(),
+            policy_version: decision.policy_version().to_owned(),
+            reason: (effect != Effect::Allow).then(|| decision.explanation()),
+        }
+    }
+
+    /// A root remit was issued to `agent_id` acting for `sub`; `decision`
+    /// is the policy's allow (its determining ids and version).
+    pub fn remit_issued(
+        jti: &str,
+        sub: &str,
+        agent_id: &str,
+        decision: Option<Decision>,
+        time_ms: u64,
+    ) -> Event {
         let mut e = Event::new(Kind::Issue, time_ms);
         e.root_jti = Some(jti.into());
         e.leaf_jti = Some(jti.into());
-        e.actors = vec![
-            Actor {
-                id: sub.into(),
-                kind: ActorKind::User,
-            },
-            agent(agent_id),
-        ];
+        e.actors = vec![user(sub), agent(agent_id)];
+        e.decision = decision;
+        e
+    }
+
+    /// Issuance to `agent_id` for `sub` was refused by the policy (a deny,
+    /// or an escalation, which issuance cannot wait for).
+    pub fn issue_refused(sub: &str, agent_id: &str, decision: Decision, time_ms: u64) -> Event {
+        let mut e = base(Kind::Deny, time_ms, format!("remit.issue:{agent_id}"));
+        e.actors = vec![user(sub), agent(agent_id)];
+        e.decision = Some(decision);
+        e
+    }
+
+    /// A remit was exchanged (RFC 8693): `actors` is the user, then every
+    /// agent of the new remit's `act` from the first to the actor.
+    /// `subject_leaf` is the subject chain's leaf jti; `root` and `leaf` the
+    /// exchanged chain's.
+    pub fn remit_exchanged(
+        exchanged: Exchanged<'_>,
+        decision: Option<Decision>,
+        time_ms: u64,
+    ) -> Event {
+        let mut e = base(
+            Kind::Delegate,
+            time_ms,
+            format!("oauth.token_exchange:{}", exchanged.subject_leaf),
+        );
+        e.root_jti = Some(exchanged.root.into());
+        e.leaf_jti = Some(exchanged.leaf.into());
+        e.actors = std::iter::once(user(exchanged.sub))
+            .chain(exchanged.agents.iter().map(|a| agent(a)))
+            .collect();
+        e.decision = decision;
+        e
+    }
+
+    /// What an exchange produced, for [`remit_exchanged`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Exchanged<'a> {
+        /// The user.
+        pub sub: &'a str,
+        /// Agents from the first to the actor.
+        pub agents: &'a [&'a str],
+        /// The subject chain's leaf jti.
+        pub subject_leaf: &'a str,
+        /// The exchanged chain's root jti.
+        pub root: &'a str,
+        /// The exchanged chain's leaf jti (the actor's remit).
+        pub leaf: &'a str,
+    }
+
+    /// An exchange was refused: `reason` is the RFC 6749 error code and
+    /// its description.
+    pub fn exchange_refused(
+        actor: Option<&str>,
+        error: &str,
+        description: &str,
+        time_ms: u64,
+    ) -> Event {
+        let mut e = base(Kind::Deny, time_ms, "oauth.token_exchange".into());
+        e.actors = actor.map(agent).into_iter().collect();
+        e.decision = Some(Decision {
+            effect: Effect::Deny,
+            policy_ids: Vec::new(),
+            policy_version: String::new(),
+            reason: Some(format!("{error}: {description}")),
+        });
         e
     }
 
@@ -307,6 +633,58 @@ mod tests {
         assert_eq!(log.append(events::agent_registered("a", 3)).unwrap(), 2);
         assert_eq!(log.leaves(1, 5).unwrap().len(), 2);
         assert!(log.latest_checkpoint().unwrap().contains("\n3\n"));
+    }
+
+    #[test]
+    fn two_store_logs_on_one_database_append_one_sequence_without_a_fork() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = runtime
+            .block_on(remit_store::SqliteStore::open(&dir.path().join("t.db")))
+            .unwrap();
+        let key = EcdsaP256Signer::generate().unwrap();
+        let jwk = key.to_private_jwk().unwrap();
+        // Two "replicas": same database, same keys (one data directory).
+        let logs: Vec<Arc<dyn ReceiptLog>> = (0..2)
+            .map(|_| {
+                let key = EcdsaP256Signer::from_jwk(&jwk).unwrap();
+                let log = runtime
+                    .block_on(StoreReceiptLog::open(store.clone(), dir.path(), key, "o/r"))
+                    .unwrap();
+                Arc::new(log) as Arc<dyn ReceiptLog>
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (n, log) in logs.iter().enumerate() {
+                for t in 0..4 {
+                    let log = Arc::clone(log);
+                    scope.spawn(move || {
+                        for i in 0..10 {
+                            log.append(events::server_added(&format!("s{n}{t}{i}"), 1))
+                                .unwrap();
+                        }
+                    });
+                }
+            }
+        });
+        let leaves = logs[1].leaves(0, 1000).unwrap();
+        assert_eq!(leaves.len(), 80);
+        let jwks = remit_ledger::Jwks::from_json(&logs[0].receipt_jwks().to_string()).unwrap();
+        let verifier = remit_ledger::NoteVerifier::from_vkey(&logs[0].note_verifier_key()).unwrap();
+        let checkpoint = logs[0].latest_checkpoint().unwrap();
+        let report = remit_ledger::audit(&leaves, &jwks, &checkpoint, &verifier, None).unwrap();
+        assert_eq!(report.size, 80);
+        assert_eq!(report.unsealed, 0);
+        // A replica opening later rebuilds the same tree from the database.
+        let late = runtime
+            .block_on(StoreReceiptLog::open(
+                store.clone(),
+                dir.path(),
+                EcdsaP256Signer::from_jwk(&jwk).unwrap(),
+                "o/r",
+            ))
+            .unwrap();
+        assert_eq!(late.append(events::server_added("late", 2)).unwrap(), 80);
     }
 
     #[test]

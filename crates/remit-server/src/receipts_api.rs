@@ -41,8 +41,10 @@ pub async fn leaves<S: Store>(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let log = state.receipts();
-    let raw = log.leaves(page.from, limit).map_err(|e| unavailable(&e))?;
+    let log = std::sync::Arc::clone(state.receipts());
+    let from = page.from;
+    // The log may read a database or a file: off the async threads.
+    let (raw, size) = blocking(move || Ok((log.leaves(from, limit)?, log.size()))).await?;
     // Leaves go out as strings, byte for byte, so signatures and hashes
     // can be checked on exactly what was stored.
     let leaves = raw
@@ -52,7 +54,7 @@ pub async fn leaves<S: Store>(
         .map_err(|e| unavailable(&e))?;
     Ok(Json(json!({
         "from": page.from,
-        "size": log.size(),
+        "size": size,
         "leaves": leaves,
     })))
 }
@@ -61,11 +63,21 @@ pub async fn leaves<S: Store>(
 pub async fn latest_checkpoint<S: Store>(
     State(state): State<AppState<S>>,
 ) -> Result<Json<Value>, Problem> {
-    let log = state.receipts();
-    let checkpoint = log.latest_checkpoint().map_err(|e| unavailable(&e))?;
+    let log = std::sync::Arc::clone(state.receipts());
+    let reader = std::sync::Arc::clone(&log);
+    let checkpoint = blocking(move || reader.latest_checkpoint()).await?;
     Ok(Json(json!({
         "checkpoint": checkpoint,
         "note_verifier": log.note_verifier_key(),
         "receipt_jwks": log.receipt_jwks(),
     })))
+}
+
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, crate::receipts::ReceiptLogError> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .map_err(|e| unavailable(&e))
 }

@@ -98,10 +98,10 @@ pub async fn register_agent<S: Store>(
         risk_tier: body.risk_tier,
     };
     let agent = state.store().register_agent(&agent, stamp()).await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::agent_registered(agent.id.as_str(), now_ms()))
         .await?;
-    state.registry_changed().await;
     let mut out = agent_json(&agent);
     out["receipt_id"] = json!(receipt);
     Ok((StatusCode::CREATED, Json(out)))
@@ -143,10 +143,10 @@ pub async fn disable_agent<S: Store>(
         .revoke(&target, "agent disabled", "admin", stamp())
         .await?;
     state.refresh_revocations().await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::agent_disabled(agent.id.as_str(), now_ms()))
         .await?;
-    state.registry_changed().await;
     let mut out = agent_json(&agent);
     out["revocation_epoch"] = json!(revoked.revocation.epoch);
     out["receipt_id"] = json!(receipt);
@@ -212,10 +212,10 @@ pub async fn add_server<S: Store>(
         clearance: body.clearance,
     };
     let server = state.store().add_server(&server, stamp()).await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::server_added(server.id.as_str(), now_ms()))
         .await?;
-    state.registry_changed().await;
     let mut out = server_json(&server);
     out["receipt_id"] = json!(receipt);
     Ok((StatusCode::CREATED, Json(out)))
@@ -284,6 +284,7 @@ pub async fn add_tool<S: Store>(
         created_at: stamp(),
     };
     let tool = state.store().add_tool(&tool).await?;
+    state.registry_changed().await;
     let receipt = state
         .record(events::tool_added(
             tool.server.as_str(),
@@ -291,7 +292,6 @@ pub async fn add_tool<S: Store>(
             now_ms(),
         ))
         .await?;
-    state.registry_changed().await;
     let mut out = tool_json(&tool);
     out["receipt_id"] = json!(receipt);
     Ok((StatusCode::CREATED, Json(out)))

@@ -136,8 +136,12 @@ pub async fn introspect<S: Store>(
 }
 
 /// `POST /oauth/revoke` (RFC 7009): revokes the presented remit (the leaf
-/// of a chain) by `jti`. Answers 200 whether or not the token was valid,
-/// as the RFC requires, so the endpoint does not reveal which tokens exist.
+/// of a chain) and its whole subtree: everything delegated from it offline
+/// and every remit exchanged from it (RFC 7009 §2.1: revoking a grant also
+/// invalidates the tokens based on it). Revoking only the leaf would leave
+/// its children working, which no one revoking a delegation means. Answers
+/// 200 whether or not the token was valid, as the RFC requires, so the
+/// endpoint does not reveal which tokens exist.
 pub async fn oauth_revoke<S: Store>(
     State(state): State<AppState<S>>,
     FormBody(form): FormBody<TokenForm>,
@@ -150,7 +154,7 @@ pub async fn oauth_revoke<S: Store>(
         }
     };
     let target = RevocationTarget {
-        kind: RevocationKind::Jti,
+        kind: RevocationKind::Subtree,
         value: Id::parse("remit jti", chain.leaf_claims().jti.as_str())?,
     };
     let revoked = state
@@ -162,7 +166,7 @@ pub async fn oauth_revoke<S: Store>(
         return Ok((StatusCode::OK, Json(json!({}))));
     }
     let receipt = state
-        .record(events::revoked("jti", target.value.as_str(), now_ms()))
+        .record(events::revoked("subtree", target.value.as_str(), now_ms()))
         .await?;
     Ok((StatusCode::OK, Json(json!({ "receipt_id": receipt }))))
 }

@@ -1,6 +1,7 @@
 //! What every request handler shares: the store, the issuer key, the
 //! revocation set, the chain cache and the settings.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use remit_token::{
 
 /// How often the revocation follower re-reads the store even without a signal.
 pub const REVOCATION_POLL: Duration = Duration::from_secs(2);
+/// How often every process rebuilds its policy entity directory from the
+/// store, so a replica sees agents and tools registered on another one.
+pub const POLICY_REFRESH: Duration = Duration::from_secs(5);
 /// Verified chains kept in memory.
 pub const CHAIN_CACHE_CAPACITY: usize = 4096;
 
@@ -70,10 +74,23 @@ struct Inner<S> {
     settings: Settings,
     receipts: Arc<dyn ReceiptLog>,
     policy: RwLock<Arc<dyn PolicyEngine>>,
+    policy_folder: RwLock<Option<crate::policy::PolicyFolder>>,
+    policy_rebuild: tokio::sync::Mutex<()>,
+    propagated: AtomicI64,
     scanner: Scanner,
     scoped_cache: Mutex<ChainCache>,
-    policy_folder: RwLock<Option<crate::policy::PolicyFolder>>,
     gateway: crate::gateway::GatewayRuntime,
+}
+
+/// Why the policy engine could not be rebuilt over the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyRebuildError {
+    /// The registry could not be read.
+    #[error("reading the registry for the policy: {0}")]
+    Store(#[from] remit_store::StoreError),
+    /// The policies do not load over the new directory.
+    #[error(transparent)]
+    Load(#[from] crate::policy::PolicyFolderError),
 }
 
 /// Why a chain is not active.
@@ -97,6 +114,9 @@ impl<S: Store> AppState<S> {
         receipts: Arc<dyn ReceiptLog>,
     ) -> Result<Self, remit_store::StoreError> {
         let follower = RevocationFollower::start(store.clone(), REVOCATION_POLL).await?;
+        // Revocations older than this process were propagated by whoever
+        // wrote them.
+        let propagated = follower.revocations().epoch();
         let mut jwks = Jwks::new();
         let published = issuer.public_jwk().clone().published(issuer.key_id());
         jwks.insert(issuer.key_id(), issuer.public_jwk())
@@ -127,9 +147,11 @@ impl<S: Store> AppState<S> {
                 settings,
                 receipts,
                 policy: RwLock::new(Arc::from(policy)),
+                policy_folder: RwLock::new(None),
+                policy_rebuild: tokio::sync::Mutex::new(()),
+                propagated: AtomicI64::new(propagated),
                 scanner: Scanner::new(ScanConfig::default()),
                 scoped_cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
-                policy_folder: RwLock::new(None),
                 gateway: crate::gateway::GatewayRuntime::new(
                     crate::gateway::GatewayConfig::default(),
                 )
@@ -212,6 +234,64 @@ impl<S: Store> AppState<S> {
             .unwrap_or_else(PoisonError::into_inner) = Arc::from(engine);
     }
 
+    /// Sets the policy folder decisions are loaded from; the next
+    /// [`Self::rebuild_policy`] loads it over the registry's entities.
+    pub fn set_policy_folder(&self, folder: crate::policy::PolicyFolder) {
+        *self
+            .inner
+            .policy_folder
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(folder);
+    }
+
+    /// Rebuilds the policy engine over the registry as it is now: the
+    /// folder set by [`Self::set_policy_folder`] (or the built-in `standard`
+    /// preset without one) with the entity directory read from the store.
+    ///
+    /// Called after every registry mutation on this process and on a timer
+    /// ([`POLICY_REFRESH`]) so replicas notice changes made elsewhere.
+    /// Rebuilds are serialized, so a slow rebuild never overwrites a newer
+    /// one; an unchanged directory keeps the current engine. Returns whether
+    /// the engine was replaced.
+    pub async fn rebuild_policy(&self) -> Result<bool, PolicyRebuildError> {
+        let _one_at_a_time = self.inner.policy_rebuild.lock().await;
+        let directory = crate::policy::directory_from_registry(self.store()).await?;
+        if self.policy().directory() == &directory {
+            return Ok(false);
+        }
+        let folder = self
+            .inner
+            .policy_folder
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let engine = match folder {
+            Some(folder) => folder.load(None, directory)?,
+            None => remit_policy::preset::load(
+                EngineKind::Cedar,
+                &[Preset::Standard.source(EngineKind::Cedar)],
+                Preset::Standard.default_mode(),
+                directory,
+            )
+            .map_err(|source| crate::policy::PolicyFolderError::Load {
+                path: "(built-in standard preset)".into(),
+                source,
+            })?,
+        };
+        self.set_policy(engine);
+        Ok(true)
+    }
+
+    /// [`Self::rebuild_policy`] after a registry mutation that has already
+    /// been answered for: a failure is logged, not returned, and the engine
+    /// in place (which does not know the new entity, so denies it) stays
+    /// until the next timer rebuild.
+    pub async fn registry_changed(&self) {
+        if let Err(error) = self.rebuild_policy().await {
+            tracing::error!(%error, "rebuilding the policy after a registry change failed");
+        }
+    }
+
     /// The PII and secret scanner.
     pub fn scanner(&self) -> &Scanner {
         &self.inner.scanner
@@ -228,9 +308,22 @@ impl<S: Store> AppState<S> {
     }
 
     /// Brings the revocation set up to date now (after a local revoke, so
-    /// this process never answers from a set older than its own write).
+    /// this process never answers from a set older than its own write),
+    /// and follows the new subtree and agent revocations to the remits
+    /// exchanged from what they reach ([`crate::exchange::propagate_revocations`]).
+    ///
+    /// Propagation starts from the last epoch this process propagated (not
+    /// from the set's epoch, which the follower may already have advanced
+    /// past the revocation just written).
     pub async fn refresh_revocations(&self) -> Result<(), remit_store::StoreError> {
-        self.revocations().catch_up(self.store()).await.map(|_| ())
+        let from = self.inner.propagated.load(Ordering::Acquire);
+        self.revocations().catch_up(self.store()).await?;
+        let upto = self.revocations().epoch();
+        if crate::exchange::propagate_revocations(self, from).await? > 0 {
+            self.revocations().catch_up(self.store()).await?;
+        }
+        self.inner.propagated.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Verification options at `now`: this server's audience and issuer.
@@ -294,56 +387,18 @@ impl<S: Store> AppState<S> {
         Ok(chain)
     }
 
-    /// Rebuilds the policy after a registry change; a failure is logged and
-    /// the previous engine stays (it fails closed on unknown entities).
-    pub async fn registry_changed(&self) {
-        if let Err(problem) = self.reload_policy().await {
-            tracing::error!(
-                detail = problem.detail(),
-                "policy not rebuilt after a registry change"
-            );
-        }
-    }
-
     /// The MCP gateway's runtime: limits, replay cache, upstreams, sessions.
     pub fn gateway(&self) -> &crate::gateway::GatewayRuntime {
         &self.inner.gateway
     }
 
-    /// Remembers the policy folder the engine was loaded from, so a registry
-    /// change (a blessed server, a re-pinned tool) can rebuild it.
-    pub fn set_policy_folder(&self, folder: crate::policy::PolicyFolder) {
-        *self
-            .inner
-            .policy_folder
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(folder);
-    }
-
-    /// Rebuilds the policy engine over the registry as it is now: the
-    /// remembered folder, or the built-in `standard` preset without one.
+    /// [`Self::rebuild_policy`] for a handler that must not answer before
+    /// the policy knows the change (blessing a server): a failure is a 500.
     pub async fn reload_policy(&self) -> Result<(), Problem> {
-        let directory = crate::policy::directory_from_registry(self.store()).await?;
-        let folder = self
-            .inner
-            .policy_folder
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let engine = match folder {
-            Some(folder) => folder
-                .load(None, directory)
-                .map_err(|e| Problem::internal("reloading the policy", &e))?,
-            None => remit_policy::preset::load(
-                EngineKind::Cedar,
-                &[Preset::Standard.source(EngineKind::Cedar)],
-                Preset::Standard.default_mode(),
-                directory,
-            )
-            .map_err(|e| Problem::internal("reloading the policy", &e))?,
-        };
-        self.set_policy(engine);
-        Ok(())
+        self.rebuild_policy()
+            .await
+            .map(|_| ())
+            .map_err(|e| Problem::internal("reloading the policy", &e))
     }
 }
 

@@ -179,12 +179,18 @@ impl Server {
         .await
     }
 
+    /// Registers an agent owned by alice (the standard policy lets a user
+    /// issue only to their own agents).
     async fn register(&self, id: &str) -> EcdsaP256Signer {
+        self.register_owned(id, "alice").await
+    }
+
+    async fn register_owned(&self, id: &str, owner: &str) -> EcdsaP256Signer {
         let key = EcdsaP256Signer::generate().unwrap();
         let reply = self
             .post(
                 "/v1/agents",
-                &json!({"id": id, "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+                &json!({"id": id, "public_jwk": key.public_jwk(), "owner": owner, "risk_tier": "low"}),
             )
             .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
@@ -461,11 +467,11 @@ async fn life_of_a_remit(s: Server) {
     let revoked = s.form("/oauth/revoke", &chain).await;
     assert_eq!(revoked.status, 200);
     assert_eq!(s.active(&chain).await, json!({"active": false}));
-    // A jti revocation kills exactly the presented remit, not its parent.
+    // RFC 7009 revocation kills the presented remit's subtree, not its parent.
     assert_eq!(s.active(&root).await["active"], true);
 
     let listed = s.get("/v1/revocations").await.json();
-    assert_eq!(listed["revocations"][0]["kind"], "jti");
+    assert_eq!(listed["revocations"][0]["kind"], "subtree");
     assert_eq!(listed["revocations"][0]["value"], jti(&chain));
 }
 
@@ -497,7 +503,8 @@ async fn forged_and_foreign_remits_are_inactive(s: Server) {
 }
 
 async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
-    let agent_key = s.register("worker").await;
+    let agent_key = s.register_owned("worker", "carol").await;
+    let _bobs = s.register_owned("worker-b", "bob").await;
     for (kind, value) in [
         ("jti", None),
         ("subtree", None),
@@ -505,8 +512,12 @@ async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
         ("kid", Some("ISSUER")),
         ("agent", Some("worker")),
     ] {
-        let sub = if kind == "sub" { "bob" } else { "carol" };
-        let remit = s.issue("worker", sub, &["db.query"]).await;
+        let (sub, agent) = if kind == "sub" {
+            ("bob", "worker-b")
+        } else {
+            ("carol", "worker")
+        };
+        let remit = s.issue(agent, sub, &["db.query"]).await;
         assert_eq!(s.active(&remit).await["active"], true, "{kind} before");
         let value = match value {
             None => jti(&remit),
@@ -701,7 +712,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
     let r = s
         .post(
             "/v1/agents",
-            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "alice", "risk_tier": "low"}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -709,7 +720,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
         &s,
         0,
         &r.json()["receipt_id"],
-        "allow",
+        "register",
         "agent.register:planner",
     )
     .await;
@@ -718,7 +729,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
     let refused = s
         .post(
             "/v1/agents",
-            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "alice", "risk_tier": "low"}),
         )
         .await;
     assert_eq!(refused.status, 409, "{}", refused.body);
@@ -735,7 +746,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    one_new_receipt(&s, 1, &r.json()["receipt_id"], "allow", "server.add:github").await;
+    one_new_receipt(&s, 1, &r.json()["receipt_id"], "register", "server.add:github").await;
     let r = s
         .post("/v1/servers/github/tools", &json!({"name": "create_issue", "risk": "medium", "clearance": "internal", "description": "d"}))
         .await;
@@ -744,7 +755,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
         &s,
         2,
         &r.json()["receipt_id"],
-        "allow",
+        "register",
         "tool.add:github/create_issue",
     )
     .await;
@@ -793,7 +804,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
     assert_eq!(receipts(&s).await.len(), 10);
     let r = s.form("/oauth/revoke", &second).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let action = format!("revoke.jti:{}", jti(&second));
+    let action = format!("revoke.subtree:{}", jti(&second));
     one_new_receipt(&s, 10, &r.json()["receipt_id"], "revoke", &action).await;
     let r = s.form("/oauth/revoke", &second).await;
     assert_eq!(r.status, 200);
@@ -884,7 +895,7 @@ async fn a_mutation_whose_receipt_cannot_be_recorded_never_answers_success() {
     let r = s
         .post(
             "/v1/agents",
-            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "team-a", "risk_tier": "low"}),
+            &json!({"id": "planner", "public_jwk": key.public_jwk(), "owner": "alice", "risk_tier": "low"}),
         )
         .await;
     assert_eq!(r.status, 500, "{}", r.body);

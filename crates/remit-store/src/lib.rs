@@ -56,6 +56,8 @@
 //! path turn into a deny.
 
 mod error;
+mod exchange_sql;
+mod log_sql;
 mod model;
 mod postgres;
 mod repo;
@@ -73,8 +75,8 @@ pub use model::{
 };
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
 pub use repo::{
-    AgentRepo, ApprovalRepo, BudgetRepo, LogRepo, ObservationRepo, RemitRepo, RevocationRepo,
-    ServerRepo, StoreFuture,
+    AgentRepo, ApprovalRepo, BudgetRepo, ExchangeRepo, LogRepo, ObservationRepo, RemitRepo,
+    RevocationRepo, SequencedLogRepo, ServerRepo, StoreFuture,
 };
 pub use revocation::{
     RemitFacts, RevocationFollower, RevocationSet, RevocationSignals, SharedRevocations,
@@ -91,6 +93,8 @@ pub trait Store:
     + ApprovalRepo
     + ObservationRepo
     + LogRepo
+    + ExchangeRepo
+    + SequencedLogRepo
     + Clone
     + Send
     + Sync

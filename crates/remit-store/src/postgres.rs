@@ -132,6 +132,8 @@ fn check_schema_name(schema: &str) -> Result<(), StoreError> {
 }
 
 crate::sql::impl_repositories!(PgStore, sqlx::Postgres);
+crate::exchange_sql::impl_exchange_repo!(PgStore, sqlx::Postgres);
+crate::log_sql::impl_sequenced_log_repo!(PgStore, sqlx::Postgres);
 
 impl Store for PgStore {
     fn backend(&self) -> &'static str {

@@ -9,7 +9,7 @@ use std::future::Future;
 use crate::error::StoreError;
 use crate::model::{
     Agent, Approval, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer,
-    NewObservation, Observation, Revocation, RevocationTarget, Revoked, StepCount,
+    NewObservation, Observation, Revocation, RevocationKind, RevocationTarget, Revoked, StepCount,
     StoredCheckpoint, Tool, Verdict,
 };
 
@@ -152,4 +152,35 @@ pub trait LogRepo {
     fn latest_checkpoint(&self) -> impl StoreFuture<Option<StoredCheckpoint>>;
     /// The checkpoint for an exact size.
     fn checkpoint(&self, size: u64) -> impl StoreFuture<StoredCheckpoint>;
+}
+
+/// Token exchange bookkeeping (RFC 8693): what each exchanged root was
+/// derived from, and which actor assertions were already used.
+pub trait ExchangeRepo {
+    /// Records that the exchanged root `root` (already recorded as an
+    /// issued remit) was derived from a subject chain whose links are
+    /// `(jti, agent)`, root first.
+    fn record_exchange(&self, root: &Id, subject: &[(Id, Id)]) -> impl StoreFuture<()>;
+    /// The exchanged roots derived from a subject chain that holds the jti
+    /// (`kind` subtree) or the agent (`kind` agent); empty for other kinds.
+    fn exchanged_under(&self, kind: RevocationKind, value: &Id) -> impl StoreFuture<Vec<Id>>;
+    /// Marks an actor assertion `jti` of `agent` used until `expires_at`;
+    /// a second use is refused with [`StoreError::Duplicate`]. Expired
+    /// entries are forgotten (their assertions are refused by expiry).
+    fn use_assertion(
+        &self,
+        agent: &Id,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> impl StoreFuture<()>;
+}
+
+/// The receipt log shared by replicas: a signed batch is written at the
+/// position it was sequenced for, or not at all.
+pub trait SequencedLogRepo {
+    /// Appends `leaves` at indexes `start..` in one transaction if the log
+    /// holds exactly `start` leaves; `false` (nothing written) when another
+    /// writer appended first: read the new leaves, sequence again, retry.
+    fn append_leaves_at(&self, start: u64, leaves: &[Vec<u8>]) -> impl StoreFuture<bool>;
 }

@@ -84,6 +84,8 @@ impl SqliteStore {
 }
 
 crate::sql::impl_repositories!(SqliteStore, sqlx::Sqlite);
+crate::exchange_sql::impl_exchange_repo!(SqliteStore, sqlx::Sqlite);
+crate::log_sql::impl_sequenced_log_repo!(SqliteStore, sqlx::Sqlite);
 
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {

@@ -155,7 +155,7 @@ fn register_issue_revoke_over_the_api_and_the_receipt_log_verifies() {
         "--jwk",
         key_arg,
         "--owner",
-        "team-a",
+        "alice",
         "--risk-tier",
         "low",
     ];
@@ -245,6 +245,15 @@ fn register_issue_revoke_over_the_api_and_the_receipt_log_verifies() {
     ));
     let report: Value = serde_json::from_str(&verified).unwrap();
     assert_eq!(report["size"], 5, "{report}");
+    // The same log through the running server's API.
+    let over_api: Value = serde_json::from_str(&ok(remit(
+        &s.url,
+        &s.token,
+        &["audit", "verify", "--server", &s.url, "--json"],
+    )))
+    .unwrap();
+    assert_eq!(over_api["ok"], true, "{over_api}");
+    assert_eq!(over_api["root"], report["root"], "{over_api}");
     let leaves = std::fs::read_to_string(log.join("receipts.jsonl")).unwrap();
     let kinds: Vec<String> = leaves
         .lines()

@@ -50,14 +50,23 @@ pub enum AuditCommand {
         #[arg(long)]
         receipt: PathBuf,
     },
-    /// Verify every receipt, signature, link and the tree head offline.
+    /// Verify every receipt, signature, link and the tree head offline,
+    /// from a log directory (`--log`) or from a running server (`--server`).
     Verify {
         /// The log directory.
+        #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+        log: Option<PathBuf>,
+        /// Read the log from a running control plane instead: its
+        /// `/v1/receipts` (admin token) and `/v1/checkpoints/latest`.
         #[arg(long)]
-        log: PathBuf,
-        /// JWKS with the gateway's receipt keys.
-        #[arg(long)]
-        jwks: PathBuf,
+        server: Option<String>,
+        /// Admin API token, for `--server`.
+        #[arg(long, env = "REMIT_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// JWKS with the gateway's receipt keys; with `--server`, the
+        /// server's published receipt JWKS when absent (unpinned).
+        #[arg(long, required_unless_present = "server")]
+        jwks: Option<PathBuf>,
         /// An earlier checkpoint you kept: the log must extend it.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -140,17 +149,35 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         } => append(&log, &key, &note_key, &receipt),
         AuditCommand::Verify {
             log,
+            server,
+            admin_token,
             jwks,
             checkpoint,
             note_pub,
             json,
-        } => verify(
-            &log,
-            &jwks,
-            checkpoint.as_deref(),
-            note_pub.as_deref(),
-            json,
-        ),
+        } => match (log, server, jwks) {
+            (_, Some(server), jwks) => {
+                let args = super::client::ServerArgs {
+                    server,
+                    admin_token,
+                    json,
+                };
+                verify_server(
+                    &args,
+                    jwks.as_deref(),
+                    checkpoint.as_deref(),
+                    note_pub.as_deref(),
+                )
+            }
+            (Some(log), None, Some(jwks)) => verify(
+                &log,
+                &jwks,
+                checkpoint.as_deref(),
+                note_pub.as_deref(),
+                json,
+            ),
+            _ => bail!("give --log DIR with --jwks FILE, or --server URL"),
+        },
         AuditCommand::Prove { log, index } => prove(&log, index),
         AuditCommand::Consistency { log, from } => consistency(&log, from),
         AuditCommand::Show {
@@ -325,6 +352,81 @@ fn verify(
     }
     let torn = reader.torn_bytes();
     let result = result.and_then(|()| auditor.finish(&checkpoint, &verifier, earlier.as_deref()));
+    let unpinned = " (key from DIR/note.pub: pass --note-pub to pin it)";
+    print_verdict(result, torn, pinned, &verifier, unpinned, as_json)
+}
+
+/// `remit audit verify --server URL`: pages through `/v1/receipts` and
+/// checks every leaf and the server's latest signed checkpoint, exactly as
+/// for a directory. The checkpoint is read first, so receipts appended
+/// meanwhile are reported as unsealed, never as a failure. Without
+/// `--note-pub` and `--jwks` the keys are the ones the server publishes
+/// (which proves consistency, not authenticity: pin them).
+fn verify_server(
+    args: &super::client::ServerArgs,
+    jwks: Option<&Path>,
+    earlier: Option<&Path>,
+    note_pub: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let api = super::client::Api::new(args)?;
+    let fail = |e: super::client::ApiError| anyhow::anyhow!("{e}");
+    let head = api.get("/v1/checkpoints/latest").map_err(fail)?;
+    let checkpoint = head["checkpoint"]
+        .as_str()
+        .context("the server's checkpoint answer holds no checkpoint")?
+        .to_owned();
+    let (verifier, pinned) = match note_pub {
+        Some(path) => (
+            NoteVerifier::from_vkey(io::read_text(path)?.trim())
+                .with_context(|| format!("{}: not a note verifier key", path.display()))?,
+            true,
+        ),
+        None => (
+            NoteVerifier::from_vkey(head["note_verifier"].as_str().unwrap_or_default())
+                .context("the server's note verifier key does not parse")?,
+            false,
+        ),
+    };
+    let jwks = match jwks {
+        Some(path) => Jwks::from_json(&io::read_text(path)?)
+            .with_context(|| format!("{}: not a JWKS", path.display()))?,
+        None => Jwks::from_json(&head["receipt_jwks"].to_string())
+            .context("the server's receipt JWKS does not parse")?,
+    };
+    let earlier = earlier.map(io::read_text).transpose()?;
+    let mut auditor = Auditor::new(&jwks);
+    let mut result = Ok(());
+    'pages: loop {
+        let page = api
+            .get(&format!("/v1/receipts?from={}&limit=1000", auditor.size()))
+            .map_err(fail)?;
+        let leaves = page["leaves"]
+            .as_array()
+            .context("the server's receipts answer holds no leaves")?;
+        if leaves.is_empty() {
+            break;
+        }
+        for leaf in leaves {
+            let leaf = leaf.as_str().context("a leaf is not a string")?;
+            if let Err(e) = auditor.push(leaf.as_bytes()) {
+                result = Err(e);
+                break 'pages;
+            }
+        }
+    }
+    let result = result.and_then(|()| auditor.finish(&checkpoint, &verifier, earlier.as_deref()));
+    let unpinned = " (key published by the server: pass --note-pub to pin it)";
+    print_verdict(result, 0, pinned, &verifier, unpinned, args.json)
+}
+
+fn print_verdict(
+    result: Result<remit_ledger::AuditReport, remit_ledger::AuditError>,
+    torn: u64,
+    pinned: bool,
+    verifier: &NoteVerifier,
+    unpinned: &str,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) => {
             if as_json {
@@ -348,11 +450,7 @@ fn verify(
                     "checkpoint of {} receipts signed by {}{}",
                     report.checkpoint.size,
                     verifier.name(),
-                    if pinned {
-                        ""
-                    } else {
-                        " (key from DIR/note.pub: pass --note-pub to pin it)"
-                    }
+                    if pinned { "" } else { unpinned }
                 );
                 if let Some(e) = &report.earlier {
                     println!(

@@ -1,0 +1,769 @@
+//! `/oauth/token`: RFC 8693 token exchange. An agent (the *actor*) that
+//! was handed a remit chain (the *subject*) gets a narrower remit of its
+//! own, bound to its registered key, without the subject holder's key.
+//!
+//! # Request
+//!
+//! A form POST (RFC 6749 §3.2) with
+//! `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`,
+//! `subject_token` (the chain `root~...~leaf`, type [`REMIT_TOKEN_TYPE`]),
+//! `actor_token` (type `urn:ietf:params:oauth:token-type:jwt`) and
+//! `authorization_details` (RFC 9396, JSON array of `remit_tool` grants).
+//! Optional `audience`/`resource` must name this server's audience;
+//! optional `requested_token_type` must be [`REMIT_TOKEN_TYPE`].
+//!
+//! The actor token is an RFC 7523-style assertion: a compact ES256 JWS
+//! signed by the agent's registered key, with `iss` = `sub` = the agent id,
+//! `aud` = this server's public URL (or its `/oauth/token` URL), `exp` at
+//! most [`MAX_ASSERTION_SECS`] ahead, and a `jti` that is accepted once:
+//! used jtis are kept in the store until they expire, so a replay is
+//! refused on every replica. Unknown claims are refused.
+//!
+//! # What is minted, and why this shape
+//!
+//! The server cannot append a link to the subject chain (only the subject
+//! leaf's holder key can sign one) and a root may not carry a nested `act`.
+//! So an exchange mints a fresh two-link chain:
+//!
+//! 1. a **custody root**, signed by the issuer key: same `sub`, `act.sub` =
+//!    the subject leaf's holder (on whose behalf the actor acts), the
+//!    requested grants, `exp` no later than the subject leaf's, the
+//!    subject's class, steps, `acr`/`amr`, the remaining delegation depth,
+//!    and the exchange decision's policy version. Its holder key (`cnf`) is
+//!    a P-256 key generated for this one exchange and dropped as soon as
+//!    it has signed link 2, so nobody can sign another child of this root;
+//! 2. a **child for the actor**, signed by that custody key through
+//!    `remit_token::delegate` (so every attenuation rule is checked at
+//!    signing time): `act = {sub: actor, act: {sub: subject holder}}`,
+//!    `cnf` = the actor's registered key.
+//!
+//! The result verifies offline with nothing but the JWKS, like any chain,
+//! and the authority it shows is exactly what it carries: the requested
+//! grants were checked to lie within the subject leaf's grants (each one
+//! `Grant::is_within` a subject grant), class, steps and expiry are never
+//! raised. What offline verification cannot see is the derivation from the
+//! subject; that lives in the store (`exchange_links`: every subject link's
+//! jti and agent), and revocation closes the gap: a **subtree** revocation
+//! of any subject link, or an **agent** revocation of any subject agent,
+//! is followed (on the replica that wrote it, before it answers) by a
+//! subtree revocation of every custody root derived from it, transitively
+//! ([`propagate_revocations`]). Those are ordinary revocations, so every
+//! replica and every gateway consulting the revocation set refuses the
+//! exchanged remit too. `sub` and issuer-`kid` revocations reach it
+//! directly (same `sub`, same issuer key); a revoked *holder key* of a
+//! subject link does not propagate (recorded as a gap). A `jti`
+//! revocation of the subject leaf kills only that remit, as it does for
+//! an offline child.
+//!
+//! An exchange racing a revocation: the exchange records its links first,
+//! then refreshes the revocation set and checks the subject again, so
+//! either the revocation's propagation sees the links or the exchange sees
+//! the revocation.
+//!
+//! The exchange is a `delegate` policy decision (principal
+//! `Agent::"<subject holder>"`, resource `Agent::"<actor>"`): both must be
+//! registered. Anything but an allow is refused.
+//!
+//! # Answers
+//!
+//! Success: 200 with `access_token` (the chain text), `issued_token_type`,
+//! `token_type: N_A` (a remit is used with a proof of possession, never
+//! as a bearer token), `expires_in`, `authorization_details`, `jti`, and
+//! the `receipt_id` of its `delegate` receipt. Errors are RFC 6749 §5.2
+//! JSON: `invalid_request`, `invalid_grant` (subject or actor token
+//! invalid, revoked or expired; replayed assertion; policy refusal),
+//! `invalid_target` (wrong audience), `invalid_authorization_details`
+//! (RFC 9396: wider than the subject), `unsupported_grant_type`.
+//! Refusals after the actor is authenticated are recorded as `deny`
+//! receipts; unauthenticated garbage is only logged, so anonymous
+//! callers cannot flood the receipt log.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
+use remit_store::{Id, IssuedRemit, RevocationKind, RevocationTarget, Status, Store};
+use remit_token::{
+    delegate, mint, DelegateRequest, EcPublicJwk, EcdsaP256Signer, Grant, MintRequest, Signer as _,
+    UnverifiedChain, VerifiedChain, VerifyingKey,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::receipts::events;
+use crate::state::{now, now_ms, revoked, AppState};
+
+/// RFC 8693 grant type.
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// Token type of a JWT (the actor assertion).
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// Token type of a remit chain (subject and issued token).
+pub const REMIT_TOKEN_TYPE: &str = "urn:remit:params:oauth:token-type:remit";
+/// Longest lifetime an actor assertion may have, seconds.
+pub const MAX_ASSERTION_SECS: u64 = 300;
+/// Clock skew tolerated on an assertion's `iat`/`nbf`, seconds.
+pub const ASSERTION_LEEWAY_SECS: u64 = 30;
+/// Most custody roots one revocation may reach through exchanges.
+pub const MAX_PROPAGATION: usize = 10_000;
+
+/// The form of `POST /oauth/token`. Unknown parameters are ignored (RFC
+/// 6749 §3.2); a repeated one is refused.
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    /// Must be [`GRANT_TYPE`].
+    pub grant_type: Option<String>,
+    /// The remit chain the actor acts under.
+    pub subject_token: Option<String>,
+    /// [`REMIT_TOKEN_TYPE`] (or the JWT type).
+    pub subject_token_type: Option<String>,
+    /// The actor's signed assertion.
+    pub actor_token: Option<String>,
+    /// [`JWT_TOKEN_TYPE`].
+    pub actor_token_type: Option<String>,
+    /// RFC 9396 grants asked for (a JSON array).
+    pub authorization_details: Option<String>,
+    /// Must be [`REMIT_TOKEN_TYPE`] when present.
+    pub requested_token_type: Option<String>,
+    /// Must be this server's audience when present.
+    pub audience: Option<String>,
+    /// Must be this server's audience when present.
+    pub resource: Option<String>,
+}
+
+/// An RFC 6749 §5.2 error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    /// The authenticated actor, when the refusal came after authentication.
+    actor: Option<String>,
+    extra: Option<Box<Value>>,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description: description.into(),
+            actor: None,
+            extra: None,
+        }
+    }
+
+    fn request(description: impl Into<String>) -> Self {
+        Self::new("invalid_request", description)
+    }
+
+    fn grant(description: impl Into<String>) -> Self {
+        Self::new("invalid_grant", description)
+    }
+
+    fn server(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "token exchange: {what} failed");
+        let mut e = Self::new("server_error", format!("{what} failed; see the server log"));
+        e.status = StatusCode::INTERNAL_SERVER_ERROR;
+        e
+    }
+
+    fn by(mut self, actor: &str) -> Self {
+        self.actor = Some(actor.to_owned());
+        self
+    }
+
+    /// The RFC 6749 error code.
+    pub fn code(&self) -> &'static str {
+        self.error
+    }
+
+    /// The human description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.error, "error_description": self.description });
+        if let (Some(Value::Object(extra)), Some(map)) =
+            (self.extra.map(|e| *e), body.as_object_mut())
+        {
+            map.extend(extra);
+        }
+        no_store((self.status, body.to_string()).into_response())
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `POST /oauth/token`.
+pub async fn token<S: Store>(
+    State(state): State<AppState<S>>,
+    form: Result<Form<TokenRequest>, FormRejection>,
+) -> Response {
+    let result = match form {
+        Ok(Form(request)) => exchange(&state, request, now()).await,
+        Err(rejection) => Err(OAuthError::request(format!(
+            "the body must be application/x-www-form-urlencoded with each parameter once: {}",
+            rejection.body_text()
+        ))),
+    };
+    match result {
+        Ok(answer) => no_store((StatusCode::OK, answer.to_string()).into_response()),
+        Err(refusal) => {
+            if let Some(actor) = &refusal.actor {
+                let event = events::exchange_refused(
+                    Some(actor),
+                    refusal.error,
+                    &refusal.description,
+                    now_ms(),
+                );
+                if let Err(problem) = state.record(event).await {
+                    return OAuthError::server("recording the refusal", &problem.detail())
+                        .into_response();
+                }
+            } else {
+                tracing::debug!(error = refusal.error, description = %refusal.description, "token exchange refused before the actor was authenticated");
+            }
+            refusal.into_response()
+        }
+    }
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
+    match value.as_deref() {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(OAuthError::request(format!("{name} is required"))),
+    }
+}
+
+async fn exchange<S: Store>(
+    state: &AppState<S>,
+    request: TokenRequest,
+    now: u64,
+) -> Result<Value, OAuthError> {
+    let grant_type = required(&request.grant_type, "grant_type")?;
+    if grant_type != GRANT_TYPE {
+        return Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("grant_type {grant_type:?} is not supported; use {GRANT_TYPE}"),
+        ));
+    }
+    if let Some(t) = request.requested_token_type.as_deref() {
+        if t != REMIT_TOKEN_TYPE {
+            return Err(OAuthError::request(format!(
+                "requested_token_type {t:?} cannot be issued; only {REMIT_TOKEN_TYPE}"
+            )));
+        }
+    }
+    let audience = &state.settings().audience;
+    for (name, value) in [
+        ("audience", &request.audience),
+        ("resource", &request.resource),
+    ] {
+        if let Some(v) = value.as_deref() {
+            if v != audience {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    format!("{name} {v:?} is not served here; remits are minted for {audience:?}"),
+                ));
+            }
+        }
+    }
+    let subject_text = required(&request.subject_token, "subject_token")?;
+    match required(&request.subject_token_type, "subject_token_type")? {
+        REMIT_TOKEN_TYPE | JWT_TOKEN_TYPE => {}
+        other => {
+            return Err(OAuthError::request(format!(
+                "subject_token_type {other:?} is not accepted; use {REMIT_TOKEN_TYPE}"
+            )))
+        }
+    }
+    let actor_text = required(&request.actor_token, "actor_token")?;
+    let actor_type = required(&request.actor_token_type, "actor_token_type")?;
+    if actor_type != JWT_TOKEN_TYPE {
+        return Err(OAuthError::request(format!(
+            "actor_token_type {actor_type:?} is not accepted; use {JWT_TOKEN_TYPE}"
+        )));
+    }
+    let details = required(&request.authorization_details, "authorization_details")?.to_owned();
+
+    let actor = authenticate_actor(state, actor_text, now).await?;
+    let actor_id = actor.id.clone();
+    let refuse = |e: OAuthError| e.by(actor_id.as_str());
+
+    let subject = state
+        .check_chain(subject_text, now)
+        .map_err(|reason| refuse(OAuthError::grant(format!("subject_token: {reason}"))))?;
+    let grants: Vec<Grant> = serde_json::from_str(&details).map_err(|e| {
+        refuse(OAuthError::new(
+            "invalid_authorization_details",
+            format!("authorization_details must be a JSON array of remit_tool grants: {e}"),
+        ))
+    })?;
+    let p = subject.leaf_claims().clone();
+    check_narrower(&grants, &p.authorization_details).map_err(&refuse)?;
+    let holder = p.act.sub.clone();
+    if p.act.lineage().any(|a| a.sub == actor.id) {
+        return Err(refuse(OAuthError::grant(format!(
+            "agent {:?} already acts in the subject chain; an agent appears once per chain",
+            actor.id
+        ))));
+    }
+    let remaining = p.max_depth.saturating_sub(p.depth);
+    if remaining == 0 {
+        return Err(refuse(OAuthError::grant(format!(
+            "the subject remit may not be delegated further (depth {} of max_depth {})",
+            p.depth, p.max_depth
+        ))));
+    }
+    let decision = decide_delegate(state, &subject, &holder, &actor.id, &grants);
+    if decision.verdict() != remit_policy::Verdict::Allow {
+        let ledger = events::policy_decision(&decision);
+        let mut e = OAuthError::grant(format!(
+            "refused by policy ({}): {}",
+            decision.reason_code(),
+            decision.explanation()
+        ));
+        e.extra = Some(Box::new(json!({
+            "remit_reason": if decision.verdict() == remit_policy::Verdict::Escalate { "policy-escalated" } else { "policy-denied" },
+            "policy_ids": ledger.policy_ids,
+            "policy_version": decision.policy_version(),
+        })));
+        return Err(refuse(e));
+    }
+
+    let ttl = p
+        .exp
+        .saturating_sub(now)
+        .min(state.settings().default_ttl_secs);
+    if ttl == 0 {
+        return Err(refuse(OAuthError::grant("the subject remit has expired")));
+    }
+    let custody =
+        EcdsaP256Signer::generate().map_err(|e| OAuthError::server("a custody key", &e))?;
+    let mut root_request = MintRequest::new(
+        p.sub.as_str(),
+        holder.as_str(),
+        custody.public_jwk().clone(),
+        grants.clone(),
+    );
+    root_request.issuer.clone_from(&state.settings().public_url);
+    root_request.audience.clone_from(audience);
+    root_request.ttl_secs = ttl;
+    root_request.class = p.class;
+    root_request.max_steps = p.max_steps;
+    root_request.max_depth = remaining;
+    root_request.acr.clone_from(&p.acr);
+    root_request.amr.clone_from(&p.amr);
+    root_request.policy = Some(decision.policy_version().to_owned());
+    let root = mint(state.issuer(), &root_request, now).map_err(|e| {
+        refuse(OAuthError::grant(format!(
+            "cannot mint the exchanged remit: {e}"
+        )))
+    })?;
+    let parent = UnverifiedChain::from_links(vec![root.clone()])
+        .map_err(|e| OAuthError::server("building the custody chain", &e))?;
+    let mut child_request = DelegateRequest::new(actor.id.as_str(), actor.key.clone(), grants);
+    child_request.ttl_secs = ttl;
+    let child = delegate(&parent, &custody, &child_request, now).map_err(|e| {
+        refuse(OAuthError::grant(format!(
+            "cannot delegate to the actor: {e}"
+        )))
+    })?;
+    // The custody key signs nothing else: it is dropped here.
+    drop(custody);
+
+    let r = root.claims();
+    let c = child.claims();
+    let id = |what, v: &str| Id::parse(what, v).map_err(|e| OAuthError::server("an id", &e));
+    let root_jti = id("remit jti", &r.jti)?;
+    let holder_id = id("agent id", &holder)?;
+    let actor_jti = id("remit jti", &c.jti)?;
+    let record = IssuedRemit {
+        jti: root_jti.clone(),
+        root_jti: root_jti.clone(),
+        parent_jti: None,
+        holder_thumbprint: r.cnf.jkt.as_str().to_owned(),
+        sub: id("user (sub)", &r.sub)?,
+        agent: holder_id.clone(),
+        issued_at: to_i64(r.iat),
+        expires_at: to_i64(r.exp),
+        max_steps: r.max_steps.map(to_i64),
+    };
+    state
+        .store()
+        .record_remit(&record)
+        .await
+        .map_err(|e| match e {
+            remit_store::StoreError::NotFound { .. } => refuse(OAuthError::grant(format!(
+                "the subject holder {holder:?} is not a registered agent"
+            ))),
+            e => OAuthError::server("recording the exchanged remit", &e),
+        })?;
+    let links: Vec<(Id, Id)> = subject
+        .links()
+        .iter()
+        .map(|l| {
+            Ok((
+                id("remit jti", &l.claims().jti)?,
+                id("agent id", &l.claims().act.sub)?,
+            ))
+        })
+        .collect::<Result<_, OAuthError>>()?;
+    state
+        .store()
+        .record_exchange(&root_jti, &links)
+        .await
+        .map_err(|e| OAuthError::server("recording the exchange", &e))?;
+    state
+        .store()
+        .record_remit(&IssuedRemit {
+            jti: actor_jti.clone(),
+            root_jti: root_jti.clone(),
+            parent_jti: Some(root_jti.clone()),
+            holder_thumbprint: c.cnf.jkt.as_str().to_owned(),
+            sub: record.sub.clone(),
+            agent: actor.agent.clone(),
+            issued_at: to_i64(c.iat),
+            expires_at: to_i64(c.exp),
+            max_steps: c.max_steps.map(to_i64),
+        })
+        .await
+        .map_err(|e| OAuthError::server("recording the actor's remit", &e))?;
+    // A revocation that landed while we minted: its propagation may have
+    // missed the links just written, so look again now.
+    state
+        .refresh_revocations()
+        .await
+        .map_err(|e| OAuthError::server("refreshing revocations", &e))?;
+    if let Some(target) = revoked(state.revocations(), &subject) {
+        revoke_root(
+            state,
+            &root_jti,
+            &format!(
+                "subject revoked during exchange: {} {}",
+                target.kind,
+                target.value.as_str()
+            ),
+        )
+        .await?;
+        return Err(refuse(OAuthError::grant(format!(
+            "subject_token: revoked: {} {}",
+            target.kind,
+            target.value.as_str()
+        ))));
+    }
+
+    let agents: Vec<&str> = c
+        .act
+        .lineage()
+        .map(|a| a.sub.as_str())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let receipt = state
+        .record(events::remit_exchanged(
+            events::Exchanged {
+                sub: &c.sub,
+                agents: &agents,
+                subject_leaf: &p.jti,
+                root: &r.jti,
+                leaf: &c.jti,
+            },
+            Some(events::policy_decision(&decision)),
+            now_ms(),
+        ))
+        .await
+        .map_err(|problem| OAuthError::server("recording the receipt", &problem.detail()))?;
+    Ok(json!({
+        "access_token": format!("{root}~{child}"),
+        "issued_token_type": REMIT_TOKEN_TYPE,
+        "token_type": "N_A",
+        "expires_in": c.exp.saturating_sub(now),
+        "authorization_details": c.authorization_details,
+        "jti": c.jti,
+        "root": r.jti,
+        "act": c.act,
+        "policy": c.policy,
+        "receipt_id": receipt,
+    }))
+}
+
+/// Every requested grant must lie within one of the subject leaf's grants
+/// (tools, resources, actions and argument constraints), by the same rule
+/// offline delegation is checked with.
+fn check_narrower(requested: &[Grant], subject: &[Grant]) -> Result<(), OAuthError> {
+    let wider = |detail: String| OAuthError::new("invalid_authorization_details", detail);
+    if requested.is_empty() {
+        return Err(wider(
+            "authorization_details must ask for at least one grant".into(),
+        ));
+    }
+    for (index, grant) in requested.iter().enumerate() {
+        grant
+            .check()
+            .map_err(|reason| wider(format!("authorization_details[{index}]: {reason}")))?;
+        if !subject.iter().any(|s| grant.is_within(s)) {
+            return Err(wider(format!(
+                "authorization_details[{index}] is wider than every grant of the subject remit"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The actor, authenticated by its assertion.
+#[derive(Debug)]
+struct AuthenticatedActor {
+    id: String,
+    agent: Id,
+    key: EcPublicJwk,
+}
+
+/// The claims of an actor assertion; anything else is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: Value,
+    exp: u64,
+    jti: String,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    nbf: Option<u64>,
+}
+
+async fn authenticate_actor<S: Store>(
+    state: &AppState<S>,
+    token: &str,
+    now: u64,
+) -> Result<AuthenticatedActor, OAuthError> {
+    let bad = |why: String| OAuthError::grant(format!("actor_token: {why}"));
+    // The issuer names the key to check with; nothing read before the
+    // signature is trusted beyond choosing that key.
+    let payload = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| remit_token::b64::decode(p).ok())
+        .ok_or_else(|| bad("not a compact JWS".into()))?;
+    let unverified: AssertionClaims =
+        serde_json::from_slice(&payload).map_err(|e| bad(format!("claims: {e}")))?;
+    let agent_id =
+        Id::parse("agent id", unverified.iss.as_str()).map_err(|e| bad(format!("iss: {e}")))?;
+    let agent = match state.store().agent(&agent_id).await {
+        Ok(agent) => agent,
+        Err(remit_store::StoreError::NotFound { .. }) => {
+            return Err(bad(format!(
+                "iss {:?} is not a registered agent",
+                agent_id.as_str()
+            )))
+        }
+        Err(e) => return Err(OAuthError::server("looking up the actor", &e)),
+    };
+    let key = EcPublicJwk::from_json(&agent.public_jwk)
+        .map_err(|e| OAuthError::server("reading the actor key", &e))?;
+    let verifying = VerifyingKey::from_jwk(&key)
+        .map_err(|e| OAuthError::server("reading the actor key", &e))?;
+    let verified = remit_token::jws::verify_es256(token, &verifying).map_err(|e| {
+        bad(format!(
+            "{e} (it must be signed by the agent's registered key)"
+        ))
+    })?;
+    let claims: AssertionClaims =
+        serde_json::from_slice(&verified).map_err(|e| bad(format!("claims: {e}")))?;
+    let id = agent_id.as_str();
+    if claims.iss != id || claims.sub != id {
+        return Err(bad("iss and sub must both be the agent id".into()));
+    }
+    let base = &state.settings().public_url;
+    let endpoint = format!("{base}/oauth/token");
+    let aud_ok = |a: &Value| a.as_str().is_some_and(|a| a == base || a == endpoint);
+    let audience_ok = match &claims.aud {
+        Value::Array(list) => list.iter().any(aud_ok),
+        one => aud_ok(one),
+    };
+    if !audience_ok {
+        return Err(bad(format!("aud must be {base:?} or {endpoint:?}")));
+    }
+    if claims.exp <= now {
+        return Err(bad(format!("expired at {} (now {now})", claims.exp)));
+    }
+    if claims.exp > now + MAX_ASSERTION_SECS + ASSERTION_LEEWAY_SECS {
+        return Err(bad(format!(
+            "exp is more than {MAX_ASSERTION_SECS} s ahead; assertions must be short-lived"
+        )));
+    }
+    let early = |t: Option<u64>| t.is_some_and(|t| t > now + ASSERTION_LEEWAY_SECS);
+    if early(claims.iat) || early(claims.nbf) {
+        return Err(bad("iat or nbf is in the future".into()));
+    }
+    if claims.jti.is_empty() || claims.jti.len() > 256 {
+        return Err(bad("jti must be 1 to 256 bytes".into()));
+    }
+    if agent.status != Status::Active {
+        return Err(bad(format!("agent {id:?} is disabled")).by(id));
+    }
+    match state
+        .store()
+        .use_assertion(&agent_id, &claims.jti, to_i64(claims.exp), to_i64(now))
+        .await
+    {
+        Ok(()) => {}
+        Err(remit_store::StoreError::Duplicate { .. }) => {
+            return Err(bad(format!("jti {:?} was already used (replay)", claims.jti)).by(id))
+        }
+        Err(e) => return Err(OAuthError::server("recording the assertion", &e)),
+    }
+    Ok(AuthenticatedActor {
+        id: id.to_owned(),
+        agent: agent_id,
+        key,
+    })
+}
+
+/// The `delegate` decision: the subject holder delegating to the actor.
+fn decide_delegate<S: Store>(
+    state: &AppState<S>,
+    subject: &VerifiedChain,
+    holder: &str,
+    actor: &str,
+    grants: &[Grant],
+) -> remit_policy::Decision {
+    let engine = state.policy();
+    let p = subject.leaf_claims();
+    let context = ContextInput {
+        args: json!({}),
+        data_class: crate::remits::policy_class(p.class),
+        pii: Default::default(),
+        secrets: Default::default(),
+        chain_depth: p.depth.saturating_add(1),
+        original_user: p.sub.clone(),
+        steps_used: 0,
+        steps_max: p
+            .max_steps
+            .map_or(u32::MAX, |s| u32::try_from(s).unwrap_or(u32::MAX)),
+        risk_budget_used: 0,
+        risk_budget_max: 0,
+        hour_utc: u8::try_from((now() / 3600) % 24).unwrap_or(0),
+        amr: p.amr.iter().cloned().collect(),
+        approved: false,
+        shadow: false,
+        redacted: false,
+        remit_tools: grants
+            .iter()
+            .flat_map(|g| g.tools.iter().map(|t| t.as_str().to_owned()))
+            .collect(),
+        remit_models: Default::default(),
+        description_hash: None,
+    };
+    let entity = |kind, id: &str| {
+        EntityRef::new(kind, id).map_err(|e| remit_policy::RequestError::BadContext {
+            message: e.to_string(),
+        })
+    };
+    let request = RequestContext::new(context).and_then(|context| {
+        DecisionRequest::new(
+            entity(EntityKind::Agent, holder)?,
+            Action::Delegate,
+            entity(EntityKind::Agent, actor)?,
+            context,
+        )
+    });
+    match request {
+        Ok(request) => engine.decide(&request),
+        Err(error) => remit_policy::Decision::invalid_request(&error, engine.version()),
+    }
+}
+
+async fn revoke_root<S: Store>(
+    state: &AppState<S>,
+    root: &Id,
+    reason: &str,
+) -> Result<(), OAuthError> {
+    let target = RevocationTarget {
+        kind: RevocationKind::Subtree,
+        value: root.clone(),
+    };
+    state
+        .store()
+        .revoke(&target, reason, "exchange", to_i64(now()))
+        .await
+        .map_err(|e| OAuthError::server("revoking the exchanged remit", &e))?;
+    state
+        .refresh_revocations()
+        .await
+        .map_err(|e| OAuthError::server("refreshing revocations", &e))
+}
+
+/// Follows every subtree and agent revocation above `epoch` to the custody
+/// roots exchanged from a chain it reaches, and revokes those subtrees too
+/// (transitively, at most [`MAX_PROPAGATION`]). Each new revocation gets a
+/// receipt; a receipt that cannot be written is logged (the revocation
+/// itself, a tightening, stands). Returns how many were revoked.
+pub async fn propagate_revocations<S: Store>(
+    state: &AppState<S>,
+    epoch: i64,
+) -> Result<usize, remit_store::StoreError> {
+    let store = state.store();
+    let mut pending: Vec<RevocationTarget> = store
+        .revocations_since(epoch)
+        .await?
+        .into_iter()
+        .map(|r| r.target)
+        .filter(|t| matches!(t.kind, RevocationKind::Subtree | RevocationKind::Agent))
+        .collect();
+    let mut revoked_count = 0;
+    while let Some(target) = pending.pop() {
+        for root in store.exchanged_under(target.kind, &target.value).await? {
+            let derived = RevocationTarget {
+                kind: RevocationKind::Subtree,
+                value: root,
+            };
+            let reason = format!(
+                "exchanged from a chain under revoked {} {}",
+                target.kind,
+                target.value.as_str()
+            );
+            let done = store
+                .revoke(&derived, &reason, "exchange", to_i64(now()))
+                .await?;
+            if !done.newly_revoked {
+                continue;
+            }
+            revoked_count += 1;
+            let event = events::revoked("subtree", derived.value.as_str(), now_ms());
+            if let Err(problem) = state.record(event).await {
+                tracing::error!(
+                    detail = problem.detail(),
+                    "receipt of a propagated revocation"
+                );
+            }
+            if revoked_count >= MAX_PROPAGATION {
+                tracing::error!(
+                    "revocation propagation stopped at {MAX_PROPAGATION} exchanged remits"
+                );
+                return Ok(revoked_count);
+            }
+            pending.push(derived);
+        }
+    }
+    Ok(revoked_count)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

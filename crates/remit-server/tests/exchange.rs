@@ -1,0 +1,641 @@
+//! Token exchange (RFC 8693) and policy on issuance, against the real
+//! application on 127.0.0.1:0, on SQLite and PostgreSQL (own schema).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use remit_server::{AppState, FileReceiptLog, Settings};
+use remit_store::{PgStore, SqliteStore, Store};
+use remit_token::{
+    b64, delegate, DelegateRequest, EcdsaP256Signer, Grant, Jwks, Pattern, Signer as _,
+    UnverifiedChain, UnverifiedRemit, VerifiedChain, VerifyOptions,
+};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const REMIT_TYPE: &str = "urn:remit:params:oauth:token-type:remit";
+const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+struct Server {
+    addr: SocketAddr,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+async fn start<S: Store>(store: S, dir: tempfile::TempDir) -> Server {
+    let receipt_key = EcdsaP256Signer::generate().unwrap();
+    let log = FileReceiptLog::open(dir.path(), receipt_key, "remit.test/receipts").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = remit_server::setup::new_admin_token().unwrap();
+    let hash = remit_server::setup::sha256(token.as_bytes());
+    let issuer = EcdsaP256Signer::generate().unwrap();
+    let settings = Settings::new(format!("http://{addr}"));
+    let state = AppState::new(store, issuer, hash, settings, Arc::new(log))
+        .await
+        .unwrap();
+    tokio::spawn(remit_server::launch::run(
+        state,
+        listener,
+        std::future::pending(),
+    ));
+    Server {
+        addr,
+        token,
+        _dir: dir,
+    }
+}
+
+async fn sqlite() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    start(store, dir).await
+}
+
+async fn postgres() -> Option<Server> {
+    let required = std::env::var("REMIT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
+    let Ok(url) = std::env::var("REMIT_TEST_DATABASE_URL") else {
+        assert!(!required, "REMIT_TEST_DATABASE_URL unset");
+        eprintln!("REMIT_TEST_DATABASE_URL unset: PostgreSQL scenario not run");
+        return None;
+    };
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let schema = format!("exch_{}", hex::encode(bytes));
+    match PgStore::connect_in_schema(&url, &schema).await {
+        Ok(store) => Some(start(store, tempfile::tempdir().unwrap()).await),
+        Err(e) if required => panic!("PostgreSQL required but unreachable: {e}"),
+        Err(e) => {
+            eprintln!("PostgreSQL unreachable ({e}): scenario not run");
+            None
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+impl Server {
+    async fn send(&self, method: &str, path: &str, admin: bool, ct: &str, body: &str) -> Reply {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\ncontent-type: {ct}\r\n",
+            self.addr,
+            body.len()
+        );
+        if admin {
+            request.push_str(&format!("authorization: Bearer {}\r\n", self.token));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        Reply {
+            status: head[9..12].parse().unwrap(),
+            headers: head.to_owned(),
+            body,
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send("POST", path, true, "application/json", &body.to_string())
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, true, "application/json", "").await
+    }
+
+    async fn register(&self, id: &str, owner: &str) -> EcdsaP256Signer {
+        let key = EcdsaP256Signer::generate().unwrap();
+        let reply = self
+            .post(
+                "/v1/agents",
+                &json!({"id": id, "public_jwk": key.public_jwk(), "owner": owner, "risk_tier": "low"}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        key
+    }
+
+    async fn issue(&self, agent: &str, sub: &str, tools: &[&str]) -> String {
+        let reply = self
+            .post(
+                "/v1/remits",
+                &json!({"agent": agent, "sub": sub, "grants": [{"type": "remit_tool", "tools": tools}], "ttl_secs": 300}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["remit"].as_str().unwrap().to_owned()
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An RFC 7523-style assertion signed by `key` for agent `id`.
+    fn assertion(&self, id: &str, key: &EcdsaP256Signer, claims: Value) -> String {
+        let mut body = json!({
+            "iss": id, "sub": id, "aud": self.url(), "exp": now() + 60,
+            "iat": now(), "jti": fresh(),
+        });
+        for (k, v) in claims.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        sign(key, &body)
+    }
+
+    async fn exchange(&self, subject: &str, actor: &str, tools: &[&str]) -> Reply {
+        let details = json!([{"type": "remit_tool", "tools": tools}]).to_string();
+        self.token_request(&[
+            ("grant_type", GRANT),
+            ("subject_token", subject),
+            ("subject_token_type", REMIT_TYPE),
+            ("actor_token", actor),
+            ("actor_token_type", JWT_TYPE),
+            ("authorization_details", &details),
+        ])
+        .await
+    }
+
+    async fn token_request(&self, params: &[(&str, &str)]) -> Reply {
+        let body = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            "POST",
+            "/oauth/token",
+            false,
+            "application/x-www-form-urlencoded",
+            &body,
+        )
+        .await
+    }
+
+    async fn active(&self, chain: &str) -> bool {
+        let reply = self
+            .send(
+                "POST",
+                "/oauth/introspect",
+                true,
+                "application/x-www-form-urlencoded",
+                &format!("token={chain}"),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["active"].as_bool().unwrap()
+    }
+
+    async fn receipts(&self) -> Vec<Value> {
+        let reply = self.get("/v1/receipts?limit=1000").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["leaves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l.as_str().unwrap()).unwrap()["receipt"].clone())
+            .collect()
+    }
+
+    async fn jwks(&self) -> Jwks {
+        let reply = self
+            .send("GET", "/.well-known/jwks.json", false, "text/plain", "")
+            .await;
+        let doc = reply.json();
+        let mut jwks = Jwks::new();
+        for key in doc["keys"].as_array().unwrap() {
+            let jwk = remit_token::EcPublicJwk::from_json(&key.to_string()).unwrap();
+            jwks.insert(key["kid"].as_str().unwrap(), &jwk).unwrap();
+        }
+        jwks
+    }
+}
+
+fn fresh() -> String {
+    let mut bytes = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    hex::encode(bytes)
+}
+
+fn sign(key: &EcdsaP256Signer, claims: &Value) -> String {
+    let header = b64::encode(br#"{"alg":"ES256","typ":"JWT"}"#);
+    let input = format!("{header}.{}", b64::encode(claims.to_string()));
+    let sig = key.sign(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64::encode(sig))
+}
+
+fn leaf(chain: &str) -> UnverifiedRemit {
+    UnverifiedRemit::parse(chain.rsplit('~').next().unwrap()).unwrap()
+}
+
+fn assert_oauth_error(reply: &Reply, error: &str, mentions: &str) {
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["error"], error, "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains(mentions), "{description}");
+    assert!(reply
+        .headers
+        .to_ascii_lowercase()
+        .contains("cache-control: no-store"));
+}
+
+// ------------------------------------------------------------ negatives first
+
+async fn an_exchange_wider_than_the_subject_is_refused(s: Server) {
+    let _planner = s.register("planner", "alice").await;
+    let reader = s.register("reader", "alice").await;
+    let subject = s.issue("planner", "alice", &["fs.read"]).await;
+    for tools in [&["fs.write"][..], &["fs.*"], &["fs.read", "db.query"]] {
+        let actor = s.assertion("reader", &reader, json!({}));
+        let reply = s.exchange(&subject, &actor, tools).await;
+        assert_oauth_error(&reply, "invalid_authorization_details", "wider");
+    }
+    // Each refusal of an authenticated actor is a deny receipt.
+    let denies = s
+        .receipts()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "deny" && r["tool"] == "oauth.token_exchange")
+        .count();
+    assert_eq!(denies, 3);
+}
+
+async fn forged_replayed_or_loose_actor_assertions_are_refused(s: Server) {
+    let _planner = s.register("planner", "alice").await;
+    let reader = s.register("reader", "alice").await;
+    let subject = s.issue("planner", "alice", &["fs.*"]).await;
+    let stranger = EcdsaP256Signer::generate().unwrap();
+    let cases = [
+        (s.assertion("reader", &stranger, json!({})), "signature"),
+        (
+            s.assertion("ghost", &stranger, json!({})),
+            "not a registered agent",
+        ),
+        (
+            s.assertion("reader", &reader, json!({"sub": "planner"})),
+            "iss and sub",
+        ),
+        (
+            s.assertion("reader", &reader, json!({"aud": "http://elsewhere"})),
+            "aud",
+        ),
+        (
+            s.assertion("reader", &reader, json!({"exp": now() - 1})),
+            "expired",
+        ),
+        (
+            s.assertion("reader", &reader, json!({"exp": now() + 3600})),
+            "short-lived",
+        ),
+        (s.assertion("reader", &reader, json!({"jti": null})), "jti"),
+        (
+            s.assertion("reader", &reader, json!({"scope": "admin"})),
+            "unknown field",
+        ),
+        ("not-a-jwt".to_owned(), "compact"),
+    ];
+    for (actor, mentions) in cases {
+        let reply = s.exchange(&subject, &actor, &["fs.read"]).await;
+        assert_oauth_error(&reply, "invalid_grant", mentions);
+    }
+    // One assertion, used twice: the second is a replay.
+    let actor = s.assertion("reader", &reader, json!({}));
+    let first = s.exchange(&subject, &actor, &["fs.read"]).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = s.exchange(&subject, &actor, &["fs.read"]).await;
+    assert_oauth_error(&again, "invalid_grant", "replay");
+}
+
+async fn malformed_requests_get_rfc6749_errors(s: Server) {
+    let reader = s.register("reader", "alice").await;
+    let _planner = s.register("planner", "alice").await;
+    let subject = s.issue("planner", "alice", &["fs.*"]).await;
+    let actor = s.assertion("reader", &reader, json!({}));
+    let reply = s
+        .token_request(&[("grant_type", "client_credentials")])
+        .await;
+    assert_oauth_error(&reply, "unsupported_grant_type", "client_credentials");
+    let reply = s.token_request(&[("grant_type", GRANT)]).await;
+    assert_oauth_error(&reply, "invalid_request", "subject_token");
+    let details = json!([{"type": "remit_tool", "tools": ["fs.read"]}]).to_string();
+    let reply = s
+        .token_request(&[
+            ("grant_type", GRANT),
+            ("subject_token", &subject),
+            ("subject_token_type", REMIT_TYPE),
+            ("actor_token", &actor),
+            ("actor_token_type", JWT_TYPE),
+            ("authorization_details", &details),
+            ("audience", "someone-else"),
+        ])
+        .await;
+    assert_oauth_error(&reply, "invalid_target", "someone-else");
+    let reply = s.exchange(&subject, &actor, &[]).await;
+    assert_oauth_error(&reply, "invalid_authorization_details", "");
+    // A subject that does not verify, or is revoked, is an invalid grant.
+    let actor = s.assertion("reader", &reader, json!({}));
+    let reply = s.exchange("garbage", &actor, &["fs.read"]).await;
+    assert_oauth_error(&reply, "invalid_grant", "subject_token");
+    let r = s
+        .post(
+            "/v1/revocations",
+            &json!({"kind": "jti", "value": leaf(&subject).claims().jti}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let actor = s.assertion("reader", &reader, json!({}));
+    let reply = s.exchange(&subject, &actor, &["fs.read"]).await;
+    assert_oauth_error(&reply, "invalid_grant", "revoked");
+}
+
+async fn an_exchange_the_policy_escalates_is_refused(s: Server) {
+    let _planner = s.register("planner", "alice").await;
+    let bobs = s.register("bobs-agent", "bob").await;
+    let subject = s.issue("planner", "alice", &["fs.*"]).await;
+    let actor = s.assertion("bobs-agent", &bobs, json!({}));
+    let reply = s.exchange(&subject, &actor, &["fs.read"]).await;
+    assert_oauth_error(&reply, "invalid_grant", "policy");
+    let body = reply.json();
+    assert_eq!(body["remit_reason"], "policy-escalated");
+    assert_eq!(body["policy_ids"], json!(["std-delegate-other-owner"]));
+}
+
+async fn issuance_the_policy_refuses_is_403_with_reasons_and_a_receipt(s: Server) {
+    let _bobs = s.register("bobs-agent", "bob").await;
+    let reply = s
+        .post(
+            "/v1/remits",
+            &json!({"agent": "bobs-agent", "sub": "alice", "grants": [{"type": "remit_tool", "tools": ["fs.read"]}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply
+        .headers
+        .to_ascii_lowercase()
+        .contains("application/problem+json"));
+    let body = reply.json();
+    assert_eq!(body["type"], "urn:remit:problem:policy-denied");
+    assert!(body["policy_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let receipts = s.receipts().await;
+    let deny = &receipts[body["receipt_id"].as_u64().unwrap() as usize];
+    assert_eq!(deny["kind"], "deny");
+    assert_eq!(deny["decision"]["effect"], "deny");
+    // A user the registry does not know is refused too (unknown principal).
+    let reply = s
+        .post(
+            "/v1/remits",
+            &json!({"agent": "bobs-agent", "sub": "mallory", "grants": [{"type": "remit_tool", "tools": ["fs.read"]}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.json()["reason"], "invalid-request");
+    // The owner may: a newly registered agent is known to the policy at once,
+    // and the remit carries the deciding policy version, signed.
+    let reply = s
+        .post(
+            "/v1/remits",
+            &json!({"agent": "bobs-agent", "sub": "bob", "grants": [{"type": "remit_tool", "tools": ["fs.read"]}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let remit = leaf(reply.json()["remit"].as_str().unwrap());
+    assert_eq!(
+        remit.claims().policy.as_deref(),
+        Some(body["policy_version"].as_str().unwrap())
+    );
+    let receipts = s.receipts().await;
+    let issued = &receipts[reply.json()["receipt_id"].as_u64().unwrap() as usize];
+    assert_eq!(issued["decision"]["effect"], "allow");
+    assert_eq!(
+        issued["decision"]["policy_ids"],
+        json!(["std-issue-own-agent"])
+    );
+}
+
+// ------------------------------------------------------------------ positive
+
+async fn an_exchanged_remit_is_narrower_nested_and_verifies_offline(s: Server) {
+    let planner = s.register("planner", "alice").await;
+    let reader = s.register("reader", "alice").await;
+    let helper = s.register("helper", "alice").await;
+    let root = s.issue("planner", "alice", &["fs.*", "db.query"]).await;
+    // The subject is a chain: planner delegated offline to helper.
+    let parsed = UnverifiedChain::parse(&root).unwrap();
+    let grants = vec![Grant::tools(vec![Pattern::try_from("fs.*").unwrap()])];
+    let child = delegate(
+        &parsed,
+        &planner,
+        &DelegateRequest::new("helper", helper.public_jwk().clone(), grants),
+        now(),
+    )
+    .unwrap();
+    let subject = format!("{root}~{child}");
+    let actor = s.assertion("reader", &reader, json!({}));
+    let reply = s.exchange(&subject, &actor, &["fs.read"]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["issued_token_type"], REMIT_TYPE);
+    assert_eq!(body["token_type"], "N_A");
+    let text = body["access_token"].as_str().unwrap();
+    // Offline: the JWKS alone verifies it, and it holds exactly fs.read.
+    let jwks = s.jwks().await;
+    let mut options = VerifyOptions::new(now());
+    options.audience = "remit".into();
+    let chain = VerifiedChain::verify_text(text, &jwks, &options).unwrap();
+    let leaf = chain.leaf_claims();
+    assert_eq!(leaf.sub, "alice");
+    assert_eq!(leaf.act.sub, "reader");
+    assert_eq!(leaf.act.act.as_ref().unwrap().sub, "helper");
+    assert_eq!(leaf.cnf.jkt, reader.public_jwk().thumbprint());
+    assert!(leaf.exp <= leaf_of(&subject).exp);
+    assert!(leaf.policy.as_deref().unwrap().starts_with("sha256:"));
+    assert!(remit_token::authorize(&chain, "fs.read", &json!({})).is_ok());
+    assert!(remit_token::authorize(&chain, "fs.write", &json!({})).is_err());
+    assert!(remit_token::authorize(&chain, "db.query", &json!({})).is_err());
+    assert!(s.active(text).await);
+    // The actor holds the leaf key: it can delegate further offline.
+    let more = delegate(
+        &UnverifiedChain::parse(text).unwrap(),
+        &reader,
+        &DelegateRequest::new(
+            "planner-2",
+            EcdsaP256Signer::generate().unwrap().public_jwk().clone(),
+            vec![Grant::tools(vec![Pattern::try_from("fs.read").unwrap()])],
+        ),
+        now(),
+    );
+    assert!(more.is_ok(), "{more:?}");
+    // The exchange is a receipt naming both chains.
+    let receipts = s.receipts().await;
+    let r = &receipts[body["receipt_id"].as_u64().unwrap() as usize];
+    assert_eq!(r["kind"], "delegate");
+    assert_eq!(r["leaf_jti"], json!(leaf.jti));
+    assert_eq!(
+        r["tool"],
+        json!(format!("oauth.token_exchange:{}", leaf_of(&subject).jti))
+    );
+    assert_eq!(
+        r["decision"]["policy_ids"],
+        json!(["std-delegate-same-owner"])
+    );
+    // The metadata advertises the endpoint.
+    let meta = s
+        .send(
+            "GET",
+            "/.well-known/oauth-authorization-server",
+            false,
+            "text/plain",
+            "",
+        )
+        .await
+        .json();
+    assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", s.url()));
+    assert_eq!(meta["grant_types_supported"], json!([GRANT]));
+}
+
+fn leaf_of(chain: &str) -> remit_token::RemitClaims {
+    leaf(chain).claims().clone()
+}
+
+async fn revoking_the_subject_reaches_the_exchanged_remit(s: Server) {
+    let _planner = s.register("planner", "alice").await;
+    let reader = s.register("reader", "alice").await;
+    let writer = s.register("writer", "alice").await;
+    let sibling = s.issue("planner", "alice", &["fs.*"]).await;
+    for kind in ["subtree", "oauth", "agent"] {
+        let subject = s.issue("planner", "alice", &["fs.*"]).await;
+        let actor = s.assertion("reader", &reader, json!({}));
+        let reply = s.exchange(&subject, &actor, &["fs.*"]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let exchanged = reply.json()["access_token"].as_str().unwrap().to_owned();
+        // Exchanged again from the exchanged remit: propagation is transitive.
+        let actor = s.assertion("writer", &writer, json!({}));
+        let reply = s.exchange(&exchanged, &actor, &["fs.read"]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let twice = reply.json()["access_token"].as_str().unwrap().to_owned();
+        assert!(s.active(&exchanged).await && s.active(&twice).await);
+        let reply = match kind {
+            "subtree" => {
+                s.post(
+                    "/v1/revocations",
+                    &json!({"kind": "subtree", "value": leaf(&subject).claims().jti}),
+                )
+                .await
+            }
+            "agent" => {
+                s.post(
+                    "/v1/revocations",
+                    &json!({"kind": "agent", "value": "planner"}),
+                )
+                .await
+            }
+            _ => {
+                s.send(
+                    "POST",
+                    "/oauth/revoke",
+                    true,
+                    "application/x-www-form-urlencoded",
+                    &format!("token={subject}"),
+                )
+                .await
+            }
+        };
+        assert!(reply.status == 201 || reply.status == 200, "{}", reply.body);
+        assert!(!s.active(&subject).await, "{kind}: subject");
+        assert!(!s.active(&exchanged).await, "{kind}: exchanged");
+        assert!(!s.active(&twice).await, "{kind}: exchanged twice");
+        if kind == "agent" {
+            // Agent revocation also killed the sibling; stop here.
+            assert!(!s.active(&sibling).await);
+            return;
+        }
+        assert!(s.active(&sibling).await, "{kind}: a sibling is untouched");
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                if let Some(server) = super::postgres().await { super::$name(server).await }
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    an_exchange_wider_than_the_subject_is_refused,
+    forged_replayed_or_loose_actor_assertions_are_refused,
+    malformed_requests_get_rfc6749_errors,
+    an_exchange_the_policy_escalates_is_refused,
+    issuance_the_policy_refuses_is_403_with_reasons_and_a_receipt,
+    an_exchanged_remit_is_narrower_nested_and_verifies_offline,
+    revoking_the_subject_reaches_the_exchanged_remit,
+);
