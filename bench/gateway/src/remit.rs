@@ -95,10 +95,24 @@ impl Gateway {
         run(
             &bin,
             dir,
-            &["server", "add", SERVER, "--url", &upstream_url],
+            &[
+                "server",
+                "add",
+                "--id",
+                SERVER,
+                "--url",
+                &upstream_url,
+                "--clearance",
+                "internal",
+            ],
             &env,
         )?;
-        run(&bin, dir, &["server", "bless", SERVER], &env)?;
+        run(
+            &bin,
+            dir,
+            &["server", "bless", SERVER, "--risk", "low"],
+            &env,
+        )?;
         run(&bin, dir, &["keys", "generate", "--out", "agent.jwk"], &[])?;
         run(
             &bin,
@@ -135,7 +149,7 @@ impl Gateway {
         )?;
         let issued: serde_json::Value = serde_json::from_str(&issued)?;
         let chain = issued
-            .get("token")
+            .get("remit")
             .and_then(|t| t.as_str())
             .context("issue answer without token")?
             .to_owned();
@@ -176,10 +190,7 @@ fn read_admin_token(stdout: std::process::ChildStdout) -> anyhow::Result<String>
     while Instant::now() < deadline {
         let Some(line) = lines.next() else { break };
         let line = line?;
-        if let Some(token) = line
-            .split_whitespace()
-            .find(|w| w.starts_with("remit_admin_") || w.len() >= 40 && !w.contains('/'))
-        {
+        if let Some(token) = line.trim().strip_prefix("export REMIT_ADMIN_TOKEN=") {
             let token = token.to_owned();
             // Keep draining stdout so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines.by_ref() {});
