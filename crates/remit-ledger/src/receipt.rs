@@ -65,6 +65,9 @@ pub enum Kind {
     ResultRedacted,
     /// A stage failed; the call was denied (fail closed).
     Error,
+    /// The registry changed: an agent, MCP server or tool was registered,
+    /// blessed or re-pinned (the action is in `tool`, e.g. `agent.register:ID`).
+    Register,
 }
 
 impl Kind {
@@ -82,6 +85,7 @@ impl Kind {
             Kind::Promote => "promote",
             Kind::ResultRedacted => "result_redacted",
             Kind::Error => "error",
+            Kind::Register => "register",
         }
     }
 }
@@ -559,6 +563,32 @@ mod tests {
             let r = Receipt::new(e, index, Some(Hash([9; 32])));
             proptest::prop_assert_eq!(r.canonical().unwrap(), crate::canonical::to_vec(&r).unwrap());
         }
+    }
+
+    #[test]
+    fn kind_names_are_their_json_names() {
+        use Kind::*;
+        let all = [
+            Issue,
+            Delegate,
+            Allow,
+            Deny,
+            Escalate,
+            Approve,
+            Reject,
+            Revoke,
+            Promote,
+            ResultRedacted,
+            Error,
+            Register,
+        ];
+        for kind in all {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
+        assert_eq!(Register.as_str(), "register");
     }
 
     #[test]

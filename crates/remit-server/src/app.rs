@@ -42,6 +42,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/receipts", get(receipts_api::leaves::<S>))
         .route("/oauth/introspect", post(revocation::introspect::<S>))
         .route("/oauth/revoke", post(revocation::oauth_revoke::<S>))
+        .merge(crate::gateway::admin_routes::<S>())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_admin::<S>,
@@ -59,6 +60,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             get(metadata::<S>),
         )
         .merge(admin)
+        .merge(crate::gateway::routes::<S>())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -272,6 +272,7 @@ pub async fn install_policy<S: Store>(
 ) -> Result<(), ServeError> {
     let directory = directory_from_registry(state.store()).await?;
     state.set_policy(folder.load(None, directory)?);
+    state.set_policy_folder(folder.clone());
     Ok(())
 }
 

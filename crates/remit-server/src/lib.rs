@@ -45,6 +45,7 @@
 //! `active: false` for anything that does not verify, is expired or revoked.
 
 pub mod app;
+pub mod gateway;
 pub mod launch;
 pub mod policy;
 pub mod problem;

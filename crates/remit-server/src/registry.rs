@@ -101,6 +101,7 @@ pub async fn register_agent<S: Store>(
     let receipt = state
         .record(events::agent_registered(agent.id.as_str(), now_ms()))
         .await?;
+    state.registry_changed().await;
     let mut out = agent_json(&agent);
     out["receipt_id"] = json!(receipt);
     Ok((StatusCode::CREATED, Json(out)))
@@ -145,6 +146,7 @@ pub async fn disable_agent<S: Store>(
     let receipt = state
         .record(events::agent_disabled(agent.id.as_str(), now_ms()))
         .await?;
+    state.registry_changed().await;
     let mut out = agent_json(&agent);
     out["revocation_epoch"] = json!(revoked.revocation.epoch);
     out["receipt_id"] = json!(receipt);
@@ -194,9 +196,12 @@ pub async fn add_server<S: Store>(
     State(state): State<AppState<S>>,
     JsonBody(body): JsonBody<AddServer>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    if !(body.url.starts_with("https://") || body.url.starts_with("http://")) {
+    if !(body.url.starts_with("https://")
+        || body.url.starts_with("http://")
+        || body.url.starts_with("stdio:"))
+    {
         return Err(Problem::invalid(format!(
-            "url {:?} must start with https:// or http://",
+            "url {:?} must start with https://, http:// or stdio: (a command the gateway runs)",
             body.url
         )));
     }
@@ -210,6 +215,7 @@ pub async fn add_server<S: Store>(
     let receipt = state
         .record(events::server_added(server.id.as_str(), now_ms()))
         .await?;
+    state.registry_changed().await;
     let mut out = server_json(&server);
     out["receipt_id"] = json!(receipt);
     Ok((StatusCode::CREATED, Json(out)))
@@ -285,6 +291,7 @@ pub async fn add_tool<S: Store>(
             now_ms(),
         ))
         .await?;
+    state.registry_changed().await;
     let mut out = tool_json(&tool);
     out["receipt_id"] = json!(receipt);
     Ok((StatusCode::CREATED, Json(out)))

@@ -71,6 +71,9 @@ struct Inner<S> {
     receipts: Arc<dyn ReceiptLog>,
     policy: RwLock<Arc<dyn PolicyEngine>>,
     scanner: Scanner,
+    scoped_cache: Mutex<ChainCache>,
+    policy_folder: RwLock<Option<crate::policy::PolicyFolder>>,
+    gateway: crate::gateway::GatewayRuntime,
 }
 
 /// Why a chain is not active.
@@ -125,6 +128,15 @@ impl<S: Store> AppState<S> {
                 receipts,
                 policy: RwLock::new(Arc::from(policy)),
                 scanner: Scanner::new(ScanConfig::default()),
+                scoped_cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
+                policy_folder: RwLock::new(None),
+                gateway: crate::gateway::GatewayRuntime::new(
+                    crate::gateway::GatewayConfig::default(),
+                )
+                .map_err(|e| remit_store::StoreError::Corrupt {
+                    what: "gateway runtime",
+                    detail: e.to_string(),
+                })?,
             }),
         })
     }
@@ -250,6 +262,88 @@ impl<S: Store> AppState<S> {
             return Err(Inactive::Revoked(target));
         }
         Ok(chain)
+    }
+}
+
+impl<S: Store> AppState<S> {
+    /// Verifies chain text minted for `audience` (an MCP server's resource
+    /// URL) and checks it against the revocation set. Kept in a cache apart
+    /// from [`Self::check_chain`]'s, so a chain for one audience is never
+    /// answered from a verification made for another.
+    pub fn check_chain_for(
+        &self,
+        text: &str,
+        now: u64,
+        audience: &str,
+    ) -> Result<Arc<VerifiedChain>, Inactive> {
+        let revocations = self.revocations();
+        let epoch = u64::try_from(revocations.epoch()).unwrap_or(0);
+        let mut options = self.verify_options(now);
+        options.audience = audience.to_owned();
+        let chain = {
+            let mut cache = self
+                .inner
+                .scoped_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            cache.verify(text, &self.inner.jwks, &options, epoch)?
+        };
+        if let Some(target) = revoked(revocations, &chain) {
+            return Err(Inactive::Revoked(target));
+        }
+        Ok(chain)
+    }
+
+    /// Rebuilds the policy after a registry change; a failure is logged and
+    /// the previous engine stays (it fails closed on unknown entities).
+    pub async fn registry_changed(&self) {
+        if let Err(problem) = self.reload_policy().await {
+            tracing::error!(
+                detail = problem.detail(),
+                "policy not rebuilt after a registry change"
+            );
+        }
+    }
+
+    /// The MCP gateway's runtime: limits, replay cache, upstreams, sessions.
+    pub fn gateway(&self) -> &crate::gateway::GatewayRuntime {
+        &self.inner.gateway
+    }
+
+    /// Remembers the policy folder the engine was loaded from, so a registry
+    /// change (a blessed server, a re-pinned tool) can rebuild it.
+    pub fn set_policy_folder(&self, folder: crate::policy::PolicyFolder) {
+        *self
+            .inner
+            .policy_folder
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(folder);
+    }
+
+    /// Rebuilds the policy engine over the registry as it is now: the
+    /// remembered folder, or the built-in `standard` preset without one.
+    pub async fn reload_policy(&self) -> Result<(), Problem> {
+        let directory = crate::policy::directory_from_registry(self.store()).await?;
+        let folder = self
+            .inner
+            .policy_folder
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let engine = match folder {
+            Some(folder) => folder
+                .load(None, directory)
+                .map_err(|e| Problem::internal("reloading the policy", &e))?,
+            None => remit_policy::preset::load(
+                EngineKind::Cedar,
+                &[Preset::Standard.source(EngineKind::Cedar)],
+                Preset::Standard.default_mode(),
+                directory,
+            )
+            .map_err(|e| Problem::internal("reloading the policy", &e))?,
+        };
+        self.set_policy(engine);
+        Ok(())
     }
 }
 

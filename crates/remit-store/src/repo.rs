@@ -48,6 +48,9 @@ pub trait ServerRepo {
     fn tool(&self, server: &Id, name: &Id) -> impl StoreFuture<Tool>;
     /// The tools of a known server, ordered by name.
     fn tools(&self, server: &Id) -> impl StoreFuture<Vec<Tool>>;
+    /// Pins a tool, or re-pins an existing one: its risk, clearance and
+    /// description hash are replaced (its `created_at` is kept).
+    fn set_tool(&self, tool: &Tool) -> impl StoreFuture<Tool>;
 }
 
 /// Issued remits (facts about them, never the tokens) and their step counters.

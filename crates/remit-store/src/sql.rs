@@ -268,6 +268,31 @@ macro_rules! impl_repositories {
                     .ok_or_else(|| not_found("tool", &format!("{server}/{name}")))
             }
 
+            async fn set_tool(&self, tool: &Tool) -> Result<Tool, StoreError> {
+                let sql = format!(
+                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (server_id, name) DO UPDATE SET risk = excluded.risk, \
+                     clearance = excluded.clearance, description_sha256 = excluded.description_sha256 \
+                     RETURNING {TOOL_COLUMNS}"
+                );
+                let stored = sqlx::query_as::<$db, ToolRow>(&sql)
+                    .bind(tool.server.as_str())
+                    .bind(tool.name.as_str())
+                    .bind(tool.risk.as_str())
+                    .bind(tool.clearance.as_str())
+                    .bind(&tool.description_sha256)
+                    .bind(tool.created_at)
+                    .fetch_one(&self.pool)
+                    .await;
+                match stored {
+                    Ok(row) => Tool::try_from(row),
+                    Err(e) if is_foreign_key_violation(&e) => {
+                        Err(not_found("server", tool.server.as_str()))
+                    }
+                    Err(e) => Err(StoreError::query("pin a tool")(e)),
+                }
+            }
+
             async fn tools(&self, server: &Id) -> Result<Vec<Tool>, StoreError> {
                 if self.fetch_server(server.as_str()).await?.is_none() {
                     return Err(not_found("server", server.as_str()));

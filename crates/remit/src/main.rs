@@ -47,6 +47,14 @@ enum Command {
     Issue(cmd::issue::IssueArgs),
     /// Run the control plane: registry, issuance, revocation, introspection.
     Serve(cmd::serve::ServeArgs),
+    // gateway commands (issue 8)
+    /// Register MCP servers, pin (bless) their tools, set tool risk and clearance.
+    Server(cmd::server::ServerCmdArgs),
+    /// List, show, approve and reject calls held for a human.
+    Approvals(cmd::approvals::ApprovalsArgs),
+    // remit wrap (issue 8)
+    /// Run an MCP server over stdio behind the gateway pipeline, with local receipts.
+    Wrap(cmd::wrap::WrapArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +74,11 @@ fn main() -> ExitCode {
         Command::Revoke(c) => cmd::revoke::run(c),
         Command::Issue(c) => cmd::issue::run(c),
         Command::Serve(c) => cmd::serve::run(c),
+        // gateway (issue 8)
+        Command::Server(c) => cmd::server::run(c),
+        Command::Approvals(c) => cmd::approvals::run(c),
+        // remit wrap (issue 8)
+        Command::Wrap(c) => cmd::wrap::run(c),
     };
     match result {
         Ok(code) => code,

@@ -563,10 +563,10 @@ fn export(log: &Path, format: ExportFormat) -> anyhow::Result<ExitCode> {
 fn ocsf(r: &SignedReceipt) -> serde_json::Value {
     use remit_ledger::Kind;
     let e = &r.receipt.event;
-    // Activity: Create for issuance and delegation, Delete for revocation,
+    // Activity: Create for issuance, delegation and registration, Delete for revocation,
     // Update for promotion, Other (99) for call decisions.
     let (activity_id, activity_name) = match e.kind {
-        Kind::Issue | Kind::Delegate => (1, "Create"),
+        Kind::Issue | Kind::Delegate | Kind::Register => (1, "Create"),
         Kind::Revoke => (4, "Delete"),
         Kind::Promote => (3, "Update"),
         _ => (99, "Other"),

@@ -20,3 +20,10 @@ pub mod client;
 pub mod issue;
 pub mod revoke;
 pub mod serve;
+
+// gateway (issue 8)
+pub mod approvals;
+pub mod server;
+
+// remit wrap (issue 8)
+pub mod wrap;

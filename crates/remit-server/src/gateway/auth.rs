@@ -1,0 +1,216 @@
+//! Stage 1: who is calling. `Authorization: DPoP <chain>` with a `DPoP`
+//! proof header (bound to the leaf holder key, the method and this
+//! server's URL, and refused when replayed), or `Authorization: Bearer
+//! <chain>` for clients that cannot sign proofs (the policy is told
+//! `pop = false`; the gateway refuses bearer use when configured to).
+//!
+//! The audience is this server's resource URL (`<public_url>/mcp/<id>`) or
+//! the deployment-wide audience the control plane mints for (`remit` by
+//! default): a remit scoped to one server is refused at every other.
+//! Every refusal is a 401 whose `WWW-Authenticate` names the RFC 9728
+//! protected-resource metadata.
+
+use std::sync::{Arc, PoisonError};
+
+use axum::http::HeaderMap;
+use remit_store::Store;
+use remit_token::{pop, ProofRequest, VerifiedChain};
+
+use crate::state::{AppState, Inactive};
+
+/// How the caller proved possession of the remit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// A DPoP proof signed by the leaf holder key.
+    Dpop,
+    /// A bare bearer chain (no proof of possession).
+    Bearer,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The verified, unrevoked chain.
+    pub chain: Arc<VerifiedChain>,
+    /// How it was presented.
+    pub scheme: Scheme,
+}
+
+impl Caller {
+    /// The acting agent (the leaf holder).
+    pub fn agent(&self) -> &str {
+        &self.chain.leaf_claims().act.sub
+    }
+
+    /// Whether a proof of possession was checked.
+    pub fn pop(&self) -> bool {
+        self.scheme == Scheme::Dpop
+    }
+}
+
+/// Why a caller was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("no credentials: send `Authorization: DPoP <remit chain>` with a `DPoP` proof header")]
+    Missing,
+    /// The header is not `DPoP <chain>` or `Bearer <chain>`.
+    #[error("the Authorization header must use the DPoP or Bearer scheme")]
+    Scheme,
+    /// Bearer use is switched off.
+    #[error("bearer remits are refused here; present the remit with a DPoP proof")]
+    BearerRefused,
+    /// The chain does not verify or is revoked.
+    #[error("{0}")]
+    Inactive(String),
+    /// The audience is neither this server's resource URL nor the gateway's.
+    #[error("the remit's audience {found:?} is not this server ({expected:?})")]
+    Audience {
+        /// This server's resource URL.
+        expected: String,
+        /// The remit's `aud`.
+        found: String,
+    },
+    /// The `DPoP` header is missing or not a single proof.
+    #[error("a DPoP remit needs exactly one `DPoP` proof header")]
+    ProofMissing,
+    /// The proof does not verify.
+    #[error("DPoP proof refused: {0}")]
+    Proof(String),
+    /// The proof was seen before.
+    #[error("DPoP proof refused: {0}")]
+    Replay(String),
+}
+
+impl AuthError {
+    /// The RFC 6750 `error` code for the challenge.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "invalid_request",
+            AuthError::Scheme | AuthError::ProofMissing => "invalid_request",
+            AuthError::Proof(_) | AuthError::Replay(_) => "invalid_dpop_proof",
+            _ => "invalid_token",
+        }
+    }
+}
+
+/// The resource URL of `server`: the audience and the proof's `htu`.
+pub fn resource_url(public_url: &str, server: &str) -> String {
+    format!("{public_url}/mcp/{server}")
+}
+
+/// The RFC 9728 metadata URL for `server`.
+pub fn metadata_url(public_url: &str, server: &str) -> String {
+    format!("{public_url}/.well-known/oauth-protected-resource/mcp/{server}")
+}
+
+/// The `WWW-Authenticate` value for a refusal (RFC 6750, RFC 9449, RFC 9728).
+pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) -> String {
+    let mut out = format!(
+        "DPoP algs=\"ES256\", resource_metadata=\"{}\"",
+        metadata_url(public_url, server)
+    );
+    if let Some((code, description)) = error {
+        let description: String = description
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '\''
+                } else {
+                    c
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{description}\""
+        ));
+    }
+    out
+}
+
+/// Authenticates a request for `server` made with `method` at time `now`.
+pub fn authenticate<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    method: &str,
+    server: &str,
+    now: u64,
+) -> Result<Caller, AuthError> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::Scheme)?;
+    let (scheme, text) = value.split_once(' ').ok_or(AuthError::Scheme)?;
+    let scheme = if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else {
+        return Err(AuthError::Scheme);
+    };
+    let config = state.gateway().config();
+    if scheme == Scheme::Bearer && !config.allow_bearer {
+        return Err(AuthError::BearerRefused);
+    }
+    let resource = resource_url(&state.settings().public_url, server);
+    let chain = check(state, text.trim(), now, &resource)?;
+    if scheme == Scheme::Dpop {
+        let mut proofs = headers.get_all("dpop").iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+            return Err(AuthError::ProofMissing);
+        };
+        let proof = proof.to_str().map_err(|_| AuthError::ProofMissing)?;
+        let request = ProofRequest {
+            htm: method,
+            htu: &resource,
+        };
+        let verified = pop::verify_proof(proof, &chain, request, now, config.proof_max_skew_secs)
+            .map_err(|e| AuthError::Proof(e.to_string()))?;
+        state
+            .gateway()
+            .replay()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check_and_insert(&verified.jti, verified.iat, now)
+            .map_err(|e| AuthError::Replay(e.to_string()))?;
+    }
+    Ok(Caller { chain, scheme })
+}
+
+fn check<S: Store>(
+    state: &AppState<S>,
+    text: &str,
+    now: u64,
+    resource: &str,
+) -> Result<Arc<VerifiedChain>, AuthError> {
+    let inactive = |e: Inactive| AuthError::Inactive(e.to_string());
+    let audience_error = || AuthError::Audience {
+        expected: resource.to_owned(),
+        found: remit_token::UnverifiedChain::parse(text)
+            .map(|c| c.leaf().claims().aud.clone())
+            .unwrap_or_default(),
+    };
+    // The deployment-wide audience goes through the shared cache; a
+    // server-scoped one is verified against this server's URL (in a cache
+    // of its own).
+    let chain = match state.check_chain(text, now) {
+        Ok(chain) => chain,
+        Err(Inactive::Invalid(_)) => {
+            state
+                .check_chain_for(text, now, resource)
+                .map_err(|e| match e {
+                    Inactive::Invalid(err) if err.rule() == "audience" => audience_error(),
+                    other => inactive(other),
+                })?
+        }
+        Err(revoked) => return Err(inactive(revoked)),
+    };
+    // INVARIANT: every link carries the same aud (a chain rule), so the
+    // leaf's decides; checked again here because caches are keyed by text.
+    let aud = chain.leaf_claims().aud.as_str();
+    if aud != state.settings().audience && aud != resource {
+        return Err(audience_error());
+    }
+    Ok(chain)
+}

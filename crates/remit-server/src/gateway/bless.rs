@@ -1,0 +1,198 @@
+//! Blessing: the gateway lists an upstream's tools and pins each one's
+//! description and input schema hash, so a later change (a "rug pull")
+//! hides the tool and refuses calls to it until an operator blesses again.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use remit_store::{Classification, Id, RiskTier, Store, StoreError, Tool};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::pipeline::tool_hash;
+use crate::problem::{JsonBody, Problem};
+use crate::receipts::events;
+use crate::state::{now, now_ms, AppState};
+
+/// Body of `POST /v1/servers/{id}/bless` (every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bless {
+    /// Risk of tools pinned for the first time; `medium` when absent.
+    #[serde(default)]
+    pub risk: Option<RiskTier>,
+    /// Clearance of tools pinned for the first time; the server's when absent.
+    #[serde(default)]
+    pub clearance: Option<Classification>,
+    /// Only these tools (all the upstream lists when absent).
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /v1/servers/{id}/tools/{tool}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetTool {
+    /// New risk.
+    #[serde(default)]
+    pub risk: Option<RiskTier>,
+    /// New clearance.
+    #[serde(default)]
+    pub clearance: Option<Classification>,
+}
+
+/// An optional JSON body: empty means the defaults.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| Problem::invalid(format!("request body: {e}")))
+}
+
+fn stamp() -> i64 {
+    i64::try_from(now()).unwrap_or(i64::MAX)
+}
+
+fn tool_json(tool: &Tool) -> Value {
+    json!({
+        "server": tool.server.as_str(),
+        "name": tool.name.as_str(),
+        "risk": tool.risk,
+        "clearance": tool.clearance,
+        "description_sha256": tool.description_sha256,
+        "created_at": tool.created_at,
+    })
+}
+
+/// `POST /v1/servers/{id}/bless`: lists the upstream's tools and pins them.
+/// Tools already pinned keep their risk and clearance and get the current
+/// hash (this is how a changed description is re-approved); new tools get
+/// the defaults. One receipt per pinned tool.
+pub async fn bless<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(server): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    let body: Bless = optional_json(&body)?;
+    let server = state
+        .store()
+        .server(&Id::parse("server id", server)?)
+        .await?;
+    let config = state.gateway().config();
+    let upstream = state
+        .gateway()
+        .upstreams()
+        .get(server.id.as_str(), &server.url)
+        .map_err(|e| Problem::invalid(e.to_string()))?;
+    // Ask the upstream now, not a cached list.
+    let listed = upstream
+        .tools(std::time::Duration::ZERO, config.upstream_timeout)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "upstream-failed",
+                "Upstream failed",
+                format!("listing the tools of {}: {e}", server.id),
+            )
+        })?;
+    let mut pinned = Vec::new();
+    for tool in listed.iter() {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if body
+            .tools
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|n| n == name))
+        {
+            continue;
+        }
+        let name = Id::parse("tool name", name)?;
+        let existing = match state.store().tool(&server.id, &name).await {
+            Ok(t) => Some(t),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let record = Tool {
+            server: server.id.clone(),
+            name,
+            risk: existing
+                .as_ref()
+                .map_or(body.risk.unwrap_or(RiskTier::Medium), |t| t.risk),
+            clearance: existing
+                .as_ref()
+                .map_or(body.clearance.unwrap_or(server.clearance), |t| t.clearance),
+            description_sha256: tool_hash(tool),
+            created_at: existing.as_ref().map_or_else(stamp, |t| t.created_at),
+        };
+        let stored = state.store().set_tool(&record).await?;
+        let receipt = state
+            .record(events::tool_added(
+                stored.server.as_str(),
+                stored.name.as_str(),
+                now_ms(),
+            ))
+            .await?;
+        let mut out = tool_json(&stored);
+        out["receipt_id"] = json!(receipt);
+        out["repinned"] =
+            json!(existing.is_some_and(|t| t.description_sha256 != stored.description_sha256));
+        pinned.push(out);
+    }
+    state.reload_policy().await?;
+    Ok(Json(
+        json!({ "server": server.id.as_str(), "tools": pinned }),
+    ))
+}
+
+/// `GET /v1/servers/{id}/tools/{tool}`.
+pub async fn show_tool<S: Store>(
+    State(state): State<AppState<S>>,
+    Path((server, tool)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let tool = state
+        .store()
+        .tool(
+            &Id::parse("server id", server)?,
+            &Id::parse("tool name", tool)?,
+        )
+        .await?;
+    Ok(Json(tool_json(&tool)))
+}
+
+/// `PATCH /v1/servers/{id}/tools/{tool}`: sets a pinned tool's risk or
+/// clearance (its pinned hash is unchanged).
+pub async fn set_tool<S: Store>(
+    State(state): State<AppState<S>>,
+    Path((server, tool)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SetTool>,
+) -> Result<Json<Value>, Problem> {
+    if body.risk.is_none() && body.clearance.is_none() {
+        return Err(Problem::invalid("give risk, clearance or both"));
+    }
+    let mut record = state
+        .store()
+        .tool(
+            &Id::parse("server id", server)?,
+            &Id::parse("tool name", tool)?,
+        )
+        .await?;
+    if let Some(risk) = body.risk {
+        record.risk = risk;
+    }
+    if let Some(clearance) = body.clearance {
+        record.clearance = clearance;
+    }
+    let stored = state.store().set_tool(&record).await?;
+    let receipt = state
+        .record(events::tool_added(
+            stored.server.as_str(),
+            stored.name.as_str(),
+            now_ms(),
+        ))
+        .await?;
+    state.reload_policy().await?;
+    let mut out = tool_json(&stored);
+    out["receipt_id"] = json!(receipt);
+    Ok(Json(out))
+}

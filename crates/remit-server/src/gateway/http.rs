@@ -1,0 +1,241 @@
+//! The streamable HTTP transport: `POST /mcp/{server}` carries one
+//! JSON-RPC message and gets a JSON answer (or 202 for a notification);
+//! `GET` is 405 (no server-initiated stream); `DELETE` ends the session.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use remit_ledger::Kind;
+use remit_store::{Id, McpServer, Status, Store, StoreError};
+use serde_json::{json, Value};
+
+use super::auth::{self, AuthError, Caller};
+use super::jsonrpc::{self, FrameError};
+use super::pipeline::{self, Answer, Facts, Refusal};
+use crate::state::{now, AppState};
+
+/// The session header of MCP streamable HTTP.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn unauthorized<S: Store>(state: &AppState<S>, server: &str, error: AuthError) -> Response {
+    let facts = Facts {
+        tool: format!("mcp:{server}"),
+        ..Facts::default()
+    };
+    let refusal = Refusal::gateway(
+        jsonrpc::DENIED,
+        "gw-unauthenticated",
+        format!("not authenticated: {error}"),
+    );
+    let body = pipeline::refuse(state, None, None, &facts, refusal, None).await;
+    let challenge = auth::challenge(
+        &state.settings().public_url,
+        server,
+        Some((error.code(), &error.to_string())),
+    );
+    let mut response = json_response(StatusCode::UNAUTHORIZED, &body);
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+async fn server_for<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    server: &str,
+) -> Result<McpServer, Response> {
+    let facts = Facts {
+        tool: format!("mcp:{server}"),
+        ..Facts::default()
+    };
+    let found = match Id::parse("server id", server) {
+        Ok(id) => state.store().server(&id).await,
+        Err(e) => Err(e),
+    };
+    let refusal = match found {
+        Ok(s) if s.status == Status::Active => return Ok(s),
+        Ok(_) => Refusal::gateway(
+            jsonrpc::DENIED,
+            "gw-server-disabled",
+            format!("server {server:?} is disabled"),
+        ),
+        Err(StoreError::NotFound { .. } | StoreError::Invalid { .. }) => Refusal::gateway(
+            jsonrpc::DENIED,
+            "gw-server-unknown",
+            format!("no MCP server {server:?} is registered with this gateway"),
+        ),
+        Err(e) => Refusal {
+            kind: Kind::Error,
+            code: jsonrpc::DENIED,
+            reason: format!("the store failed, so the call is refused: {e}"),
+            policy_ids: vec!["gw-store-failed".into()],
+            policy_version: None,
+        },
+    };
+    let body = pipeline::refuse(state, Some(caller), None, &facts, refusal, None).await;
+    Err(json_response(StatusCode::NOT_FOUND, &body))
+}
+
+/// `POST /mcp/{server}`: one JSON-RPC message through the pipeline.
+pub async fn post<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let caller = match auth::authenticate(&state, &headers, "POST", &server, now()) {
+        Ok(c) => c,
+        Err(e) => return unauthorized(&state, &server, e).await,
+    };
+    let registered = match server_for(&state, &caller, &server).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if let Some(session) = headers.get(SESSION_HEADER) {
+        let known = session
+            .to_str()
+            .is_ok_and(|s| state.gateway().has_session(s));
+        if !known {
+            let body = jsonrpc::error(
+                None,
+                rmcp::model::ErrorCode::INVALID_REQUEST,
+                "unknown or ended session; send initialize again".into(),
+                None,
+            );
+            return json_response(StatusCode::NOT_FOUND, &body);
+        }
+    }
+    let config = state.gateway().config();
+    let facts = Facts {
+        tool: format!("mcp:{server}"),
+        ..Facts::default()
+    };
+    let bytes = match axum::body::to_bytes(body, config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            let error = FrameError::TooLarge {
+                limit: config.max_body_bytes,
+            };
+            return frame_refusal(&state, &caller, &facts, &error).await;
+        }
+    };
+    let message = match jsonrpc::read(&bytes, config.max_body_bytes, config.max_json_depth) {
+        Ok(m) => m,
+        Err(error) => return frame_refusal(&state, &caller, &facts, &error).await,
+    };
+    let initialize = message.method == "initialize" && message.id.is_some();
+    match pipeline::handle(&state, &caller, &registered, message).await {
+        Answer::Accepted => StatusCode::ACCEPTED.into_response(),
+        Answer::Message(body) => {
+            let mut response = json_response(StatusCode::OK, &body);
+            if initialize && body.get("result").is_some() {
+                match state.gateway().open_session() {
+                    Ok(session) => {
+                        if let Ok(value) = HeaderValue::from_str(&session) {
+                            response.headers_mut().insert(SESSION_HEADER, value);
+                        }
+                    }
+                    Err(e) => tracing::error!(%e, "no session id"),
+                }
+            }
+            response
+        }
+        Answer::InsufficientScope { message, scope } => {
+            let mut response = json_response(StatusCode::FORBIDDEN, &message);
+            let challenge = format!(
+                "DPoP algs=\"ES256\", error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+                auth::metadata_url(&state.settings().public_url, &server)
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+            response
+        }
+    }
+}
+
+async fn frame_refusal<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    facts: &Facts,
+    error: &FrameError,
+) -> Response {
+    let status = match error {
+        FrameError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let rule = match error {
+        FrameError::TooLarge { .. } => "gw-body-too-large",
+        FrameError::TooDeep { .. } => "gw-body-too-deep",
+        FrameError::InvalidUtf8 { .. } => "gw-body-not-utf8",
+        FrameError::Batch => "gw-batch",
+        FrameError::Malformed(_) => "gw-body-malformed",
+    };
+    let refusal = Refusal::gateway(error.code(), rule, error.to_string());
+    let body = pipeline::refuse(state, Some(caller), None, facts, refusal, None).await;
+    json_response(status, &body)
+}
+
+/// `GET /mcp/{server}`: no server-initiated stream is offered.
+pub async fn get_stream() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST, DELETE")],
+        "this gateway offers no server-initiated stream; POST JSON-RPC messages",
+    )
+        .into_response()
+}
+
+/// `DELETE /mcp/{server}`: ends the caller's session.
+pub async fn delete<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = auth::authenticate(&state, &headers, "DELETE", &server, now()) {
+        return unauthorized(&state, &server, e).await;
+    }
+    let closed = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| state.gateway().close_session(s));
+    if closed {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+/// `GET /.well-known/oauth-protected-resource/mcp/{server}` (RFC 9728).
+pub async fn resource_metadata<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(server): Path<String>,
+) -> Response {
+    let base = &state.settings().public_url;
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "resource": auth::resource_url(base, &server),
+            "authorization_servers": [base],
+            "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": ["ES256"],
+            "dpop_bound_access_tokens_required": !state.gateway().config().allow_bearer,
+            "resource_name": format!("MCP server {server} through the Remit gateway"),
+        }),
+    )
+}

@@ -1,0 +1,254 @@
+//! The MCP gateway: every tool call authenticated, scanned, decided,
+//! budgeted and receipted, in front of upstream MCP servers.
+//!
+//! # Transport
+//!
+//! `POST /mcp/{server}` is MCP streamable HTTP. Answers are JSON
+//! (`application/json`, which the spec lets a server choose for every
+//! request); `GET` answers 405 because the gateway offers no server-initiated
+//! stream, and `DELETE` ends a session. The gateway answers `initialize`
+//! itself (it is the MCP server the client talks to) and hands out an
+//! `Mcp-Session-Id`; an unknown session id is a 404, as the spec asks, so the
+//! client starts over. Upstream sessions are the gateway's own
+//! ([`upstream`]): one per registered server, never the client's.
+//!
+//! # One call ([`pipeline`])
+//!
+//! 1. authenticate ([`auth`]): remit chain, DPoP proof (or bearer), replay
+//!    cache, audience, revocation;
+//! 2. authority: the remit's grants must cover `<server>/<tool>` and its
+//!    arguments; the tool must be blessed and its description unchanged;
+//! 3. scan the arguments; decide with the policy (`call_tool`) over the full
+//!    context; data above the tool's clearance is refused;
+//! 4. budget: a step of every link's remit and the agent's risk budget,
+//!    atomically in the store;
+//! 5. route: allow → forward upstream, deny → JSON-RPC error, escalate →
+//!    a pending approval bound to the call's hash ([`approvals`]);
+//! 6. scan the result; redact it above the holder's class, or block it;
+//!    ask the policy (`read_result`);
+//! 7. a receipt, durable before the answer leaves; the answer carries its
+//!    index as `_meta.receipt_id`.
+//!
+//! In shadow mode (per agent or per server) stages 3–5 record an
+//! observation with what they would have decided and let the call through;
+//! authentication, revocation and result redaction still apply.
+//!
+//! # Refusals
+//!
+//! A refusal is a JSON-RPC error with a stable code and
+//! `data: {reason, policy_ids, receipt_id}`:
+//!
+//! | code | meaning | HTTP |
+//! |---|---|---|
+//! | -32041 | denied (policy, scanner, budget, pin, limits) | 200 |
+//! | -32042 | held for a human approval; `data.approval_id` | 200 |
+//! | -32043 | the remit does not cover the call (`insufficient_scope`, `data.scope`) | 403 |
+//! | -32044 | the upstream failed or timed out | 200 |
+//! | -32045 | the message is over a size or depth limit | 413 / 400 |
+//! | -32700 | not JSON, or not UTF-8 | 400 |
+//!
+//! Missing or invalid credentials are a 401 whose `WWW-Authenticate` points
+//! at the RFC 9728 metadata (`/.well-known/oauth-protected-resource/mcp/{server}`).
+//! Every refusal, the 401s included, writes a receipt.
+
+pub mod approvals;
+pub mod auth;
+pub mod bless;
+pub mod http;
+pub mod jsonrpc;
+pub mod pipeline;
+pub mod stdio;
+pub mod upstream;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use remit_ledger::ArgsKey;
+use remit_store::Store;
+use remit_token::ReplayCache;
+
+use crate::state::AppState;
+
+/// Proof `jti`s remembered at most (the replay cache refuses when full).
+pub const REPLAY_CAPACITY: usize = 100_000;
+
+/// What an operator tunes about the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of arrays and objects in a request.
+    pub max_json_depth: usize,
+    /// How long an upstream may take to answer one request.
+    pub upstream_timeout: Duration,
+    /// How long an upstream's tool list is reused before it is asked again.
+    pub tools_cache_ttl: Duration,
+    /// Allowed clock skew of a DPoP proof's `iat`, seconds.
+    pub proof_max_skew_secs: u64,
+    /// Whether `Authorization: Bearer <chain>` (no proof of possession) is
+    /// accepted at all.
+    pub allow_bearer: bool,
+    /// Risk points an agent may spend per window.
+    pub risk_budget: u32,
+    /// The risk window, seconds.
+    pub risk_window_secs: u64,
+    /// How long a held call waits for a human, seconds.
+    pub approval_ttl_secs: u64,
+    /// Agents whose calls run in shadow mode.
+    pub shadow_agents: BTreeSet<String>,
+    /// Servers whose calls run in shadow mode.
+    pub shadow_servers: BTreeSet<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 32,
+            upstream_timeout: Duration::from_secs(30),
+            tools_cache_ttl: Duration::from_secs(5),
+            proof_max_skew_secs: 60,
+            allow_bearer: true,
+            risk_budget: 20,
+            risk_window_secs: 3600,
+            approval_ttl_secs: 3600,
+            shadow_agents: BTreeSet::new(),
+            shadow_servers: BTreeSet::new(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Whether a call by `agent` to `server` runs in shadow mode.
+    pub fn shadow(&self, agent: &str, server: &str) -> bool {
+        self.shadow_agents.contains(agent) || self.shadow_servers.contains(server)
+    }
+}
+
+/// Why the gateway runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("the system random generator failed: {0}")]
+pub struct RuntimeError(String);
+
+/// The gateway's process-wide state: configuration, the DPoP replay cache,
+/// the upstream connections, client sessions and the argument-hash key.
+#[derive(Debug)]
+pub struct GatewayRuntime {
+    config: RwLock<Arc<GatewayConfig>>,
+    replay: Mutex<ReplayCache>,
+    upstreams: upstream::UpstreamPool,
+    sessions: Mutex<HashSet<String>>,
+    args_key: ArgsKey,
+}
+
+impl GatewayRuntime {
+    /// A runtime with `config` and a fresh random argument-hash key.
+    pub fn new(config: GatewayConfig) -> Result<Self, RuntimeError> {
+        let mut secret = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut secret).map_err(|e| RuntimeError(e.to_string()))?;
+        Ok(Self {
+            replay: Mutex::new(ReplayCache::new(
+                REPLAY_CAPACITY,
+                config.proof_max_skew_secs,
+            )),
+            config: RwLock::new(Arc::new(config)),
+            upstreams: upstream::UpstreamPool::default(),
+            sessions: Mutex::new(HashSet::new()),
+            args_key: ArgsKey::new(&secret),
+        })
+    }
+
+    /// The configuration calls are decided with now.
+    pub fn config(&self) -> Arc<GatewayConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the configuration (calls in flight keep the old one).
+    pub fn set_config(&self, config: GatewayConfig) {
+        *self.replay.lock().unwrap_or_else(PoisonError::into_inner) =
+            ReplayCache::new(REPLAY_CAPACITY, config.proof_max_skew_secs);
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+
+    /// The DPoP proof replay cache.
+    pub fn replay(&self) -> &Mutex<ReplayCache> {
+        &self.replay
+    }
+
+    /// The upstream connections.
+    pub fn upstreams(&self) -> &upstream::UpstreamPool {
+        &self.upstreams
+    }
+
+    /// The key receipts hash arguments with (arguments are never stored).
+    pub fn args_key(&self) -> &ArgsKey {
+        &self.args_key
+    }
+
+    /// Starts a client session and returns its id.
+    pub fn open_session(&self) -> Result<String, RuntimeError> {
+        let mut bytes = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|e| RuntimeError(e.to_string()))?;
+        let id = hex::encode(bytes);
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone());
+        Ok(id)
+    }
+
+    /// Whether `id` is a live session.
+    pub fn has_session(&self, id: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
+    /// Ends a session; false when it was unknown.
+    pub fn close_session(&self, id: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+    }
+}
+
+/// The public gateway routes: `/mcp/{server}` and its RFC 9728 metadata.
+pub fn routes<S: Store>() -> Router<AppState<S>> {
+    Router::new()
+        .route(
+            "/mcp/{server}",
+            post(http::post::<S>)
+                .get(http::get_stream)
+                .delete(http::delete::<S>),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/{server}",
+            get(http::resource_metadata::<S>),
+        )
+}
+
+/// The admin routes the gateway adds: blessing servers, tuning tools,
+/// deciding held calls. The caller wraps them in admin authentication.
+pub fn admin_routes<S: Store>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/v1/servers/{id}/bless", post(bless::bless::<S>))
+        .route(
+            "/v1/servers/{id}/tools/{tool}",
+            get(bless::show_tool::<S>)
+                .patch(bless::set_tool::<S>)
+                .post(bless::set_tool::<S>),
+        )
+        .route("/v1/approvals", get(approvals::list::<S>))
+        .route("/v1/approvals/{id}", get(approvals::show::<S>))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve::<S>))
+        .route("/v1/approvals/{id}/reject", post(approvals::reject::<S>))
+        .route(
+            "/v1/gateway/shadow",
+            get(approvals::shadow_show::<S>).post(approvals::shadow_set::<S>),
+        )
+}

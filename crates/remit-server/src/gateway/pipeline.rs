@@ -1,0 +1,1168 @@
+//! The seven stages of one MCP message, independent of the transport: the
+//! HTTP handler ([`super::http`]) and a stdio proxy (`remit wrap`) both
+//! authenticate a [`Caller`], read an [`Incoming`] message, and hand both
+//! here with the registered server; what comes back is an [`Answer`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use remit_ledger::{Actor, ActorKind, Event, Kind};
+use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
+use remit_scan::{FindingType, ScanReport};
+use remit_store::{
+    ApprovalState, Classification as StoreClass, Id, IssuedRemit, McpServer, NewApproval,
+    NewObservation, RiskTier, Store, StoreError, Tool,
+};
+use rmcp::model::{ErrorCode, RequestId};
+use serde_json::{json, Map, Value};
+
+use super::auth::Caller;
+use super::jsonrpc::{self, Incoming};
+use super::upstream::UpstreamError;
+use crate::policy::description_hash;
+use crate::state::{now, now_ms, AppState};
+
+/// Protocol versions the gateway answers `initialize` with.
+pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// What to send back for one message.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A JSON-RPC answer (result or error).
+    Message(Value),
+    /// A notification was taken; nothing to answer (HTTP 202).
+    Accepted,
+    /// The remit does not cover the call: the JSON-RPC error, and the
+    /// scope a wider remit needs (HTTP 403 `insufficient_scope`).
+    InsufficientScope {
+        /// The JSON-RPC error.
+        message: Value,
+        /// The scope that would cover the call.
+        scope: String,
+    },
+}
+
+/// A refusal before any message was understood (bad credentials, limits).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The receipt kind (`deny` or `error`).
+    pub kind: Kind,
+    /// The JSON-RPC code.
+    pub code: ErrorCode,
+    /// Why, in words.
+    pub reason: String,
+    /// The policies that decided, if a policy did.
+    pub policy_ids: Vec<String>,
+    /// The policy version, if a policy decided.
+    pub policy_version: Option<String>,
+}
+
+impl Refusal {
+    /// A deny by the gateway itself (not a policy), with a stable rule id.
+    pub fn gateway(code: ErrorCode, rule: &str, reason: impl Into<String>) -> Self {
+        Self {
+            kind: Kind::Deny,
+            code,
+            reason: reason.into(),
+            policy_ids: vec![rule.to_owned()],
+            policy_version: None,
+        }
+    }
+}
+
+/// The facts a receipt records about one message.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// `mcp:<server>/<tool>` or `mcp:<server>:<method>`.
+    pub tool: String,
+    /// Keyed hash of the arguments.
+    pub args_hash: Option<remit_ledger::ArgsHash>,
+    /// Findings counted by type.
+    pub findings: BTreeMap<String, u32>,
+    /// The highest classification seen.
+    pub class: Option<remit_ledger::Classification>,
+}
+
+/// Records a receipt for `facts`; `Err` carries the JSON-RPC error to send
+/// when the receipt could not be made durable (the call then fails).
+pub async fn record<S: Store>(
+    state: &AppState<S>,
+    caller: Option<&Caller>,
+    kind: Kind,
+    facts: &Facts,
+    decision: Option<remit_ledger::Decision>,
+) -> Result<u64, String> {
+    let mut event = Event::new(kind, now_ms());
+    if let Some(caller) = caller {
+        let chain = &caller.chain;
+        event.root_jti = Some(chain.leaf_claims().root.clone());
+        event.leaf_jti = Some(chain.leaf_claims().jti.clone());
+        event.actors.push(Actor {
+            id: chain.leaf_claims().sub.clone(),
+            kind: ActorKind::User,
+        });
+        event.actors.extend(chain.agents().map(|a| Actor {
+            id: a.to_owned(),
+            kind: ActorKind::Agent,
+        }));
+    }
+    event.tool = Some(facts.tool.clone());
+    event.args_hash = facts.args_hash.clone();
+    event.findings = facts.findings.clone();
+    event.classification = facts.class;
+    event.decision = decision;
+    state.record(event).await.map_err(|p| p.detail().to_owned())
+}
+
+/// Writes the receipt of a refusal and builds its JSON-RPC error.
+pub async fn refuse<S: Store>(
+    state: &AppState<S>,
+    caller: Option<&Caller>,
+    id: Option<RequestId>,
+    facts: &Facts,
+    refusal: Refusal,
+    extra: Option<(&str, Value)>,
+) -> Value {
+    let decision = remit_ledger::Decision {
+        effect: if refusal.kind == Kind::Escalate {
+            remit_ledger::Effect::Escalate
+        } else {
+            remit_ledger::Effect::Deny
+        },
+        policy_ids: refusal.policy_ids.clone(),
+        policy_version: refusal
+            .policy_version
+            .clone()
+            .unwrap_or_else(|| "gateway".into()),
+        reason: Some(refusal.reason.clone()),
+    };
+    match record(state, caller, refusal.kind, facts, Some(decision)).await {
+        Ok(receipt) => {
+            let mut data = json!({
+                "reason": refusal.reason,
+                "policy_ids": refusal.policy_ids,
+                "receipt_id": receipt,
+            });
+            if let Some((key, value)) = extra {
+                data[key] = value;
+            }
+            jsonrpc::error(id, refusal.code, refusal.reason.clone(), Some(data))
+        }
+        Err(detail) => jsonrpc::error(
+            id,
+            ErrorCode::INTERNAL_ERROR,
+            format!(
+                "refused ({}), and the receipt could not be recorded: {detail}",
+                refusal.reason
+            ),
+            None,
+        ),
+    }
+}
+
+/// Handles one authenticated message for `server`.
+pub async fn handle<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    server: &McpServer,
+    message: Incoming,
+) -> Answer {
+    let Some(id) = message.id.clone() else {
+        // Notifications (initialized, cancelled, progress) end here: the
+        // upstream session is the gateway's own.
+        return Answer::Accepted;
+    };
+    let reply = |v: Value| Answer::Message(jsonrpc::result(id.clone(), v));
+    match message.method.as_str() {
+        "initialize" => reply(initialize_result(&message.params, server)),
+        "ping" => reply(json!({})),
+        "tools/list" => list_tools(state, caller, server, id).await,
+        "tools/call" => call_tool(state, caller, server, id, message.params).await,
+        "resources/list" => reply(json!({ "resources": [] })),
+        "resources/templates/list" => reply(json!({ "resourceTemplates": [] })),
+        "prompts/list" => reply(json!({ "prompts": [] })),
+        "logging/setLevel" => reply(json!({})),
+        method @ ("resources/read" | "prompts/get") => {
+            let facts = Facts {
+                tool: format!("mcp:{}:{method}", server.id),
+                ..Facts::default()
+            };
+            Answer::Message(
+                refuse(
+                    state,
+                    Some(caller),
+                    Some(id),
+                    &facts,
+                    Refusal::gateway(
+                        jsonrpc::DENIED,
+                        "gw-method-not-mediated",
+                        format!("{method} is not mediated by this gateway yet, so it is refused"),
+                    ),
+                    None,
+                )
+                .await,
+            )
+        }
+        other => Answer::Message(jsonrpc::error(
+            Some(id),
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("method {other:?} is not offered by this gateway"),
+            None,
+        )),
+    }
+}
+
+fn initialize_result(params: &Map<String, Value>, server: &McpServer) -> Value {
+    let asked = params
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let version = PROTOCOL_VERSIONS
+        .iter()
+        .find(|v| **v == asked)
+        .unwrap_or(&PROTOCOL_VERSIONS[1]);
+    json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": { "listChanged": false },
+            "resources": {},
+            "prompts": {},
+            "logging": {},
+        },
+        "serverInfo": {
+            "name": format!("remit-gateway/{}", server.id),
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "instructions": format!(
+            "Tools of {} through the Remit gateway: every call is checked against your remit and recorded.",
+            server.name
+        ),
+    })
+}
+
+/// SHA-256 (hex) of a tool's description and input schema (RFC 8785
+/// canonical JSON), the value pinned when a server is blessed.
+pub fn tool_hash(tool: &Value) -> String {
+    let pinned = json!({
+        "description": tool.get("description").cloned().unwrap_or(Value::Null),
+        "inputSchema": tool.get("inputSchema").cloned().unwrap_or(Value::Null),
+    });
+    let bytes = remit_ledger::canonical::to_vec(&pinned)
+        .unwrap_or_else(|_| pinned.to_string().into_bytes());
+    hex::encode(crate::setup::sha256(&bytes))
+}
+
+/// The upstream's tools by name, with their current hashes.
+fn current_hashes(tools: &[Value]) -> BTreeMap<String, (String, &Value)> {
+    tools
+        .iter()
+        .filter_map(|t| {
+            let name = t.get("name")?.as_str()?;
+            Some((name.to_owned(), (tool_hash(t), t)))
+        })
+        .collect()
+}
+
+/// The server-wide description hash the policy compares with the pinned
+/// one, as seen for a call to `tool`: the pinned hashes of the other tools
+/// and the upstream's current hash of this one (absent counts as changed).
+/// Each tool is judged by its own pin, so one changed tool hides only
+/// itself; the gateway refuses a changed tool before the policy is asked.
+fn seen_description_hash(
+    registered: &[Tool],
+    tool: &str,
+    current: &BTreeMap<String, (String, &Value)>,
+) -> String {
+    let seen: Vec<(String, String)> = registered
+        .iter()
+        .map(|t| {
+            let hash = if t.name.as_str() == tool {
+                current
+                    .get(tool)
+                    .map_or_else(|| "absent".to_owned(), |(h, _)| h.clone())
+            } else {
+                t.description_sha256.clone()
+            };
+            (t.name.to_string(), hash)
+        })
+        .collect();
+    description_hash(seen.iter().map(|(n, h)| (n.as_str(), h.as_str())))
+}
+
+fn class_of(class: remit_scan::Classification) -> remit_policy::Classification {
+    match class {
+        remit_scan::Classification::Public => remit_policy::Classification::Public,
+        remit_scan::Classification::Internal => remit_policy::Classification::Internal,
+        remit_scan::Classification::Confidential => remit_policy::Classification::Confidential,
+        remit_scan::Classification::Restricted => remit_policy::Classification::Restricted,
+    }
+}
+
+fn ledger_class(class: remit_scan::Classification) -> remit_ledger::Classification {
+    match class {
+        remit_scan::Classification::Public => remit_ledger::Classification::Public,
+        remit_scan::Classification::Internal => remit_ledger::Classification::Internal,
+        remit_scan::Classification::Confidential => remit_ledger::Classification::Confidential,
+        remit_scan::Classification::Restricted => remit_ledger::Classification::Restricted,
+    }
+}
+
+fn scan_level(class: remit_scan::Classification) -> u8 {
+    match class {
+        remit_scan::Classification::Public => 0,
+        remit_scan::Classification::Internal => 1,
+        remit_scan::Classification::Confidential => 2,
+        remit_scan::Classification::Restricted => 3,
+    }
+}
+
+fn store_level(class: StoreClass) -> u8 {
+    match class {
+        StoreClass::Public => 0,
+        StoreClass::Internal => 1,
+        StoreClass::Confidential => 2,
+        StoreClass::Restricted => 3,
+    }
+}
+
+fn token_level(class: remit_token::Classification) -> u8 {
+    match class {
+        remit_token::Classification::Public => 0,
+        remit_token::Classification::Internal => 1,
+        remit_token::Classification::Confidential => 2,
+        remit_token::Classification::Restricted => 3,
+    }
+}
+
+/// Risk points a call to a tool of this tier costs.
+pub fn risk_cost(risk: RiskTier) -> i64 {
+    match risk {
+        RiskTier::Low => 0,
+        RiskTier::Medium => 1,
+        RiskTier::High => 3,
+        RiskTier::Critical => 5,
+    }
+}
+
+/// What the policy is told about one call.
+struct CallContext<'a> {
+    caller: &'a Caller,
+    args: &'a Value,
+    report: Option<&'a ScanReport>,
+    tool_id: &'a str,
+    granted: bool,
+    risk_used: u32,
+    risk_max: u32,
+    approved: bool,
+    shadow: bool,
+    redacted: bool,
+    description_hash: Option<String>,
+}
+
+fn decision_request(action: Action, c: &CallContext<'_>) -> Result<DecisionRequest, String> {
+    let claims = c.caller.chain.leaf_claims();
+    let (mut pii, mut secrets) = (BTreeSet::new(), BTreeSet::new());
+    if let Some(report) = c.report {
+        for kind in report.types() {
+            if kind.is_secret() {
+                secrets.insert(kind.name().to_owned());
+            } else {
+                pii.insert(kind.name().to_owned());
+            }
+        }
+    }
+    let now = now();
+    let input = ContextInput {
+        args: if c.args.is_object() {
+            c.args.clone()
+        } else {
+            json!({})
+        },
+        data_class: c.report.map_or(remit_policy::Classification::Public, |r| {
+            class_of(r.classification)
+        }),
+        pii,
+        secrets,
+        chain_depth: claims.depth,
+        original_user: claims.sub.clone(),
+        steps_used: 0,
+        steps_max: claims
+            .max_steps
+            .map_or(u32::MAX, |m| u32::try_from(m).unwrap_or(u32::MAX)),
+        risk_budget_used: c.risk_used,
+        risk_budget_max: c.risk_max,
+        hour_utc: u8::try_from((now / 3600) % 24).unwrap_or(0),
+        amr: claims.amr.iter().cloned().collect(),
+        approved: c.approved,
+        shadow: c.shadow,
+        redacted: c.redacted,
+        remit_tools: if c.granted {
+            BTreeSet::from([c.tool_id.to_owned()])
+        } else {
+            BTreeSet::new()
+        },
+        remit_models: BTreeSet::new(),
+        description_hash: c.description_hash.clone(),
+    };
+    let context = RequestContext::new(input).map_err(|e| e.to_string())?;
+    let principal =
+        EntityRef::new(EntityKind::Agent, c.caller.agent()).map_err(|e| e.to_string())?;
+    let resource = EntityRef::new(EntityKind::Tool, c.tool_id).map_err(|e| e.to_string())?;
+    DecisionRequest::new(principal, action, resource, context).map_err(|e| e.to_string())
+}
+
+fn ledger_decision(d: &remit_policy::Decision, shadow: bool) -> remit_ledger::Decision {
+    let effect = match d.verdict() {
+        remit_policy::Verdict::Allow => remit_ledger::Effect::Allow,
+        remit_policy::Verdict::Deny => remit_ledger::Effect::Deny,
+        remit_policy::Verdict::Escalate => remit_ledger::Effect::Escalate,
+    };
+    let mut reason = d.explanation();
+    if shadow {
+        reason = format!("shadow mode, not enforced: {reason}");
+    }
+    remit_ledger::Decision {
+        effect,
+        policy_ids: policy_ids(d),
+        policy_version: d.policy_version().to_owned(),
+        reason: Some(reason),
+    }
+}
+
+fn policy_ids(d: &remit_policy::Decision) -> Vec<String> {
+    let ids: Vec<String> = d.determining().iter().map(|p| p.id.clone()).collect();
+    if ids.is_empty() {
+        vec![d.reason_code()]
+    } else {
+        ids
+    }
+}
+
+async fn list_tools<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    server: &McpServer,
+    id: RequestId,
+) -> Answer {
+    let config = state.gateway().config();
+    let facts = Facts {
+        tool: format!("mcp:{}:tools/list", server.id),
+        ..Facts::default()
+    };
+    let upstream = match state
+        .gateway()
+        .upstreams()
+        .get(server.id.as_str(), &server.url)
+    {
+        Ok(u) => u,
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let tools = match upstream
+        .tools(config.tools_cache_ttl, config.upstream_timeout)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let registered = match state.store().tools(&server.id).await {
+        Ok(r) => r,
+        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+    };
+    let current = current_hashes(&tools);
+    let shadow = config.shadow(caller.agent(), server.id.as_str());
+    let engine = state.policy();
+    let grants = &caller.chain.leaf_claims().authorization_details;
+    let empty = json!({});
+    let (mut shown, mut changed) = (Vec::new(), Vec::new());
+    for tool in &registered {
+        let Some((hash, listed)) = current.get(tool.name.as_str()) else {
+            continue;
+        };
+        if *hash != tool.description_sha256 {
+            changed.push(tool.name.to_string());
+            continue;
+        }
+        let tool_id = format!("{}/{}", server.id, tool.name);
+        let granted = grants.iter().any(|g| g.covers_tool(&tool_id));
+        if !shadow {
+            if !granted {
+                continue;
+            }
+            let context = CallContext {
+                caller,
+                args: &empty,
+                report: None,
+                tool_id: &tool_id,
+                granted,
+                risk_used: 0,
+                risk_max: config.risk_budget,
+                approved: false,
+                shadow,
+                redacted: false,
+                description_hash: Some(seen_description_hash(
+                    &registered,
+                    tool.name.as_str(),
+                    &current,
+                )),
+            };
+            let allowed = decision_request(Action::CallTool, &context)
+                .map(|r| engine.decide(&r).verdict() != remit_policy::Verdict::Deny)
+                .unwrap_or(false);
+            if !allowed {
+                continue;
+            }
+        }
+        shown.push((*listed).clone());
+    }
+    if !changed.is_empty() {
+        let refusal = Refusal::gateway(
+            jsonrpc::DENIED,
+            "gw-description-changed",
+            format!(
+                "hidden: the description or input schema of {} changed since the server was blessed (possible rug pull); an operator must re-bless it",
+                changed.join(", ")
+            ),
+        );
+        // The refusal is recorded; the list is still answered without them.
+        let _ = refuse(state, Some(caller), None, &facts, refusal, None).await;
+    }
+    Answer::Message(jsonrpc::result(id, json!({ "tools": shown })))
+}
+
+async fn upstream_refusal<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    error: &UpstreamError,
+) -> Answer {
+    let refusal = Refusal {
+        kind: Kind::Error,
+        code: jsonrpc::UPSTREAM_FAILED,
+        reason: error.to_string(),
+        policy_ids: vec!["gw-upstream-failed".into()],
+        policy_version: None,
+    };
+    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+}
+
+async fn store_refusal<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    error: &StoreError,
+) -> Answer {
+    tracing::error!(%error, "store error on the gateway path");
+    let refusal = Refusal {
+        kind: Kind::Error,
+        code: jsonrpc::DENIED,
+        reason: format!("the store failed, so the call is refused: {error}"),
+        policy_ids: vec!["gw-store-failed".into()],
+        policy_version: None,
+    };
+    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+}
+
+/// SHA-256 (hex) of the exact call: an approval releases only this call.
+pub fn call_hash(leaf_jti: &str, server: &str, tool: &str, args: &Value) -> String {
+    let call = json!({ "remit": leaf_jti, "server": server, "tool": tool, "args": args });
+    let bytes =
+        remit_ledger::canonical::to_vec(&call).unwrap_or_else(|_| call.to_string().into_bytes());
+    hex::encode(crate::setup::sha256(&bytes))
+}
+
+/// The approval id of a call: derived from its hash, so retrying the same
+/// call finds the approval without the agent having to name it.
+pub fn approval_id(call_hash: &str) -> String {
+    format!("apr_{}", &call_hash[..32.min(call_hash.len())])
+}
+
+/// The argument shape recorded in shadow mode: keys and types, no values.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
+        Value::Array(items) => json!([items.first().map(shape).unwrap_or(Value::Null)]),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("boolean"),
+        Value::Null => json!("null"),
+    }
+}
+
+fn count_findings(report: &ScanReport, prefix: &str, into: &mut BTreeMap<String, u32>) {
+    for finding in &report.findings {
+        *into
+            .entry(format!("{prefix}{}", finding.kind.name()))
+            .or_insert(0) += 1;
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+async fn call_tool<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    server: &McpServer,
+    id: RequestId,
+    params: Map<String, Value>,
+) -> Answer {
+    let config = state.gateway().config();
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let args = params
+        .get("arguments")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let tool_id = format!("{}/{}", server.id, name);
+    let mut facts = Facts {
+        tool: format!("mcp:{tool_id}"),
+        ..Facts::default()
+    };
+    facts.args_hash = state.gateway().args_key().hash_json(&args).ok();
+    let deny = |rule: &str, reason: String| Refusal::gateway(jsonrpc::DENIED, rule, reason);
+    macro_rules! refuse_with {
+        ($refusal:expr) => {
+            return Answer::Message(
+                refuse(state, Some(caller), Some(id), &facts, $refusal, None).await,
+            )
+        };
+    }
+    if name.is_empty() {
+        refuse_with!(deny(
+            "gw-invalid-call",
+            "tools/call needs params.name (the tool)".into()
+        ));
+    }
+    if !args.is_object() {
+        refuse_with!(deny(
+            "gw-invalid-call",
+            "tools/call params.arguments must be a JSON object".into()
+        ));
+    }
+    let shadow = config.shadow(caller.agent(), server.id.as_str());
+
+    // Stage 2: authority. The remit must cover the call whole.
+    let call = remit_token::Call {
+        tool: &tool_id,
+        resource: None,
+        action: None,
+        args: &args,
+    };
+    let authorized = remit_token::authorize_call(&caller.chain, &call);
+    if let Err(e) = &authorized {
+        if !shadow {
+            let scope = format!("remit_tool:{tool_id}");
+            let refusal = Refusal::gateway(
+                jsonrpc::INSUFFICIENT_SCOPE,
+                "remit-grant",
+                format!("the remit does not cover this call: {e}"),
+            );
+            let message = refuse(
+                state,
+                Some(caller),
+                Some(id),
+                &facts,
+                refusal,
+                Some(("scope", json!(scope))),
+            )
+            .await;
+            return Answer::InsufficientScope { message, scope };
+        }
+    }
+    let mut would: Vec<(String, String)> = Vec::new();
+    if let Err(e) = &authorized {
+        would.push((
+            "deny".into(),
+            format!("the remit does not cover this call: {e}"),
+        ));
+    }
+    let tool_name = match Id::parse("tool name", name.as_str()) {
+        Ok(n) => n,
+        Err(e) => refuse_with!(deny("gw-tool-not-blessed", e.to_string())),
+    };
+    let tool = match state.store().tool(&server.id, &tool_name).await {
+        Ok(t) => t,
+        Err(StoreError::NotFound { .. }) => refuse_with!(deny(
+            "gw-tool-not-blessed",
+            format!(
+                "tool {name:?} is not blessed on server {}; an operator must bless it",
+                server.id
+            )
+        )),
+        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+    };
+
+    // The pin: the upstream's current description must be the reviewed one.
+    let upstream = match state
+        .gateway()
+        .upstreams()
+        .get(server.id.as_str(), &server.url)
+    {
+        Ok(u) => u,
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let listed = match upstream
+        .tools(config.tools_cache_ttl, config.upstream_timeout)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let registered = match state.store().tools(&server.id).await {
+        Ok(r) => r,
+        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+    };
+    let current = current_hashes(&listed);
+    let seen_hash = seen_description_hash(&registered, &name, &current);
+    let tool_changed = current
+        .get(name.as_str())
+        .is_none_or(|(h, _)| *h != tool.description_sha256);
+    if tool_changed {
+        refuse_with!(deny(
+            "gw-description-changed",
+            format!("the description or input schema of {tool_id} changed since it was blessed (possible rug pull); calls are refused until an operator re-blesses it")
+        ));
+    }
+
+    // Stage 3: scan the arguments, then decide.
+    let arg_bytes = serde_json::to_vec(&args).unwrap_or_default();
+    let report = match state.scanner().scan(&arg_bytes) {
+        Ok(r) => r,
+        Err(e) => refuse_with!(deny(
+            "gw-scan-failed",
+            format!("the arguments could not be scanned: {e}")
+        )),
+    };
+    count_findings(&report, "", &mut facts.findings);
+    facts.class = Some(ledger_class(report.classification));
+    if scan_level(report.classification) > store_level(tool.clearance) {
+        let reason = format!(
+            "the arguments carry {} data ({}) and {tool_id} is cleared only for {}",
+            report.classification.name(),
+            report
+                .types()
+                .iter()
+                .map(|t: &FindingType| t.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            tool.clearance.as_str().to_uppercase()
+        );
+        if !shadow {
+            refuse_with!(deny("gw-above-clearance", reason));
+        }
+        would.push(("deny".into(), reason));
+    }
+    let agent_id = match Id::parse("agent id", caller.agent()) {
+        Ok(a) => a,
+        Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+    };
+    let window = {
+        let w = config.risk_window_secs.max(1);
+        i64::try_from(now() - now() % w).unwrap_or(0)
+    };
+    let risk_used = match state.store().risk_spent(&agent_id, window).await {
+        Ok(r) => u32::try_from(r).unwrap_or(u32::MAX),
+        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+    };
+    let hash = call_hash(
+        &caller.chain.leaf_claims().jti,
+        server.id.as_str(),
+        &name,
+        &args,
+    );
+    let approval = approval_id(&hash);
+    let held = match state
+        .store()
+        .approval(&Id::parse("approval id", approval.as_str()).unwrap_or(agent_id.clone()))
+        .await
+    {
+        Ok(a) => Some(a),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+    };
+    let mut context = CallContext {
+        caller,
+        args: &args,
+        report: Some(&report),
+        tool_id: &tool_id,
+        granted: authorized.is_ok(),
+        risk_used,
+        risk_max: config.risk_budget,
+        approved: false,
+        shadow,
+        redacted: false,
+        description_hash: Some(seen_hash),
+    };
+    let engine = state.policy();
+    let mut decision = match decision_request(Action::CallTool, &context) {
+        Ok(r) => engine.decide(&r),
+        Err(e) => refuse_with!(deny(
+            "gw-invalid-request",
+            format!("the call cannot be put to the policy: {e}")
+        )),
+    };
+    let mut use_approval = false;
+    if decision.verdict() == remit_policy::Verdict::Escalate && !shadow {
+        match &held {
+            Some(a) if a.state == ApprovalState::Approved && a.consumed_at.is_none() => {
+                context.approved = true;
+                decision = match decision_request(Action::CallTool, &context) {
+                    Ok(r) => engine.decide(&r),
+                    Err(e) => refuse_with!(deny("gw-invalid-request", e)),
+                };
+                use_approval = true;
+            }
+            Some(a) if a.state == ApprovalState::Rejected => {
+                refuse_with!(deny(
+                    "gw-approval-rejected",
+                    format!("approval {} for this call was rejected by {}", a.id, a.decided_by.clone().unwrap_or_default())
+                ));
+            }
+            Some(a) if a.state == ApprovalState::Pending => {
+                let refusal = Refusal {
+                    kind: Kind::Escalate,
+                    code: jsonrpc::APPROVAL_REQUIRED,
+                    reason: format!("this call still waits for a human decision on approval {}", a.id),
+                    policy_ids: policy_ids(&decision),
+                    policy_version: Some(decision.policy_version().to_owned()),
+                };
+                let message = refuse(state, Some(caller), Some(id), &facts, refusal, Some(("approval_id", json!(a.id.as_str())))).await;
+                return Answer::Message(message);
+            }
+            Some(a) => refuse_with!(deny(
+                "gw-approval-used",
+                format!("approval {} for this exact call was already used (approvals are one-shot); a new remit is needed to repeat it", a.id)
+            )),
+            None => {}
+        }
+    }
+    let ledger = ledger_decision(&decision, shadow);
+    match decision.verdict() {
+        remit_policy::Verdict::Allow => {}
+        verdict if shadow => {
+            would.push((
+                format!("{verdict:?}").to_lowercase(),
+                decision.explanation(),
+            ));
+        }
+        remit_policy::Verdict::Deny => {
+            let refusal = Refusal {
+                kind: Kind::Deny,
+                code: jsonrpc::DENIED,
+                reason: decision.explanation(),
+                policy_ids: policy_ids(&decision),
+                policy_version: Some(decision.policy_version().to_owned()),
+            };
+            refuse_with!(refusal);
+        }
+        remit_policy::Verdict::Escalate => {
+            let now_s = i64::try_from(now()).unwrap_or(i64::MAX);
+            let held = NewApproval {
+                id: match Id::parse("approval id", approval.as_str()) {
+                    Ok(i) => i,
+                    Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+                },
+                agent: agent_id.clone(),
+                remit_jti: match Id::parse("remit jti", caller.chain.leaf_claims().jti.as_str()) {
+                    Ok(i) => i,
+                    Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+                },
+                tool: match Id::parse("tool", tool_id.as_str()) {
+                    Ok(i) => i,
+                    Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+                },
+                call_hash: hash.clone(),
+                summary: format!(
+                    "{} (for {}) calls {tool_id} (risk {}, arguments {}{}): {}",
+                    caller.agent(),
+                    caller.chain.leaf_claims().sub,
+                    tool.risk,
+                    report.classification.name(),
+                    if report.findings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " with {}",
+                            report
+                                .types()
+                                .iter()
+                                .map(|t| t.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                    decision.explanation()
+                ),
+                requested_at: now_s,
+                expires_at: now_s
+                    .saturating_add(i64::try_from(config.approval_ttl_secs).unwrap_or(3600)),
+            };
+            if let Err(e) = state.store().request_approval(&held).await {
+                return store_refusal(state, caller, id, &facts, &e).await;
+            }
+            let refusal = Refusal {
+                kind: Kind::Escalate,
+                code: jsonrpc::APPROVAL_REQUIRED,
+                reason: format!(
+                    "held for a human approval ({}): {}",
+                    approval,
+                    decision.explanation()
+                ),
+                policy_ids: policy_ids(&decision),
+                policy_version: Some(decision.policy_version().to_owned()),
+            };
+            let message = refuse(
+                state,
+                Some(caller),
+                Some(id),
+                &facts,
+                refusal,
+                Some(("approval_id", json!(approval))),
+            )
+            .await;
+            return Answer::Message(message);
+        }
+    }
+
+    // Stage 4: budgets (skipped in shadow mode, where nothing is enforced).
+    if shadow {
+        let observed = NewObservation {
+            agent: agent_id.clone(),
+            tool: Id::parse("tool", tool_id.as_str()).unwrap_or(agent_id.clone()),
+            argument_shape: shape(&args).to_string(),
+            decision: match would.first() {
+                Some((verdict, reason)) => format!("{verdict}: {reason}"),
+                None => "allow".into(),
+            },
+            observed_at: i64::try_from(now()).unwrap_or(i64::MAX),
+        };
+        if let Err(e) = state.store().record_observation(&observed).await {
+            return store_refusal(state, caller, id, &facts, &e).await;
+        }
+    } else {
+        if use_approval {
+            let approval_id =
+                Id::parse("approval id", approval.as_str()).unwrap_or(agent_id.clone());
+            if let Err(e) = state
+                .store()
+                .consume_approval(
+                    &approval_id,
+                    &hash,
+                    i64::try_from(now()).unwrap_or(i64::MAX),
+                )
+                .await
+            {
+                refuse_with!(deny(
+                    "gw-approval-used",
+                    format!("the approval could not be used: {e}")
+                ));
+            }
+        }
+        if let Err(e) = consume_steps(state, caller).await {
+            return match e {
+                StoreError::StepsExhausted { .. } => {
+                    refuse_with!(deny("gw-steps-exhausted", e.to_string()))
+                }
+                other => store_refusal(state, caller, id, &facts, &other).await,
+            };
+        }
+        let cost = risk_cost(tool.risk);
+        if cost > 0 {
+            if let Err(e) = state
+                .store()
+                .spend_risk(&agent_id, window, cost, i64::from(config.risk_budget))
+                .await
+            {
+                return match e {
+                    StoreError::RiskBudgetExhausted { .. } => {
+                        refuse_with!(deny("gw-risk-budget", e.to_string()))
+                    }
+                    other => store_refusal(state, caller, id, &facts, &other).await,
+                };
+            }
+        }
+    }
+
+    // Stage 5: forward. Only the tool and its arguments go upstream.
+    let forwarded = json!({ "name": name, "arguments": args });
+    let result = match upstream
+        .call("tools/call", forwarded, config.upstream_timeout)
+        .await
+    {
+        Ok(r) => r,
+        Err(UpstreamError::Remote(error)) => {
+            let refusal = Refusal {
+                kind: Kind::Error,
+                code: error.code,
+                reason: format!("the upstream answered an error: {}", error.message),
+                policy_ids: vec!["gw-upstream-error".into()],
+                policy_version: None,
+            };
+            refuse_with!(refusal);
+        }
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+
+    // Stage 6: the result, against the holder's class.
+    let result_bytes = serde_json::to_vec(&result).unwrap_or_default();
+    let result_report = match state.scanner().scan(&result_bytes) {
+        Ok(r) => r,
+        Err(e) => refuse_with!(deny(
+            "gw-scan-failed",
+            format!("the result could not be scanned, so it is withheld: {e}")
+        )),
+    };
+    count_findings(&result_report, "result:", &mut facts.findings);
+    if let Some(class) = facts.class {
+        facts.class = Some(class.max(ledger_class(result_report.classification)));
+    }
+    let holder = caller.chain.leaf_claims().class;
+    let redact = scan_level(result_report.classification) > token_level(holder);
+    let mut result = result;
+    if redact {
+        let redacted = result_report.redact_input(&result_bytes);
+        match serde_json::from_slice::<Value>(&redacted) {
+            Ok(v) if v.is_object() => result = v,
+            _ => refuse_with!(deny(
+                "gw-result-blocked",
+                format!("the result carries {} data above the remit's class {holder} and could not be redacted safely, so it is withheld", result_report.classification.name())
+            )),
+        }
+    }
+    context.report = Some(&result_report);
+    context.redacted = redact;
+    let read = match decision_request(Action::ReadResult, &context) {
+        Ok(r) => engine.decide(&r),
+        Err(e) => refuse_with!(deny(
+            "gw-invalid-request",
+            format!("the result cannot be put to the policy: {e}")
+        )),
+    };
+    if read.verdict() != remit_policy::Verdict::Allow && !shadow {
+        let refusal = Refusal {
+            kind: Kind::Deny,
+            code: jsonrpc::DENIED,
+            reason: format!("the result is withheld: {}", read.explanation()),
+            policy_ids: policy_ids(&read),
+            policy_version: Some(read.policy_version().to_owned()),
+        };
+        refuse_with!(refusal);
+    }
+
+    // Stage 7: the receipt, then the answer.
+    let kind = if redact {
+        Kind::ResultRedacted
+    } else {
+        Kind::Allow
+    };
+    let receipt = match record(state, Some(caller), kind, &facts, Some(ledger)).await {
+        Ok(r) => r,
+        Err(detail) => {
+            return Answer::Message(jsonrpc::error(
+                Some(id),
+                ErrorCode::INTERNAL_ERROR,
+                format!("the call ran but its receipt could not be recorded, so the result is withheld: {detail}"),
+                None,
+            ))
+        }
+    };
+    if let Some(object) = result.as_object_mut() {
+        let meta = object.entry("_meta").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("receipt_id".into(), json!(receipt));
+            if redact {
+                meta.insert("remit/redacted".into(), json!(true));
+            }
+            if shadow {
+                meta.insert("remit/shadow".into(), json!(true));
+            }
+        }
+    }
+    Answer::Message(jsonrpc::result(id, result))
+}
+
+/// Uses one step of every remit along the chain, leaf first: a root's
+/// `max_steps` bounds everything delegated from it. Links delegated offline
+/// are recorded the first time they are seen.
+async fn consume_steps<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), StoreError> {
+    let links = caller.chain.links();
+    for link in links.iter().rev() {
+        let claims = link.claims();
+        let jti = Id::parse("remit jti", claims.jti.as_str())?;
+        match state.store().consume_step(&jti).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                record_links(state, caller).await?;
+                state.store().consume_step(&jti).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn record_links<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), StoreError> {
+    let mut parent: Option<Id> = None;
+    for link in caller.chain.links() {
+        let c = link.claims();
+        let jti = Id::parse("remit jti", c.jti.as_str())?;
+        match state.store().remit(&jti).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                let record = IssuedRemit {
+                    jti: jti.clone(),
+                    root_jti: Id::parse("remit jti", c.root.as_str())?,
+                    parent_jti: parent.clone(),
+                    holder_thumbprint: c.cnf.jkt.as_str().to_owned(),
+                    sub: Id::parse("user (sub)", c.sub.as_str())?,
+                    agent: Id::parse("agent id", c.act.sub.as_str())?,
+                    issued_at: i64::try_from(c.iat).unwrap_or(i64::MAX),
+                    expires_at: i64::try_from(c.exp).unwrap_or(i64::MAX),
+                    max_steps: c.max_steps.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+                };
+                match state.store().record_remit(&record).await {
+                    Ok(()) | Err(StoreError::Duplicate { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        parent = Some(jti);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tool_hash_covers_description_and_schema_but_not_key_order() {
+        let a = json!({"name":"echo","description":"Echo","inputSchema":{"type":"object","properties":{"a":{},"b":{}}}});
+        let b = json!({"inputSchema":{"properties":{"b":{},"a":{}},"type":"object"},"description":"Echo","name":"echo"});
+        let c = json!({"name":"echo","description":"Echo!","inputSchema":{"type":"object","properties":{"a":{},"b":{}}}});
+        assert_eq!(tool_hash(&a), tool_hash(&b));
+        assert_ne!(tool_hash(&a), tool_hash(&c));
+    }
+
+    #[test]
+    fn the_call_hash_binds_remit_tool_and_arguments() {
+        let h = call_hash("j1", "fs", "read", &json!({"p": "/a"}));
+        assert_ne!(h, call_hash("j2", "fs", "read", &json!({"p": "/a"})));
+        assert_ne!(h, call_hash("j1", "fs", "read", &json!({"p": "/b"})));
+        assert_eq!(h, call_hash("j1", "fs", "read", &json!({"p": "/a"})));
+        assert!(approval_id(&h).starts_with("apr_"));
+    }
+
+    #[test]
+    fn shapes_keep_keys_and_types_only() {
+        assert_eq!(
+            shape(&json!({"path": "/secret", "n": 3, "l": ["x"]})),
+            json!({"path": "string", "n": "number", "l": ["string"]})
+        );
+    }
+}

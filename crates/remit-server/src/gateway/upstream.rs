@@ -1,0 +1,620 @@
+//! Upstream MCP servers: where an allowed call goes.
+//!
+//! A server's registered `url` picks the transport:
+//!
+//! - `http://host:port/path`: MCP streamable HTTP. The gateway opens its own
+//!   session (`initialize`, then `notifications/initialized`), keeps the
+//!   upstream's `Mcp-Session-Id`, reads answers as JSON or as an SSE stream,
+//!   and opens a new session when the upstream forgets it (404).
+//!   `https://` upstreams are refused for now (no TLS client is built in).
+//! - `stdio:<command line>`: a child process the gateway spawns (the
+//!   command line is split on whitespace, no shell), initializes and keeps
+//!   alive; when it exits, calls in flight fail and the next call starts a
+//!   new one. One JSON-RPC id space: the gateway numbers its own requests,
+//!   so ids from different clients never collide on the child's stdin.
+//!
+//! The client's remit is never forwarded: upstreams see only the gateway.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use rmcp::model::{ErrorData, RequestId};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::oneshot;
+
+use super::jsonrpc::{self, UpstreamReply};
+
+/// The protocol version the gateway speaks to upstreams.
+pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-06-18";
+/// Longest line accepted from a stdio upstream.
+pub const MAX_STDIO_LINE: usize = 8 * 1024 * 1024;
+/// Most `tools/list` pages followed.
+const MAX_TOOL_PAGES: usize = 32;
+
+/// Why an upstream call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The url names no transport the gateway supports.
+    #[error("upstream url {0:?} is not supported: use http://… or stdio:<command>")]
+    Unsupported(String),
+    /// The child process could not be started.
+    #[error("could not start the upstream command {command:?}: {detail}")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// The OS error.
+        detail: String,
+    },
+    /// The upstream went away (process exit, connection closed).
+    #[error("the upstream closed the connection")]
+    Closed,
+    /// No answer within the time limit.
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The upstream answered something that is not a usable JSON-RPC answer.
+    #[error("the upstream answered an invalid message: {0}")]
+    Protocol(String),
+    /// The upstream answered with a JSON-RPC error.
+    #[error("the upstream answered error {}: {}", .0.code.0, .0.message)]
+    Remote(ErrorData),
+    /// The HTTP exchange failed.
+    #[error("HTTP to the upstream failed: {0}")]
+    Http(String),
+}
+
+/// The upstreams this process talks to, one per registered server.
+#[derive(Debug, Default)]
+pub struct UpstreamPool {
+    upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
+}
+
+impl UpstreamPool {
+    /// The upstream for `server` at `url`, created on first use (and again
+    /// when the registered url changed).
+    pub fn get(&self, server: &str, url: &str) -> Result<Arc<Upstream>, UpstreamError> {
+        let mut map = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = map.get(server) {
+            if existing.url == url {
+                return Ok(Arc::clone(existing));
+            }
+        }
+        let upstream = Arc::new(Upstream::new(url)?);
+        map.insert(server.to_owned(), Arc::clone(&upstream));
+        Ok(upstream)
+    }
+}
+
+/// One upstream server and a cache of its tool list.
+#[derive(Debug)]
+pub struct Upstream {
+    url: String,
+    transport: Transport,
+    tools: Mutex<Option<CachedTools>>,
+    /// Bumped when the upstream announces `notifications/tools/list_changed`.
+    generation: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedTools {
+    at: Instant,
+    generation: u64,
+    tools: Arc<Vec<Value>>,
+}
+
+#[derive(Debug)]
+enum Transport {
+    Stdio(StdioUpstream),
+    Http(HttpUpstream),
+}
+
+impl Upstream {
+    /// Parses the url into a transport; nothing is started yet.
+    pub fn new(url: &str) -> Result<Self, UpstreamError> {
+        let transport = if let Some(command) = url.strip_prefix("stdio:") {
+            let argv: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+            if argv.is_empty() {
+                return Err(UpstreamError::Unsupported(url.to_owned()));
+            }
+            Transport::Stdio(StdioUpstream {
+                argv,
+                conn: tokio::sync::Mutex::new(None),
+                next_id: AtomicI64::new(1),
+            })
+        } else if url.starts_with("http://") {
+            let uri: hyper::Uri = url
+                .parse()
+                .map_err(|_| UpstreamError::Unsupported(url.to_owned()))?;
+            Transport::Http(HttpUpstream {
+                uri,
+                client: hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http(),
+                session: tokio::sync::Mutex::new(None),
+                next_id: AtomicI64::new(1),
+            })
+        } else {
+            return Err(UpstreamError::Unsupported(url.to_owned()));
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            transport,
+            tools: Mutex::new(None),
+            generation: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The registered url.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one request and waits for its result, at most `timeout`.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let work = async {
+            match &self.transport {
+                Transport::Stdio(s) => s.call(method, params, &self.generation).await,
+                Transport::Http(h) => h.call(method, params).await,
+            }
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))?
+    }
+
+    /// The upstream's tools (every page), from a cache younger than `ttl`
+    /// that no `tools/list_changed` made stale.
+    pub async fn tools(
+        &self,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Arc<Vec<Value>>, UpstreamError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(cached) = self
+            .tools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            if cached.generation == generation && cached.at.elapsed() < ttl {
+                return Ok(cached.tools);
+            }
+        }
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_TOOL_PAGES {
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let page = self.call("tools/list", params, timeout).await?;
+            let list = page
+                .get("tools")
+                .and_then(Value::as_array)
+                .ok_or_else(|| UpstreamError::Protocol("tools/list without tools".into()))?;
+            tools.extend(list.iter().cloned());
+            cursor = page
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let tools = Arc::new(tools);
+        *self.tools.lock().unwrap_or_else(PoisonError::into_inner) = Some(CachedTools {
+            at: Instant::now(),
+            generation,
+            tools: Arc::clone(&tools),
+        });
+        Ok(tools)
+    }
+}
+
+fn initialize_params() -> Value {
+    json!({
+        "protocolVersion": UPSTREAM_PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": { "name": "remit-gateway", "version": env!("CARGO_PKG_VERSION") },
+    })
+}
+
+fn reply_result(reply: UpstreamReply) -> Result<Value, UpstreamError> {
+    match (reply.result, reply.error) {
+        (_, Some(error)) => Err(UpstreamError::Remote(error)),
+        (Some(result), None) => Ok(result),
+        (None, None) => Err(UpstreamError::Protocol(
+            "an answer with neither result nor error".into(),
+        )),
+    }
+}
+
+// ---- stdio ----------------------------------------------------------------
+
+#[derive(Debug)]
+struct StdioUpstream {
+    argv: Vec<String>,
+    conn: tokio::sync::Mutex<Option<Arc<StdioConn>>>,
+    next_id: AtomicI64,
+}
+
+type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<UpstreamReply>>>>;
+
+#[derive(Debug)]
+struct StdioConn {
+    stdin: tokio::sync::Mutex<ChildStdin>,
+    pending: Pending,
+    alive: Arc<AtomicBool>,
+    _child: Child,
+}
+
+impl StdioConn {
+    async fn send(&self, message: &Value) -> Result<(), UpstreamError> {
+        let mut line =
+            serde_json::to_vec(message).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        let mut stdin = self.stdin.lock().await;
+        stdin
+            .write_all(&line)
+            .await
+            .map_err(|_| UpstreamError::Closed)?;
+        stdin.flush().await.map_err(|_| UpstreamError::Closed)
+    }
+
+    async fn request(&self, id: i64, method: &str, params: Value) -> Result<Value, UpstreamError> {
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, tx);
+        let sent = self.send(&jsonrpc::request(id, method, params)).await;
+        if let Err(e) = sent {
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+            return Err(e);
+        }
+        let guard = PendingGuard {
+            pending: &self.pending,
+            id,
+        };
+        let reply = rx.await.map_err(|_| UpstreamError::Closed)?;
+        drop(guard);
+        reply_result(reply)
+    }
+}
+
+/// Forgets a pending id when its caller stops waiting (timeout).
+struct PendingGuard<'a> {
+    pending: &'a Pending,
+    id: i64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+impl StdioUpstream {
+    async fn conn(&self, generation: &Arc<AtomicU64>) -> Result<Arc<StdioConn>, UpstreamError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            if conn.alive.load(Ordering::Acquire) {
+                return Ok(Arc::clone(conn));
+            }
+            tracing::warn!(command = %self.argv.join(" "), "stdio upstream exited; restarting");
+        }
+        let conn = Arc::new(self.spawn(generation)?);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        conn.request(id, "initialize", initialize_params()).await?;
+        conn.send(&jsonrpc::notification("notifications/initialized"))
+            .await?;
+        // The tool list of a new process may differ from the old one's.
+        generation.fetch_add(1, Ordering::AcqRel);
+        *slot = Some(Arc::clone(&conn));
+        Ok(conn)
+    }
+
+    fn spawn(&self, generation: &Arc<AtomicU64>) -> Result<StdioConn, UpstreamError> {
+        let spawn_error = |detail: String| UpstreamError::Spawn {
+            command: self.argv.join(" "),
+            detail,
+        };
+        let mut child = Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| spawn_error(e.to_string()))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| spawn_error("no stdin".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| spawn_error("no stdout".into()))?;
+        let pending: Pending = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (stdin, reader_pending, reader_alive) = (
+            tokio::sync::Mutex::new(stdin),
+            Arc::clone(&pending),
+            Arc::clone(&alive),
+        );
+        let generation = Arc::clone(generation);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match lines.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line.len() > MAX_STDIO_LINE => break,
+                    Ok(_) => {}
+                }
+                let Ok(reply) = serde_json::from_slice::<UpstreamReply>(&line) else {
+                    tracing::warn!("stdio upstream wrote a line that is not JSON-RPC");
+                    continue;
+                };
+                match (&reply.id, &reply.method) {
+                    (Some(RequestId::Number(id)), None) => {
+                        let waiter = reader_pending
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(reply);
+                        }
+                    }
+                    (None, Some(method)) if method == "notifications/tools/list_changed" => {
+                        generation.fetch_add(1, Ordering::AcqRel);
+                    }
+                    _ => {}
+                }
+            }
+            reader_alive.store(false, Ordering::Release);
+            // Dropping the senders fails every call still waiting.
+            reader_pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        });
+        Ok(StdioConn {
+            stdin,
+            pending,
+            alive,
+            _child: child,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        generation: &Arc<AtomicU64>,
+    ) -> Result<Value, UpstreamError> {
+        let conn = self.conn(generation).await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        conn.request(id, method, params).await
+    }
+}
+
+// ---- streamable HTTP ------------------------------------------------------
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+#[derive(Debug)]
+struct HttpUpstream {
+    uri: hyper::Uri,
+    client: HttpClient,
+    session: tokio::sync::Mutex<Option<Option<String>>>,
+    next_id: AtomicI64,
+}
+
+struct HttpAnswer {
+    status: hyper::StatusCode,
+    session: Option<String>,
+    reply: Option<UpstreamReply>,
+}
+
+impl HttpUpstream {
+    async fn post(
+        &self,
+        message: &Value,
+        session: Option<&str>,
+        want: Option<i64>,
+    ) -> Result<HttpAnswer, UpstreamError> {
+        let body =
+            serde_json::to_vec(message).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let mut request = hyper::Request::post(self.uri.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json, text/event-stream")
+            .header("mcp-protocol-version", UPSTREAM_PROTOCOL_VERSION);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| UpstreamError::Http(e.to_string()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| UpstreamError::Http(e.to_string()))?;
+        let status = response.status();
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let sse = response
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| UpstreamError::Http(e.to_string()))?
+            .to_bytes();
+        let Some(want) = want else {
+            return Ok(HttpAnswer {
+                status,
+                session,
+                reply: None,
+            });
+        };
+        if !status.is_success() {
+            return Ok(HttpAnswer {
+                status,
+                session,
+                reply: None,
+            });
+        }
+        let matches =
+            |r: &UpstreamReply| r.id == Some(RequestId::Number(want)) && r.method.is_none();
+        let reply = if sse {
+            sse_messages(&bytes)
+                .filter_map(|data| serde_json::from_str::<UpstreamReply>(&data).ok())
+                .find(matches)
+        } else {
+            serde_json::from_slice::<UpstreamReply>(&bytes)
+                .ok()
+                .filter(matches)
+        };
+        match reply {
+            Some(reply) => Ok(HttpAnswer {
+                status,
+                session,
+                reply: Some(reply),
+            }),
+            None => Err(UpstreamError::Protocol(format!(
+                "no answer to request {want} in the {} response",
+                if sse { "SSE" } else { "JSON" }
+            ))),
+        }
+    }
+
+    async fn session(&self, fresh: bool) -> Result<Option<String>, UpstreamError> {
+        let mut slot = self.session.lock().await;
+        if !fresh {
+            if let Some(session) = slot.as_ref() {
+                return Ok(session.clone());
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let answer = self
+            .post(
+                &jsonrpc::request(id, "initialize", initialize_params()),
+                None,
+                Some(id),
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(UpstreamError::Http(format!(
+                "initialize answered HTTP {}",
+                answer.status
+            )));
+        }
+        reply_result(answer.reply.ok_or(UpstreamError::Closed)?)?;
+        self.post(
+            &jsonrpc::notification("notifications/initialized"),
+            answer.session.as_deref(),
+            None,
+        )
+        .await?;
+        *slot = Some(answer.session.clone());
+        Ok(answer.session)
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, UpstreamError> {
+        let mut fresh = false;
+        loop {
+            let session = self.session(fresh).await?;
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let answer = self
+                .post(
+                    &jsonrpc::request(id, method, params.clone()),
+                    session.as_deref(),
+                    Some(id),
+                )
+                .await?;
+            if answer.status == hyper::StatusCode::NOT_FOUND && session.is_some() && !fresh {
+                fresh = true;
+                continue;
+            }
+            if !answer.status.is_success() {
+                return Err(UpstreamError::Http(format!("HTTP {}", answer.status)));
+            }
+            return reply_result(answer.reply.ok_or(UpstreamError::Closed)?);
+        }
+    }
+}
+
+/// The `data` of each event in an SSE body.
+fn sse_messages(body: &[u8]) -> impl Iterator<Item = String> + '_ {
+    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
+    let events: Vec<String> = text
+        .split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect();
+    events.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_yield_their_data() {
+        let body = b"event: message\ndata: {\"a\":1}\n\n: comment\n\ndata: {\"b\":\ndata: 2}\n\n";
+        let got: Vec<String> = sse_messages(body).collect();
+        assert_eq!(got, vec!["{\"a\":1}".to_owned(), "{\"b\":\n2}".to_owned()]);
+    }
+
+    #[test]
+    fn unsupported_urls_are_refused() {
+        assert!(matches!(
+            Upstream::new("ftp://x"),
+            Err(UpstreamError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Upstream::new("stdio:   "),
+            Err(UpstreamError::Unsupported(_))
+        ));
+        assert!(Upstream::new("stdio:python3 server.py").is_ok());
+    }
+}

@@ -1,0 +1,114 @@
+//! `remit approvals list|show|approve|reject`: calls the gateway held for
+//! a human decision.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::agent::text;
+use super::client::{finish, segment, Api, ServerArgs};
+use crate::io;
+
+/// `remit approvals ...`.
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: ApprovalsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalsCommand {
+    /// List pending approvals, oldest first.
+    List,
+    /// Show one approval.
+    Show {
+        /// The approval id (`apr_…`).
+        id: String,
+    },
+    /// Approve a held call: the agent's retry of the same call runs once.
+    Approve {
+        /// The approval id.
+        id: String,
+        /// Who approves (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Reject a held call.
+    Reject {
+        /// The approval id.
+        id: String,
+        /// Who rejects (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+fn line(a: &Value) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}",
+        text(&a["id"]),
+        text(&a["state"]),
+        text(&a["agent"]),
+        text(&a["tool"]),
+        text(&a["summary"])
+    )
+}
+
+/// Runs `remit approvals`.
+pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&args.server)?;
+    let json = args.server.json;
+    let decide = |id: &str, verdict: &str, by: Option<String>| {
+        let by = by
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "admin".into());
+        let answer = api.post(
+            &format!("/v1/approvals/{}/{verdict}", segment(id)),
+            &json!({ "by": by }),
+        )?;
+        if json {
+            io::print_json(&answer)?;
+        } else {
+            println!(
+                "{} {} (receipt {})",
+                text(&answer["id"]),
+                text(&answer["state"]),
+                text(&answer["receipt_id"])
+            );
+        }
+        Ok(())
+    };
+    let result = match args.command {
+        ApprovalsCommand::List => api.get("/v1/approvals").and_then(|answer| {
+            if json {
+                io::print_json(&answer)?;
+                return Ok(());
+            }
+            let pending = answer["approvals"].as_array().cloned().unwrap_or_default();
+            if pending.is_empty() {
+                println!("no pending approvals");
+            }
+            for a in pending {
+                println!("{}", line(&a));
+            }
+            Ok(())
+        }),
+        ApprovalsCommand::Show { id } => api
+            .get(&format!("/v1/approvals/{}", segment(&id)))
+            .and_then(|a| {
+                if json {
+                    io::print_json(&a)?;
+                } else {
+                    println!("{}", line(&a));
+                    println!("call sha256 {}", text(&a["call_hash"]));
+                }
+                Ok(())
+            }),
+        ApprovalsCommand::Approve { id, by } => decide(&id, "approve", by),
+        ApprovalsCommand::Reject { id, by } => decide(&id, "reject", by),
+    };
+    finish(result)
+}
