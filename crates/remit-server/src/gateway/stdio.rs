@@ -25,10 +25,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use remit_store::{Id, McpServer, SqliteStore, Status, Store};
+use remit_store::{Id, McpServer, ServerRepo as _, SqliteStore, Status, Store};
 use remit_token::{EcdsaP256Signer, Signer as _};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
+};
 use tokio::sync::mpsc;
 
 use super::auth::{resource_url, Caller, Scheme};
@@ -44,7 +46,7 @@ use crate::state::{now, AppState, Inactive, Settings};
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
 
 /// What `remit wrap` was told.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct WrapOptions {
     /// The data directory shared with `remit serve`.
     pub data_dir: PathBuf,
@@ -160,7 +162,8 @@ impl Wrap {
             server: options.server.clone(),
             detail,
         };
-        let id = Id::parse("server id", &options.server).map_err(|e| server_error(e.to_string()))?;
+        let id =
+            Id::parse("server id", &options.server).map_err(|e| server_error(e.to_string()))?;
         let mut server = state
             .store()
             .server(&id)
