@@ -124,6 +124,10 @@ impl Gateway {
                 "bench-agent",
                 "--jwk",
                 "agent.jwk",
+                "--owner",
+                "bench-user",
+                "--risk-tier",
+                "low",
             ],
             &env,
         )?;
