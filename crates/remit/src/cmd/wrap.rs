@@ -38,7 +38,11 @@ pub struct WrapArgs {
     log: Option<PathBuf>,
     /// The control plane's public URL (server-scoped remits name
     /// `<url>/mcp/<server>` as audience) [default: http://127.0.0.1:8080].
-    #[arg(long, env = "REMIT_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "REMIT_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     public_url: String,
     /// The deployment-wide audience [default: remit].
     #[arg(long, env = "REMIT_AUDIENCE", default_value = "remit")]
