@@ -52,6 +52,9 @@ enum Command {
     Server(cmd::server::ServerCmdArgs),
     /// List, show, approve and reject calls held for a human.
     Approvals(cmd::approvals::ApprovalsArgs),
+    // remit wrap (issue 8)
+    /// Run an MCP server over stdio behind the gateway pipeline, with local receipts.
+    Wrap(cmd::wrap::WrapArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,8 @@ fn main() -> ExitCode {
         // gateway (issue 8)
         Command::Server(c) => cmd::server::run(c),
         Command::Approvals(c) => cmd::approvals::run(c),
+        // remit wrap (issue 8)
+        Command::Wrap(c) => cmd::wrap::run(c),
     };
     match result {
         Ok(code) => code,

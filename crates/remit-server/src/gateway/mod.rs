@@ -57,6 +57,7 @@ pub mod bless;
 pub mod http;
 pub mod jsonrpc;
 pub mod pipeline;
+pub mod stdio;
 pub mod upstream;
 
 use std::collections::{BTreeSet, HashSet};

@@ -24,3 +24,6 @@ pub mod serve;
 // gateway (issue 8)
 pub mod approvals;
 pub mod server;
+
+// remit wrap (issue 8)
+pub mod wrap;

@@ -1,0 +1,128 @@
+//! `gateway-bench`: one run, three paths, the same load.
+//!
+//! 1. direct to a trivial MCP upstream,
+//! 2. through a plain pass-through HTTP proxy (hyper),
+//! 3. through Remit's full pipeline (`remit serve`, DPoP chain, scanning,
+//!    policy, step counting, durable receipts).
+//!
+//! Environment: `CALLS` (default 20000) and `CONCURRENCY` (default 16) for
+//! the throughput phase, `LATENCY_CALLS` (default 5000) for the phase at
+//! concurrency 1, `REMIT_BIN` (default `target/release/remit`), `SKIP_REMIT=1`
+//! to measure only the baselines.
+
+mod remit;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use remit_bench_gateway::{load, start_proxy, start_upstream, Auth, Measurement};
+
+fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .with_context(|| format!("{name}={value} is not a count")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+struct Target {
+    name: &'static str,
+    url: String,
+    auth: Auth,
+    /// Proofs used so far (each proof is single-use).
+    used: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let calls = env_usize("CALLS", 20_000)?;
+    let concurrency = env_usize("CONCURRENCY", 16)?;
+    let latency_calls = env_usize("LATENCY_CALLS", 5_000)?;
+    let warmup = 500;
+
+    let upstream = start_upstream().await?;
+    let proxy = start_proxy(upstream).await?;
+    let mut targets = vec![
+        Target {
+            name: "direct",
+            url: format!("http://{upstream}/mcp"),
+            auth: Auth::None,
+            used: 0,
+        },
+        Target {
+            name: "plain proxy",
+            url: format!("http://{proxy}/mcp"),
+            auth: Auth::None,
+            used: 0,
+        },
+    ];
+    let _gateway = if std::env::var_os("SKIP_REMIT").is_some() {
+        None
+    } else {
+        let proofs = warmup * 2 + calls + latency_calls;
+        let gateway = remit::Gateway::start(upstream, proofs).await?;
+        targets.push(Target {
+            name: "remit",
+            url: gateway.url.clone(),
+            auth: gateway.auth.clone(),
+            used: 0,
+        });
+        Some(gateway)
+    };
+
+    let mut rows: Vec<(&'static str, &'static str, Measurement)> = Vec::new();
+    for (phase, n, c) in [
+        ("latency", latency_calls, 1),
+        ("throughput", calls, concurrency),
+    ] {
+        for target in &mut targets {
+            load(&target.url, &target.auth, warmup, c, target.used)
+                .await
+                .with_context(|| format!("{} warm-up", target.name))?;
+            target.used += warmup;
+            let m = load(&target.url, &target.auth, n, c, target.used)
+                .await
+                .with_context(|| format!("{} {phase}", target.name))?;
+            target.used += n;
+            eprintln!(
+                "{phase:>10} {:<12} c={c:<3} p50 {:>8.1} us  p99 {:>8.1} us  {:>8.0} calls/s",
+                target.name,
+                micros(m.p50),
+                micros(m.p99),
+                m.throughput
+            );
+            rows.push((phase, target.name, m));
+        }
+    }
+
+    println!("| phase | path | calls | concurrency | p50 | p99 | calls/s | added p50 / p99 vs plain proxy |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (phase, name, m) in &rows {
+        let baseline = rows
+            .iter()
+            .find(|(p, n, _)| p == phase && *n == "plain proxy")
+            .map(|(_, _, b)| b);
+        let added = match (name, baseline) {
+            (&"remit", Some(b)) => format!(
+                "{:+.1} us / {:+.1} us",
+                micros(m.p50) - micros(b.p50),
+                micros(m.p99) - micros(b.p99)
+            ),
+            _ => "—".into(),
+        };
+        println!(
+            "| {phase} | {name} | {} | {} | {:.1} us | {:.1} us | {:.0} | {added} |",
+            m.calls,
+            m.concurrency,
+            micros(m.p50),
+            micros(m.p99),
+            m.throughput
+        );
+    }
+    Ok(())
+}

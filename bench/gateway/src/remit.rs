@@ -1,0 +1,217 @@
+//! A real `remit serve` in front of the upstream: a fresh data directory,
+//! the upstream registered and blessed, an agent with its own key, a remit
+//! for `echo`, and one pre-signed DPoP proof per request.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use remit_bench_gateway::{Auth, TOOL};
+use remit_token::pop::create_proof;
+use remit_token::{EcdsaP256Signer, ProofRequest};
+
+/// The registered upstream's name in the gateway.
+const SERVER: &str = "bench";
+
+/// A running `remit serve`, killed on drop.
+#[derive(Debug)]
+pub struct Gateway {
+    /// `POST` here to reach the upstream through the pipeline.
+    pub url: String,
+    /// The agent's chain and proofs.
+    pub auth: Auth,
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn remit_bin() -> PathBuf {
+    std::env::var_os("REMIT_BIN").map_or_else(
+        || {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| PathBuf::from("target"), PathBuf::from);
+            target.join("release/remit")
+        },
+        PathBuf::from,
+    )
+}
+
+fn run(bin: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .with_context(|| format!("running {} {}", bin.display(), args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "remit {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+impl Gateway {
+    /// Starts the gateway, registers `upstream` and an agent, and signs
+    /// `proofs` proofs for the agent's chain.
+    pub async fn start(upstream: SocketAddr, proofs: usize) -> anyhow::Result<Self> {
+        let bin = remit_bin();
+        let data = tempfile::tempdir()?;
+        let dir = data.path();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let base = format!("http://{listen}");
+        let mut child = Command::new(&bin)
+            .args(["serve", "--data", "data", "--listen", &listen])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {} serve (set REMIT_BIN)", bin.display()))?;
+        let stdout = child.stdout.take().context("serve stdout")?;
+        let admin = read_admin_token(stdout)?;
+        wait_ready(&base).await?;
+        let env = [
+            ("REMIT_SERVER", base.as_str()),
+            ("REMIT_ADMIN_TOKEN", admin.as_str()),
+        ];
+        let upstream_url = format!("http://{upstream}/mcp");
+        run(
+            &bin,
+            dir,
+            &[
+                "server",
+                "add",
+                "--id",
+                SERVER,
+                "--url",
+                &upstream_url,
+                "--clearance",
+                "internal",
+            ],
+            &env,
+        )?;
+        run(
+            &bin,
+            dir,
+            &["server", "bless", SERVER, "--risk", "low"],
+            &env,
+        )?;
+        run(&bin, dir, &["keys", "generate", "--out", "agent.jwk"], &[])?;
+        run(
+            &bin,
+            dir,
+            &[
+                "agent",
+                "register",
+                "--id",
+                "bench-agent",
+                "--jwk",
+                "agent.jwk",
+                "--owner",
+                "bench-user",
+                "--risk-tier",
+                "low",
+            ],
+            &env,
+        )?;
+        let tool = format!("{SERVER}/{TOOL}");
+        let issued = run(
+            &bin,
+            dir,
+            &[
+                "issue",
+                "--agent",
+                "bench-agent",
+                "--sub",
+                "bench-user",
+                "--tool",
+                &tool,
+                "--ttl",
+                "1h",
+                "--max-steps",
+                "10000000",
+                "--json",
+            ],
+            &env,
+        )?;
+        let issued: serde_json::Value = serde_json::from_str(&issued)?;
+        let chain = issued
+            .get("remit")
+            .and_then(|t| t.as_str())
+            .context("issue answer without token")?
+            .to_owned();
+        let key: remit_token::PrivateJwk =
+            serde_json::from_slice(&std::fs::read(dir.join("agent.jwk"))?)?;
+        let holder = EcdsaP256Signer::from_jwk(&key)?;
+        let url = format!("{base}/mcp/{SERVER}");
+        let leaf = chain.rsplit('~').next().unwrap_or(&chain).to_owned();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let mut signed = Vec::with_capacity(proofs);
+        for _ in 0..proofs {
+            signed.push(create_proof(
+                &holder,
+                &leaf,
+                ProofRequest {
+                    htm: "POST",
+                    htu: &url,
+                },
+                now,
+            )?);
+        }
+        Ok(Self {
+            url,
+            auth: Auth::Dpop {
+                chain,
+                proofs: Arc::new(signed),
+            },
+            child,
+            _data: data,
+        })
+    }
+}
+
+/// The first `remit serve` prints the admin token once; find it.
+fn read_admin_token(stdout: std::process::ChildStdout) -> anyhow::Result<String> {
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        if let Some(token) = line.trim().strip_prefix("export REMIT_ADMIN_TOKEN=") {
+            let token = token.to_owned();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines.by_ref() {});
+            return Ok(token);
+        }
+    }
+    bail!("remit serve printed no admin token")
+}
+
+async fn wait_ready(base: &str) -> anyhow::Result<()> {
+    let addr = base.trim_start_matches("http://").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("remit serve did not listen on {base} within 30 s")
+}

@@ -1,0 +1,337 @@
+//! The stdio transport behind `remit wrap`: a local proxy an agent host
+//! launches in place of an MCP server. It reads newline-delimited JSON-RPC
+//! from its standard input, runs every message through the same
+//! [`pipeline`](super::pipeline) as `POST /mcp/{server}`, forwards what is
+//! allowed to the wrapped command (spawned as a `stdio:` upstream) and
+//! writes the answers to its standard output.
+//!
+//! # What it shares with `remit serve`
+//!
+//! The data directory: the issuer key (to verify remits), the receipt key
+//! (to sign receipts), the store (registry, pins, revocations, step and
+//! risk budgets; SQLite by default, so a revocation made on the control
+//! plane reaches the wrap within the follower's poll) and the policy
+//! folder. Receipts go to a log of the wrap's own (`<data>/wrap/<server>/log`
+//! by default), because two processes must not append to one file log.
+//!
+//! # Authentication
+//!
+//! There is no HTTP request to carry a DPoP proof: the wrap is given the
+//! holder's private key, and refuses to start unless it is the key the
+//! leaf remit is bound to (`cnf.jkt`). Every message then re-checks the
+//! chain (expiry, revocation) before the pipeline runs; a chain that stops
+//! verifying turns every later message into a refusal with a receipt.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use remit_store::{Id, McpServer, ServerRepo as _, SqliteStore, Status, Store};
+use remit_token::{EcdsaP256Signer, Signer as _};
+use serde_json::Value;
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
+};
+use tokio::sync::mpsc;
+
+use super::auth::{resource_url, Caller, Scheme};
+use super::jsonrpc;
+use super::pipeline::{self, Answer, Facts, Refusal};
+use crate::launch::{install_policy, ServeError, POLICY_DIR};
+use crate::policy::PolicyFolder;
+use crate::receipts::{FileReceiptLog, ReceiptLog};
+use crate::setup::{DataDir, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
+use crate::state::{now, AppState, Inactive, Settings};
+
+/// Longest line read from the agent host.
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// What `remit wrap` was told.
+#[derive(Debug)]
+pub struct WrapOptions {
+    /// The data directory shared with `remit serve`.
+    pub data_dir: PathBuf,
+    /// The policy folder (default `<data>/policy`).
+    pub policy_dir: Option<PathBuf>,
+    /// Where the wrap's receipt log lives (default `<data>/wrap/<server>`).
+    pub log_dir: Option<PathBuf>,
+    /// The registered server this command is (its pins, clearance, risk).
+    pub server: String,
+    /// The command to spawn; empty means the server's registered `stdio:` url.
+    pub command: Vec<String>,
+    /// The remit chain the agent holds.
+    pub chain: String,
+    /// The leaf holder's private key.
+    pub holder: EcdsaP256Signer,
+    /// The control plane's public URL: remits scoped to one server name
+    /// `<public_url>/mcp/<server>` as their audience.
+    pub public_url: String,
+    /// The deployment-wide audience remits are minted for.
+    pub audience: String,
+}
+
+/// Why the wrap could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WrapError {
+    /// The data directory, store, policy or receipt log did not open.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The server is not registered, or disabled.
+    #[error("MCP server {server:?}: {detail} (register and bless it with `remit server add` / `remit server bless` first)")]
+    Server {
+        /// The server id.
+        server: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The key is not the one the leaf remit is bound to.
+    #[error("the key given with --key is not the holder key of the leaf remit (cnf.jkt {expected}, key {found})")]
+    NotHolder {
+        /// The leaf's `cnf.jkt`.
+        expected: String,
+        /// The key's thumbprint.
+        found: String,
+    },
+    /// The remit does not verify or is revoked at start.
+    #[error("the remit is not active: {0}")]
+    Inactive(String),
+    /// Reading or writing the standard streams failed.
+    #[error("stdio: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where receipts went and what runs, for the caller to report on stderr.
+#[derive(Debug, Clone)]
+pub struct WrapReport {
+    /// The receipt log directory.
+    pub log: PathBuf,
+    /// The upstream transport url the wrap forwards to.
+    pub upstream: String,
+}
+
+/// A prepared wrap: state opened, server and caller checked.
+#[derive(Debug)]
+pub struct Wrap {
+    state: AppState<SqliteStore>,
+    server: McpServer,
+    chain: String,
+    resource: String,
+    report: WrapReport,
+}
+
+impl Wrap {
+    /// Opens the data directory, the store, the policy and the receipt log,
+    /// and checks the server and the remit, before any message is read.
+    pub async fn open(options: WrapOptions) -> Result<Self, WrapError> {
+        let data = DataDir::prepare(&options.data_dir).map_err(ServeError::from)?;
+        let issuer = data.key(ISSUER_KEY_FILE).map_err(ServeError::from)?;
+        let receipt = data.key(RECEIPT_KEY_FILE).map_err(ServeError::from)?;
+        let policy_dir = options
+            .policy_dir
+            .clone()
+            .unwrap_or_else(|| data.path().join(POLICY_DIR));
+        let folder = PolicyFolder::read(&policy_dir).map_err(ServeError::from)?;
+        let log_dir = options
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| data.path().join("wrap").join(&options.server));
+        std::fs::create_dir_all(&log_dir)?;
+        let kid = receipt.signer.key_id().to_owned();
+        let log = FileReceiptLog::open(&log_dir, receipt.signer, &format!("remit/wrap/{kid}"))
+            .map_err(ServeError::from)?;
+        let report_log = log.dir().to_owned();
+        let receipts: Arc<dyn ReceiptLog> = Arc::new(log);
+        let store = SqliteStore::open(&data.sqlite_path())
+            .await
+            .map_err(ServeError::from)?;
+        let mut settings = Settings::new(options.public_url.clone());
+        settings.audience.clone_from(&options.audience);
+        // No admin API is served: the admin hash is of a random token nobody holds.
+        let admin = crate::setup::new_admin_token().map_err(ServeError::from)?;
+        let state = AppState::new(
+            store,
+            issuer.signer,
+            crate::setup::sha256(admin.as_bytes()),
+            settings,
+            receipts,
+        )
+        .await
+        .map_err(ServeError::from)?;
+        install_policy(&state, &folder).await?;
+
+        let server_error = |detail: String| WrapError::Server {
+            server: options.server.clone(),
+            detail,
+        };
+        let id =
+            Id::parse("server id", &options.server).map_err(|e| server_error(e.to_string()))?;
+        let mut server = state
+            .store()
+            .server(&id)
+            .await
+            .map_err(|e| server_error(e.to_string()))?;
+        if server.status != Status::Active {
+            return Err(server_error("it is disabled".into()));
+        }
+        if !options.command.is_empty() {
+            server.url = format!("stdio:{}", options.command.join(" "));
+        } else if !server.url.starts_with("stdio:") {
+            return Err(server_error(format!(
+                "its registered url {:?} is not a stdio: command; give the command after --",
+                server.url
+            )));
+        }
+
+        let resource = resource_url(&state.settings().public_url, &options.server);
+        let chain = options.chain.trim().to_owned();
+        let verified = check(&state, &chain, &resource).map_err(WrapError::Inactive)?;
+        let expected = verified.leaf_claims().cnf.jkt.as_str().to_owned();
+        let found = options.holder.thumbprint().as_str().to_owned();
+        if expected != found {
+            return Err(WrapError::NotHolder { expected, found });
+        }
+        let report = WrapReport {
+            log: report_log,
+            upstream: server.url.clone(),
+        };
+        Ok(Self {
+            state,
+            server,
+            chain,
+            resource,
+            report,
+        })
+    }
+
+    /// Where receipts go and what is forwarded to.
+    pub fn report(&self) -> &WrapReport {
+        &self.report
+    }
+
+    /// Serves messages from `input` until it closes, answering on `output`.
+    /// Requests are handled concurrently; answers are written whole, one a line.
+    pub async fn run<R, W>(self, input: R, mut output: W) -> Result<(), WrapError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::channel::<Value>(64);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let mut line = message.to_string();
+                line.push('\n');
+                output.write_all(line.as_bytes()).await?;
+                output.flush().await?;
+            }
+            std::io::Result::Ok(())
+        });
+        let this = Arc::new(self);
+        let mut lines = BufReader::new(input);
+        let mut buffer = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            buffer.clear();
+            let read = (&mut lines)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buffer)
+                .await?;
+            if read == 0 {
+                break;
+            }
+            if buffer.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line = std::mem::take(&mut buffer);
+            let this = Arc::clone(&this);
+            let tx = tx.clone();
+            tasks.spawn(async move {
+                if let Some(answer) = this.handle_line(&line).await {
+                    let _ = tx.send(answer).await;
+                }
+            });
+            // Reap finished tasks so the set does not grow without bound.
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+        drop(tx);
+        writer
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(())
+    }
+
+    /// One message in, at most one answer out. Every refusal has a receipt.
+    async fn handle_line(&self, line: &[u8]) -> Option<Value> {
+        let state = &self.state;
+        let config = state.gateway().config();
+        let facts = Facts {
+            tool: format!("mcp:{}", self.server.id),
+            ..Facts::default()
+        };
+        let caller = match check(state, &self.chain, &self.resource) {
+            Ok(chain) => Caller {
+                chain,
+                // Possession was proven when the wrap started: it holds the
+                // leaf's key and checked it against cnf.jkt.
+                scheme: Scheme::Dpop,
+            },
+            Err(reason) => {
+                let id = serde_json::from_slice::<Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .and_then(|id| serde_json::from_value(id).ok());
+                let refusal = Refusal::gateway(
+                    jsonrpc::DENIED,
+                    "gw-unauthenticated",
+                    format!("not authenticated: {reason}"),
+                );
+                return Some(pipeline::refuse(state, None, id, &facts, refusal, None).await);
+            }
+        };
+        let message = match jsonrpc::read(line, config.max_body_bytes, config.max_json_depth) {
+            Ok(m) => m,
+            Err(error) => {
+                let rule = match error {
+                    jsonrpc::FrameError::TooLarge { .. } => "gw-body-too-large",
+                    jsonrpc::FrameError::TooDeep { .. } => "gw-body-too-deep",
+                    jsonrpc::FrameError::InvalidUtf8 { .. } => "gw-body-not-utf8",
+                    jsonrpc::FrameError::Batch => "gw-batch",
+                    jsonrpc::FrameError::Malformed(_) => "gw-body-malformed",
+                };
+                let refusal = Refusal::gateway(error.code(), rule, error.to_string());
+                return Some(
+                    pipeline::refuse(state, Some(&caller), None, &facts, refusal, None).await,
+                );
+            }
+        };
+        match pipeline::handle(state, &caller, &self.server, message).await {
+            Answer::Accepted => None,
+            Answer::Message(body) | Answer::InsufficientScope { message: body, .. } => Some(body),
+        }
+    }
+}
+
+/// Verifies the chain for this server (deployment audience or the server's
+/// resource URL) and checks it against the revocation set, as the HTTP
+/// transport does.
+fn check<S: Store>(
+    state: &AppState<S>,
+    text: &str,
+    resource: &str,
+) -> Result<Arc<remit_token::VerifiedChain>, String> {
+    let now = now();
+    let chain = match state.check_chain(text, now) {
+        Ok(chain) => chain,
+        Err(Inactive::Invalid(_)) => state
+            .check_chain_for(text, now, resource)
+            .map_err(|e| e.to_string())?,
+        Err(revoked) => return Err(revoked.to_string()),
+    };
+    let aud = chain.leaf_claims().aud.as_str();
+    if aud != state.settings().audience && aud != resource {
+        return Err(format!(
+            "the remit's audience {aud:?} is neither {:?} nor {resource:?}",
+            state.settings().audience
+        ));
+    }
+    Ok(chain)
+}
