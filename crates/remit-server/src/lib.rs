@@ -46,6 +46,8 @@
 
 pub mod app;
 pub mod launch;
+pub mod metrics;
+pub mod openapi;
 pub mod policy;
 pub mod problem;
 pub mod receipts;
@@ -55,6 +57,7 @@ pub mod remits;
 pub mod revocation;
 pub mod setup;
 pub mod state;
+pub mod telemetry;
 
 pub use app::router;
 pub use launch::{serve, Database, FileConfig, ServeError, ServeOptions, StartReport};

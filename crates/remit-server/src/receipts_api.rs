@@ -14,12 +14,15 @@ use crate::state::AppState;
 
 /// Query of `GET /v1/receipts`.
 #[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     /// First index; 0 when absent.
     #[serde(default)]
     pub from: u64,
     /// Most leaves to return; 100 when absent, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default)]
     pub limit: Option<u64>,
 }
@@ -28,6 +31,9 @@ fn unavailable(error: &dyn std::fmt::Display) -> Problem {
     Problem::internal("reading the receipt log", error)
 }
 
+#[utoipa::path(get, path = "/v1/receipts", tag = "receipts", security(("admin_token" = [])),
+    params(Page),
+    responses((status = 200, description = "Signed leaves, as stored", body = crate::openapi::schema::ReceiptPage)))]
 /// `GET /v1/receipts?from=N&limit=M`: the leaves as stored (strings of
 /// canonical JSON `{"receipt":..,"sig":..}`), so a client can audit them.
 pub async fn leaves<S: Store>(
@@ -57,6 +63,8 @@ pub async fn leaves<S: Store>(
     })))
 }
 
+#[utoipa::path(get, path = "/v1/checkpoints/latest", tag = "receipts",
+    responses((status = 200, description = "The latest signed checkpoint and the keys to verify it", body = crate::openapi::schema::LatestCheckpoint)))]
 /// `GET /v1/checkpoints/latest`: the latest signed checkpoint.
 pub async fn latest_checkpoint<S: Store>(
     State(state): State<AppState<S>>,
