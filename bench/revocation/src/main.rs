@@ -51,7 +51,12 @@ struct Pair<S: Store> {
     _dir: tempfile::TempDir,
 }
 
-async fn replica<S: Store>(store: S, root: &Path, name: &str, token: &str) -> anyhow::Result<Replica<S>> {
+async fn replica<S: Store>(
+    store: S,
+    root: &Path,
+    name: &str,
+    token: &str,
+) -> anyhow::Result<Replica<S>> {
     let shared = DataDir::prepare(&root.join("shared"))?;
     let issuer = shared.key(ISSUER_KEY_FILE)?.signer;
     let own = DataDir::prepare(&root.join(name))?;
@@ -69,10 +74,20 @@ async fn pair<S: Store>(a: S, b: S) -> anyhow::Result<Pair<S>> {
     let token = remit_server::setup::new_admin_token()?;
     let a = replica(a, dir.path(), "a", &token).await?;
     let b = replica(b, dir.path(), "b", &token).await?;
-    Ok(Pair { a, b, token, _dir: dir })
+    Ok(Pair {
+        a,
+        b,
+        token,
+        _dir: dir,
+    })
 }
 
-async fn call(router: &axum::Router, token: &str, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+async fn call(
+    router: &axum::Router,
+    token: &str,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
     let request = Request::post(path)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
@@ -80,7 +95,10 @@ async fn call(router: &axum::Router, token: &str, path: &str, body: &Value) -> a
     let response = router.clone().oneshot(request).await?;
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
 }
 
 async fn register_agent<S: Store>(pair: &Pair<S>, id: &str) -> anyhow::Result<()> {
@@ -99,7 +117,11 @@ async fn register_agent<S: Store>(pair: &Pair<S>, id: &str) -> anyhow::Result<()
     Ok(())
 }
 
-async fn issue<S: Store>(router: &axum::Router, token: &str, agent: &str) -> anyhow::Result<(String, String)> {
+async fn issue<S: Store>(
+    router: &axum::Router,
+    token: &str,
+    agent: &str,
+) -> anyhow::Result<(String, String)> {
     let (status, body) = call(
         router,
         token,
@@ -110,8 +132,14 @@ async fn issue<S: Store>(router: &axum::Router, token: &str, agent: &str) -> any
     if status != 201 {
         bail!("issuing: {status} {body}");
     }
-    let remit = body["remit"].as_str().context("no remit in the answer")?.to_owned();
-    let jti = body["jti"].as_str().context("no jti in the answer")?.to_owned();
+    let remit = body["remit"]
+        .as_str()
+        .context("no remit in the answer")?
+        .to_owned();
+    let jti = body["jti"]
+        .as_str()
+        .context("no jti in the answer")?
+        .to_owned();
     Ok((remit, jti))
 }
 
@@ -120,7 +148,10 @@ fn now() -> u64 {
 }
 
 /// Runs the trials; returns (propagation, A's revoke call) latencies.
-async fn propagation<S: Store>(pair: &Pair<S>, trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+async fn propagation<S: Store>(
+    pair: &Pair<S>,
+    trials: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     register_agent(pair, "bench-agent").await?;
     let mut spread = Vec::with_capacity(trials);
     let mut calls = Vec::with_capacity(trials);
@@ -197,20 +228,30 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     );
 }
 
-async fn run<S: Store>(backend: &str, pair: Pair<S>, trials: usize, issued: usize) -> anyhow::Result<()> {
+async fn run<S: Store>(
+    backend: &str,
+    pair: Pair<S>,
+    trials: usize,
+    issued: usize,
+) -> anyhow::Result<()> {
     let (spread, calls) = propagation(&pair, trials).await?;
     report(&format!("{backend}: revoke on A -> B rejects"), spread);
     report(&format!("{backend}: A answers the revoke call"), calls);
     for clients in [1, 8] {
         let rate = throughput(&pair, issued, clients).await?;
-        println!("{backend}: issuance, {clients} client(s){:<17} {rate:>8.0} remits/s", "");
+        println!(
+            "{backend}: issuance, {clients} client(s){:<17} {rate:>8.0} remits/s",
+            ""
+        );
     }
     Ok(())
 }
 
 fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
-        Ok(v) => v.parse().with_context(|| format!("{name}={v:?} is not a count")),
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a count")),
         Err(_) => Ok(default),
     }
 }
@@ -221,7 +262,13 @@ async fn main() -> anyhow::Result<()> {
     let issued = env_usize("REMIT_BENCH_ISSUE", 500)?;
     let dir = tempfile::tempdir()?;
     let sqlite = SqliteStore::open(&dir.path().join("bench.db")).await?;
-    run("sqlite", pair(sqlite.clone(), sqlite).await?, trials, issued).await?;
+    run(
+        "sqlite",
+        pair(sqlite.clone(), sqlite).await?,
+        trials,
+        issued,
+    )
+    .await?;
 
     let url = std::env::var("REMIT_BENCH_DATABASE_URL")
         .or_else(|_| std::env::var("REMIT_TEST_DATABASE_URL"));

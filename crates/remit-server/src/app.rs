@@ -11,8 +11,8 @@ use remit_store::Store;
 
 use crate::problem::Problem;
 use crate::state::AppState;
-use crate::{receipts_api, registry, remits, revocation};
 use crate::{metrics, openapi, telemetry};
+use crate::{receipts_api, registry, remits, revocation};
 
 /// Builds the whole HTTP application over `state`.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
@@ -151,7 +151,9 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
         (status = 200, description = "The store answers", body = crate::openapi::schema::Readiness),
         (status = 503, description = "The store does not answer", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, Problem> {
+pub(crate) async fn readyz<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Result<Response, Problem> {
     match state.store().ping().await {
         Ok(()) => Ok(Json(serde_json::json!({
             "status": "ready",
@@ -184,7 +186,9 @@ pub(crate) async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response
 /// RFC 8414 authorization server metadata.
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
     responses((status = 200, description = "RFC 8414 authorization server metadata", body = crate::openapi::schema::ServerMetadata)))]
-pub(crate) async fn metadata<S: Store>(State(state): State<AppState<S>>) -> Json<serde_json::Value> {
+pub(crate) async fn metadata<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Json<serde_json::Value> {
     let base = &state.settings().public_url;
     Json(serde_json::json!({
         "issuer": base,

@@ -75,11 +75,13 @@ struct Metrics {
 /// labels clash); recording then does nothing rather than fail a request.
 fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new();
-    let histogram = |name: &str, help: &str| {
-        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec())
-    };
+    let histogram =
+        |name: &str, help: &str| HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
     let decisions = IntCounterVec::new(
-        Opts::new("remit_decisions_total", "Gateway decisions by outcome and action"),
+        Opts::new(
+            "remit_decisions_total",
+            "Gateway decisions by outcome and action",
+        ),
         &["outcome", "action"],
     )?;
     let decision_seconds = HistogramVec::new(
@@ -227,9 +229,18 @@ mod tests {
             text.contains(r#"remit_decisions_total{action="fs.write",outcome="escalate"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"remit_revocations_total{kind="subtree"}"#), "{text}");
-        assert!(text.contains(r#"remit_store_errors_total{kind="unavailable"}"#), "{text}");
-        assert!(text.contains("remit_receipt_append_seconds_count"), "{text}");
+        assert!(
+            text.contains(r#"remit_revocations_total{kind="subtree"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"remit_store_errors_total{kind="unavailable"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("remit_receipt_append_seconds_count"),
+            "{text}"
+        );
         assert!(
             text.contains(r#"route="/v1/agents/{id}",status="200""#),
             "{text}"

@@ -135,9 +135,9 @@ fn add_problems(operation: &mut Operation) {
             problem_response("Missing, malformed or wrong admin bearer token").into()
         });
     }
-    responses.entry("default".into()).or_insert_with(|| {
-        problem_response("Any error, as an RFC 9457 problem document").into()
-    });
+    responses
+        .entry("default".into())
+        .or_insert_with(|| problem_response("Any error, as an RFC 9457 problem document").into());
 }
 
 /// The document served by this process: [`ApiDoc`] with `public_url` as

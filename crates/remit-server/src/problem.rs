@@ -126,12 +126,12 @@ impl From<StoreError> for Problem {
             StoreError::Unreachable { .. } | StoreError::Query { .. } => {
                 crate::metrics::store_error("unavailable");
                 Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store-unavailable",
-                "Store unavailable",
-                "the database did not answer; retry later (details in the server log)",
-            )
-            .logged(&error)
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "Store unavailable",
+                    "the database did not answer; retry later (details in the server log)",
+                )
+                .logged(&error)
             }
             _ => {
                 crate::metrics::store_error("internal");

@@ -13,8 +13,7 @@ use crate::receipts::MAX_PAGE;
 use crate::state::AppState;
 
 /// Query of `GET /v1/receipts`.
-#[derive(Debug, Deserialize)]
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {

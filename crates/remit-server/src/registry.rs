@@ -17,8 +17,7 @@ use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/agents`.
-#[derive(Debug, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
     /// The agent's identifier (appears as `act.sub` in its remits).
@@ -170,8 +169,7 @@ pub async fn disable_agent<S: Store>(
 }
 
 /// Body of `POST /v1/servers`.
-#[derive(Debug, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddServer {
     /// The server's identifier.
@@ -253,8 +251,7 @@ pub async fn list_servers<S: Store>(
 
 /// Body of `POST /v1/servers/{id}/tools`. Exactly one of `description`
 /// (hashed here) or `description_sha256` pins the reviewed description.
-#[derive(Debug, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddTool {
     /// The tool's name as the server announces it.

@@ -14,8 +14,7 @@ use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/remits`.
-#[derive(Debug, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRemit {
     /// The registered agent that will hold it.

@@ -20,8 +20,7 @@ use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/revocations`.
-#[derive(Debug, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Revoke {
     /// `jti`, `subtree`, `agent`, `sub`, `tool` or `kid`.
@@ -101,8 +100,7 @@ pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Val
 }
 
 /// Form body of the OAuth endpoints.
-#[derive(Debug, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenForm {
     /// The remit chain (`root~child~...`) or a single remit.
     pub token: String,

@@ -26,7 +26,10 @@ const METHODS: &[&str] = &["get", "post", "put", "delete", "patch", "head", "opt
 /// (METHOD, path) of every `.route(...)` call in the crate's sources.
 fn routes_in_source() -> BTreeSet<(String, String)> {
     let mut files = Vec::new();
-    collect_rs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    collect_rs(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     let mut routes = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -52,7 +55,11 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
                     found = true;
                 }
             }
-            assert!(found, "{}: no method found for route {path}", file.display());
+            assert!(
+                found,
+                "{}: no method found for route {path}",
+                file.display()
+            );
         }
     }
     routes
@@ -164,12 +171,18 @@ fn the_document_describes_problems_and_the_admin_scheme() {
     let doc: Value = serde_json::from_str(&ApiDoc::openapi().to_json().unwrap()).unwrap();
     let problem = &doc["components"]["schemas"]["Problem"];
     for field in ["type", "title", "status", "detail"] {
-        assert!(problem["properties"][field].is_object(), "{field}: {problem}");
+        assert!(
+            problem["properties"][field].is_object(),
+            "{field}: {problem}"
+        );
     }
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let default = &op["responses"]["default"]["content"]["application/problem+json"];
-            assert!(default.is_object(), "{method} {path} lacks a problem+json default");
+            assert!(
+                default.is_object(),
+                "{method} {path} lacks a problem+json default"
+            );
         }
     }
     let admin = &doc["paths"]["/v1/revocations"]["post"];
@@ -187,9 +200,12 @@ struct App {
 async fn app(metrics_require_admin: bool) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    let receipts =
-        FileReceiptLog::open(dir.path(), EcdsaP256Signer::generate().unwrap(), "t/receipts")
-            .unwrap();
+    let receipts = FileReceiptLog::open(
+        dir.path(),
+        EcdsaP256Signer::generate().unwrap(),
+        "t/receipts",
+    )
+    .unwrap();
     let token = remit_server::setup::new_admin_token().unwrap();
     let hash = remit_server::setup::sha256(token.as_bytes());
     let mut settings = Settings::new("http://127.0.0.1:9");
@@ -210,7 +226,11 @@ async fn app(metrics_require_admin: bool) -> App {
     }
 }
 
-async fn get(router: &axum::Router, path: &str, auth: Option<&str>) -> (StatusCode, String, String) {
+async fn get(
+    router: &axum::Router,
+    path: &str,
+    auth: Option<&str>,
+) -> (StatusCode, String, String) {
     let mut request = Request::get(path);
     if let Some(token) = auth {
         request = request.header("authorization", format!("Bearer {token}"));
@@ -229,7 +249,11 @@ async fn get(router: &axum::Router, path: &str, auth: Option<&str>) -> (StatusCo
     let body = axum::body::to_bytes(response.into_body(), 1 << 24)
         .await
         .unwrap();
-    (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -265,12 +289,21 @@ async fn metrics_count_requests_by_route_template_not_raw_path() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, content_type, text) = get(&app.router, "/metrics", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     assert!(
         text.contains(r#"remit_http_request_duration_seconds_count{method="GET",route="/v1/agents/{id}",status="404"}"#),
         "{text}"
     );
     assert!(text.contains(r#"route="unmatched""#), "{text}");
-    assert!(!text.contains("no-such-agent"), "raw paths must not become labels");
-    assert!(!text.contains("/no/such/endpoint"), "raw paths must not become labels");
+    assert!(
+        !text.contains("no-such-agent"),
+        "raw paths must not become labels"
+    );
+    assert!(
+        !text.contains("/no/such/endpoint"),
+        "raw paths must not become labels"
+    );
 }
