@@ -476,10 +476,10 @@ pub mod schema {
         #[schema(nullable = false)]
         pub root: Option<String>,
         /// The acting agent (nested `act` for delegations).
-        #[schema(value_type = Object, nullable = false)]
+        #[schema(value_type = Option<Object>, nullable = false)]
         pub act: Option<Value>,
         /// The holder key confirmation (`jkt`).
-        #[schema(value_type = Object, nullable = false)]
+        #[schema(value_type = Option<Object>, nullable = false)]
         pub cnf: Option<Value>,
         /// The effective grants.
         #[schema(nullable = false)]
@@ -519,9 +519,8 @@ pub mod schema {
     /// `GET /v1/checkpoints/latest`.
     #[derive(Debug, ToSchema)]
     pub struct LatestCheckpoint {
-        /// The signed tree head.
-        #[schema(value_type = Object)]
-        pub checkpoint: Value,
+        /// The signed tree head (C2SP signed note text).
+        pub checkpoint: String,
         /// The note verifier key the checkpoint is signed with.
         pub note_verifier: String,
         /// The receipt signing key, as a JWKS.
