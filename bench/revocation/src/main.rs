@@ -117,7 +117,7 @@ async fn register_agent<S: Store>(pair: &Pair<S>, id: &str) -> anyhow::Result<()
     Ok(())
 }
 
-async fn issue<S: Store>(
+async fn issue(
     router: &axum::Router,
     token: &str,
     agent: &str,
@@ -156,7 +156,7 @@ async fn propagation<S: Store>(
     let mut spread = Vec::with_capacity(trials);
     let mut calls = Vec::with_capacity(trials);
     for trial in 0..trials {
-        let (remit, jti) = issue::<S>(&pair.a.router, &pair.token, "bench-agent").await?;
+        let (remit, jti) = issue(&pair.a.router, &pair.token, "bench-agent").await?;
         if let Err(e) = pair.b.state.check_chain(&remit, now()) {
             bail!("trial {trial}: B does not accept a fresh remit: {e}");
         }
@@ -199,7 +199,7 @@ async fn throughput<S: Store>(pair: &Pair<S>, total: usize, clients: usize) -> a
         let n = total / clients;
         tasks.push(tokio::spawn(async move {
             for _ in 0..n {
-                issue::<S>(&router, &token, "bench-agent").await?;
+                issue(&router, &token, "bench-agent").await?;
             }
             anyhow::Ok(n)
         }));
