@@ -11,6 +11,7 @@ use remit_store::Store;
 
 use crate::problem::Problem;
 use crate::state::AppState;
+use crate::{metrics, openapi, telemetry};
 use crate::{receipts_api, registry, remits, revocation};
 
 /// Builds the whole HTTP application over `state`.
@@ -47,6 +48,15 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             state.clone(),
             require_admin::<S>,
         ));
+    let metrics_route = Router::new().route("/metrics", get(metrics::handler));
+    let metrics_route = if state.settings().metrics_require_admin {
+        metrics_route.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin::<S>,
+        ))
+    } else {
+        metrics_route
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S>))
@@ -62,8 +72,11 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/oauth/token", post(crate::exchange::token::<S>))
         .merge(admin)
         .merge(crate::gateway::routes::<S>())
+        .route("/openapi.json", get(openapi::document_handler::<S>))
+        .merge(metrics_route)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(telemetry::observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -130,11 +143,20 @@ async fn require_admin<S: Store>(
     next.run(request).await
 }
 
-async fn healthz() -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = crate::openapi::schema::Health)))]
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, Problem> {
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "The store answers", body = crate::openapi::schema::Readiness),
+        (status = 503, description = "The store does not answer", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn readyz<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Result<Response, Problem> {
     match state.store().ping().await {
         Ok(()) => Ok(Json(serde_json::json!({
             "status": "ready",
@@ -154,7 +176,9 @@ async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, 
     }
 }
 
-async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses((status = 200, description = "The issuer keys remits are verified with", body = crate::openapi::schema::Jwks, content_type = "application/jwk-set+json")))]
+pub(crate) async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/jwk-set+json")],
         state.jwks_document().to_string(),
@@ -163,7 +187,11 @@ async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
 }
 
 /// RFC 8414 authorization server metadata.
-async fn metadata<S: Store>(State(state): State<AppState<S>>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    responses((status = 200, description = "RFC 8414 authorization server metadata", body = crate::openapi::schema::ServerMetadata)))]
+pub(crate) async fn metadata<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Json<serde_json::Value> {
     let base = &state.settings().public_url;
     Json(serde_json::json!({
         "issuer": base,

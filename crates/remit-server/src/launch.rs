@@ -231,6 +231,8 @@ pub async fn serve(
     if let Some(audience) = &options.audience {
         settings.audience.clone_from(audience);
     }
+    settings.metrics_require_admin =
+        std::env::var("REMIT_METRICS_AUTH").is_ok_and(|v| v == "admin");
     let database = options
         .database
         .clone()

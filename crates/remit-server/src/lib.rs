@@ -76,6 +76,8 @@ pub mod app;
 pub mod exchange;
 pub mod gateway;
 pub mod launch;
+pub mod metrics;
+pub mod openapi;
 pub mod policy;
 pub mod problem;
 pub mod receipts;
@@ -85,6 +87,7 @@ pub mod remits;
 pub mod revocation;
 pub mod setup;
 pub mod state;
+pub mod telemetry;
 
 pub use app::router;
 pub use launch::{serve, Database, FileConfig, ServeError, ServeOptions, StartReport};

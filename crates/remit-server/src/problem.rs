@@ -123,14 +123,20 @@ impl From<StoreError> for Problem {
                 error.to_string(),
             ),
             StoreError::Invalid { .. } => Self::invalid(error.to_string()),
-            StoreError::Unreachable { .. } | StoreError::Query { .. } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store-unavailable",
-                "Store unavailable",
-                "the database did not answer; retry later (details in the server log)",
-            )
-            .logged(&error),
-            _ => Self::internal("a store operation", &error),
+            StoreError::Unreachable { .. } | StoreError::Query { .. } => {
+                crate::metrics::store_error("unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "Store unavailable",
+                    "the database did not answer; retry later (details in the server log)",
+                )
+                .logged(&error)
+            }
+            _ => {
+                crate::metrics::store_error("internal");
+                Self::internal("a store operation", &error)
+            }
         }
     }
 }

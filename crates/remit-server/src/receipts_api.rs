@@ -13,13 +13,15 @@ use crate::receipts::MAX_PAGE;
 use crate::state::AppState;
 
 /// Query of `GET /v1/receipts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     /// First index; 0 when absent.
     #[serde(default)]
     pub from: u64,
     /// Most leaves to return; 100 when absent, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default)]
     pub limit: Option<u64>,
 }
@@ -28,6 +30,9 @@ fn unavailable(error: &dyn std::fmt::Display) -> Problem {
     Problem::internal("reading the receipt log", error)
 }
 
+#[utoipa::path(get, path = "/v1/receipts", tag = "receipts", security(("admin_token" = [])),
+    params(Page),
+    responses((status = 200, description = "Signed leaves, as stored", body = crate::openapi::schema::ReceiptPage)))]
 /// `GET /v1/receipts?from=N&limit=M`: the leaves as stored (strings of
 /// canonical JSON `{"receipt":..,"sig":..}`), so a client can audit them.
 pub async fn leaves<S: Store>(
@@ -35,6 +40,14 @@ pub async fn leaves<S: Store>(
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     let Query(page) = query.map_err(|e| Problem::invalid(format!("query: {}", e.body_text())))?;
+    // Log indices are signed 64-bit in the stores; say so rather than
+    // accept an index no log can reach (found by schemathesis).
+    if i64::try_from(page.from).is_err() {
+        return Err(Problem::invalid(format!(
+            "from must be at most {}",
+            i64::MAX
+        )));
+    }
     let limit = page.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::invalid(format!(
@@ -59,6 +72,8 @@ pub async fn leaves<S: Store>(
     })))
 }
 
+#[utoipa::path(get, path = "/v1/checkpoints/latest", tag = "receipts",
+    responses((status = 200, description = "The latest signed checkpoint and the keys to verify it", body = crate::openapi::schema::LatestCheckpoint)))]
 /// `GET /v1/checkpoints/latest`: the latest signed checkpoint.
 pub async fn latest_checkpoint<S: Store>(
     State(state): State<AppState<S>>,

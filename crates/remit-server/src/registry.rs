@@ -17,19 +17,22 @@ use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/agents`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
     /// The agent's identifier (appears as `act.sub` in its remits).
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub id: String,
     /// A human-readable name; defaults to the id.
     #[serde(default)]
     pub name: Option<String>,
     /// Its public P-256 key as a JWK object.
+    #[schema(value_type = Object)]
     pub public_jwk: Value,
     /// Who is accountable for it.
     pub owner: String,
     /// `low`, `medium`, `high` or `critical`.
+    #[schema(value_type = crate::openapi::schema::RiskTier)]
     pub risk_tier: RiskTier,
 }
 
@@ -76,6 +79,9 @@ fn stamp() -> i64 {
     i64::try_from(now()).unwrap_or(i64::MAX)
 }
 
+#[utoipa::path(post, path = "/v1/agents", tag = "registry", security(("admin_token" = [])),
+    request_body = RegisterAgent,
+    responses((status = 201, description = "Registered", body = crate::openapi::schema::Agent)))]
 /// `POST /v1/agents`: registers an agent with its public key.
 pub async fn register_agent<S: Store>(
     State(state): State<AppState<S>>,
@@ -107,6 +113,8 @@ pub async fn register_agent<S: Store>(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(get, path = "/v1/agents", tag = "registry", security(("admin_token" = [])),
+    responses((status = 200, description = "Every registered agent", body = crate::openapi::schema::AgentList)))]
 /// `GET /v1/agents`.
 pub async fn list_agents<S: Store>(
     State(state): State<AppState<S>>,
@@ -117,6 +125,9 @@ pub async fn list_agents<S: Store>(
     })))
 }
 
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "registry", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The agent id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    responses((status = 200, description = "The agent", body = crate::openapi::schema::Agent)))]
 /// `GET /v1/agents/{id}`.
 pub async fn get_agent<S: Store>(
     State(state): State<AppState<S>>,
@@ -126,6 +137,9 @@ pub async fn get_agent<S: Store>(
     Ok(Json(agent_json(&agent)))
 }
 
+#[utoipa::path(post, path = "/v1/agents/{id}/disable", tag = "registry", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The agent id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    responses((status = 200, description = "Disabled, and everything it holds revoked", body = crate::openapi::schema::Agent)))]
 /// `POST /v1/agents/{id}/disable`: disables the agent and revokes every
 /// remit it holds or delegated, so nothing it was given keeps working.
 pub async fn disable_agent<S: Store>(
@@ -144,6 +158,9 @@ pub async fn disable_agent<S: Store>(
         .await?;
     state.refresh_revocations().await?;
     state.registry_changed().await;
+    if revoked.newly_revoked {
+        crate::metrics::revocation("agent");
+    }
     let receipt = state
         .record(events::agent_disabled(agent.id.as_str(), now_ms()))
         .await?;
@@ -154,10 +171,11 @@ pub async fn disable_agent<S: Store>(
 }
 
 /// Body of `POST /v1/servers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddServer {
     /// The server's identifier.
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub id: String,
     /// A human-readable name; defaults to the id.
     #[serde(default)]
@@ -165,6 +183,7 @@ pub struct AddServer {
     /// Where the gateway forwards calls (`http://` or `https://`).
     pub url: String,
     /// The most sensitive data it may receive.
+    #[schema(value_type = crate::openapi::schema::Clearance)]
     pub clearance: Classification,
 }
 
@@ -191,6 +210,9 @@ fn tool_json(tool: &Tool) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/v1/servers", tag = "registry", security(("admin_token" = [])),
+    request_body = AddServer,
+    responses((status = 201, description = "Blessed", body = crate::openapi::schema::McpServer)))]
 /// `POST /v1/servers`: blesses an MCP server.
 pub async fn add_server<S: Store>(
     State(state): State<AppState<S>>,
@@ -221,6 +243,8 @@ pub async fn add_server<S: Store>(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(get, path = "/v1/servers", tag = "registry", security(("admin_token" = [])),
+    responses((status = 200, description = "Every blessed server", body = crate::openapi::schema::McpServerList)))]
 /// `GET /v1/servers`.
 pub async fn list_servers<S: Store>(
     State(state): State<AppState<S>>,
@@ -233,23 +257,31 @@ pub async fn list_servers<S: Store>(
 
 /// Body of `POST /v1/servers/{id}/tools`. Exactly one of `description`
 /// (hashed here) or `description_sha256` pins the reviewed description.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddTool {
     /// The tool's name as the server announces it.
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub name: String,
     /// How much harm a call can do.
+    #[schema(value_type = crate::openapi::schema::RiskTier)]
     pub risk: RiskTier,
     /// The most sensitive data it may receive.
+    #[schema(value_type = crate::openapi::schema::Clearance)]
     pub clearance: Classification,
     /// The reviewed description text.
     #[serde(default)]
     pub description: Option<String>,
     /// SHA-256 (hex) of the reviewed description.
     #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub description_sha256: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/servers/{id}/tools", tag = "registry", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    request_body = AddTool,
+    responses((status = 201, description = "Pinned", body = crate::openapi::schema::Tool)))]
 /// `POST /v1/servers/{id}/tools`: pins a tool of a blessed server.
 pub async fn add_tool<S: Store>(
     State(state): State<AppState<S>>,
@@ -297,6 +329,9 @@ pub async fn add_tool<S: Store>(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(get, path = "/v1/servers/{id}/tools", tag = "registry", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    responses((status = 200, description = "The server's pinned tools", body = crate::openapi::schema::ToolList)))]
 /// `GET /v1/servers/{id}/tools`.
 pub async fn list_tools<S: Store>(
     State(state): State<AppState<S>>,

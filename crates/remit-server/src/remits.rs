@@ -26,20 +26,24 @@ use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/remits`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRemit {
     /// The registered agent that will hold it.
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub agent: String,
     /// The user it acts for.
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub sub: String,
     /// What it allows (RFC 9396 `authorization_details`, type `remit_tool`).
+    #[schema(value_type = Vec<crate::openapi::schema::Grant>)]
     pub grants: Vec<Grant>,
     /// Lifetime in seconds; the server default when absent.
     #[serde(default)]
     pub ttl_secs: Option<u64>,
     /// Highest classification; INTERNAL when absent.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::schema::Classification>)]
     pub class: Option<Classification>,
     /// Tool calls allowed; unlimited when absent.
     #[serde(default)]
@@ -49,6 +53,9 @@ pub struct IssueRemit {
     pub max_depth: Option<u32>,
 }
 
+#[utoipa::path(post, path = "/v1/remits", tag = "remits", security(("admin_token" = [])),
+    request_body = IssueRemit,
+    responses((status = 201, description = "Issued; the token is shown once", body = crate::openapi::schema::IssuedRemit)))]
 /// `POST /v1/remits`: mints a remit bound to the agent's registered key.
 pub async fn issue<S: Store>(
     State(state): State<AppState<S>>,

@@ -20,12 +20,14 @@ use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/revocations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Revoke {
     /// `jti`, `subtree`, `agent`, `sub`, `tool` or `kid`.
+    #[schema(value_type = crate::openapi::schema::RevocationKind)]
     pub kind: RevocationKind,
     /// The jti, agent id, user, tool or key id.
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub value: String,
     /// Why, in words.
     #[serde(default)]
@@ -47,6 +49,12 @@ fn stamp() -> i64 {
     i64::try_from(now()).unwrap_or(i64::MAX)
 }
 
+#[utoipa::path(post, path = "/v1/revocations", tag = "revocation", security(("admin_token" = [])),
+    request_body = Revoke,
+    responses(
+        (status = 201, description = "Newly revoked", body = crate::openapi::schema::Revocation),
+        (status = 200, description = "Already revoked; nothing changed", body = crate::openapi::schema::Revocation),
+    ))]
 /// `POST /v1/revocations`: 201 when newly revoked, 200 when it already was.
 pub async fn revoke<S: Store>(
     State(state): State<AppState<S>>,
@@ -67,6 +75,7 @@ pub async fn revoke<S: Store>(
     // A repeated revocation changes nothing and so records nothing.
     let status = if revoked.newly_revoked {
         let kind = revoked.revocation.target.kind.to_string();
+        crate::metrics::revocation(&kind);
         let value = revoked.revocation.target.value.as_str();
         let receipt = state
             .record(events::revoked(&kind, value, now_ms()))
@@ -79,6 +88,8 @@ pub async fn revoke<S: Store>(
     Ok((status, Json(out)))
 }
 
+#[utoipa::path(get, path = "/v1/revocations", tag = "revocation", security(("admin_token" = [])),
+    responses((status = 200, description = "Every revocation, in epoch order", body = crate::openapi::schema::RevocationList)))]
 /// `GET /v1/revocations`: every revocation, in epoch order.
 pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Value>, Problem> {
     let all = state.store().revocations_since(0).await?;
@@ -89,7 +100,7 @@ pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Val
 }
 
 /// Form body of the OAuth endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenForm {
     /// The remit chain (`root~child~...`) or a single remit.
     pub token: String,
@@ -98,6 +109,9 @@ pub struct TokenForm {
     pub token_type_hint: Option<String>,
 }
 
+#[utoipa::path(post, path = "/oauth/introspect", tag = "revocation", security(("admin_token" = [])),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Whether the chain is active, and its effective authority when it is", body = crate::openapi::schema::Introspection)))]
 /// `POST /oauth/introspect` (RFC 7662): `active: true` with the effective
 /// authority only for a chain that verifies now and is not revoked;
 /// `active: false` (and nothing else) otherwise.
@@ -135,6 +149,9 @@ pub async fn introspect<S: Store>(
     }
 }
 
+#[utoipa::path(post, path = "/oauth/revoke", tag = "revocation", security(("admin_token" = [])),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked, or nothing to revoke (the answer does not say which tokens exist)", body = crate::openapi::schema::OAuthRevoked)))]
 /// `POST /oauth/revoke` (RFC 7009): revokes the presented remit (the leaf
 /// of a chain) and its whole subtree: everything delegated from it offline
 /// and every remit exchanged from it (RFC 7009 §2.1: revoking a grant also
@@ -165,6 +182,7 @@ pub async fn oauth_revoke<S: Store>(
     if !revoked.newly_revoked {
         return Ok((StatusCode::OK, Json(json!({}))));
     }
+    crate::metrics::revocation("jti");
     let receipt = state
         .record(events::revoked("subtree", target.value.as_str(), now_ms()))
         .await?;

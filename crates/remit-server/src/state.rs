@@ -34,6 +34,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Lifetime of a remit when the request names none, seconds.
     pub default_ttl_secs: u64,
+    /// Whether `/metrics` needs the admin token (`REMIT_METRICS_AUTH=admin`);
+    /// open by default.
+    pub metrics_require_admin: bool,
 }
 
 impl Settings {
@@ -44,6 +47,7 @@ impl Settings {
             audience: "remit".into(),
             max_body_bytes: 64 * 1024,
             default_ttl_secs: 600,
+            metrics_require_admin: false,
         }
     }
 }
@@ -197,9 +201,10 @@ impl<S: Store> AppState<S> {
     /// for the whole request: a mutation never answers success without its
     /// receipt.
     pub async fn record(&self, event: remit_ledger::Event) -> Result<u64, Problem> {
-        crate::receipts::append(&self.inner.receipts, event)
-            .await
-            .map_err(|error| {
+        let started = std::time::Instant::now();
+        let appended = crate::receipts::append(&self.inner.receipts, event).await;
+        crate::metrics::receipt_append(started.elapsed().as_secs_f64(), appended.is_ok());
+        appended.map_err(|error| {
                 tracing::error!(%error, "receipt append failed");
                 Problem::new(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -132,6 +132,8 @@ fn announcement(report: &StartReport) -> String {
         report.policy.3
     );
     outln!(out, "  listening on    {}", report.public_url);
+    outln!(out, "  OpenAPI         {}/openapi.json", report.public_url);
+    outln!(out, "  metrics         {}/metrics", report.public_url);
     match &report.new_admin_token {
         Some(token) => {
             out.push('\n');

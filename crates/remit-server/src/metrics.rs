@@ -1,0 +1,249 @@
+//! Prometheus metrics, served at `GET /metrics` in the text exposition
+//! format (0.0.4).
+//!
+//! One process-wide registry. Recording is a few atomic adds: call the
+//! functions here from anywhere on the request path.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `remit_decisions_total` | `outcome`, `action` | gateway decisions: allow, deny, escalate |
+//! | `remit_decision_seconds` | `outcome` | time to decide |
+//! | `remit_http_request_duration_seconds` | `method`, `route`, `status` | every HTTP request, by route template (`/v1/agents/{id}`), never by raw path |
+//! | `remit_revocations_total` | `kind` | new revocations made by this process |
+//! | `remit_store_errors_total` | `kind` | store failures answered as 5xx (`unavailable`, `internal`) |
+//! | `remit_receipt_append_seconds` | — | durable receipt appends (fsync and checkpoint included) |
+//! | `remit_receipt_append_failures_total` | — | appends that failed (the request answered 500) |
+//!
+//! `/metrics` is on the API listener and needs no credentials by default
+//! (it shows counts and latencies, no identifiers beyond route templates,
+//! revocation kinds and decision actions). Set `REMIT_METRICS_AUTH=admin`
+//! to require the admin bearer token ([`crate::Settings::metrics_require_admin`]).
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The media type of the text exposition format.
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Latency buckets, seconds: 100 µs to 10 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// A gateway decision's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call went through.
+    Allow,
+    /// The call was refused.
+    Deny,
+    /// The call was held for a human.
+    Escalate,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Escalate => "escalate",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Metrics {
+    registry: Registry,
+    decisions: IntCounterVec,
+    decision_seconds: HistogramVec,
+    http: HistogramVec,
+    revocations: IntCounterVec,
+    store_errors: IntCounterVec,
+    receipt_append: Histogram,
+    receipt_failures: IntCounter,
+}
+
+/// Builds the metric set. It fails only on a programming error (names or
+/// labels clash); recording then does nothing rather than fail a request.
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new();
+    let histogram =
+        |name: &str, help: &str| HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+    let decisions = IntCounterVec::new(
+        Opts::new(
+            "remit_decisions_total",
+            "Gateway decisions by outcome and action",
+        ),
+        &["outcome", "action"],
+    )?;
+    let decision_seconds = HistogramVec::new(
+        histogram("remit_decision_seconds", "Time to reach a gateway decision"),
+        &["outcome"],
+    )?;
+    let http = HistogramVec::new(
+        histogram(
+            "remit_http_request_duration_seconds",
+            "HTTP request latency by route template",
+        ),
+        &["method", "route", "status"],
+    )?;
+    let revocations = IntCounterVec::new(
+        Opts::new("remit_revocations_total", "New revocations by kind"),
+        &["kind"],
+    )?;
+    let store_errors = IntCounterVec::new(
+        Opts::new("remit_store_errors_total", "Store failures answered as 5xx"),
+        &["kind"],
+    )?;
+    let receipt_append = Histogram::with_opts(histogram(
+        "remit_receipt_append_seconds",
+        "Durable receipt append latency",
+    ))?;
+    let receipt_failures = IntCounter::new(
+        "remit_receipt_append_failures_total",
+        "Receipt appends that failed",
+    )?;
+    registry.register(Box::new(decisions.clone()))?;
+    registry.register(Box::new(decision_seconds.clone()))?;
+    registry.register(Box::new(http.clone()))?;
+    registry.register(Box::new(revocations.clone()))?;
+    registry.register(Box::new(store_errors.clone()))?;
+    registry.register(Box::new(receipt_append.clone()))?;
+    registry.register(Box::new(receipt_failures.clone()))?;
+    Ok(Metrics {
+        registry,
+        decisions,
+        decision_seconds,
+        http,
+        revocations,
+        store_errors,
+        receipt_append,
+        receipt_failures,
+    })
+}
+
+fn metrics() -> Option<&'static Metrics> {
+    static METRICS: OnceLock<Option<Metrics>> = OnceLock::new();
+    METRICS
+        .get_or_init(|| match build() {
+            Ok(metrics) => Some(metrics),
+            Err(error) => {
+                tracing::error!(%error, "building the metric set failed; metrics are off");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// Records a gateway decision on `action` (a tool or an API action name;
+/// keep it low-cardinality) that took `seconds`.
+pub fn decision(outcome: Outcome, action: &str, seconds: f64) {
+    if let Some(m) = metrics() {
+        m.decisions
+            .with_label_values(&[outcome.as_str(), action])
+            .inc();
+        m.decision_seconds
+            .with_label_values(&[outcome.as_str()])
+            .observe(seconds);
+    }
+}
+
+/// Records one HTTP request: `route` is the matched template, never the raw path.
+pub fn http_request(method: &str, route: &str, status: u16, seconds: f64) {
+    if let Some(m) = metrics() {
+        let code = status.to_string();
+        m.http
+            .with_label_values(&[method, route, code.as_str()])
+            .observe(seconds);
+    }
+}
+
+/// Records a new revocation of `kind` (`jti`, `subtree`, `agent`, ...).
+pub fn revocation(kind: &str) {
+    if let Some(m) = metrics() {
+        m.revocations.with_label_values(&[kind]).inc();
+    }
+}
+
+/// Records a store failure answered as 5xx: `unavailable` or `internal`.
+pub fn store_error(kind: &str) {
+    if let Some(m) = metrics() {
+        m.store_errors.with_label_values(&[kind]).inc();
+    }
+}
+
+/// Records a receipt append that took `seconds`; `ok` false when it failed.
+pub fn receipt_append(seconds: f64, ok: bool) {
+    if let Some(m) = metrics() {
+        m.receipt_append.observe(seconds);
+        if !ok {
+            m.receipt_failures.inc();
+        }
+    }
+}
+
+/// Every metric in the text exposition format.
+pub fn render() -> String {
+    let Some(m) = metrics() else {
+        return String::new();
+    };
+    let mut out = Vec::new();
+    if let Err(error) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
+        tracing::error!(%error, "encoding metrics failed");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String))
+)]
+pub async fn handler() -> Response {
+    ([(header::CONTENT_TYPE, TEXT_FORMAT)], render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_values_appear_in_the_exposition() {
+        decision(Outcome::Escalate, "fs.write", 0.002);
+        revocation("subtree");
+        store_error("unavailable");
+        receipt_append(0.003, true);
+        http_request("GET", "/v1/agents/{id}", 200, 0.001);
+        let text = render();
+        assert!(
+            text.contains(r#"remit_decisions_total{action="fs.write",outcome="escalate"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"remit_revocations_total{kind="subtree"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"remit_store_errors_total{kind="unavailable"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("remit_receipt_append_seconds_count"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"route="/v1/agents/{id}",status="200""#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,600 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the handlers'
+//! `#[utoipa::path]` attributes and the request types' `ToSchema` derives,
+//! served at `GET /openapi.json`.
+//!
+//! Response bodies are built with `json!` in the handlers; the types in
+//! [`schema`] describe those shapes for the document only. Drift between
+//! the two is caught by schemathesis (`scripts/schemathesis`), which checks
+//! every response against this document, and by the route test in
+//! `tests/openapi.rs`, which fails when a route of the router is missing
+//! here.
+//!
+//! Every operation answers errors as RFC 9457 `application/problem+json`
+//! (the `default` response); admin operations take the `admin_token`
+//! bearer scheme and list 401.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use remit_store::Store;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, ServerBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::state::AppState;
+use crate::{app, receipts_api, registry, remits, revocation};
+
+/// Name of the admin bearer security scheme in the document.
+pub const ADMIN_SCHEME: &str = "admin_token";
+
+/// Paths the router serves on purpose without an entry in the document:
+/// non-REST surfaces (the MCP gateway speaks JSON-RPC and is described by
+/// MCP itself). A route under one of these prefixes is skipped by the
+/// route test; anything else must be documented.
+pub const UNDOCUMENTED_PREFIXES: &[&str] = &["/mcp"];
+
+/// The API description. Build the served document with [`document`].
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Remit control plane",
+        description = "Registry, issuance, revocation, introspection and receipts of Remit. \
+            Errors are RFC 9457 problem documents (application/problem+json).",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        app::healthz,
+        app::readyz,
+        app::jwks,
+        app::metadata,
+        document_handler,
+        crate::metrics::handler,
+        registry::register_agent,
+        registry::list_agents,
+        registry::get_agent,
+        registry::disable_agent,
+        registry::add_server,
+        registry::list_servers,
+        registry::add_tool,
+        registry::list_tools,
+        remits::issue,
+        revocation::revoke,
+        revocation::list,
+        revocation::introspect,
+        revocation::oauth_revoke,
+        receipts_api::leaves,
+        receipts_api::latest_checkpoint,
+    ),
+    components(schemas(schema::Problem)),
+    modifiers(&ProblemsAndSecurity),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "discovery", description = "Keys, metadata and this document"),
+        (name = "registry", description = "Agents, MCP servers and their tools"),
+        (name = "remits", description = "Issuing remits"),
+        (name = "revocation", description = "Revocation and introspection (RFC 7009, RFC 7662)"),
+        (name = "receipts", description = "The signed receipt log"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the admin security scheme, a problem+json `default` response to
+/// every operation and a 401 to every admin operation.
+#[derive(Debug)]
+struct ProblemsAndSecurity;
+
+impl Modify for ProblemsAndSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some(
+            "The admin token printed once by the first `remit serve` (stored only as its SHA-256)"
+                .into(),
+        );
+        components.add_security_scheme(ADMIN_SCHEME, SecurityScheme::Http(bearer));
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_problems(operation);
+            }
+        }
+    }
+}
+
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::problem::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+fn add_problems(operation: &mut Operation) {
+    let secured = operation
+        .security
+        .as_ref()
+        .is_some_and(|list| !list.is_empty());
+    let responses = &mut operation.responses.responses;
+    if secured {
+        responses.entry("401".into()).or_insert_with(|| {
+            problem_response("Missing, malformed or wrong admin bearer token").into()
+        });
+    }
+    responses
+        .entry("default".into())
+        .or_insert_with(|| problem_response("Any error, as an RFC 9457 problem document").into());
+}
+
+/// The document served by this process: [`ApiDoc`] with `public_url` as
+/// its server. Built once per process (the public URL does not change).
+pub fn document(public_url: &str) -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.servers = Some(vec![ServerBuilder::new().url(public_url).build()]);
+        doc.to_json().unwrap_or_else(|error| {
+            // Serializing a document of plain strings and maps cannot fail;
+            // answer a valid, empty-looking document rather than panic.
+            tracing::error!(%error, "serializing the OpenAPI document failed");
+            String::from("{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Remit control plane\",\"version\":\"0\"},\"paths\":{}}")
+        })
+    })
+}
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "discovery",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object))
+)]
+pub async fn document_handler<S: Store>(State(state): State<AppState<S>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document(&state.settings().public_url),
+    )
+        .into_response()
+}
+
+/// Shapes of the JSON bodies the handlers build, for the document only.
+pub mod schema {
+    #![allow(dead_code)]
+
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+    use utoipa::ToSchema;
+
+    /// The pattern every identifier (agent, server, tool, jti, user, key id) matches.
+    pub const ID_PATTERN: &str = "^[A-Za-z0-9.:_@/-]{1,200}$";
+
+    /// An RFC 9457 problem document.
+    #[derive(Debug, ToSchema)]
+    pub struct Problem {
+        /// `urn:remit:problem:<slug>`, stable per kind of problem.
+        #[schema(rename = "type")]
+        pub kind: String,
+        /// A short summary of the kind of problem.
+        pub title: String,
+        /// The HTTP status.
+        pub status: u16,
+        /// What exactly went wrong, and how to fix it when the client can.
+        pub detail: String,
+    }
+
+    /// How much harm an agent or a tool can do.
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum RiskTier {
+        /// Low.
+        Low,
+        /// Medium.
+        Medium,
+        /// High.
+        High,
+        /// Critical.
+        Critical,
+    }
+
+    /// Whether a registered agent or server may be used.
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum Status {
+        /// May be used.
+        Active,
+        /// May not be used.
+        Disabled,
+    }
+
+    /// A destination's clearance (lowercase, as the registry stores it).
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum Clearance {
+        /// May be published.
+        Public,
+        /// Inside the organisation.
+        Internal,
+        /// A need-to-know group.
+        Confidential,
+        /// Named people only.
+        Restricted,
+    }
+
+    /// A remit's highest data classification (uppercase, as in the token).
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum Classification {
+        /// May be published.
+        Public,
+        /// Inside the organisation.
+        Internal,
+        /// A need-to-know group.
+        Confidential,
+        /// Named people only.
+        Restricted,
+    }
+
+    /// What a revocation is keyed by.
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum RevocationKind {
+        /// Exactly one remit.
+        Jti,
+        /// A remit and every remit delegated from it.
+        Subtree,
+        /// Every remit held by an agent.
+        Agent,
+        /// Every remit acting for a user.
+        Sub,
+        /// Every call to a tool.
+        Tool,
+        /// Everything signed by a key.
+        Kid,
+    }
+
+    /// The only grant type.
+    #[derive(Debug, ToSchema)]
+    pub enum GrantType {
+        /// Permission to call tools.
+        #[schema(rename = "remit_tool")]
+        RemitTool,
+    }
+
+    /// One RFC 9396 `authorization_details` entry of type `remit_tool`.
+    #[derive(Debug, ToSchema)]
+    pub struct Grant {
+        /// Always `remit_tool`.
+        #[schema(rename = "type")]
+        pub kind: GrantType,
+        /// Tool names or globs (`fs.read`, `github.*`), 1 to 64.
+        #[schema(min_items = 1, max_items = 64)]
+        pub tools: Vec<String>,
+        /// Resource globs; unrestricted when absent.
+        #[schema(max_items = 64)]
+        pub resources: Option<Vec<String>>,
+        /// Allowed actions; unrestricted when absent.
+        #[schema(max_items = 64)]
+        pub actions: Option<Vec<String>>,
+        /// Constraints on named arguments (`{"path": {"prefix": "/tmp/"}}`).
+        pub args: Option<BTreeMap<String, Value>>,
+    }
+
+    /// A registered agent.
+    #[derive(Debug, ToSchema)]
+    pub struct Agent {
+        /// Its identifier.
+        pub id: String,
+        /// A human-readable name.
+        pub name: String,
+        /// Its public P-256 key as a JWK.
+        #[schema(value_type = Object)]
+        pub public_jwk: Value,
+        /// RFC 7638 thumbprint of that key.
+        pub key_thumbprint: String,
+        /// Who is accountable for it.
+        pub owner: String,
+        /// Its risk tier.
+        pub risk_tier: RiskTier,
+        /// Whether it may act.
+        pub status: Status,
+        /// When it was registered (Unix seconds).
+        pub created_at: i64,
+        /// When it last changed (Unix seconds).
+        pub updated_at: i64,
+        /// Index of the receipt of this change (mutations only).
+        #[schema(nullable = false)]
+        pub receipt_id: Option<u64>,
+        /// Revocation epoch after disabling (disable only).
+        #[schema(nullable = false)]
+        pub revocation_epoch: Option<i64>,
+    }
+
+    /// `GET /v1/agents`.
+    #[derive(Debug, ToSchema)]
+    pub struct AgentList {
+        /// Every registered agent.
+        pub agents: Vec<Agent>,
+    }
+
+    /// A blessed MCP server.
+    #[derive(Debug, ToSchema)]
+    pub struct McpServer {
+        /// Its identifier.
+        pub id: String,
+        /// A human-readable name.
+        pub name: String,
+        /// Where the gateway forwards calls.
+        pub url: String,
+        /// The most sensitive data it may receive.
+        pub clearance: Clearance,
+        /// Whether calls may reach it.
+        pub status: Status,
+        /// When it was added (Unix seconds).
+        pub created_at: i64,
+        /// When it last changed (Unix seconds).
+        pub updated_at: i64,
+        /// Index of the receipt of this change (mutations only).
+        #[schema(nullable = false)]
+        pub receipt_id: Option<u64>,
+    }
+
+    /// `GET /v1/servers`.
+    #[derive(Debug, ToSchema)]
+    pub struct McpServerList {
+        /// Every blessed server.
+        pub servers: Vec<McpServer>,
+    }
+
+    /// A tool of a blessed server.
+    #[derive(Debug, ToSchema)]
+    pub struct Tool {
+        /// The server it belongs to.
+        pub server: String,
+        /// Its name.
+        pub name: String,
+        /// How much harm a call can do.
+        pub risk: RiskTier,
+        /// The most sensitive data it may receive.
+        pub clearance: Clearance,
+        /// SHA-256 (hex) of the reviewed description.
+        pub description_sha256: String,
+        /// When it was added (Unix seconds).
+        pub created_at: i64,
+        /// Index of the receipt of this change (mutations only).
+        #[schema(nullable = false)]
+        pub receipt_id: Option<u64>,
+    }
+
+    /// `GET /v1/servers/{id}/tools`.
+    #[derive(Debug, ToSchema)]
+    pub struct ToolList {
+        /// The server's pinned tools.
+        pub tools: Vec<Tool>,
+    }
+
+    /// `POST /v1/remits`: the token, shown once, and facts about it.
+    #[derive(Debug, ToSchema)]
+    pub struct IssuedRemit {
+        /// The remit, JWS compact (`typ` `remit+jwt`).
+        pub remit: String,
+        /// Its token id.
+        pub jti: String,
+        /// The user it acts for.
+        pub sub: String,
+        /// The agent that holds it.
+        pub agent: String,
+        /// Issued at (Unix seconds).
+        pub iat: u64,
+        /// Expires at (Unix seconds).
+        pub exp: u64,
+        /// Thumbprint of the holder key (`cnf.jkt`).
+        pub holder: String,
+        /// Always `remit+jwt`.
+        pub token_type: String,
+        /// Index of the issue receipt.
+        pub receipt_id: u64,
+    }
+
+    /// A revocation.
+    #[derive(Debug, ToSchema)]
+    pub struct Revocation {
+        /// What it is keyed by.
+        pub kind: RevocationKind,
+        /// The jti, agent, user, tool or key id.
+        pub value: String,
+        /// Its position in the revocation sequence.
+        pub epoch: i64,
+        /// Why, in words.
+        pub reason: String,
+        /// Who revoked.
+        pub revoked_by: String,
+        /// When (Unix seconds).
+        pub revoked_at: i64,
+        /// Whether this request revoked it (`POST` only).
+        #[schema(nullable = false)]
+        pub newly_revoked: Option<bool>,
+        /// Index of the revoke receipt (when newly revoked).
+        #[schema(nullable = false)]
+        pub receipt_id: Option<u64>,
+    }
+
+    /// `GET /v1/revocations`.
+    #[derive(Debug, ToSchema)]
+    pub struct RevocationList {
+        /// This process's revocation epoch.
+        pub epoch: i64,
+        /// Every revocation, in epoch order.
+        pub revocations: Vec<Revocation>,
+    }
+
+    /// RFC 7662 introspection answer: `active: false` alone for anything
+    /// that does not verify, is expired or revoked.
+    #[derive(Debug, ToSchema)]
+    pub struct Introspection {
+        /// Whether the chain verifies now and nothing in it is revoked.
+        pub active: bool,
+        /// `remit+jwt`.
+        #[schema(nullable = false)]
+        pub token_type: Option<String>,
+        /// The root's issuer.
+        #[schema(nullable = false)]
+        pub iss: Option<String>,
+        /// The user the chain acts for.
+        #[schema(nullable = false)]
+        pub sub: Option<String>,
+        /// The audience.
+        #[schema(nullable = false)]
+        pub aud: Option<String>,
+        /// Issued at.
+        #[schema(nullable = false)]
+        pub iat: Option<u64>,
+        /// Not before.
+        #[schema(nullable = false)]
+        pub nbf: Option<u64>,
+        /// Expiry.
+        #[schema(nullable = false)]
+        pub exp: Option<u64>,
+        /// The leaf's token id.
+        #[schema(nullable = false)]
+        pub jti: Option<String>,
+        /// The root's token id.
+        #[schema(nullable = false)]
+        pub root: Option<String>,
+        /// The acting agent (nested `act` for delegations).
+        #[schema(value_type = Option<Object>, nullable = false)]
+        pub act: Option<Value>,
+        /// The holder key confirmation (`jkt`).
+        #[schema(value_type = Option<Object>, nullable = false)]
+        pub cnf: Option<Value>,
+        /// The effective grants.
+        #[schema(nullable = false)]
+        pub authorization_details: Option<Vec<Grant>>,
+        /// Highest classification.
+        #[schema(nullable = false)]
+        pub class: Option<Classification>,
+        /// Tool calls allowed, when limited.
+        pub max_steps: Option<u64>,
+        /// Delegation depth of the leaf.
+        #[schema(nullable = false)]
+        pub depth: Option<u32>,
+        /// Number of links in the chain.
+        #[schema(nullable = false)]
+        pub links: Option<u32>,
+    }
+
+    /// RFC 7009 revocation answer (empty unless something was revoked now).
+    #[derive(Debug, ToSchema)]
+    pub struct OAuthRevoked {
+        /// Index of the revoke receipt, when this request revoked the remit.
+        #[schema(nullable = false)]
+        pub receipt_id: Option<u64>,
+    }
+
+    /// `GET /v1/receipts`: raw signed leaves.
+    #[derive(Debug, ToSchema)]
+    pub struct ReceiptPage {
+        /// Index of the first leaf returned.
+        pub from: u64,
+        /// Leaves in the log.
+        pub size: u64,
+        /// Canonical JSON `{"receipt":..,"sig":..}` of each leaf, byte for byte.
+        pub leaves: Vec<String>,
+    }
+
+    /// `GET /v1/checkpoints/latest`.
+    #[derive(Debug, ToSchema)]
+    pub struct LatestCheckpoint {
+        /// The signed tree head (C2SP signed note text).
+        pub checkpoint: String,
+        /// The note verifier key the checkpoint is signed with.
+        pub note_verifier: String,
+        /// The receipt signing key, as a JWKS.
+        #[schema(value_type = Object)]
+        pub receipt_jwks: Value,
+    }
+
+    /// `GET /healthz`.
+    #[derive(Debug, ToSchema)]
+    pub struct Health {
+        /// `ok`.
+        pub status: String,
+    }
+
+    /// `GET /readyz`.
+    #[derive(Debug, ToSchema)]
+    pub struct Readiness {
+        /// `ready`.
+        pub status: String,
+        /// `sqlite` or `postgres`.
+        pub backend: String,
+        /// This process's revocation epoch.
+        pub revocation_epoch: i64,
+    }
+
+    /// A JSON Web Key Set.
+    #[derive(Debug, ToSchema)]
+    pub struct Jwks {
+        /// The public keys.
+        #[schema(value_type = Vec<Object>)]
+        pub keys: Vec<Value>,
+    }
+
+    /// RFC 8414 authorization server metadata.
+    #[derive(Debug, ToSchema)]
+    pub struct ServerMetadata {
+        /// The issuer (this server's public URL).
+        pub issuer: String,
+        /// Where the issuer keys are published.
+        pub jwks_uri: String,
+        /// RFC 7662 endpoint.
+        pub introspection_endpoint: String,
+        /// RFC 7009 endpoint.
+        pub revocation_endpoint: String,
+        /// `bearer`.
+        pub introspection_endpoint_auth_methods_supported: Vec<String>,
+        /// `bearer`.
+        pub revocation_endpoint_auth_methods_supported: Vec<String>,
+        /// `remit_tool`.
+        pub authorization_details_types_supported: Vec<String>,
+        /// `ES256`.
+        pub dpop_signing_alg_values_supported: Vec<String>,
+        /// Empty: this server has no authorization endpoint.
+        pub response_types_supported: Vec<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_operations_declare_the_bearer_scheme_and_a_401() {
+        let doc: serde_json::Value =
+            serde_json::from_str(document("http://127.0.0.1:1")).unwrap_or_default();
+        let op = &doc["paths"]["/v1/agents"]["post"];
+        assert_eq!(op["security"][0][ADMIN_SCHEME], serde_json::json!([]));
+        assert!(op["responses"]["401"].is_object());
+        let public = &doc["paths"]["/healthz"]["get"];
+        assert!(public["security"].is_null());
+        assert!(public["responses"]["401"].is_null());
+        assert_eq!(
+            doc["components"]["securitySchemes"][ADMIN_SCHEME]["scheme"],
+            "bearer"
+        );
+    }
+}
