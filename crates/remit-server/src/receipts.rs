@@ -470,7 +470,11 @@ pub mod events {
 
     /// An agent was registered.
     pub fn agent_registered(agent_id: &str, time_ms: u64) -> Event {
-        let mut e = base(Kind::Register, time_ms, format!("agent.register:{agent_id}"));
+        let mut e = base(
+            Kind::Register,
+            time_ms,
+            format!("agent.register:{agent_id}"),
+        );
         e.actors = vec![admin(), agent(agent_id)];
         e
     }

@@ -746,7 +746,14 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    one_new_receipt(&s, 1, &r.json()["receipt_id"], "register", "server.add:github").await;
+    one_new_receipt(
+        &s,
+        1,
+        &r.json()["receipt_id"],
+        "register",
+        "server.add:github",
+    )
+    .await;
     let r = s
         .post("/v1/servers/github/tools", &json!({"name": "create_issue", "risk": "medium", "clearance": "internal", "description": "d"}))
         .await;
