@@ -262,7 +262,7 @@ fn register_issue_revoke_over_the_api_and_the_receipt_log_verifies() {
     assert_eq!(
         kinds,
         [
-            "\"allow\"",
+            "\"register\"",
             "\"issue\"",
             "\"revoke\"",
             "\"issue\"",
