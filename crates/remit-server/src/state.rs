@@ -345,17 +345,23 @@ impl<S: Store> AppState<S> {
     /// check itself runs on every call, so a cached chain never outlives a
     /// revocation.
     pub fn check_chain(&self, text: &str, now: u64) -> Result<Arc<VerifiedChain>, Inactive> {
+        self.check_in(&self.inner.cache, text, self.verify_options(now))
+    }
+
+    /// Verifies `text` with `options` through `cache`, then checks the
+    /// result against the revocation set (on every call, cached or not).
+    fn check_in(
+        &self,
+        cache: &Mutex<ChainCache>,
+        text: &str,
+        options: VerifyOptions,
+    ) -> Result<Arc<VerifiedChain>, Inactive> {
         let revocations = self.revocations();
         let epoch = u64::try_from(revocations.epoch()).unwrap_or(0);
-        let options = self.verify_options(now);
-        let chain = {
-            let mut cache = self
-                .inner
-                .cache
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            cache.verify(text, &self.inner.jwks, &options, epoch)?
-        };
+        let chain = cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verify(text, &self.inner.jwks, &options, epoch)?;
         if let Some(target) = revoked(revocations, &chain) {
             return Err(Inactive::Revoked(target));
         }
@@ -374,22 +380,9 @@ impl<S: Store> AppState<S> {
         now: u64,
         audience: &str,
     ) -> Result<Arc<VerifiedChain>, Inactive> {
-        let revocations = self.revocations();
-        let epoch = u64::try_from(revocations.epoch()).unwrap_or(0);
         let mut options = self.verify_options(now);
         options.audience = audience.to_owned();
-        let chain = {
-            let mut cache = self
-                .inner
-                .scoped_cache
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            cache.verify(text, &self.inner.jwks, &options, epoch)?
-        };
-        if let Some(target) = revoked(revocations, &chain) {
-            return Err(Inactive::Revoked(target));
-        }
-        Ok(chain)
+        self.check_in(&self.inner.scoped_cache, text, options)
     }
 
     /// The MCP gateway's runtime: limits, replay cache, upstreams, sessions.

@@ -50,7 +50,9 @@ macro_rules! outln {
     }};
 }
 
-fn default_data_dir() -> anyhow::Result<PathBuf> {
+/// `$XDG_DATA_HOME/remit`, else `~/.local/share/remit`: where `serve` and
+/// `wrap` keep keys, the store and the policy unless told otherwise.
+pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(xdg).join("remit"));
     }

@@ -53,16 +53,6 @@ pub struct WrapArgs {
     command: Vec<String>,
 }
 
-fn default_data_dir() -> anyhow::Result<PathBuf> {
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(xdg).join("remit"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .context("neither XDG_DATA_HOME nor HOME is set: pass --data DIR")?;
-    Ok(PathBuf::from(home).join(".local/share/remit"))
-}
-
 /// Runs `remit wrap` until the agent host closes standard input.
 pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
     let chain = std::fs::read_to_string(&args.remit)
@@ -76,7 +66,7 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
     let options = WrapOptions {
         data_dir: match args.data {
             Some(dir) => dir,
-            None => default_data_dir()?,
+            None => super::serve::default_data_dir()?,
         },
         policy_dir: args.policy,
         log_dir: args.log,
