@@ -4,6 +4,7 @@
 //! here with the registered server; what comes back is an [`Answer`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use remit_ledger::{Actor, ActorKind, Event, Kind};
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
@@ -17,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use super::jsonrpc::{self, Incoming};
-use super::upstream::UpstreamError;
+use super::upstream::{Upstream, UpstreamError};
 use crate::policy::description_hash;
 use crate::state::{now, now_ms, AppState};
 
@@ -252,9 +253,11 @@ pub fn tool_hash(tool: &Value) -> String {
 }
 
 /// The upstream's tools by name, with their current hashes.
-fn current_hashes(tools: &[Value]) -> BTreeMap<String, (String, &Value)> {
+fn current_hashes<'a>(
+    tools: impl IntoIterator<Item = &'a Value>,
+) -> BTreeMap<String, (String, &'a Value)> {
     tools
-        .iter()
+        .into_iter()
         .filter_map(|t| {
             let name = t.get("name")?.as_str()?;
             Some((name.to_owned(), (tool_hash(t), t)))
@@ -437,6 +440,33 @@ fn policy_ids(d: &remit_policy::Decision) -> Vec<String> {
     }
 }
 
+/// The server's upstream and its current tool list (cached for
+/// `tools_cache_ttl`); a failure to reach it is a refusal with a receipt.
+async fn upstream_tools<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    server: &McpServer,
+    facts: &Facts,
+) -> Result<(Arc<Upstream>, Arc<Vec<Value>>), Answer> {
+    let config = state.gateway().config();
+    let upstream = match state
+        .gateway()
+        .upstreams()
+        .get(server.id.as_str(), &server.url)
+    {
+        Ok(u) => u,
+        Err(e) => return Err(upstream_refusal(state, caller, id, facts, &e).await),
+    };
+    match upstream
+        .tools(config.tools_cache_ttl, config.upstream_timeout)
+        .await
+    {
+        Ok(tools) => Ok((upstream, tools)),
+        Err(e) => Err(upstream_refusal(state, caller, id, facts, &e).await),
+    }
+}
+
 async fn list_tools<S: Store>(
     state: &AppState<S>,
     caller: &Caller,
@@ -448,26 +478,15 @@ async fn list_tools<S: Store>(
         tool: format!("mcp:{}:tools/list", server.id),
         ..Facts::default()
     };
-    let upstream = match state
-        .gateway()
-        .upstreams()
-        .get(server.id.as_str(), &server.url)
-    {
-        Ok(u) => u,
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
-    };
-    let tools = match upstream
-        .tools(config.tools_cache_ttl, config.upstream_timeout)
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    let tools = match upstream_tools(state, caller, id.clone(), server, &facts).await {
+        Ok((_, tools)) => tools,
+        Err(refused) => return refused,
     };
     let registered = match state.store().tools(&server.id).await {
         Ok(r) => r,
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
-    let current = current_hashes(&tools);
+    let current = current_hashes(tools.iter());
     let shadow = config.shadow(caller.agent(), server.id.as_str());
     let engine = state.policy();
     let grants = &caller.chain.leaf_claims().authorization_details;
@@ -684,39 +703,33 @@ async fn call_tool<S: Store>(
         Ok(n) => n,
         Err(e) => refuse_with!(deny("gw-tool-not-blessed", e.to_string())),
     };
-    let tool = match state.store().tool(&server.id, &tool_name).await {
-        Ok(t) => t,
-        Err(StoreError::NotFound { .. }) => refuse_with!(deny(
+    // One read of the server's pins serves both the blessing check and the
+    // policy's server-wide description hash.
+    let registered = match state.store().tools(&server.id).await {
+        Ok(r) => r,
+        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+    };
+    let Some(tool) = registered.iter().find(|t| t.name == tool_name).cloned() else {
+        refuse_with!(deny(
             "gw-tool-not-blessed",
             format!(
                 "tool {name:?} is not blessed on server {}; an operator must bless it",
                 server.id
             )
-        )),
-        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+        ))
     };
 
     // The pin: the upstream's current description must be the reviewed one.
-    let upstream = match state
-        .gateway()
-        .upstreams()
-        .get(server.id.as_str(), &server.url)
-    {
-        Ok(u) => u,
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    let (upstream, listed) = match upstream_tools(state, caller, id.clone(), server, &facts).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
-    let listed = match upstream
-        .tools(config.tools_cache_ttl, config.upstream_timeout)
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
-    };
-    let registered = match state.store().tools(&server.id).await {
-        Ok(r) => r,
-        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
-    };
-    let current = current_hashes(&listed);
+    // Only the called tool's current hash is needed on this path.
+    let current = current_hashes(
+        listed
+            .iter()
+            .filter(|t| t.get("name").and_then(Value::as_str) == Some(name.as_str())),
+    );
     let seen_hash = seen_description_hash(&registered, &name, &current);
     let tool_changed = current
         .get(name.as_str())
