@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::{Decision, MatchedPolicy, Verdict};
 use crate::model::{Action, EntityKind, EntityRef};
-use crate::request::{ContextInput, DecisionRequest, RequestContext, RequestError};
+use crate::request::{DecisionRequest, RequestContext, RequestError};
 
 /// An AuthZEN subject or resource: a typed id (`properties` are ignored:
 /// Remit takes attributes from its registry, never from the caller).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthZenEntity {
-    /// `Agent`, `User`, `Tool` or `Model` (case-insensitive).
+    /// `Agent`, `User`, `Tool`, `Server` or `Model` (case-insensitive).
     #[serde(rename = "type")]
     pub kind: String,
     /// The entity id.
@@ -32,7 +32,7 @@ pub struct AuthZenEntity {
 /// An AuthZEN action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthZenAction {
-    /// One of Remit's actions (`call_tool`, ...).
+    /// One of Remit's actions (`call_tool`, `read_resource`, `get_prompt`, ...).
     pub name: String,
     /// Ignored, as for entities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,8 +48,10 @@ pub struct AuthZenRequest {
     pub action: AuthZenAction,
     /// On what.
     pub resource: AuthZenEntity,
-    /// Remit's per-call context ([`ContextInput`]).
-    pub context: ContextInput,
+    /// Remit's per-call context: the [`crate::ContextInput`] fields and the action
+    /// facts (`pop`, `granted`, ...) as one object, read by
+    /// [`RequestContext::from_map`] (unknown keys are refused).
+    pub context: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Remit's detail inside the AuthZEN response context.
@@ -105,7 +107,12 @@ impl TryFrom<AuthZenRequest> for DecisionRequest {
         let principal = EntityRef::new(kind(&r.subject.kind)?, r.subject.id)?;
         let resource = EntityRef::new(kind(&r.resource.kind)?, r.resource.id)?;
         let action: Action = r.action.name.parse()?;
-        DecisionRequest::new(principal, action, resource, RequestContext::new(r.context)?)
+        DecisionRequest::new(
+            principal,
+            action,
+            resource,
+            RequestContext::from_map(r.context)?,
+        )
     }
 }
 
@@ -123,7 +130,7 @@ impl From<&DecisionRequest> for AuthZenRequest {
                 properties: None,
             },
             resource: entity(r.resource()),
-            context: r.context().input().clone(),
+            context: r.context().to_map(),
         }
     }
 }

@@ -295,6 +295,23 @@ impl CedarEngine {
                     Some(h) => RestrictedExpression::new_string(h.clone()),
                     None => continue,
                 },
+                Field::Pop => match c.pop() {
+                    Some(p) => RestrictedExpression::new_string(p.as_str().to_owned()),
+                    None => continue,
+                },
+                Field::Granted => RestrictedExpression::new_bool(c.granted()),
+                Field::HolderClearance => match c.holder_clearance() {
+                    Some(h) => RestrictedExpression::new_long(h.level()),
+                    None => continue,
+                },
+                Field::ResourceUri => match c.resource_uri() {
+                    Some(u) => RestrictedExpression::new_string(u.to_owned()),
+                    None => continue,
+                },
+                Field::PromptName => match c.prompt_name() {
+                    Some(n) => RestrictedExpression::new_string(n.to_owned()),
+                    None => continue,
+                },
             };
             pairs.push((field.name().to_owned(), value));
         }
@@ -391,10 +408,15 @@ enum Field {
     RemitTools,
     RemitModels,
     DescriptionHash,
+    Pop,
+    Granted,
+    HolderClearance,
+    ResourceUri,
+    PromptName,
 }
 
 impl Field {
-    const ALL: [Field; 19] = [
+    const ALL: [Field; 24] = [
         Field::ArgNames,
         Field::ArgsBytes,
         Field::DataClass,
@@ -414,6 +436,11 @@ impl Field {
         Field::RemitTools,
         Field::RemitModels,
         Field::DescriptionHash,
+        Field::Pop,
+        Field::Granted,
+        Field::HolderClearance,
+        Field::ResourceUri,
+        Field::PromptName,
     ];
 
     fn name(self) -> &'static str {
@@ -437,6 +464,11 @@ impl Field {
             Field::RemitTools => "remit_tools",
             Field::RemitModels => "remit_models",
             Field::DescriptionHash => "description_hash",
+            Field::Pop => "pop",
+            Field::Granted => "granted",
+            Field::HolderClearance => "holder_clearance",
+            Field::ResourceUri => "resource_uri",
+            Field::PromptName => "prompt_name",
         }
     }
 

@@ -1,7 +1,8 @@
 //! # remit-policy: every Remit decision, with its reasons
 //!
 //! Every decision Remit makes (issuing a remit, delegating it, letting an
-//! agent call a tool, read a result or send a prompt) is asked here, and
+//! agent call a tool, read a result, send a prompt, read an MCP resource or
+//! fetch an MCP prompt) is asked here, and
 //! every answer carries the policies that determined it into the receipt.
 //! This crate is pure: no I/O, no clock, no threads. Callers read files and
 //! clocks and pass texts and values in.
@@ -10,13 +11,21 @@
 //!
 //! A [`DecisionRequest`] names a principal (`User` or `Agent`), an
 //! [`Action`] (`issue`, `delegate`, `call_tool`, `read_result`,
-//! `send_prompt`), a resource (`Agent`, `Tool` or `Model`) and a
-//! [`RequestContext`]: the tool arguments (summarized as names and size,
-//! capped), the payload's classification and findings from the scanner, the
-//! chain depth, the original user, steps and risk budget used, the hour, the
-//! approver's `amr`, whether a human approval is attached, shadow mode,
-//! redaction, the tools and models the remit lists, and the server's tool
-//! description hash. Entities (agents, servers, tools, models) come from a
+//! `send_prompt`, `read_resource`, `get_prompt`), a resource (`Agent`,
+//! `Tool`, `Model`, or the `Server` for MCP resources and prompts) and a
+//! [`RequestContext`]: the tool (or prompt) arguments (summarized as names
+//! and size, capped), the payload's classification and findings from the
+//! scanner (for `read_resource` and `get_prompt`: of the returned content),
+//! the chain depth, the original user, steps used before this call and the
+//! remit's maximum, the risk budget used, the hour, the approver's `amr`,
+//! whether a human approval is attached, shadow mode, redaction, the tools
+//! and models the remit lists, and the server's tool description hash. Some
+//! facts only some actions carry are set with builder methods
+//! ([`RequestContext::with_pop`] and friends): how the caller proved
+//! possession of its remit ([`ProofOfPossession`], `dpop` or `bearer`;
+//! lockdown refuses bearer), whether the remit grants the resource URI or
+//! prompt name, the holder's clearance (the remit's class), and the URI or
+//! prompt name itself. Entities (agents, servers, tools, models) come from a
 //! [`Directory`] that each engine caches in its own form, so only the
 //! context is built per call. The Cedar schema is [`cedar::SCHEMA`].
 //!
@@ -51,7 +60,13 @@
 //! [`Preset::Lockdown`], [`Preset::Standard`] (the default) and
 //! [`Preset::Permissive`], shipped in Cedar and in Rego with the same ids
 //! and reasons; each file opens with a header an operator reads in two
-//! minutes. Operators tune a preset with override files validated together
+//! minutes. For MCP resources and prompts: lockdown reads only granted
+//! content from blessed servers, never above the holder's clearance (unknown
+//! clearance is refused) and never with a secret in it; standard allows
+//! granted content from blessed servers, keeps RESTRICTED content from a
+//! holder cleared below RESTRICTED and refuses content carrying a secret;
+//! permissive allows granted content and refuses only secrets. Every preset
+//! denies a call once `steps_used >= steps_max`. Operators tune a preset with override files validated together
 //! with it against the schema (duplicate ids, `@escalate` on a forbid,
 //! missing `@id`/`@reason` and type errors are refused at load). A policy
 //! set's [`PolicyVersion`] is the SHA-256 of its canonical text (see
@@ -96,5 +111,5 @@ pub use engine::{EngineKind, LoadError, PolicyEngine, PolicySource};
 pub use model::{Action, Classification, Directory, EntityKind, EntityRef, ModelError, Risk};
 pub use preset::{Manifest, Preset};
 pub use rego::RegoEngine;
-pub use request::{ContextInput, DecisionRequest, RequestContext, RequestError};
+pub use request::{ContextInput, DecisionRequest, ProofOfPossession, RequestContext, RequestError};
 pub use version::PolicyVersion;

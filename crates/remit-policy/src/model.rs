@@ -25,16 +25,24 @@ pub enum Action {
     ReadResult,
     /// An agent sends a prompt to an LLM endpoint.
     SendPrompt,
+    /// An agent reads an MCP resource (by URI) from a server; the returned
+    /// content is scanned and its class and findings are in the context.
+    ReadResource,
+    /// An agent fetches an MCP prompt template (by name, with arguments)
+    /// from a server; the returned messages are scanned like a resource.
+    GetPrompt,
 }
 
 impl Action {
     /// Every action, in schema order.
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 7] = [
         Action::Issue,
         Action::Delegate,
         Action::CallTool,
         Action::ReadResult,
         Action::SendPrompt,
+        Action::ReadResource,
+        Action::GetPrompt,
     ];
 
     /// The action's name in Cedar (`Action::"call_tool"`) and Rego (`input.action`).
@@ -45,6 +53,8 @@ impl Action {
             Action::CallTool => "call_tool",
             Action::ReadResult => "read_result",
             Action::SendPrompt => "send_prompt",
+            Action::ReadResource => "read_resource",
+            Action::GetPrompt => "get_prompt",
         }
     }
 
@@ -62,6 +72,7 @@ impl Action {
             Action::Issue | Action::Delegate => EntityKind::Agent,
             Action::CallTool | Action::ReadResult => EntityKind::Tool,
             Action::SendPrompt => EntityKind::Model,
+            Action::ReadResource | Action::GetPrompt => EntityKind::Server,
         }
     }
 }
@@ -297,7 +308,8 @@ impl From<RiskTier> for u8 {
     }
 }
 
-/// An MCP server.
+/// An MCP server. It is also the resource of `read_resource` and
+/// `get_prompt`: the resource URI or prompt name travels in the context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
@@ -403,7 +415,7 @@ impl Directory {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     /// The action is not one of the schema's.
-    #[error("unknown action {name:?}: expected one of issue, delegate, call_tool, read_result, send_prompt")]
+    #[error("unknown action {name:?}: expected one of issue, delegate, call_tool, read_result, send_prompt, read_resource, get_prompt")]
     UnknownAction {
         /// What was given.
         name: String,
@@ -473,5 +485,8 @@ mod tests {
             Action::SendPrompt
         );
         assert!("drop_tables".parse::<Action>().is_err());
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>().unwrap(), a);
+        }
     }
 }

@@ -149,8 +149,25 @@ fn input(req: &DecisionRequest) -> serde_json::Value {
         "remit_tools": i.remit_tools,
         "remit_models": i.remit_models,
     });
-    if let (Some(h), Some(obj)) = (&i.description_hash, context.as_object_mut()) {
-        obj.insert("description_hash".into(), h.clone().into());
+    if let Some(obj) = context.as_object_mut() {
+        // Optional attributes are absent, not null, as in Cedar: a rule
+        // reading them is undefined (does not fire) when they are missing.
+        if let Some(h) = &i.description_hash {
+            obj.insert("description_hash".into(), h.clone().into());
+        }
+        obj.insert("granted".into(), c.granted().into());
+        if let Some(p) = c.pop() {
+            obj.insert("pop".into(), p.as_str().into());
+        }
+        if let Some(h) = c.holder_clearance() {
+            obj.insert("holder_clearance".into(), h.level().into());
+        }
+        if let Some(u) = c.resource_uri() {
+            obj.insert("resource_uri".into(), u.into());
+        }
+        if let Some(n) = c.prompt_name() {
+            obj.insert("prompt_name".into(), n.into());
+        }
     }
     serde_json::json!({
         "principal": { "type": req.principal().kind().as_str(), "id": req.principal().id() },

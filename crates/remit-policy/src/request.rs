@@ -1,6 +1,27 @@
 //! The request every engine answers: principal, action, resource and the
 //! per-call context, parsed and capped before any engine sees it.
 //!
+//! [`ContextInput`] holds the facts every action has; a few facts only some
+//! actions have are added to the checked [`RequestContext`] with builder
+//! methods, so code that builds a `ContextInput` field by field keeps
+//! compiling as they grow:
+//!
+//! - [`RequestContext::with_pop`]: how the caller proved possession of the
+//!   remit ([`ProofOfPossession`]: `dpop` or `bearer`); absent for actions
+//!   without a caller proof, such as `issue`;
+//! - [`RequestContext::with_granted`]: for `read_resource` and `get_prompt`,
+//!   whether the remit's grants cover the resource URI or prompt name (the
+//!   gateway matches the patterns; tools use `remit_tools` instead);
+//! - [`RequestContext::with_holder_clearance`]: the highest class the remit
+//!   holder may receive (the remit's `class` claim), the destination's
+//!   clearance when data flows *to* the agent;
+//! - [`RequestContext::with_resource_uri`] and
+//!   [`RequestContext::with_prompt_name`]: what is read or fetched, for
+//!   operators' overrides.
+//!
+//! In JSON (files, decision tables, AuthZEN) all of them are keys of the
+//! same flat object as the [`ContextInput`] fields.
+//!
 //! Caps exist because the context comes from an agent's tool call: an agent
 //! that could send a megabyte of arguments or ten thousand finding types
 //! would turn the policy engine into its amplifier. Anything over a cap is a
@@ -22,6 +43,56 @@ pub const MAX_ARG_NAMES: usize = 128;
 pub const MAX_SET_LEN: usize = 256;
 /// The longest string in a context set or field, in bytes.
 pub const MAX_STRING_BYTES: usize = 256;
+/// The longest resource URI, in bytes.
+pub const MAX_URI_BYTES: usize = 2048;
+
+/// How the caller proved it holds the remit. Policies see it as the
+/// context attribute `pop`, `"dpop"` or `"bearer"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofOfPossession {
+    /// A DPoP proof (RFC 9449) signed with the key the remit is bound to.
+    Dpop,
+    /// The remit was presented as a bearer token: whoever copied it can use it.
+    Bearer,
+}
+
+impl ProofOfPossession {
+    /// The value policies compare against.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProofOfPossession::Dpop => "dpop",
+            ProofOfPossession::Bearer => "bearer",
+        }
+    }
+}
+
+/// The facts only some actions carry (see the module doc), as JSON keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionFacts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pop: Option<ProofOfPossession>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    granted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holder_clearance: Option<Classification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt_name: Option<String>,
+}
+
+impl ActionFacts {
+    /// The JSON keys these facts use, beside [`ContextInput`]'s.
+    const KEYS: [&'static str; 5] = [
+        "pop",
+        "granted",
+        "holder_clearance",
+        "resource_uri",
+        "prompt_name",
+    ];
+}
 
 /// The context as it arrives (JSON from the gateway or a file): every field
 /// named, unknown fields refused. Turn it into a [`RequestContext`] to use it.
@@ -43,9 +114,12 @@ pub struct ContextInput {
     pub chain_depth: u32,
     /// The user id at the root of the chain.
     pub original_user: String,
-    /// Steps the remit has used, this one excluded.
+    /// Steps the remit has used before this call (this one excluded). Every
+    /// preset denies when `steps_used >= steps_max`, so a remit of N steps
+    /// allows the calls asked with 0..N-1. The result of a call
+    /// (`read_result`) is asked with the same value as the call itself.
     pub steps_used: u32,
-    /// Steps the remit allows.
+    /// Steps the remit allows (`u32::MAX` when the remit sets no limit).
     pub steps_max: u32,
     /// Risk points the agent has spent.
     pub risk_budget_used: u32,
@@ -86,6 +160,8 @@ pub struct RequestContext {
     // INVARIANT: `input.args` is a JSON object within every cap below.
     input: ContextInput,
     args_bytes: usize,
+    // INVARIANT: strings within MAX_URI_BYTES / MAX_STRING_BYTES, no controls.
+    facts: ActionFacts,
 }
 
 impl RequestContext {
@@ -140,10 +216,16 @@ impl RequestContext {
                 message: format!("hour_utc {} is not in 0..=23", input.hour_utc),
             });
         }
-        Ok(Self { input, args_bytes })
+        Ok(Self {
+            input,
+            args_bytes,
+            facts: ActionFacts::default(),
+        })
     }
 
-    /// Parses and checks a JSON context.
+    /// Parses and checks a JSON context: the [`ContextInput`] fields and
+    /// the action facts (`pop`, `granted`, `holder_clearance`,
+    /// `resource_uri`, `prompt_name`) in one object; unknown keys are refused.
     pub fn from_json(text: &str) -> Result<Self, RequestError> {
         if text.len() > MAX_ARGS_BYTES * 4 {
             return Err(RequestError::TooLarge {
@@ -151,11 +233,131 @@ impl RequestContext {
                 limit: format!("{} bytes", MAX_ARGS_BYTES * 4),
             });
         }
-        let input: ContextInput =
-            serde_json::from_str(text).map_err(|e| RequestError::BadContext {
+        let value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| RequestError::BadContext {
                 message: e.to_string(),
             })?;
-        Self::new(input)
+        Self::from_map(value)
+    }
+
+    /// Like [`RequestContext::from_json`], from a parsed JSON object.
+    pub fn from_map(
+        mut map: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, RequestError> {
+        let bad = |e: serde_json::Error| RequestError::BadContext {
+            message: e.to_string(),
+        };
+        let mut facts = serde_json::Map::new();
+        for key in ActionFacts::KEYS {
+            if let Some(v) = map.remove(key) {
+                facts.insert(key.to_owned(), v);
+            }
+        }
+        let facts: ActionFacts =
+            serde_json::from_value(serde_json::Value::Object(facts)).map_err(bad)?;
+        let input: ContextInput =
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(bad)?;
+        let mut ctx = Self::new(input)?
+            .with_granted(facts.granted)
+            .maybe(facts.pop, Self::with_pop)
+            .maybe(facts.holder_clearance, Self::with_holder_clearance);
+        if let Some(uri) = facts.resource_uri {
+            ctx = ctx.with_resource_uri(uri)?;
+        }
+        if let Some(name) = facts.prompt_name {
+            ctx = ctx.with_prompt_name(name)?;
+        }
+        Ok(ctx)
+    }
+
+    fn maybe<T>(self, value: Option<T>, set: fn(Self, T) -> Self) -> Self {
+        match value {
+            Some(v) => set(self, v),
+            None => self,
+        }
+    }
+
+    /// The context as one flat JSON object, the form [`RequestContext::from_map`] reads.
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = match serde_json::to_value(&self.input) {
+            Ok(serde_json::Value::Object(m)) => m,
+            // INVARIANT: a struct of strings, numbers, sets and a JSON value
+            // always serializes to an object.
+            _ => serde_json::Map::new(),
+        };
+        if let Ok(serde_json::Value::Object(facts)) = serde_json::to_value(&self.facts) {
+            map.extend(facts);
+        }
+        map
+    }
+
+    /// Records how the caller proved possession of the remit (context
+    /// attribute `pop`). Leave it unset for actions without a caller proof.
+    #[must_use]
+    pub fn with_pop(mut self, pop: ProofOfPossession) -> Self {
+        self.facts.pop = Some(pop);
+        self
+    }
+
+    /// Records whether the remit grants the resource URI or prompt name of a
+    /// `read_resource` / `get_prompt` call (context attribute `granted`,
+    /// false unless set: an unmatched grant is a deny in every preset).
+    #[must_use]
+    pub fn with_granted(mut self, granted: bool) -> Self {
+        self.facts.granted = granted;
+        self
+    }
+
+    /// Records the highest class the remit holder may receive (the remit's
+    /// `class` claim; context attribute `holder_clearance`, a level 0..=3).
+    #[must_use]
+    pub fn with_holder_clearance(mut self, clearance: Classification) -> Self {
+        self.facts.holder_clearance = Some(clearance);
+        self
+    }
+
+    /// Records the URI a `read_resource` call reads (context attribute
+    /// `resource_uri`); at most [`MAX_URI_BYTES`], no control characters.
+    pub fn with_resource_uri(mut self, uri: impl Into<String>) -> Result<Self, RequestError> {
+        let uri = uri.into();
+        check_text("resource_uri", &uri, MAX_URI_BYTES)?;
+        self.facts.resource_uri = Some(uri);
+        Ok(self)
+    }
+
+    /// Records the prompt name a `get_prompt` call fetches (context
+    /// attribute `prompt_name`); at most [`MAX_STRING_BYTES`], no control
+    /// characters. Its arguments go in `args`, like a tool's.
+    pub fn with_prompt_name(mut self, name: impl Into<String>) -> Result<Self, RequestError> {
+        let name = name.into();
+        check_text("prompt_name", &name, MAX_STRING_BYTES)?;
+        self.facts.prompt_name = Some(name);
+        Ok(self)
+    }
+
+    /// How the caller proved possession, if the action has a caller proof.
+    pub fn pop(&self) -> Option<ProofOfPossession> {
+        self.facts.pop
+    }
+
+    /// Whether the remit grants the resource or prompt asked for.
+    pub fn granted(&self) -> bool {
+        self.facts.granted
+    }
+
+    /// The highest class the remit holder may receive, when known.
+    pub fn holder_clearance(&self) -> Option<Classification> {
+        self.facts.holder_clearance
+    }
+
+    /// The URI of a `read_resource` call, when set.
+    pub fn resource_uri(&self) -> Option<&str> {
+        self.facts.resource_uri.as_deref()
+    }
+
+    /// The prompt name of a `get_prompt` call, when set.
+    pub fn prompt_name(&self) -> Option<&str> {
+        self.facts.prompt_name.as_deref()
     }
 
     /// The checked values.
@@ -190,6 +392,22 @@ fn check_string(field: &'static str, s: &str) -> Result<(), RequestError> {
         return Err(RequestError::TooLarge {
             field,
             limit: format!("{MAX_STRING_BYTES} bytes per string"),
+        });
+    }
+    Ok(())
+}
+
+/// A non-empty string within `max` bytes, free of control characters.
+fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), RequestError> {
+    if s.len() > max {
+        return Err(RequestError::TooLarge {
+            field,
+            limit: format!("{max} bytes"),
+        });
+    }
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return Err(RequestError::BadContext {
+            message: format!("{field} must be non-empty and free of control characters"),
         });
     }
     Ok(())
@@ -570,6 +788,50 @@ mod tests {
         let mut c = base();
         c["is_admin"] = serde_json::json!(true);
         assert!(RequestContext::from_json(&c.to_string()).is_err());
+    }
+
+    #[test]
+    fn action_facts_round_trip_and_refuse_bad_values() {
+        let mut c = base();
+        c["pop"] = serde_json::json!("bearer");
+        c["granted"] = serde_json::json!(true);
+        c["holder_clearance"] = serde_json::json!("CONFIDENTIAL");
+        c["resource_uri"] = serde_json::json!("repo://acme/web/README.md");
+        let ctx = RequestContext::from_json(&c.to_string()).unwrap();
+        assert_eq!(ctx.pop(), Some(ProofOfPossession::Bearer));
+        assert!(ctx.granted());
+        assert_eq!(ctx.holder_clearance(), Some(Classification::Confidential));
+        assert_eq!(ctx.resource_uri(), Some("repo://acme/web/README.md"));
+        assert_eq!(ctx.prompt_name(), None);
+        assert_eq!(RequestContext::from_map(ctx.to_map()).unwrap(), ctx);
+
+        let err = ctx
+            .clone()
+            .with_resource_uri("x".repeat(MAX_URI_BYTES + 1))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RequestError::TooLarge {
+                    field: "resource_uri",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(ctx.clone().with_prompt_name("").is_err());
+        assert!(ctx.clone().with_prompt_name("a\nb").is_err());
+        c["pop"] = serde_json::json!("token");
+        assert!(RequestContext::from_json(&c.to_string()).is_err());
+    }
+
+    #[test]
+    fn facts_default_to_absent_and_not_granted() {
+        let ctx = RequestContext::from_json(&base().to_string()).unwrap();
+        assert_eq!(ctx.pop(), None);
+        assert!(!ctx.granted());
+        assert_eq!(ctx.holder_clearance(), None);
+        assert!(!ctx.to_map().contains_key("granted"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use crate::decision::{Decision, Verdict};
 use crate::engine::{EngineKind, PolicyEngine, PolicySource};
 use crate::model::Directory;
-use crate::request::{ContextInput, DecisionRequest, RequestContext, RequestError};
+use crate::request::{DecisionRequest, RequestContext, RequestError};
 use crate::version::PolicyVersion;
 
 /// A parsed decision table.
@@ -227,17 +227,11 @@ impl DecisionTable {
                 obj.insert("padding".into(), "x".repeat(n).into());
             }
         }
-        let input: ContextInput =
-            serde_json::from_value(serde_json::Value::Object(ctx)).map_err(|e| {
-                RequestError::BadContext {
-                    message: e.to_string(),
-                }
-            })?;
         DecisionRequest::new(
             case.principal.parse()?,
             case.action.parse()?,
             case.resource.parse()?,
-            RequestContext::new(input)?,
+            RequestContext::from_map(ctx)?,
         )
     }
 }

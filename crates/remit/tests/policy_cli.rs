@@ -200,6 +200,49 @@ fn eval_allows_escalates_and_explains_on_both_engines() {
 }
 
 #[test]
+fn eval_reads_a_resource_only_when_the_remit_grants_it_on_both_engines() {
+    let tmp = tempdir();
+    let ungranted = tmp.path().join("ungranted.json");
+    let base = CONTEXT.replacen(
+        '{',
+        r#"{"resource_uri": "repo://acme/web/README.md", "pop": "dpop","#,
+        1,
+    );
+    std::fs::write(&ungranted, &base).unwrap();
+    let granted = tmp.path().join("granted.json");
+    std::fs::write(&granted, base.replacen('{', r#"{"granted": true,"#, 1)).unwrap();
+    for engine in ["cedar", "rego"] {
+        let d = new_folder(tmp.path(), "standard", engine);
+        let eval = |ctx: &Path| {
+            remit(&[
+                "policy",
+                "eval",
+                &d,
+                "--principal",
+                r#"Agent::"a""#,
+                "--action",
+                "read_resource",
+                "--resource",
+                r#"Server::"github""#,
+                "--context",
+                ctx.to_str().unwrap(),
+                "--json",
+            ])
+        };
+        let o = eval(&ungranted);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["decision"], "deny");
+        assert_eq!(v["by"][0]["id"], "std-content-not-granted");
+        let o = eval(&granted);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["decision"], "allow");
+        assert_eq!(v["by"][0]["id"], "std-read-resource");
+    }
+}
+
+#[test]
 fn hash_is_stable_and_changes_with_an_override() {
     let tmp = tempdir();
     let d = new_folder(tmp.path(), "permissive", "cedar");

@@ -40,6 +40,10 @@ forbid contains {"id": "lock-not-for-owner", "reason": "in lockdown an agent act
 	ctx.original_user != principal.owner
 }
 
+forbid contains {"id": "lock-bearer-token", "reason": "lockdown refuses bearer remits: the caller must prove possession of the remit's key (DPoP)"} if {
+	ctx.pop == "bearer"
+}
+
 forbid contains {"id": "lock-issue-without-second-factor", "reason": "issuing a remit in lockdown needs a second factor"} if {
 	input.action == "issue"
 	not has_second_factor
@@ -72,6 +76,16 @@ forbid contains {"id": "lock-description-changed", "reason": "the server's tool 
 	not description_ok
 }
 
+forbid contains {"id": "lock-content-not-granted", "reason": "the remit does not grant this resource or prompt"} if {
+	input.action in content_actions
+	not ctx.granted
+}
+
+forbid contains {"id": "lock-content-server-not-blessed", "reason": "the server has not been blessed by an operator"} if {
+	input.action in content_actions
+	not resource.blessed
+}
+
 # ---- where data may go ------------------------------------------------------
 
 forbid contains {"id": "lock-pii-above-clearance", "reason": "personal data may not go to a tool cleared below the payload's class"} if {
@@ -102,6 +116,18 @@ forbid contains {"id": "lock-internal-external-model", "reason": "in lockdown on
 	ctx.data_class >= 1
 	resource.external
 	not ctx.redacted
+}
+
+forbid contains {"id": "lock-content-above-holder", "reason": "the content is classified above what the remit holder may receive"} if {
+	input.action in content_actions
+	not content_within_holder
+}
+
+content_within_holder if ctx.data_class <= ctx.holder_clearance
+
+forbid contains {"id": "lock-content-secret", "reason": "lockdown never hands a secret in a resource or prompt to an agent"} if {
+	input.action in content_actions
+	count(ctx.secrets) > 0
 }
 
 # ---- what is allowed --------------------------------------------------------
@@ -147,4 +173,14 @@ permit contains {"id": "lock-read-result", "reason": "results of remit-listed to
 
 permit contains {"id": "lock-send-prompt", "reason": "prompts may go to remit-listed models"} if {
 	input.action == "send_prompt"
+}
+
+permit contains {"id": "lock-read-resource", "reason": "granted resources of blessed servers may be read"} if {
+	input.action == "read_resource"
+	ctx.granted
+}
+
+permit contains {"id": "lock-get-prompt", "reason": "granted prompts of blessed servers may be fetched"} if {
+	input.action == "get_prompt"
+	ctx.granted
 }

@@ -27,6 +27,16 @@ forbid contains {"id": "perm-model-not-in-remit", "reason": "the model is not li
 	not model_in_remit
 }
 
+forbid contains {"id": "perm-content-not-granted", "reason": "the remit does not grant this resource or prompt"} if {
+	input.action in content_actions
+	not ctx.granted
+}
+
+forbid contains {"id": "perm-content-secret", "reason": "a resource or prompt carrying a secret is not handed to the agent"} if {
+	input.action in content_actions
+	count(ctx.secrets) > 0
+}
+
 forbid contains {"id": "perm-secret-external", "reason": "secrets never leave for an external destination"} if {
 	input.action in egress_actions
 	count(ctx.secrets) > 0
@@ -49,5 +59,5 @@ permit contains {"id": "perm-delegate", "reason": "registered agents may delegat
 }
 
 permit contains {"id": "perm-within-remit", "reason": "permissive: anything the remit lists is allowed"} if {
-	input.action in {"call_tool", "read_result", "send_prompt"}
+	input.action in {"call_tool", "read_result", "send_prompt", "read_resource", "get_prompt"}
 }

@@ -22,11 +22,16 @@ resource := dir.tools[input.resource.id] if input.resource.type == "Tool"
 
 resource := dir.models[input.resource.id] if input.resource.type == "Model"
 
+resource := dir.servers[input.resource.id] if input.resource.type == "Server"
+
 server := dir.servers[resource.server] if input.resource.type == "Tool"
 
 tool_actions := {"call_tool", "read_result"}
 
 egress_actions := {"call_tool", "send_prompt"}
+
+# MCP resources and prompts: the resource is the Server, the content comes back.
+content_actions := {"read_resource", "get_prompt"}
 
 second_factors := {"mfa", "otp", "hwk", "swk"}
 

@@ -48,6 +48,16 @@ forbid contains {"id": "std-description-changed", "reason": "the server's tool d
 	not description_ok
 }
 
+forbid contains {"id": "std-content-not-granted", "reason": "the remit does not grant this resource or prompt"} if {
+	input.action in content_actions
+	not ctx.granted
+}
+
+forbid contains {"id": "std-content-server-not-blessed", "reason": "the server has not been blessed by an operator"} if {
+	input.action in content_actions
+	not resource.blessed
+}
+
 # ---- where data may go ------------------------------------------------------
 
 forbid contains {"id": "std-restricted-to-tool", "reason": "RESTRICTED data may only go to a tool cleared for RESTRICTED"} if {
@@ -73,6 +83,19 @@ forbid contains {"id": "std-secret-external", "reason": "secrets never leave for
 	input.action in egress_actions
 	count(ctx.secrets) > 0
 	resource.external
+}
+
+forbid contains {"id": "std-content-restricted-to-holder", "reason": "RESTRICTED content may only reach a holder cleared for RESTRICTED"} if {
+	input.action in content_actions
+	ctx.data_class >= 3
+	not holder_cleared_for_restricted
+}
+
+holder_cleared_for_restricted if ctx.holder_clearance >= 3
+
+forbid contains {"id": "std-content-secret", "reason": "a resource or prompt carrying a secret is not handed to the agent"} if {
+	input.action in content_actions
+	count(ctx.secrets) > 0
 }
 
 # ---- what is allowed --------------------------------------------------------
@@ -140,4 +163,14 @@ permit contains {"id": "std-read-result", "reason": "results of remit-listed too
 
 permit contains {"id": "std-send-prompt", "reason": "prompts may go to remit-listed models"} if {
 	input.action == "send_prompt"
+}
+
+permit contains {"id": "std-read-resource", "reason": "granted resources of blessed servers may be read"} if {
+	input.action == "read_resource"
+	ctx.granted
+}
+
+permit contains {"id": "std-get-prompt", "reason": "granted prompts of blessed servers may be fetched"} if {
+	input.action == "get_prompt"
+	ctx.granted
 }

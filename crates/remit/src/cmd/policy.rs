@@ -53,13 +53,18 @@ pub enum PolicyCommand {
         /// For example Agent::"a".
         #[arg(long)]
         principal: String,
-        /// issue, delegate, call_tool, read_result or send_prompt.
+        /// issue, delegate, call_tool, read_result, send_prompt,
+        /// read_resource or get_prompt.
         #[arg(long)]
         action: String,
-        /// For example Tool::"github/create_issue".
+        /// For example Tool::"github/create_issue" (call_tool, read_result),
+        /// Server::"github" (read_resource, get_prompt), Model::"local/llama"
+        /// (send_prompt) or Agent::"a" (issue, delegate).
         #[arg(long)]
         resource: String,
-        /// The context as JSON (`-` for standard input).
+        /// The context as JSON (`-` for standard input): the ContextInput
+        /// fields plus, where the action has them, `pop` ("dpop"/"bearer"),
+        /// `granted`, `holder_clearance`, `resource_uri`, `prompt_name`.
         #[arg(long)]
         context: PathBuf,
         /// Show which policies matched and why.
