@@ -11,6 +11,12 @@
 //!   request's action can neither match nor fail (the scope is checked
 //!   before the body), so each action gets the set of policies that can
 //!   apply to it, and the other presets' rules cost nothing.
+//! - **Slices are narrowed per resource** (`cedar/narrow.rs`): a policy whose
+//!   resource scope or leading resource-only conditions are false for a
+//!   given tool, server or model can never match it, so it is dropped from
+//!   that resource's slice (computed on first use, cached, forgotten when
+//!   the directory changes). The presets write their resource conditions
+//!   first (`resource.external && ...`) so that more of them narrow.
 //! - **The context holds only what the policies read.** Each slice records
 //!   the context attributes its policies name (`context.x`,
 //!   `context has x`); the per-call context is assembled with
@@ -39,8 +45,10 @@ use crate::model::{Action, Directory, EntityKind, EntityRef};
 use crate::request::DecisionRequest;
 use crate::version::{sha256, PolicyVersion};
 
+mod narrow;
+
 /// The Remit Cedar schema (human form).
-pub const SCHEMA: &str = include_str!("../policies/remit.cedarschema");
+pub const SCHEMA: &str = include_str!("../../policies/remit.cedarschema");
 
 /// Parses the built-in schema.
 pub fn schema() -> Result<Schema, LoadError> {
@@ -111,6 +119,8 @@ pub struct CedarEngine {
     /// One per action, in [`Action::ALL`] order.
     slices: Vec<Slice>,
     authorizer: Authorizer,
+    /// Narrow each action's slice per resource (see `narrow.rs`).
+    narrowing: bool,
 }
 
 /// The policies that can apply to one action, and the context attributes
@@ -121,6 +131,7 @@ struct Slice {
     uid: EntityUid,
     policies: PolicySet,
     fields: Fields,
+    guards: narrow::Guards,
 }
 
 impl CedarEngine {
@@ -240,7 +251,17 @@ impl CedarEngine {
             types,
             slices,
             authorizer: Authorizer::new(),
+            narrowing: true,
         })
+    }
+
+    /// Turns per-resource narrowing of the policy slices on (the default)
+    /// or off. Decisions are the same either way; this exists so that
+    /// benchmarks and differential tests can compare the two.
+    #[must_use]
+    pub fn with_narrowing(mut self, on: bool) -> Self {
+        self.narrowing = on;
+        self
     }
 
     fn slice(&self, action: Action) -> Option<&Slice> {
@@ -363,6 +384,7 @@ fn slice_by_action(
         };
         let mut policies = PolicySet::new();
         let mut fields = Fields::NONE;
+        let mut members = Vec::new();
         for (policy, read) in reads {
             let admits = match policy.action_constraint() {
                 ActionConstraint::Any => true,
@@ -374,6 +396,7 @@ fn slice_by_action(
                     .add(policy.clone())
                     .map_err(|e| schema_err(e.to_string()))?;
                 fields = fields.union(*read);
+                members.push((policy.clone(), *read));
             }
         }
         slices.push(Slice {
@@ -381,6 +404,7 @@ fn slice_by_action(
             uid,
             policies,
             fields,
+            guards: narrow::Guards::new(members),
         });
     }
     Ok(slices)
@@ -662,6 +686,9 @@ impl PolicyEngine for CedarEngine {
     fn set_directory(&mut self, directory: Directory) -> Result<(), LoadError> {
         self.entities = build_entities(&directory, &self.schema, &self.types)?;
         self.directory = directory;
+        for slice in &self.slices {
+            slice.guards.clear();
+        }
         Ok(())
     }
 
@@ -676,7 +703,27 @@ impl PolicyEngine for CedarEngine {
         let Some(slice) = self.slice(req.action()) else {
             return fail(format!("action {} is not in the schema", req.action()));
         };
-        let context = match self.context(req, slice.fields) {
+        let resource = self.types.uid_of(req.resource());
+        // A resource the directory does not hold is never narrowed (nor
+        // cached): `decide` refuses it before this, `evaluate` gets the
+        // whole slice.
+        let narrowed = if self.narrowing && self.directory.contains(req.resource()) {
+            slice.guards.narrowed(&narrow::Probe {
+                authorizer: &self.authorizer,
+                principal_type: self.types.of(req.action().principal_kind()),
+                action: &slice.uid,
+                resource: &resource,
+                resource_id: req.resource().id(),
+                entities: &self.entities,
+            })
+        } else {
+            None
+        };
+        let (policies, fields) = match &narrowed {
+            Some(n) => (&n.policies, n.fields),
+            None => (&slice.policies, slice.fields),
+        };
+        let context = match self.context(req, fields) {
             Ok(c) => c,
             Err(m) => return fail(m),
         };
@@ -685,7 +732,7 @@ impl PolicyEngine for CedarEngine {
         let request = match Request::new(
             self.types.uid_of(req.principal()),
             slice.uid.clone(),
-            self.types.uid_of(req.resource()),
+            resource,
             context,
             None,
         ) {
@@ -694,7 +741,7 @@ impl PolicyEngine for CedarEngine {
         };
         let response = self
             .authorizer
-            .is_authorized(&request, &slice.policies, &self.entities);
+            .is_authorized(&request, policies, &self.entities);
         let diagnostics = response.diagnostics();
         let mut matched = Vec::new();
         let mut errors = Vec::new();
