@@ -7,20 +7,26 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use remit_bench_policy::{request, standard_engine, tool_call_args};
+use remit_bench_policy::{request, standard_cedar, standard_engine, tool_call_args};
 use remit_policy::{EngineKind, PolicyEngine, Verdict};
 
 fn bench(c: &mut Criterion) {
     let args = tool_call_args();
     let mut group = c.benchmark_group("decision/standard/call_tool");
-    for kind in [EngineKind::Cedar, EngineKind::Rego] {
-        let engine = standard_engine(kind).unwrap();
+    // The baseline first: Cedar on the action's slice (no per-resource
+    // narrowing), then the default engines.
+    let engines: Vec<(&str, Box<dyn PolicyEngine>)> = vec![
+        ("cedar-unnarrowed", Box::new(standard_cedar(false).unwrap())),
+        ("cedar", standard_engine(EngineKind::Cedar).unwrap()),
+        ("rego", standard_engine(EngineKind::Rego).unwrap()),
+    ];
+    for (name, engine) in &engines {
         assert_eq!(
             engine.decide(&request(&args).unwrap()).verdict(),
             Verdict::Allow
         );
-        percentiles(kind, engine.as_ref(), &args);
-        group.bench_function(kind.extension(), |b| {
+        percentiles(name, engine.as_ref(), &args);
+        group.bench_function(*name, |b| {
             b.iter(|| {
                 let req = request(black_box(&args)).unwrap();
                 black_box(engine.decide(&req))
@@ -32,7 +38,7 @@ fn bench(c: &mut Criterion) {
 
 /// Criterion reports means; the target is a tail latency, so also time
 /// 20 000 single decisions and print p50 / p99 / p99.9.
-fn percentiles(kind: EngineKind, engine: &dyn PolicyEngine, args: &serde_json::Value) {
+fn percentiles(name: &str, engine: &dyn PolicyEngine, args: &serde_json::Value) {
     const N: usize = 20_000;
     let mut ns: Vec<u128> = Vec::with_capacity(N);
     for _ in 0..N / 10 {
@@ -47,7 +53,7 @@ fn percentiles(kind: EngineKind, engine: &dyn PolicyEngine, args: &serde_json::V
     ns.sort_unstable();
     let at = |q: f64| ns[((N as f64 * q) as usize).min(N - 1)] as f64 / 1000.0;
     eprintln!(
-        "{kind}: single-call latency over {N} decisions: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us",
+        "{name}: single-call latency over {N} decisions: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us",
         at(0.50),
         at(0.99),
         at(0.999)

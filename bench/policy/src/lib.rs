@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 
 use remit_policy::preset::SAMPLE_ENTITIES;
 use remit_policy::{
-    preset, Action, Classification, ContextInput, DecisionRequest, Directory, EngineKind,
-    EntityKind, EntityRef, LoadError, PolicyEngine, Preset, RequestContext, RequestError,
+    preset, Action, CedarEngine, Classification, ContextInput, DecisionRequest, Directory,
+    EngineKind, EntityKind, EntityRef, LoadError, PolicyEngine, Preset, ProofOfPossession,
+    RequestContext, RequestError,
 };
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -54,16 +55,32 @@ pub fn request(args: &serde_json::Value) -> Result<DecisionRequest, RequestError
         EntityRef::new(EntityKind::Agent, "a")?,
         Action::CallTool,
         EntityRef::new(EntityKind::Tool, "github/create_issue")?,
-        RequestContext::new(input)?,
+        RequestContext::new(input)?.with_pop(ProofOfPossession::Dpop),
     )
+}
+
+fn sample_directory() -> Result<Directory, LoadError> {
+    Directory::from_json(SAMPLE_ENTITIES).map_err(|e| LoadError::Entities {
+        message: e.to_string(),
+    })
+}
+
+/// The Cedar engine on the standard preset with per-resource narrowing on
+/// (the default) or off (the baseline: the policy slice of the action).
+pub fn standard_cedar(narrowing: bool) -> Result<CedarEngine, LoadError> {
+    let kind = EngineKind::Cedar;
+    Ok(CedarEngine::load(
+        &[Preset::Standard.source(kind)],
+        Preset::Standard.default_mode(),
+        sample_directory()?,
+    )?
+    .with_narrowing(narrowing))
 }
 
 /// An engine of the given kind on the standard preset over the sample
 /// entities (cached inside the engine, as in production).
 pub fn standard_engine(kind: EngineKind) -> Result<Box<dyn PolicyEngine>, LoadError> {
-    let dir = Directory::from_json(SAMPLE_ENTITIES).map_err(|e| LoadError::Entities {
-        message: e.to_string(),
-    })?;
+    let dir = sample_directory()?;
     preset::load(
         kind,
         &[Preset::Standard.source(kind)],
