@@ -70,8 +70,8 @@ pub use error::{redact_url, StoreError};
 pub use model::{
     Agent, Approval, ApprovalState, Classification, Id, IssuedRemit, McpServer, NewAgent,
     NewApproval, NewMcpServer, NewObservation, Observation, Revocation, RevocationKind,
-    RevocationTarget, Revoked, RiskTier, Status, StepCount, StoredCheckpoint, Tool, Verdict,
-    MAX_ID_LEN,
+    RevocationTarget, Revoked, RiskSpend, RiskTier, Status, StepCount, StoredCheckpoint, Tool,
+    Verdict, MAX_ID_LEN,
 };
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
 pub use repo::{

@@ -269,6 +269,20 @@ pub struct StepCount {
     pub max: Option<i64>,
 }
 
+/// Risk one call spends from its agent's budget (see
+/// [`crate::BudgetRepo::consume_call`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskSpend {
+    /// The agent whose budget pays.
+    pub agent: Id,
+    /// Start of the budget window (Unix seconds).
+    pub window_start: i64,
+    /// Risk points this call costs (never negative).
+    pub amount: i64,
+    /// The window's limit (never negative).
+    pub limit: i64,
+}
+
 /// What to revoke.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RevocationTarget {

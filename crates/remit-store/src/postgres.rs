@@ -94,6 +94,12 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// The pool the per-call counters are written through (the main pool:
+    /// PostgreSQL commits them durably like everything else).
+    pub(crate) fn counters(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn notify_in_tx(
         &self,
         tx: &mut Transaction<'_, Postgres>,

@@ -9,8 +9,8 @@ use std::future::Future;
 use crate::error::StoreError;
 use crate::model::{
     Agent, Approval, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer,
-    NewObservation, Observation, Revocation, RevocationKind, RevocationTarget, Revoked, StepCount,
-    StoredCheckpoint, Tool, Verdict,
+    NewObservation, Observation, Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend,
+    StepCount, StoredCheckpoint, Tool, Verdict,
 };
 
 /// Shorthand for the futures returned by every repository method.
@@ -81,6 +81,18 @@ pub trait BudgetRepo {
     ) -> impl StoreFuture<i64>;
     /// The agent's spend in a window (0 when nothing was spent).
     fn risk_spent(&self, agent: &Id, window_start: i64) -> impl StoreFuture<i64>;
+    /// Everything one gateway call consumes, all or nothing, in one round
+    /// of the store: one step of every remit in `chain` (leaf first; each
+    /// must have a step left) and `risk`, if any, from the agent's budget.
+    /// Atomic under concurrent replicas. Refuses with
+    /// [`StoreError::StepsExhausted`] (the first exhausted link),
+    /// [`StoreError::RiskBudgetExhausted`] or [`StoreError::NotFound`] (a
+    /// link never recorded), consuming nothing.
+    ///
+    /// [`StoreError::StepsExhausted`]: crate::StoreError::StepsExhausted
+    /// [`StoreError::RiskBudgetExhausted`]: crate::StoreError::RiskBudgetExhausted
+    /// [`StoreError::NotFound`]: crate::StoreError::NotFound
+    fn consume_call(&self, chain: &[Id], risk: Option<&RiskSpend>) -> impl StoreFuture<()>;
 }
 
 /// Revocations, each stamped with a strictly increasing epoch.

@@ -475,6 +475,123 @@ macro_rules! impl_repositories {
                 }
             }
 
+            async fn consume_call(
+                &self,
+                chain: &[Id],
+                risk: Option<&RiskSpend>,
+            ) -> Result<(), StoreError> {
+                let action = "count a call's steps and risk";
+                if let Some(r) = risk {
+                    if r.amount < 0 || r.limit < 0 {
+                        return Err(StoreError::Invalid {
+                            what: "risk amount",
+                            value: format!("{} (limit {})", r.amount, r.limit),
+                            reason: "risk amounts and limits are never negative",
+                        });
+                    }
+                }
+                let exhausted = |r: &RiskSpend, spent| StoreError::RiskBudgetExhausted {
+                    agent: r.agent.to_string(),
+                    spent,
+                    requested: r.amount,
+                    limit: r.limit,
+                };
+                let risk = risk.filter(|r| r.amount > 0);
+                if let Some(r) = risk.filter(|r| r.amount > r.limit) {
+                    let spent = self.risk_spent(&r.agent, r.window_start).await?;
+                    return Err(exhausted(r, spent));
+                }
+                const STEP: &str = "UPDATE issued_remits SET steps_used = steps_used + 1 \
+                     WHERE jti = $1 AND (max_steps IS NULL OR steps_used < max_steps) \
+                     RETURNING steps_used";
+                // Why a link took no step: never recorded, or used up.
+                async fn refused<'c, E>(executor: E, jti: &Id) -> StoreError
+                where
+                    E: sqlx::Executor<'c, Database = $db>,
+                {
+                    let row = sqlx::query_as::<$db, (Option<i64>,)>(
+                        "SELECT max_steps FROM issued_remits WHERE jti = $1",
+                    )
+                    .bind(jti.as_str())
+                    .fetch_optional(executor)
+                    .await;
+                    match row {
+                        Ok(None) => not_found("remit", jti.as_str()),
+                        Ok(Some((max,))) => StoreError::StepsExhausted {
+                            jti: jti.to_string(),
+                            max: max.unwrap_or_default(),
+                        },
+                        Err(e) => StoreError::query("look up a remit")(e),
+                    }
+                }
+                let pool = self.counters();
+                // The common case, one link and no risk: one statement.
+                if let ([jti], None) = (chain, risk) {
+                    let row = sqlx::query_as::<$db, (i64,)>(STEP)
+                        .bind(jti.as_str())
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(StoreError::query(action))?;
+                    return match row {
+                        Some(_) => Ok(()),
+                        None => Err(refused(pool, jti).await),
+                    };
+                }
+                // Otherwise one transaction whose first statement writes (so
+                // SQLite takes its write lock up front). Rows are locked leaf
+                // first, then the budget: two calls sharing ancestors lock
+                // them in the same order, so replicas cannot deadlock.
+                let mut tx = pool.begin().await.map_err(StoreError::query(action))?;
+                for jti in chain {
+                    let row = sqlx::query_as::<$db, (i64,)>(STEP)
+                        .bind(jti.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(action))?;
+                    if row.is_none() {
+                        let error = refused(&mut *tx, jti).await;
+                        // Dropping the transaction rolls it back.
+                        drop(tx);
+                        return Err(error);
+                    }
+                }
+                if let Some(r) = risk {
+                    let row = sqlx::query_as::<$db, (i64,)>(
+                        "INSERT INTO risk_budgets (agent_id, window_start, spent) VALUES ($1, $2, $3) \
+                         ON CONFLICT (agent_id, window_start) \
+                         DO UPDATE SET spent = risk_budgets.spent + excluded.spent \
+                         WHERE risk_budgets.spent + excluded.spent <= $4 \
+                         RETURNING spent",
+                    )
+                    .bind(r.agent.as_str())
+                    .bind(r.window_start)
+                    .bind(r.amount)
+                    .bind(r.limit)
+                    .fetch_optional(&mut *tx)
+                    .await;
+                    match row {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            let spent = sqlx::query_as::<$db, (i64,)>(
+                                "SELECT spent FROM risk_budgets WHERE agent_id = $1 AND window_start = $2",
+                            )
+                            .bind(r.agent.as_str())
+                            .bind(r.window_start)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(StoreError::query("read risk budget"))?
+                            .map_or(0, |(s,)| s);
+                            return Err(exhausted(r, spent));
+                        }
+                        Err(e) if is_foreign_key_violation(&e) => {
+                            return Err(not_found("agent", r.agent.as_str()))
+                        }
+                        Err(e) => return Err(StoreError::query("spend risk budget")(e)),
+                    }
+                }
+                tx.commit().await.map_err(StoreError::query(action))
+            }
+
             async fn risk_spent(&self, agent: &Id, window_start: i64) -> Result<i64, StoreError> {
                 let row = sqlx::query_as::<$db, (i64,)>(
                     "SELECT spent FROM risk_budgets WHERE agent_id = $1 AND window_start = $2",

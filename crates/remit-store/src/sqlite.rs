@@ -6,12 +6,30 @@
 //! followers in the same process through a broadcast channel; other
 //! processes on the same file see them at their next periodic catch-up
 //! (run one `remit serve` per SQLite file; use PostgreSQL for replicas).
+//!
+//! # Durability of the step and budget counters
+//!
+//! Everything is committed with `synchronous=FULL` (the WAL is synced at
+//! every commit) except the per-call counters of
+//! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call), which run
+//! on their own single connection with `synchronous=NORMAL`: a commit there
+//! is atomic and survives a crash of the process, but not necessarily a
+//! power loss or an OS crash. The consequence, and the only one: after a
+//! power loss, the steps and risk spent by the calls of the last moments
+//! before it (those not yet covered by a later synced commit or a WAL
+//! checkpoint) are counted again as unused, so a remit may be used that
+//! many more times than its `max_steps`, and an agent may spend that much
+//! more risk in the window. The database is never corrupted by it, every
+//! such call has its own durable receipt (the receipt log is synced before
+//! any answer), and an auditor counting a remit's receipts sees the
+//! overrun. The single connection also queues this process's counter
+//! writes in memory instead of on SQLite's sleeping busy handler.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::broadcast;
 
@@ -27,6 +45,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// One connection, `synchronous=NORMAL`, for the per-call counters.
+    counters: SqlitePool,
     revocations: Arc<broadcast::Sender<i64>>,
     path: PathBuf,
 }
@@ -43,16 +63,25 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone().synchronous(SqliteSynchronous::Full))
             .await
-            .map_err(|source| StoreError::Unreachable { url: shown, source })?;
+            .map_err(|source| StoreError::Unreachable {
+                url: shown.clone(),
+                source,
+            })?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migration { source })?;
+        let counters = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(|source| StoreError::Unreachable { url: shown, source })?;
         let (sender, _) = broadcast::channel(64);
         Ok(Self {
             pool,
+            counters,
             revocations: Arc::new(sender),
             path: path.to_owned(),
         })
@@ -63,9 +92,15 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
+        self.counters.close().await;
         self.pool.close().await;
+    }
+
+    /// The pool the per-call counters are written through.
+    pub(crate) fn counters(&self) -> &SqlitePool {
+        &self.counters
     }
 
     #[allow(clippy::unused_async)]

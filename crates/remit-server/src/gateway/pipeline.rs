@@ -11,7 +11,7 @@ use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef,
 use remit_scan::{FindingType, ScanReport};
 use remit_store::{
     ApprovalState, Classification as StoreClass, Id, IssuedRemit, McpServer, NewApproval,
-    NewObservation, RiskTier, Store, StoreError, Tool,
+    NewObservation, RiskSpend, RiskTier, Store, StoreError, Tool,
 };
 use rmcp::model::{ErrorCode, RequestId};
 use serde_json::{json, Map, Value};
@@ -795,11 +795,6 @@ async fn call_tool<S: Store>(
         Ok(t) => t,
         Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
     };
-    let held = match state.store().approval(&approval).await {
-        Ok(a) => Some(a),
-        Err(StoreError::NotFound { .. }) => None,
-        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
-    };
     let mut context = CallContext {
         caller,
         args: &args,
@@ -823,6 +818,12 @@ async fn call_tool<S: Store>(
     };
     let mut use_approval = false;
     if decision.verdict() == remit_policy::Verdict::Escalate && !shadow {
+        // Only an escalated call looks for a human decision on it.
+        let held = match state.store().approval(&approval).await {
+            Ok(a) => Some(a),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+        };
         match &held {
             Some(a) if a.state == ApprovalState::Approved && a.consumed_at.is_none() => {
                 context.approved = true;
@@ -966,28 +967,23 @@ async fn call_tool<S: Store>(
                 ));
             }
         }
-        if let Err(e) = consume_steps(state, caller).await {
+        let cost = risk_cost(tool.risk);
+        let risk = (cost > 0).then(|| RiskSpend {
+            agent: agent_id.clone(),
+            window_start: window,
+            amount: cost,
+            limit: i64::from(config.risk_budget),
+        });
+        if let Err(e) = consume_call(state, caller, risk.as_ref()).await {
             return match e {
                 StoreError::StepsExhausted { .. } => {
                     refuse_with!(deny("gw-steps-exhausted", e.to_string()))
                 }
+                StoreError::RiskBudgetExhausted { .. } => {
+                    refuse_with!(deny("gw-risk-budget", e.to_string()))
+                }
                 other => store_refusal(state, caller, id, &facts, &other).await,
             };
-        }
-        let cost = risk_cost(tool.risk);
-        if cost > 0 {
-            if let Err(e) = state
-                .store()
-                .spend_risk(&agent_id, window, cost, i64::from(config.risk_budget))
-                .await
-            {
-                return match e {
-                    StoreError::RiskBudgetExhausted { .. } => {
-                        refuse_with!(deny("gw-risk-budget", e.to_string()))
-                    }
-                    other => store_refusal(state, caller, id, &facts, &other).await,
-                };
-            }
         }
     }
 
@@ -1089,24 +1085,29 @@ async fn call_tool<S: Store>(
     Answer::Message(jsonrpc::result(id, result))
 }
 
-/// Uses one step of every remit along the chain, leaf first: a root's
-/// `max_steps` bounds everything delegated from it. Links delegated offline
-/// are recorded the first time they are seen.
-async fn consume_steps<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), StoreError> {
-    let links = caller.chain.links();
-    for link in links.iter().rev() {
-        let claims = link.claims();
-        let jti = Id::parse("remit jti", claims.jti.as_str())?;
-        match state.store().consume_step(&jti).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound { .. }) => {
-                record_links(state, caller).await?;
-                state.store().consume_step(&jti).await?;
-            }
-            Err(e) => return Err(e),
+/// Uses one step of every remit along the chain, leaf first (a root's
+/// `max_steps` bounds everything delegated from it), and the call's risk,
+/// in one store round trip, all or nothing. Links delegated offline are
+/// recorded the first time they are seen.
+async fn consume_call<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    risk: Option<&RiskSpend>,
+) -> Result<(), StoreError> {
+    let chain = caller
+        .chain
+        .links()
+        .iter()
+        .rev()
+        .map(|link| Id::parse("remit jti", link.claims().jti.as_str()))
+        .collect::<Result<Vec<_>, _>>()?;
+    match state.store().consume_call(&chain, risk).await {
+        Err(StoreError::NotFound { what: "remit", .. }) => {
+            record_links(state, caller).await?;
+            state.store().consume_call(&chain, risk).await
         }
+        done => done,
     }
-    Ok(())
 }
 
 async fn record_links<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), StoreError> {
