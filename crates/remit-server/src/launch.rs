@@ -9,6 +9,8 @@ use remit_store::{PgStore, SqliteStore, Store, StoreError};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
+use crate::gateway::settings::{GatewaySettings, SettingsError};
+use crate::gateway::GatewayConfig;
 use crate::policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
 use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
 use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
@@ -35,9 +37,21 @@ pub struct FileConfig {
     /// Security posture written into `<data>/policy` on first start:
     /// `lockdown`, `standard` (default) or `permissive`.
     pub preset: Option<String>,
+    /// The MCP gateway's limits, shadow mode, budgets and upstream
+    /// credentials (`[gateway]`, see [`crate::gateway::settings`]).
+    pub gateway: Option<GatewaySettings>,
 }
 
 impl FileConfig {
+    /// The gateway configuration this file asks for (defaults where it is
+    /// silent), secrets resolved from the process environment and files.
+    pub fn gateway_config(&self) -> Result<GatewayConfig, SettingsError> {
+        self.gateway
+            .clone()
+            .unwrap_or_default()
+            .resolve(&|name| std::env::var(name).ok())
+    }
+
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self, ServeError> {
         let text = std::fs::read_to_string(path).map_err(|source| ServeError::Config {
@@ -107,6 +121,8 @@ pub struct ServeOptions {
     pub audience: Option<String>,
     /// Preset for a new policy folder; an existing folder is kept as it is.
     pub preset: Preset,
+    /// The MCP gateway's configuration.
+    pub gateway: GatewayConfig,
 }
 
 /// What a start did, for the operator.
@@ -139,6 +155,9 @@ pub struct StartReport {
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The `[gateway]` table is invalid or names a secret that is missing.
+    #[error(transparent)]
+    Gateway(#[from] SettingsError),
     /// The configuration file is unreadable or invalid.
     #[error("configuration file {path}: {detail}")]
     Config {
@@ -267,6 +286,7 @@ pub async fn serve(
             let receipts: std::sync::Arc<dyn ReceiptLog> = std::sync::Arc::new(log);
             let store = SqliteStore::open(&path).await?;
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
+            state.gateway().set_config(options.gateway.clone());
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
             on_ready(&report);
@@ -279,6 +299,7 @@ pub async fn serve(
             report.note_verifier = log.note_verifier_key();
             let receipts: std::sync::Arc<dyn ReceiptLog> = std::sync::Arc::new(log);
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
+            state.gateway().set_config(options.gateway.clone());
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
             on_ready(&report);

@@ -63,6 +63,12 @@ impl Gw {
     }
 
     async fn start_with(tune: impl FnOnce(&mut GatewayConfig)) -> Self {
+        Self::start_on(tune, None).await
+    }
+
+    /// A gateway whose `files` server is at `url` (default: the test
+    /// server over stdio).
+    async fn start_on(tune: impl FnOnce(&mut GatewayConfig), url: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("files");
         std::fs::create_dir_all(&root).unwrap();
@@ -114,11 +120,11 @@ impl Gw {
             client,
             _dir: dir,
         };
-        gw.setup().await;
+        gw.setup(url).await;
         gw
     }
 
-    async fn setup(&self) {
+    async fn setup(&self, url: Option<String>) {
         let jwk: Value = serde_json::to_value(self.agent.public_jwk()).unwrap();
         let r = self
             .admin_call(
@@ -128,13 +134,15 @@ impl Gw {
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
-        let url = format!(
-            "stdio:{} {} {} {}",
-            python().display(),
-            repo_root().join("tests/upstream/server.py").display(),
-            self.root.display(),
-            self.description_file.display()
-        );
+        let url = url.unwrap_or_else(|| {
+            format!(
+                "stdio:{} {} '{}' '{}'",
+                python().display(),
+                repo_root().join("tests/upstream/server.py").display(),
+                self.root.display(),
+                self.description_file.display()
+            )
+        });
         let r = self
             .admin_call(
                 "POST",
@@ -143,15 +151,18 @@ impl Gw {
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
-        let r = self
-            .admin_call(
-                "POST",
-                "/v1/servers/files/bless",
-                json!({"risk": "low", "clearance": "internal"}),
-            )
-            .await;
+        let r = self.bless().await;
         assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(r.body["tools"].as_array().unwrap().len(), 3, "{}", r.body);
+        assert_eq!(r.body["tools"].as_array().unwrap().len(), 4, "{}", r.body);
+    }
+
+    async fn bless(&self) -> Reply {
+        self.admin_call(
+            "POST",
+            "/v1/servers/files/bless",
+            json!({"risk": "low", "clearance": "internal"}),
+        )
+        .await
     }
 
     fn url(&self, path: &str) -> String {
@@ -859,7 +870,7 @@ async fn an_http_upstream_is_reached_over_streamable_http() {
         .admin_call("POST", "/v1/servers/web/bless", json!({"risk": "low"}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["tools"].as_array().unwrap().len(), 3, "{}", r.body);
+    assert_eq!(r.body["tools"].as_array().unwrap().len(), 4, "{}", r.body);
     let chain = gw
         .remit(json!([{ "type": "remit_tool", "tools": ["web/echo"] }]))
         .await;
@@ -888,4 +899,184 @@ async fn an_http_upstream_is_reached_over_streamable_http() {
         "{}",
         r.body
     );
+}
+
+// ---- upstreams over TLS, with the gateway's own credentials ----------------
+
+/// The test server over HTTPS (a CA and a leaf for 127.0.0.1 made here),
+/// optionally demanding a bearer token of its own.
+struct TlsUpstream {
+    url: String,
+    ca: Vec<rustls_pki_types::CertificateDer<'static>>,
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsUpstream {
+    async fn start(token: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "remit test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let (cert, key) = (dir.path().join("leaf.pem"), dir.path().join("leaf.key"));
+        std::fs::write(&cert, leaf.pem()).unwrap();
+        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut command = tokio::process::Command::new(python());
+        command
+            .arg(repo_root().join("tests/upstream/server.py"))
+            .arg(dir.path())
+            .env("REMIT_TEST_HTTP_PORT", port.to_string())
+            .env("REMIT_TEST_TLS_CERT", &cert)
+            .env("REMIT_TEST_TLS_KEY", &key)
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            command.env("REMIT_TEST_REQUIRE_TOKEN", token);
+        }
+        let child = command.spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the TLS test upstream did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        TlsUpstream {
+            url: format!("https://127.0.0.1:{port}/mcp"),
+            ca: vec![ca_cert.der().clone()],
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    fn settings(&self, token: Option<&str>) -> remit_server::gateway::settings::UpstreamSettings {
+        let mut settings = remit_server::gateway::settings::UpstreamSettings {
+            ca_certificates: Some(self.ca.clone()),
+            ..Default::default()
+        };
+        if let Some(token) = token {
+            let mut value =
+                hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+            value.set_sensitive(true);
+            settings.headers.push((hyper::header::AUTHORIZATION, value));
+        }
+        settings
+    }
+}
+
+#[tokio::test]
+async fn an_https_upstream_signed_by_an_untrusted_authority_is_refused_with_a_receipt() {
+    let upstream = TlsUpstream::start(None).await;
+    // The gateway trusts only the built-in roots: the test CA is not one.
+    let gw = Gw::start_with(|_| {}).await;
+    let r = gw
+        .admin_call(
+            "POST",
+            "/v1/servers",
+            json!({"id": "tls", "url": upstream.url, "clearance": "internal"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = gw
+        .admin_call("POST", "/v1/servers/tls/bless", json!({"risk": "low"}))
+        .await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    let detail = r.body["detail"].as_str().unwrap().to_lowercase();
+    assert!(
+        detail.contains("certificate") || detail.contains("issuer"),
+        "the refusal should name the certificate problem: {detail}"
+    );
+}
+
+#[tokio::test]
+async fn an_https_upstream_with_its_authority_and_the_gateways_credential_serves_calls() {
+    let upstream = TlsUpstream::start(Some("upstream-only-secret")).await;
+    let url = upstream.url.clone();
+    let settings = Arc::new(upstream.settings(Some("upstream-only-secret")));
+    let gw = Gw::start_on(
+        move |c| {
+            c.upstreams.insert("files".into(), settings);
+        },
+        Some(url),
+    )
+    .await;
+    let chain = gw.remit(Gw::echo_grant()).await;
+    let r = gw.call(&chain, "echo", json!({"text": "over tls"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["result"]["content"][0]["text"], "over tls",
+        "{}",
+        r.body
+    );
+    assert_eq!(gw.last_receipt().kind, Kind::Allow);
+}
+
+#[tokio::test]
+async fn an_upstream_that_wants_a_credential_the_gateway_lacks_denies_the_call_with_a_receipt() {
+    let upstream = TlsUpstream::start(Some("upstream-only-secret")).await;
+    // Blessed while the gateway held the credential...
+    let url = upstream.url.clone();
+    let settings = Arc::new(upstream.settings(Some("upstream-only-secret")));
+    let gw = Gw::start_on(
+        move |c| {
+            c.upstreams.insert("files".into(), settings);
+        },
+        Some(url),
+    )
+    .await;
+    let chain = gw.remit(Gw::echo_grant()).await;
+    // ...then configured with the authority but without it: the client's
+    // remit is never passed through in its place, so the upstream refuses.
+    let mut config = gw.state.gateway().config().as_ref().clone();
+    config
+        .upstreams
+        .insert("files".into(), Arc::new(upstream.settings(None)));
+    gw.state.gateway().set_config(config);
+    let r = gw.call(&chain, "echo", json!({"text": "x"})).await;
+    assert_eq!(r.body["error"]["code"], -32044, "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("401"), "{}", r.body);
+    let receipt = gw.refusal_receipt(&r);
+    assert_eq!(receipt.kind, Kind::Error, "{receipt:?}");
+}
+
+#[tokio::test]
+async fn a_stdio_upstream_runs_with_the_environment_the_gateway_gives_it() {
+    let mut settings = remit_server::gateway::settings::UpstreamSettings::default();
+    settings
+        .env
+        .push(("REMIT_TEST_GIVEN".into(), "from-gateway-settings".into()));
+    let settings = Arc::new(settings);
+    let gw = Gw::start_with(move |c| {
+        c.upstreams.insert("files".into(), settings);
+    })
+    .await;
+    let chain = gw
+        .remit(json!([{ "type": "remit_tool", "tools": ["files/env_is"] }]))
+        .await;
+    let r = gw
+        .call(
+            &chain,
+            "env_is",
+            json!({"name": "REMIT_TEST_GIVEN", "value": "from-gateway-settings"}),
+        )
+        .await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "yes", "{}", r.body);
 }

@@ -57,10 +57,11 @@ pub mod bless;
 pub mod http;
 pub mod jsonrpc;
 pub mod pipeline;
+pub mod settings;
 pub mod stdio;
 pub mod upstream;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -101,6 +102,8 @@ pub struct GatewayConfig {
     pub shadow_agents: BTreeSet<String>,
     /// Servers whose calls run in shadow mode.
     pub shadow_servers: BTreeSet<String>,
+    /// Credentials and trust per upstream server id (`[gateway.upstreams]`).
+    pub upstreams: BTreeMap<String, Arc<settings::UpstreamSettings>>,
 }
 
 impl Default for GatewayConfig {
@@ -117,6 +120,7 @@ impl Default for GatewayConfig {
             approval_ttl_secs: 3600,
             shadow_agents: BTreeSet::new(),
             shadow_servers: BTreeSet::new(),
+            upstreams: BTreeMap::new(),
         }
     }
 }
@@ -154,8 +158,8 @@ impl GatewayRuntime {
                 REPLAY_CAPACITY,
                 config.proof_max_skew_secs,
             )),
+            upstreams: upstream::UpstreamPool::new(config.upstreams.clone()),
             config: RwLock::new(Arc::new(config)),
-            upstreams: upstream::UpstreamPool::default(),
             sessions: Mutex::new(HashSet::new()),
             args_key: ArgsKey::new(&secret),
         })
@@ -170,6 +174,7 @@ impl GatewayRuntime {
     pub fn set_config(&self, config: GatewayConfig) {
         *self.replay.lock().unwrap_or_else(PoisonError::into_inner) =
             ReplayCache::new(REPLAY_CAPACITY, config.proof_max_skew_secs);
+        self.upstreams.configure(config.upstreams.clone());
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
     }
 

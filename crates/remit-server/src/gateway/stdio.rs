@@ -67,6 +67,8 @@ pub struct WrapOptions {
     pub public_url: String,
     /// The deployment-wide audience remits are minted for.
     pub audience: String,
+    /// The gateway's limits, shadow mode, budgets and upstream settings.
+    pub gateway: super::GatewayConfig,
 }
 
 /// Why the wrap could not start.
@@ -156,6 +158,7 @@ impl Wrap {
         )
         .await
         .map_err(ServeError::from)?;
+        state.gateway().set_config(options.gateway.clone());
         install_policy(&state, &folder).await?;
 
         let server_error = |detail: String| WrapError::Server {
@@ -173,7 +176,11 @@ impl Wrap {
             return Err(server_error("it is disabled".into()));
         }
         if !options.command.is_empty() {
-            server.url = format!("stdio:{}", options.command.join(" "));
+            // Quoted so arguments holding spaces stay whole when the
+            // upstream splits the command line again.
+            let line = shlex::try_join(options.command.iter().map(String::as_str))
+                .map_err(|e| server_error(format!("the command cannot be quoted: {e}")))?;
+            server.url = format!("stdio:{line}");
         } else if !server.url.starts_with("stdio:") {
             return Err(server_error(format!(
                 "its registered url {:?} is not a stdio: command; give the command after --",

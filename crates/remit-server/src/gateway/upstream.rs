@@ -2,20 +2,27 @@
 //!
 //! A server's registered `url` picks the transport:
 //!
-//! - `http://host:port/path`: MCP streamable HTTP. The gateway opens its own
-//!   session (`initialize`, then `notifications/initialized`), keeps the
-//!   upstream's `Mcp-Session-Id`, reads answers as JSON or as an SSE stream,
-//!   and opens a new session when the upstream forgets it (404).
-//!   `https://` upstreams are refused for now (no TLS client is built in).
-//! - `stdio:<command line>`: a child process the gateway spawns (the
-//!   command line is split on whitespace, no shell), initializes and keeps
-//!   alive; when it exits, calls in flight fail and the next call starts a
-//!   new one. One JSON-RPC id space: the gateway numbers its own requests,
-//!   so ids from different clients never collide on the child's stdin.
+//! - `https://host/path` or `http://host:port/path`: MCP streamable HTTP.
+//!   The gateway opens its own session (`initialize`, then
+//!   `notifications/initialized`), keeps the upstream's `Mcp-Session-Id`,
+//!   reads answers as JSON or as an SSE stream, and opens a new session when
+//!   the upstream forgets it (404). TLS is rustls on the aws-lc-rs provider,
+//!   trusting the built-in Mozilla roots or, when the server's settings name
+//!   a `ca_file`, only the authorities in it.
+//! - `stdio:<command line>`: a child process the gateway spawns (the command
+//!   line is split with POSIX shell quoting rules, `"a b"` and `'a b'` stay
+//!   one argument, but no shell runs: no expansion, no pipes), initializes
+//!   and keeps alive; when it exits, calls in flight fail and the next call
+//!   starts a new one. One JSON-RPC id space: the gateway numbers its own
+//!   requests, so ids from different clients never collide on the child's
+//!   stdin.
 //!
-//! The client's remit is never forwarded: upstreams see only the gateway.
+//! The client's remit is never forwarded: upstreams see only the gateway and
+//! the gateway's own credentials for them ([`UpstreamSettings`]: headers for
+//! HTTP, environment for stdio), which are never sent over plain `http://`
+//! to a host other than loopback.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,6 +37,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
 use super::jsonrpc::{self, UpstreamReply};
+use super::settings::UpstreamSettings;
 
 /// The protocol version the gateway speaks to upstreams.
 pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -42,8 +50,14 @@ const MAX_TOOL_PAGES: usize = 32;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// The url names no transport the gateway supports.
-    #[error("upstream url {0:?} is not supported: use http://… or stdio:<command>")]
+    #[error("upstream url {0:?} is not supported: use https://…, http://… or stdio:<command>")]
     Unsupported(String),
+    /// Credentials would travel in clear text to a remote host.
+    #[error("refusing to send the configured credentials for {0} over plain http:// to a host that is not loopback; use https://")]
+    CleartextCredentials(String),
+    /// The TLS client could not be built from the settings.
+    #[error("TLS settings for the upstream are unusable: {0}")]
+    Tls(String),
     /// The child process could not be started.
     #[error("could not start the upstream command {command:?}: {detail}")]
     Spawn {
@@ -69,26 +83,53 @@ pub enum UpstreamError {
     Http(String),
 }
 
-/// The upstreams this process talks to, one per registered server.
+/// The upstreams this process talks to, one per registered server, and the
+/// gateway's settings (credentials, trust) for each.
 #[derive(Debug, Default)]
 pub struct UpstreamPool {
     upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
+    settings: Mutex<BTreeMap<String, Arc<UpstreamSettings>>>,
+    /// The settings of a server with none configured: one shared value, so
+    /// an unconfigured upstream is reused rather than rebuilt per call.
+    unconfigured: Arc<UpstreamSettings>,
 }
 
 impl UpstreamPool {
+    /// A pool using `settings` per server id.
+    pub fn new(settings: BTreeMap<String, Arc<UpstreamSettings>>) -> Self {
+        Self {
+            upstreams: Mutex::default(),
+            settings: Mutex::new(settings),
+            unconfigured: Arc::default(),
+        }
+    }
+
+    /// Replaces the per-server settings; an upstream whose settings changed
+    /// is rebuilt on its next use.
+    pub fn configure(&self, settings: BTreeMap<String, Arc<UpstreamSettings>>) {
+        *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
     /// The upstream for `server` at `url`, created on first use (and again
-    /// when the registered url changed).
+    /// when the registered url or the server's settings changed).
     pub fn get(&self, server: &str, url: &str) -> Result<Arc<Upstream>, UpstreamError> {
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(server)
+            .cloned()
+            .unwrap_or_else(|| Arc::clone(&self.unconfigured));
         let mut map = self
             .upstreams
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = map.get(server) {
-            if existing.url == url {
+            if existing.url == url && Arc::ptr_eq(&existing.settings, &settings) {
                 return Ok(Arc::clone(existing));
             }
         }
-        let upstream = Arc::new(Upstream::new(url)?);
+        let upstream = Arc::new(Upstream::with_settings(url, settings)?);
         map.insert(server.to_owned(), Arc::clone(&upstream));
         Ok(upstream)
     }
@@ -98,6 +139,7 @@ impl UpstreamPool {
 #[derive(Debug)]
 pub struct Upstream {
     url: String,
+    settings: Arc<UpstreamSettings>,
     transport: Transport,
     tools: Mutex<Option<CachedTools>>,
     /// Bumped when the upstream announces `notifications/tools/list_changed`.
@@ -114,40 +156,58 @@ struct CachedTools {
 #[derive(Debug)]
 enum Transport {
     Stdio(StdioUpstream),
-    Http(HttpUpstream),
+    Http(Box<HttpUpstream>),
 }
 
 impl Upstream {
-    /// Parses the url into a transport; nothing is started yet.
+    /// Parses the url into a transport, with no credentials and the
+    /// built-in trust roots; nothing is started yet.
     pub fn new(url: &str) -> Result<Self, UpstreamError> {
+        Self::with_settings(url, Arc::default())
+    }
+
+    /// Parses the url into a transport using the gateway's `settings` for
+    /// this upstream; nothing is started yet.
+    pub fn with_settings(
+        url: &str,
+        settings: Arc<UpstreamSettings>,
+    ) -> Result<Self, UpstreamError> {
         let transport = if let Some(command) = url.strip_prefix("stdio:") {
-            let argv: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
-            if argv.is_empty() {
-                return Err(UpstreamError::Unsupported(url.to_owned()));
-            }
+            let argv = shlex::split(command)
+                .filter(|argv| !argv.is_empty())
+                .ok_or_else(|| UpstreamError::Unsupported(url.to_owned()))?;
             Transport::Stdio(StdioUpstream {
                 argv,
+                env: settings.env.clone(),
                 conn: tokio::sync::Mutex::new(None),
                 next_id: AtomicI64::new(1),
             })
-        } else if url.starts_with("http://") {
+        } else if url.starts_with("http://") || url.starts_with("https://") {
             let uri: hyper::Uri = url
                 .parse()
                 .map_err(|_| UpstreamError::Unsupported(url.to_owned()))?;
-            Transport::Http(HttpUpstream {
+            if uri.host().is_none() {
+                return Err(UpstreamError::Unsupported(url.to_owned()));
+            }
+            if uri.scheme() == Some(&hyper::http::uri::Scheme::HTTP)
+                && !settings.headers.is_empty()
+                && !is_loopback(&uri)
+            {
+                return Err(UpstreamError::CleartextCredentials(url.to_owned()));
+            }
+            Transport::Http(Box::new(HttpUpstream {
                 uri,
-                client: hyper_util::client::legacy::Client::builder(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .build_http(),
+                client: http_client(&settings)?,
+                headers: settings.headers.clone(),
                 session: tokio::sync::Mutex::new(None),
                 next_id: AtomicI64::new(1),
-            })
+            }))
         } else {
             return Err(UpstreamError::Unsupported(url.to_owned()));
         };
         Ok(Self {
             url: url.to_owned(),
+            settings,
             transport,
             tools: Mutex::new(None),
             generation: Arc::new(AtomicU64::new(0)),
@@ -249,6 +309,7 @@ fn reply_result(reply: UpstreamReply) -> Result<Value, UpstreamError> {
 #[derive(Debug)]
 struct StdioUpstream {
     argv: Vec<String>,
+    env: Vec<(String, String)>,
     conn: tokio::sync::Mutex<Option<Arc<StdioConn>>>,
     next_id: AtomicI64,
 }
@@ -342,6 +403,7 @@ impl StdioUpstream {
         };
         let mut child = Command::new(&self.argv[0])
             .args(&self.argv[1..])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -424,14 +486,73 @@ impl StdioUpstream {
 // ---- streamable HTTP ------------------------------------------------------
 
 type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
+
+/// A pooled HTTP/1.1 client that speaks TLS for `https://`, trusting the
+/// settings' CA file or else the built-in Mozilla roots.
+fn http_client(settings: &UpstreamSettings) -> Result<HttpClient, UpstreamError> {
+    let tls_error = |e: &dyn std::fmt::Display| UpstreamError::Tls(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    match &settings.ca_certificates {
+        Some(certs) => {
+            for cert in certs {
+                roots.add(cert.clone()).map_err(|e| tls_error(&e))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
+
+fn is_loopback(uri: &hyper::Uri) -> bool {
+    match uri.host() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// An error with its sources, so a TLS failure says which certificate
+/// problem it was rather than only "client error (Connect)".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = e.source();
+    }
+    text
+}
 
 #[derive(Debug)]
 struct HttpUpstream {
     uri: hyper::Uri,
     client: HttpClient,
+    headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     session: tokio::sync::Mutex<Option<Option<String>>>,
     next_id: AtomicI64,
 }
@@ -458,6 +579,9 @@ impl HttpUpstream {
         if let Some(session) = session {
             request = request.header("mcp-session-id", session);
         }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| UpstreamError::Http(e.to_string()))?;
@@ -465,7 +589,7 @@ impl HttpUpstream {
             .client
             .request(request)
             .await
-            .map_err(|e| UpstreamError::Http(e.to_string()))?;
+            .map_err(|e| UpstreamError::Http(error_chain(&e)))?;
         let status = response.status();
         let session = response
             .headers()
@@ -616,5 +740,70 @@ mod tests {
             Err(UpstreamError::Unsupported(_))
         ));
         assert!(Upstream::new("stdio:python3 server.py").is_ok());
+        assert!(matches!(
+            Upstream::new("stdio:python3 'unclosed"),
+            Err(UpstreamError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Upstream::new("https:///no-host"),
+            Err(UpstreamError::Unsupported(_))
+        ));
+        assert!(Upstream::new("https://mcp.example.com/mcp").is_ok());
+    }
+
+    #[test]
+    fn stdio_command_lines_keep_quoted_arguments_whole() {
+        let upstream = Upstream::new(r#"stdio:npx -y server "/data/My Files" 'a b' c\ d"#).unwrap();
+        let Transport::Stdio(stdio) = &upstream.transport else {
+            panic!("not stdio")
+        };
+        assert_eq!(
+            stdio.argv,
+            vec!["npx", "-y", "server", "/data/My Files", "a b", "c d"]
+        );
+    }
+
+    #[test]
+    fn credentials_never_go_over_cleartext_to_a_remote_host() {
+        let mut settings = UpstreamSettings::default();
+        let mut value = hyper::header::HeaderValue::from_static("Bearer x");
+        value.set_sensitive(true);
+        settings.headers.push((hyper::header::AUTHORIZATION, value));
+        let settings = Arc::new(settings);
+        for url in ["http://mcp.example.com/mcp", "http://10.0.0.5:8080/mcp"] {
+            assert!(
+                matches!(
+                    Upstream::with_settings(url, Arc::clone(&settings)),
+                    Err(UpstreamError::CleartextCredentials(_))
+                ),
+                "{url}"
+            );
+        }
+        for url in [
+            "https://mcp.example.com/mcp",
+            "http://127.0.0.1:8080/mcp",
+            "http://[::1]:8080/mcp",
+            "http://localhost:8080/mcp",
+        ] {
+            assert!(
+                Upstream::with_settings(url, Arc::clone(&settings)).is_ok(),
+                "{url}"
+            );
+        }
+        // Without credentials, plain http to a remote host is the operator's call.
+        assert!(Upstream::new("http://mcp.example.com/mcp").is_ok());
+    }
+
+    #[test]
+    fn an_upstream_is_rebuilt_when_its_settings_change() {
+        let pool = UpstreamPool::default();
+        let a = pool.get("s", "http://127.0.0.1:1/mcp").unwrap();
+        let b = pool.get("s", "http://127.0.0.1:1/mcp").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let mut settings = BTreeMap::new();
+        settings.insert("s".to_owned(), Arc::new(UpstreamSettings::default()));
+        pool.configure(settings);
+        let c = pool.get("s", "http://127.0.0.1:1/mcp").unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
     }
 }

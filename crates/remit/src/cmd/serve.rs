@@ -17,7 +17,8 @@ use remit_server::{Database, FileConfig, ServeOptions, StartReport};
 /// Run the control plane (SQLite in the data directory unless told otherwise).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (keys: data, database, listen, public_url, audience, preset).
+    /// TOML configuration file (keys: data, database, listen, public_url,
+    /// audience, preset, and a [gateway] table; see the README).
     #[arg(long, env = "REMIT_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory for keys, the admin token hash and the SQLite file
@@ -67,6 +68,10 @@ fn options(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
+    let gateway = file.gateway_config().with_context(|| match &args.config {
+        Some(path) => format!("configuration file {}", path.display()),
+        None => "gateway defaults".to_owned(),
+    })?;
     let data_dir = match args.data.or(file.data) {
         Some(dir) => dir,
         None => default_data_dir()?,
@@ -81,6 +86,7 @@ fn options(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         None => remit_server::launch::DEFAULT_LISTEN.parse()?,
     };
     Ok(ServeOptions {
+        gateway,
         data_dir,
         database,
         listen,

@@ -33,6 +33,10 @@ pub struct WrapArgs {
     /// The registered MCP server this command is (its pins and clearance).
     #[arg(long)]
     server: String,
+    /// TOML configuration file shared with `remit serve`; the wrap uses its
+    /// [gateway] table (limits, shadow mode, budgets, the upstream's `env`).
+    #[arg(long, env = "REMIT_CONFIG")]
+    config: Option<PathBuf>,
     /// Receipt log directory [default: <data>/wrap/<server>].
     #[arg(long)]
     log: Option<PathBuf>,
@@ -63,7 +67,14 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("{} is not a private JWK", args.key.display()))?;
     let holder = EcdsaP256Signer::from_jwk(&key)
         .with_context(|| format!("{} is not a P-256 private key", args.key.display()))?;
+    let gateway = match &args.config {
+        Some(path) => remit_server::FileConfig::load(path)?
+            .gateway_config()
+            .with_context(|| format!("configuration file {}", path.display()))?,
+        None => remit_server::gateway::GatewayConfig::default(),
+    };
     let options = WrapOptions {
+        gateway,
         data_dir: match args.data {
             Some(dir) => dir,
             None => super::serve::default_data_dir()?,
