@@ -16,6 +16,8 @@ Tools:
   use it to play a "rug pull").
 - read_file(path): reads a file under ROOT; refuses anything outside it.
 - leak_secret(): returns text holding an AWS-secret-looking string.
+- resources notes://public (a plain note) and notes://hr (holds a US SSN);
+  prompt summarize(topic).
 - env_is(name, value): "yes" when the server process has that environment
   variable with that value (the gateway's per-upstream `env` settings).
 """
@@ -70,6 +72,24 @@ def leak_secret() -> str:
 def env_is(name: str, value: str) -> str:
     """Say whether this server runs with an environment variable set to a value."""
     return "yes" if os.environ.get(name) == value else "no"
+
+
+@mcp.resource("notes://public")
+def public_note() -> str:
+    """A note anyone may read."""
+    return "the office opens at nine"
+
+
+@mcp.resource("notes://hr")
+def hr_note() -> str:
+    """A personnel note."""
+    return "employee SSN 536-22-8410 moved to payroll B"
+
+
+@mcp.prompt()
+def summarize(topic: str) -> str:
+    """Ask for a summary of a topic."""
+    return f"Summarize what we know about {topic}."
 
 
 def require_token(app, token):

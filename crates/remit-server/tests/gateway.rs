@@ -1080,3 +1080,127 @@ async fn a_stdio_upstream_runs_with_the_environment_the_gateway_gives_it() {
         .await;
     assert_eq!(r.body["result"]["content"][0]["text"], "yes", "{}", r.body);
 }
+
+// ---- MCP resources and prompts -----------------------------------------------
+
+#[tokio::test]
+async fn resources_are_listed_and_read_only_as_the_remit_grants() {
+    let gw = Gw::start().await;
+    let chain = gw
+        .remit(json!([{
+            "type": "remit_tool",
+            "tools": ["files/resources/read"],
+            "resources": ["notes://public"],
+        }]))
+        .await;
+    // The list shows only the granted URI.
+    let r = gw.rpc(&chain, "resources/list", json!({})).await;
+    let uris: Vec<&str> = r.body["result"]["resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .map(|x| x["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["notes://public"], "{}", r.body);
+    // An ungranted URI: insufficient scope, never "not found", with a receipt.
+    let r = gw
+        .rpc(&chain, "resources/read", json!({"uri": "notes://hr"}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], -32043, "{}", r.body);
+    let receipt = gw.refusal_receipt(&r);
+    assert_eq!(receipt.kind, Kind::Deny);
+    assert_eq!(receipt.tool.as_deref(), Some("mcp:files/resources/read"));
+    // A malformed read is refused with a receipt too.
+    let r = gw.rpc(&chain, "resources/read", json!({"uri": 7})).await;
+    assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+    assert_eq!(policy_ids(&gw.refusal_receipt(&r)), ["gw-invalid-call"]);
+    // The granted URI is read, decided by the policy and receipted.
+    let r = gw
+        .rpc(&chain, "resources/read", json!({"uri": "notes://public"}))
+        .await;
+    assert_eq!(
+        r.body["result"]["contents"][0]["text"], "the office opens at nine",
+        "{}",
+        r.body
+    );
+    let receipt = gw.receipt(r.body["result"]["_meta"]["receipt_id"].as_u64().unwrap());
+    assert_eq!(receipt.kind, Kind::Allow);
+    assert!(
+        policy_ids(&receipt).iter().any(|p| !p.starts_with("gw-")),
+        "a policy decided: {receipt:?}"
+    );
+}
+
+#[tokio::test]
+async fn restricted_data_in_a_resource_is_withheld_from_a_holder_not_cleared_for_it() {
+    let gw = Gw::start().await;
+    let chain = gw
+        .remit(json!([{
+            "type": "remit_tool",
+            "tools": ["files/resources/read"],
+            "resources": ["notes://*"],
+        }]))
+        .await;
+    let r = gw
+        .rpc(&chain, "resources/read", json!({"uri": "notes://hr"}))
+        .await;
+    // The standard preset: RESTRICTED content only reaches a holder cleared
+    // for RESTRICTED; redaction does not make it releasable.
+    assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+    assert!(!r.body.to_string().contains("536-22-8410"), "{}", r.body);
+    let receipt = gw.refusal_receipt(&r);
+    assert_eq!(receipt.kind, Kind::Deny);
+    assert!(
+        policy_ids(&receipt).iter().any(|p| p.starts_with("std-")),
+        "the preset decided: {receipt:?}"
+    );
+    assert!(
+        receipt.findings.keys().any(|k| k.contains("SSN")),
+        "{receipt:?}"
+    );
+}
+
+#[tokio::test]
+async fn prompts_are_fetched_only_as_granted_with_their_arguments_checked() {
+    let gw = Gw::start().await;
+    let chain = gw
+        .remit(json!([{
+            "type": "remit_tool",
+            "tools": ["files/prompts/get"],
+            "resources": ["summarize"],
+            "args": {"topic": {"one_of": ["roadmap"]}},
+        }]))
+        .await;
+    let r = gw.rpc(&chain, "prompts/list", json!({})).await;
+    let names: Vec<&str> = r.body["result"]["prompts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["summarize"], "{}", r.body);
+    let r = gw
+        .rpc(
+            &chain,
+            "prompts/get",
+            json!({"name": "summarize", "arguments": {"topic": "salaries"}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(gw.refusal_receipt(&r).kind, Kind::Deny);
+    let r = gw
+        .rpc(
+            &chain,
+            "prompts/get",
+            json!({"name": "summarize", "arguments": {"topic": "roadmap"}}),
+        )
+        .await;
+    let text = r.body["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.body));
+    assert!(text.contains("roadmap"), "{text}");
+    let receipt = gw.receipt(r.body["result"]["_meta"]["receipt_id"].as_u64().unwrap());
+    assert_eq!(receipt.kind, Kind::Allow);
+    assert_eq!(receipt.tool.as_deref(), Some("mcp:files/prompts/get"));
+}

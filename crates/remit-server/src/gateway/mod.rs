@@ -29,6 +29,20 @@
 //! 7. a receipt, durable before the answer leaves; the answer carries its
 //!    index as `_meta.receipt_id`.
 //!
+//! MCP resources and prompts pass the same stages with their own grants and
+//! policy actions: `resources/read` needs a grant of `<server>/resources/read`
+//! whose resource patterns match the URI, `prompts/get` one of
+//! `<server>/prompts/get` matching the prompt's name (its arguments checked
+//! like a tool's); a step of every link is used, the content is scanned and
+//! put to the policy (`read_resource` / `get_prompt`, resource `Server`,
+//! with the content's classification), redacted or withheld above the
+//! holder's class, and receipted. `resources/list` and `prompts/list` show
+//! only what the remit grants; resource templates are not offered.
+//!
+//! The policy context carries `pop` (`dpop` or `bearer`: the lockdown preset
+//! refuses bearer use), whether the remit grants the call, and the holder's
+//! clearance.
+//!
 //! In shadow mode (per agent or per server) stages 3–5 record an
 //! observation with what they would have decided and let the call through;
 //! authentication, revocation and result redaction still apply.

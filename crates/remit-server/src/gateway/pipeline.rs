@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use remit_ledger::{Actor, ActorKind, Event, Kind};
-use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
+use remit_policy::{
+    Action, ContextInput, DecisionRequest, EntityKind, EntityRef, ProofOfPossession, RequestContext,
+};
 use remit_scan::{FindingType, ScanReport};
 use remit_store::{
     ApprovalState, Classification as StoreClass, Id, IssuedRemit, McpServer, NewApproval,
@@ -178,30 +180,32 @@ pub async fn handle<S: Store>(
         "ping" => reply(json!({})),
         "tools/list" => list_tools(state, caller, server, id).await,
         "tools/call" => call_tool(state, caller, server, id, message.params).await,
-        "resources/list" => reply(json!({ "resources": [] })),
+        "resources/list" => list_content(state, caller, server, id, ContentKind::Resource).await,
+        // A template names no concrete URI a grant could be checked against.
         "resources/templates/list" => reply(json!({ "resourceTemplates": [] })),
-        "prompts/list" => reply(json!({ "prompts": [] })),
+        "prompts/list" => list_content(state, caller, server, id, ContentKind::Prompt).await,
         "logging/setLevel" => reply(json!({})),
-        method @ ("resources/read" | "prompts/get") => {
-            let facts = Facts {
-                tool: format!("mcp:{}:{method}", server.id),
-                ..Facts::default()
-            };
-            Answer::Message(
-                refuse(
-                    state,
-                    Some(caller),
-                    Some(id),
-                    &facts,
-                    Refusal::gateway(
-                        jsonrpc::DENIED,
-                        "gw-method-not-mediated",
-                        format!("{method} is not mediated by this gateway yet, so it is refused"),
-                    ),
-                    None,
-                )
-                .await,
+        "resources/read" => {
+            read_content(
+                state,
+                caller,
+                server,
+                id,
+                ContentKind::Resource,
+                message.params,
             )
+            .await
+        }
+        "prompts/get" => {
+            read_content(
+                state,
+                caller,
+                server,
+                id,
+                ContentKind::Prompt,
+                message.params,
+            )
+            .await
         }
         other => Answer::Message(jsonrpc::error(
             Some(id),
@@ -300,6 +304,15 @@ fn class_of(class: remit_scan::Classification) -> remit_policy::Classification {
     }
 }
 
+fn holder_class(class: remit_token::Classification) -> remit_policy::Classification {
+    match class {
+        remit_token::Classification::Public => remit_policy::Classification::Public,
+        remit_token::Classification::Internal => remit_policy::Classification::Internal,
+        remit_token::Classification::Confidential => remit_policy::Classification::Confidential,
+        remit_token::Classification::Restricted => remit_policy::Classification::Restricted,
+    }
+}
+
 fn ledger_class(class: remit_scan::Classification) -> remit_ledger::Classification {
     match class {
         remit_scan::Classification::Public => remit_ledger::Classification::Public,
@@ -346,7 +359,17 @@ pub fn risk_cost(risk: RiskTier) -> i64 {
     }
 }
 
+/// What an MCP resource read or prompt fetch names, for the policy.
+#[derive(Clone, Copy)]
+enum Content<'a> {
+    /// `resources/read` of `uri` on `server`.
+    Resource { server: &'a str, uri: &'a str },
+    /// `prompts/get` of the prompt `name` on `server`.
+    Prompt { server: &'a str, name: &'a str },
+}
+
 /// What the policy is told about one call.
+#[derive(Clone)]
 struct CallContext<'a> {
     caller: &'a Caller,
     args: &'a Value,
@@ -359,6 +382,7 @@ struct CallContext<'a> {
     shadow: bool,
     redacted: bool,
     description_hash: Option<String>,
+    content: Option<Content<'a>>,
 }
 
 fn decision_request(action: Action, c: &CallContext<'_>) -> Result<DecisionRequest, String> {
@@ -406,10 +430,29 @@ fn decision_request(action: Action, c: &CallContext<'_>) -> Result<DecisionReque
         remit_models: BTreeSet::new(),
         description_hash: c.description_hash.clone(),
     };
-    let context = RequestContext::new(input).map_err(|e| e.to_string())?;
+    let mut context = RequestContext::new(input)
+        .map_err(|e| e.to_string())?
+        .with_pop(if c.caller.pop() {
+            ProofOfPossession::Dpop
+        } else {
+            ProofOfPossession::Bearer
+        })
+        .with_granted(c.granted)
+        .with_holder_clearance(holder_class(claims.class));
+    let resource = match c.content {
+        Some(Content::Resource { server, uri }) => {
+            context = context.with_resource_uri(uri).map_err(|e| e.to_string())?;
+            EntityRef::new(EntityKind::Server, server)
+        }
+        Some(Content::Prompt { server, name }) => {
+            context = context.with_prompt_name(name).map_err(|e| e.to_string())?;
+            EntityRef::new(EntityKind::Server, server)
+        }
+        None => EntityRef::new(EntityKind::Tool, c.tool_id),
+    }
+    .map_err(|e| e.to_string())?;
     let principal =
         EntityRef::new(EntityKind::Agent, c.caller.agent()).map_err(|e| e.to_string())?;
-    let resource = EntityRef::new(EntityKind::Tool, c.tool_id).map_err(|e| e.to_string())?;
     DecisionRequest::new(principal, action, resource, context).map_err(|e| e.to_string())
 }
 
@@ -522,6 +565,7 @@ async fn list_tools<S: Store>(
                     tool.name.as_str(),
                     &current,
                 )),
+                content: None,
             };
             let allowed = decision_request(Action::CallTool, &context)
                 .map(|r| engine.decide(&r).verdict() != remit_policy::Verdict::Deny)
@@ -807,6 +851,7 @@ async fn call_tool<S: Store>(
         shadow,
         redacted: false,
         description_hash: Some(seen_hash),
+        content: None,
     };
     let engine = state.policy();
     let mut decision = match decision_request(Action::CallTool, &context) {
@@ -1007,6 +1052,44 @@ async fn call_tool<S: Store>(
         Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
     };
 
+    release(
+        state,
+        caller,
+        id,
+        facts,
+        result,
+        &context,
+        Action::ReadResult,
+        Some(ledger),
+    )
+    .await
+}
+
+/// Stages 6 and 7: scans what the upstream returned, redacts it above the
+/// holder's class (or withholds it when it cannot be redacted safely), asks
+/// the policy `action` about it, records the receipt durably and answers
+/// with the receipt id in `_meta`. The receipt carries `ledger`, the call's
+/// decision, or else the decision on the content itself.
+#[allow(clippy::too_many_arguments)]
+async fn release<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    mut facts: Facts,
+    result: Value,
+    context: &CallContext<'_>,
+    action: Action,
+    ledger: Option<remit_ledger::Decision>,
+) -> Answer {
+    let shadow = context.shadow;
+    let deny = |rule: &str, reason: String| Refusal::gateway(jsonrpc::DENIED, rule, reason);
+    macro_rules! refuse_with {
+        ($refusal:expr) => {
+            return Answer::Message(
+                refuse(state, Some(caller), Some(id), &facts, $refusal, None).await,
+            )
+        };
+    }
     // Stage 6: the result, against the holder's class.
     let result_bytes = serde_json::to_vec(&result).unwrap_or_default();
     let result_report = match state.scanner().scan(&result_bytes) {
@@ -1033,10 +1116,11 @@ async fn call_tool<S: Store>(
             )),
         }
     }
+    let mut context = context.clone();
     context.report = Some(&result_report);
     context.redacted = redact;
-    let read = match decision_request(Action::ReadResult, &context) {
-        Ok(r) => engine.decide(&r),
+    let read = match decision_request(action, &context) {
+        Ok(r) => state.policy().decide(&r),
         Err(e) => refuse_with!(deny(
             "gw-invalid-request",
             format!("the result cannot be put to the policy: {e}")
@@ -1059,6 +1143,7 @@ async fn call_tool<S: Store>(
     } else {
         Kind::Allow
     };
+    let ledger = ledger.unwrap_or_else(|| ledger_decision(&read, shadow));
     let receipt = match record(state, Some(caller), kind, &facts, Some(ledger)).await {
         Ok(r) => r,
         Err(detail) => {
@@ -1083,6 +1168,268 @@ async fn call_tool<S: Store>(
         }
     }
     Answer::Message(jsonrpc::result(id, result))
+}
+
+/// MCP resources and prompts: what the gateway mediates besides tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContentKind {
+    /// `resources/list`, `resources/read`.
+    Resource,
+    /// `prompts/list`, `prompts/get`.
+    Prompt,
+}
+
+impl ContentKind {
+    /// The upstream methods: (list, read) and the list's array key.
+    fn methods(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ContentKind::Resource => ("resources/list", "resources/read", "resources"),
+            ContentKind::Prompt => ("prompts/list", "prompts/get", "prompts"),
+        }
+    }
+
+    /// The grant a remit needs: `<server>/resources/read` on the URI, or
+    /// `<server>/prompts/get` on the prompt's name (its arguments checked
+    /// like a tool's).
+    fn grant_tool(self, server: &str) -> String {
+        format!("{server}/{}", self.methods().1)
+    }
+
+    /// The listed item's key the grant's resource patterns apply to.
+    fn key(self) -> &'static str {
+        match self {
+            ContentKind::Resource => "uri",
+            ContentKind::Prompt => "name",
+        }
+    }
+}
+
+/// `resources/list` / `prompts/list`: the upstream's list, one page as the
+/// client asked, keeping only what the remit grants.
+async fn list_content<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    server: &McpServer,
+    id: RequestId,
+    kind: ContentKind,
+) -> Answer {
+    let (list, _, key) = kind.methods();
+    let config = state.gateway().config();
+    let facts = Facts {
+        tool: format!("mcp:{}:{list}", server.id),
+        ..Facts::default()
+    };
+    let upstream = match state
+        .gateway()
+        .upstreams()
+        .get(server.id.as_str(), &server.url)
+    {
+        Ok(u) => u,
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let page = match upstream
+        .call(list, json!({}), config.upstream_timeout)
+        .await
+    {
+        Ok(page) => page,
+        // An upstream without resources or prompts offers none.
+        Err(UpstreamError::Remote(e)) if e.code == ErrorCode::METHOD_NOT_FOUND => json!({}),
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let tool = kind.grant_tool(server.id.as_str());
+    let empty = json!({});
+    let granted: Vec<Value> = page
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter(|item| {
+                    item.get(kind.key())
+                        .and_then(Value::as_str)
+                        .is_some_and(|name| {
+                            let call = remit_token::Call {
+                                tool: &tool,
+                                resource: Some(name),
+                                action: None,
+                                args: &empty,
+                            };
+                            // Prompt arguments are checked when it is fetched.
+                            remit_token::authorize_call(&caller.chain, &call).is_ok()
+                                || (kind == ContentKind::Prompt
+                                    && caller.chain.leaf_claims().authorization_details.iter().any(
+                                        |g| {
+                                            g.covers_tool(&tool)
+                                                && g.resources.as_ref().is_none_or(|ps| {
+                                                    ps.iter().any(|p| p.matches(name))
+                                                })
+                                        },
+                                    ))
+                        })
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Answer::Message(jsonrpc::result(id, json!({ key: granted })))
+}
+
+/// `resources/read` / `prompts/get`: the remit must grant the URI (or the
+/// prompt and its arguments); a step of every link is used before the
+/// upstream is asked; what comes back is scanned, redacted above the
+/// holder's class, and put to the policy (`read_resource` / `get_prompt`)
+/// with its classification; the receipt is durable before the answer.
+async fn read_content<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    server: &McpServer,
+    id: RequestId,
+    kind: ContentKind,
+    params: Map<String, Value>,
+) -> Answer {
+    let (_, method, _) = kind.methods();
+    let config = state.gateway().config();
+    let tool_id = kind.grant_tool(server.id.as_str());
+    let name = params
+        .get(kind.key())
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let args = match kind {
+        ContentKind::Resource => json!({}),
+        ContentKind::Prompt => params
+            .get("arguments")
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+    };
+    let mut facts = Facts {
+        tool: format!("mcp:{tool_id}"),
+        class: Some(remit_ledger::Classification::Public),
+        ..Facts::default()
+    };
+    facts.args_hash = state
+        .gateway()
+        .args_key()
+        .hash_json(&json!({ kind.key(): name, "arguments": args }))
+        .ok();
+    let deny = |rule: &str, reason: String| Refusal::gateway(jsonrpc::DENIED, rule, reason);
+    macro_rules! refuse_with {
+        ($refusal:expr) => {
+            return Answer::Message(
+                refuse(state, Some(caller), Some(id), &facts, $refusal, None).await,
+            )
+        };
+    }
+    if name.is_empty() || !args.is_object() {
+        refuse_with!(deny(
+            "gw-invalid-call",
+            format!(
+                "{method} needs params.{} (a string){}",
+                kind.key(),
+                if kind == ContentKind::Prompt {
+                    " and params.arguments, if given, must be an object"
+                } else {
+                    ""
+                }
+            )
+        ));
+    }
+    let shadow = config.shadow(caller.agent(), server.id.as_str());
+    let call = remit_token::Call {
+        tool: &tool_id,
+        resource: Some(&name),
+        action: None,
+        args: &args,
+    };
+    let authorized = remit_token::authorize_call(&caller.chain, &call);
+    if let Err(e) = &authorized {
+        if !shadow {
+            let scope = format!("remit_tool:{tool_id}");
+            let refusal = Refusal::gateway(
+                jsonrpc::INSUFFICIENT_SCOPE,
+                "remit-grant",
+                format!("the remit does not cover this {method}: {e}"),
+            );
+            let message = refuse(
+                state,
+                Some(caller),
+                Some(id),
+                &facts,
+                refusal,
+                Some(("scope", json!(scope))),
+            )
+            .await;
+            return Answer::InsufficientScope { message, scope };
+        }
+    }
+    if !shadow {
+        if let Err(e) = consume_call(state, caller, None).await {
+            return match e {
+                StoreError::StepsExhausted { .. } => {
+                    refuse_with!(deny("gw-steps-exhausted", e.to_string()))
+                }
+                other => store_refusal(state, caller, id, &facts, &other).await,
+            };
+        }
+    }
+    let upstream = match state
+        .gateway()
+        .upstreams()
+        .get(server.id.as_str(), &server.url)
+    {
+        Ok(u) => u,
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let forwarded = match kind {
+        ContentKind::Resource => json!({ "uri": name }),
+        ContentKind::Prompt => json!({ "name": name, "arguments": args }),
+    };
+    let result = match upstream
+        .call(method, forwarded, config.upstream_timeout)
+        .await
+    {
+        Ok(r) => r,
+        Err(UpstreamError::Remote(error)) => {
+            let refusal = Refusal {
+                kind: Kind::Error,
+                code: error.code,
+                reason: format!("the upstream answered an error: {}", error.message),
+                policy_ids: vec!["gw-upstream-error".into()],
+                policy_version: None,
+            };
+            refuse_with!(refusal);
+        }
+        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+    };
+    let content = match kind {
+        ContentKind::Resource => Content::Resource {
+            server: server.id.as_str(),
+            uri: &name,
+        },
+        ContentKind::Prompt => Content::Prompt {
+            server: server.id.as_str(),
+            name: &name,
+        },
+    };
+    let context = CallContext {
+        caller,
+        args: &args,
+        report: None,
+        tool_id: &tool_id,
+        granted: authorized.is_ok(),
+        risk_used: 0,
+        risk_max: config.risk_budget,
+        approved: false,
+        shadow,
+        redacted: false,
+        description_hash: None,
+        content: Some(content),
+    };
+    let action = match kind {
+        ContentKind::Resource => Action::ReadResource,
+        ContentKind::Prompt => Action::GetPrompt,
+    };
+    release(state, caller, id, facts, result, &context, action, None).await
 }
 
 /// Uses one step of every remit along the chain, leaf first (a root's
