@@ -133,14 +133,61 @@ async fn require_admin<S: Store>(
         }
     };
     let hash = crate::setup::sha256(token.as_bytes());
-    if aws_lc_rs::constant_time::verify_slices_are_equal(&hash, state.admin_hash()).is_err() {
+    if aws_lc_rs::constant_time::verify_slices_are_equal(&hash, state.admin_hash()).is_ok() {
+        return next.run(request).await;
+    }
+    let oidc = &state.settings().oidc;
+    if !oidc.is_enabled() || token.split('.').count() != 3 {
         return Problem::unauthorized(
             "the admin token is not valid for this server",
             "Bearer realm=\"remit\", error=\"invalid_token\"",
         )
         .into_response();
     }
-    next.run(request).await
+    // An ID token from a trusted issuer whose admin claim matches.
+    let identity = match oidc.verify(token, crate::state::now()).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            return Problem::unauthorized(
+                format!("neither the admin token nor a valid ID token: {error}"),
+                "Bearer realm=\"remit\", error=\"invalid_token\"",
+            )
+            .into_response()
+        }
+    };
+    if !identity.admin {
+        let endpoint = format!("admin:{} {}", request.method(), request.uri().path());
+        return refuse_identity(&state, &identity, endpoint).await;
+    }
+    crate::oidc::as_admin_identity(identity.user, next.run(request)).await
+}
+
+/// 403 for a valid ID token without the admin role, after a `deny`
+/// receipt naming the identity and the endpoint.
+async fn refuse_identity<S: Store>(
+    state: &AppState<S>,
+    identity: &crate::oidc::Identity,
+    endpoint: String,
+) -> Response {
+    let mut event = remit_ledger::Event::new(remit_ledger::Kind::Deny, crate::state::now_ms());
+    event.actors = vec![remit_ledger::Actor {
+        id: identity.user.clone(),
+        kind: remit_ledger::ActorKind::User,
+    }];
+    event.tool = Some(endpoint);
+    if let Err(problem) = state.record(event).await {
+        return problem.into_response();
+    }
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "not-admin",
+        "Not an administrator",
+        format!(
+            "{} (issuer {}) is authenticated but its ID token does not carry this server's admin claim",
+            identity.user, identity.issuer
+        ),
+    )
+    .into_response()
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health",

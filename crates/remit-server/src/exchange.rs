@@ -12,6 +12,13 @@
 //! Optional `audience`/`resource` must name this server's audience;
 //! optional `requested_token_type` must be [`REMIT_TOKEN_TYPE`].
 //!
+//! `subject_token` may instead be an OpenID Connect ID token (type
+//! [`ID_TOKEN_TYPE`]) from an issuer configured in [`crate::oidc`]: then
+//! there is no chain to narrow, and the actor gets a **root** remit for the
+//! token's user, decided by the policy `issue` action (user → actor) like
+//! `/v1/remits`, with the token's `acr`/`amr`, expiring no later than the
+//! ID token, and an `issue` receipt.
+//!
 //! The actor token is an RFC 7523-style assertion: a compact ES256 JWS
 //! signed by the agent's registered key, with `iss` = `sub` = the agent id,
 //! `aud` = this server's public URL (or its `/oauth/token` URL), `exp` at
@@ -83,7 +90,7 @@ use axum::extract::{Form, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
-use remit_store::{Id, IssuedRemit, RevocationKind, RevocationTarget, Status, Store};
+use remit_store::{Id, IssuedRemit, RemitFacts, RevocationKind, RevocationTarget, Status, Store};
 use remit_token::{
     delegate, mint, DelegateRequest, EcPublicJwk, EcdsaP256Signer, Grant, MintRequest, Signer as _,
     UnverifiedChain, VerifiedChain, VerifyingKey,
@@ -91,6 +98,7 @@ use remit_token::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::oidc::ID_TOKEN_TYPE;
 use crate::receipts::events;
 use crate::state::{now, now_ms, revoked, AppState};
 
@@ -281,11 +289,12 @@ async fn exchange<S: Store>(
         }
     }
     let subject_text = required(&request.subject_token, "subject_token")?;
-    match required(&request.subject_token_type, "subject_token_type")? {
-        REMIT_TOKEN_TYPE | JWT_TOKEN_TYPE => {}
+    let subject_type = required(&request.subject_token_type, "subject_token_type")?;
+    match subject_type {
+        REMIT_TOKEN_TYPE | JWT_TOKEN_TYPE | ID_TOKEN_TYPE => {}
         other => {
             return Err(OAuthError::request(format!(
-                "subject_token_type {other:?} is not accepted; use {REMIT_TOKEN_TYPE}"
+                "subject_token_type {other:?} is not accepted; use {REMIT_TOKEN_TYPE} or {ID_TOKEN_TYPE}"
             )))
         }
     }
@@ -299,6 +308,9 @@ async fn exchange<S: Store>(
     let details = required(&request.authorization_details, "authorization_details")?.to_owned();
 
     let actor = authenticate_actor(state, actor_text, now).await?;
+    if subject_type == ID_TOKEN_TYPE {
+        return issue_for_identity(state, subject_text, &actor, &details, now).await;
+    }
     let actor_id = actor.id.clone();
     let refuse = |e: OAuthError| e.by(actor_id.as_str());
 
@@ -329,18 +341,7 @@ async fn exchange<S: Store>(
     }
     let decision = decide_delegate(state, &subject, &holder, &actor.id, &grants);
     if decision.verdict() != remit_policy::Verdict::Allow {
-        let ledger = events::policy_decision(&decision);
-        let mut e = OAuthError::grant(format!(
-            "refused by policy ({}): {}",
-            decision.reason_code(),
-            decision.explanation()
-        ));
-        e.extra = Some(Box::new(json!({
-            "remit_reason": if decision.verdict() == remit_policy::Verdict::Escalate { "policy-escalated" } else { "policy-denied" },
-            "policy_ids": ledger.policy_ids,
-            "policy_version": decision.policy_version(),
-        })));
-        return Err(refuse(e));
+        return Err(refuse(policy_refusal(&decision)));
     }
 
     let ttl = p
@@ -499,6 +500,156 @@ async fn exchange<S: Store>(
         "policy": c.policy,
         "receipt_id": receipt,
     }))
+}
+
+/// `subject_token_type` [`ID_TOKEN_TYPE`]: the ID token's user (verified by
+/// [`crate::oidc`]) is the subject, and the actor gets a root remit for that
+/// user, bound to its registered key, if the policy `issue` action allows
+/// it (user → actor, as for `/v1/remits`). The remit carries the token's
+/// `acr`/`amr` and expires no later than the ID token.
+async fn issue_for_identity<S: Store>(
+    state: &AppState<S>,
+    id_token: &str,
+    actor: &AuthenticatedActor,
+    details: &str,
+    now: u64,
+) -> Result<Value, OAuthError> {
+    let refuse = |e: OAuthError| e.by(actor.id.as_str());
+    let identity = state
+        .settings()
+        .oidc
+        .verify(id_token, now)
+        .await
+        .map_err(|e| refuse(OAuthError::grant(format!("subject_token: {e}"))))?;
+    let grants: Vec<Grant> = serde_json::from_str(details).map_err(|e| {
+        refuse(OAuthError::new(
+            "invalid_authorization_details",
+            format!("authorization_details must be a JSON array of remit_tool grants: {e}"),
+        ))
+    })?;
+    if grants.is_empty() {
+        return Err(refuse(OAuthError::new(
+            "invalid_authorization_details",
+            "authorization_details must ask for at least one grant",
+        )));
+    }
+    for (index, grant) in grants.iter().enumerate() {
+        grant.check().map_err(|reason| {
+            refuse(OAuthError::new(
+                "invalid_authorization_details",
+                format!("authorization_details[{index}]: {reason}"),
+            ))
+        })?;
+    }
+    let user = Id::parse("user (sub)", identity.user.as_str())
+        .map_err(|e| refuse(OAuthError::grant(format!("subject_token: {e}"))))?;
+    let kid = state.issuer_kid().to_owned();
+    if let Some(target) = state.revocations().find(&RemitFacts {
+        chain: &[],
+        agent: actor.id.as_str(),
+        sub: user.as_str(),
+        kids: &[kid.as_str()],
+        tool: None,
+    }) {
+        return Err(refuse(OAuthError::grant(format!(
+            "revoked: {} {}",
+            target.kind,
+            target.value.as_str()
+        ))));
+    }
+    let body = crate::remits::IssueRemit {
+        agent: actor.id.clone(),
+        sub: identity.user.clone(),
+        grants,
+        ttl_secs: None,
+        class: None,
+        max_steps: None,
+        max_depth: None,
+    };
+    let mut context = crate::remits::issued_context(&body);
+    context.amr = identity.amr.iter().cloned().collect();
+    let decision = crate::remits::decide_issue(state, &body, context);
+    if decision.verdict() != remit_policy::Verdict::Allow {
+        return Err(refuse(policy_refusal(&decision)));
+    }
+    let ttl = identity
+        .exp
+        .saturating_sub(now)
+        .min(state.settings().default_ttl_secs);
+    if ttl == 0 {
+        return Err(refuse(OAuthError::grant("subject_token: expired")));
+    }
+    let mut mint_request = MintRequest::new(
+        user.as_str(),
+        actor.id.as_str(),
+        actor.key.clone(),
+        body.grants,
+    );
+    mint_request.issuer.clone_from(&state.settings().public_url);
+    mint_request.audience.clone_from(&state.settings().audience);
+    mint_request.ttl_secs = ttl;
+    mint_request.acr.clone_from(&identity.acr);
+    mint_request.amr.clone_from(&identity.amr);
+    mint_request.policy = Some(decision.policy_version().to_owned());
+    let remit = mint(state.issuer(), &mint_request, now)
+        .map_err(|e| refuse(OAuthError::grant(format!("cannot mint the remit: {e}"))))?;
+    let c = remit.claims();
+    let jti =
+        Id::parse("remit jti", c.jti.as_str()).map_err(|e| OAuthError::server("an id", &e))?;
+    state
+        .store()
+        .record_remit(&IssuedRemit {
+            jti: jti.clone(),
+            root_jti: jti.clone(),
+            parent_jti: None,
+            holder_thumbprint: c.cnf.jkt.as_str().to_owned(),
+            sub: user.clone(),
+            agent: actor.agent.clone(),
+            issued_at: to_i64(c.iat),
+            expires_at: to_i64(c.exp),
+            max_steps: c.max_steps.map(to_i64),
+        })
+        .await
+        .map_err(|e| OAuthError::server("recording the remit", &e))?;
+    let receipt = state
+        .record(events::remit_issued(
+            jti.as_str(),
+            user.as_str(),
+            actor.id.as_str(),
+            Some(events::policy_decision(&decision)),
+            now_ms(),
+        ))
+        .await
+        .map_err(|problem| OAuthError::server("recording the receipt", &problem.detail()))?;
+    Ok(json!({
+        "access_token": remit.compact(),
+        "issued_token_type": REMIT_TOKEN_TYPE,
+        "token_type": "N_A",
+        "expires_in": c.exp.saturating_sub(now),
+        "authorization_details": c.authorization_details,
+        "jti": c.jti,
+        "root": c.jti,
+        "sub": c.sub,
+        "act": c.act,
+        "policy": c.policy,
+        "receipt_id": receipt,
+    }))
+}
+
+/// `invalid_grant` for a policy that did not allow, with its reasons.
+fn policy_refusal(decision: &remit_policy::Decision) -> OAuthError {
+    let ledger = events::policy_decision(decision);
+    let mut e = OAuthError::grant(format!(
+        "refused by policy ({}): {}",
+        decision.reason_code(),
+        decision.explanation()
+    ));
+    e.extra = Some(Box::new(json!({
+        "remit_reason": if decision.verdict() == remit_policy::Verdict::Escalate { "policy-escalated" } else { "policy-denied" },
+        "policy_ids": ledger.policy_ids,
+        "policy_version": decision.policy_version(),
+    })));
+    e
 }
 
 /// Every requested grant must lie within one of the subject leaf's grants

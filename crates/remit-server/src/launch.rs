@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::gateway::settings::{GatewaySettings, SettingsError};
 use crate::gateway::GatewayConfig;
+use crate::oidc::{OidcIssuerConfig, OidcVerifier};
 use crate::policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
 use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
 use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
@@ -40,6 +41,13 @@ pub struct FileConfig {
     /// The MCP gateway's limits, shadow mode, budgets and upstream
     /// credentials (`[gateway]`, see [`crate::gateway::settings`]).
     pub gateway: Option<GatewaySettings>,
+    /// Trusted OpenID Connect issuers, one `[[oidc]]` table each
+    /// ([`crate::oidc::OidcIssuerConfig`]).
+    #[serde(default)]
+    pub oidc: Vec<OidcIssuerConfig>,
+    /// OTLP/HTTP endpoint traces are exported to (e.g.
+    /// `http://127.0.0.1:4318`); no export when absent ([`crate::telemetry`]).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl FileConfig {
@@ -123,6 +131,8 @@ pub struct ServeOptions {
     pub preset: Preset,
     /// The MCP gateway's configuration.
     pub gateway: GatewayConfig,
+    /// Trusted OpenID Connect issuers (none: ID tokens are refused).
+    pub oidc: Vec<OidcIssuerConfig>,
 }
 
 /// What a start did, for the operator.
@@ -150,6 +160,8 @@ pub struct StartReport {
     pub public_url: String,
     /// The policy folder, whether it was written now, its preset and version.
     pub policy: (PathBuf, bool, Preset, String),
+    /// The trusted OpenID Connect issuers.
+    pub oidc_issuers: Vec<String>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -178,6 +190,9 @@ pub enum ServeError {
     /// Opening the receipt log failed.
     #[error(transparent)]
     Receipts(#[from] ReceiptLogError),
+    /// An OpenID Connect issuer is misconfigured.
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::OidcConfigError),
     /// Binding or serving failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -196,6 +211,7 @@ pub async fn serve(
     on_ready: impl FnOnce(&StartReport),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let oidc = std::sync::Arc::new(OidcVerifier::new(options.oidc.clone())?);
     let data = DataDir::prepare(&options.data_dir)?;
     let issuer = data.key(ISSUER_KEY_FILE)?;
     let receipt = data.key(RECEIPT_KEY_FILE)?;
@@ -252,6 +268,8 @@ pub async fn serve(
     }
     settings.metrics_require_admin =
         std::env::var("REMIT_METRICS_AUTH").is_ok_and(|v| v == "admin");
+    let oidc_issuers = oidc.issuers().map(str::to_owned).collect();
+    settings.oidc = oidc;
     let database = options
         .database
         .clone()
@@ -273,6 +291,7 @@ pub async fn serve(
             policy.manifest().preset,
             policy_version,
         ),
+        oidc_issuers,
     };
     let mut report = report;
     match database {

@@ -11,7 +11,9 @@
 //!   revocation set, kept current by the store's follower, and a cache of
 //!   verified chains keyed by the revocation epoch ([`state`]).
 //! - The admin API (`/v1/*`, `/oauth/introspect`, `/oauth/revoke`) takes
-//!   `Authorization: Bearer <admin token>` ([`app`]).
+//!   `Authorization: Bearer <admin token>`, or an ID token from a
+//!   configured OpenID Connect issuer whose admin claim matches; receipts
+//!   of an identity's changes name it ([`app`], [`oidc`]).
 //! - `/v1/remits` mints a root remit for a registered, enabled agent, bound
 //!   to the agent's registered key, and records the facts (never the token).
 //!   It asks the live policy the `issue` action first and refuses (403,
@@ -62,6 +64,7 @@
 //! | an agent registered with a private JWK by mistake | refused (`d` present), with a message saying to keep it private |
 //! | oversized or malformed bodies | body limit (64 KiB by default), RFC 9457 problem+json naming what is wrong |
 //! | an exchanged remit outliving the chain it was exchanged from | subtree and agent revocations propagate to every custody root derived from the chain, transitively, as ordinary revocations |
+//! | a forged or foreign ID token (alg none, HS256 keyed with the public key, wrong iss/aud, expired, unknown kid) | verified by `jsonwebtoken` with the issuer's own keys: RS256/ES256 only, key type fitting the alg, iss/aud/exp/nbf/iat checked ([`oidc`]) |
 //! | a replayed actor assertion at `/oauth/token` | its `jti` is stored until its (≤ 5 min) expiry; a second use is refused on every replica |
 //! | a revoked remit still honoured | every check consults the revocation set (every link's jti for subtrees, every agent along the chain, user, signing key ids); a cached verification is revalidated against it each time |
 //! | a disabled agent's remits | disabling also revokes the agent |
@@ -77,6 +80,7 @@ pub mod exchange;
 pub mod gateway;
 pub mod launch;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod policy;
 pub mod problem;

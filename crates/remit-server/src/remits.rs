@@ -158,7 +158,7 @@ pub async fn issue<S: Store>(
 
 /// The `issue` context a request describes. Unlimited steps are
 /// `u32::MAX`, so a steps rule never reads "0 of 0 used".
-fn issued_context(body: &IssueRemit) -> ContextInput {
+pub(crate) fn issued_context(body: &IssueRemit) -> ContextInput {
     let hour = u8::try_from((now() / 3600) % 24).unwrap_or(0);
     ContextInput {
         args: json!({}),
@@ -190,7 +190,7 @@ fn issued_context(body: &IssueRemit) -> ContextInput {
 
 /// Asks the live policy; any error building the request is a deny whose
 /// reason says what was wrong (fail closed).
-fn decide_issue<S: Store>(
+pub(crate) fn decide_issue<S: Store>(
     state: &AppState<S>,
     body: &IssueRemit,
     context: ContextInput,

@@ -37,6 +37,9 @@ pub struct Settings {
     /// Whether `/metrics` needs the admin token (`REMIT_METRICS_AUTH=admin`);
     /// open by default.
     pub metrics_require_admin: bool,
+    /// Trusted OpenID Connect issuers (none by default): ID tokens for
+    /// `/oauth/token` and admin identities ([`crate::oidc`]).
+    pub oidc: Arc<crate::oidc::OidcVerifier>,
 }
 
 impl Settings {
@@ -48,6 +51,7 @@ impl Settings {
             max_body_bytes: 64 * 1024,
             default_ttl_secs: 600,
             metrics_require_admin: false,
+            oidc: Arc::default(),
         }
     }
 }
@@ -200,7 +204,8 @@ impl<S: Store> AppState<S> {
     /// Durably appends a receipt and returns its index. A failure is a 500
     /// for the whole request: a mutation never answers success without its
     /// receipt.
-    pub async fn record(&self, event: remit_ledger::Event) -> Result<u64, Problem> {
+    pub async fn record(&self, mut event: remit_ledger::Event) -> Result<u64, Problem> {
+        crate::oidc::attribute_to_admin_identity(&mut event);
         let started = std::time::Instant::now();
         let appended = crate::receipts::append(&self.inner.receipts, event).await;
         crate::metrics::receipt_append(started.elapsed().as_secs_f64(), appended.is_ok());

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use remit_server::oidc::{OidcIssuerConfig, OidcVerifier};
 use remit_server::{AppState, FileReceiptLog, Settings};
 use remit_store::{PgStore, SqliteStore, Store};
 use remit_token::{
@@ -36,7 +37,7 @@ impl Reply {
     }
 }
 
-async fn start<S: Store>(store: S, dir: tempfile::TempDir) -> Server {
+async fn start<S: Store>(store: S, dir: tempfile::TempDir, oidc: Arc<OidcVerifier>) -> Server {
     let receipt_key = EcdsaP256Signer::generate().unwrap();
     let log = FileReceiptLog::open(dir.path(), receipt_key, "remit.test/receipts").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -44,7 +45,8 @@ async fn start<S: Store>(store: S, dir: tempfile::TempDir) -> Server {
     let token = remit_server::setup::new_admin_token().unwrap();
     let hash = remit_server::setup::sha256(token.as_bytes());
     let issuer = EcdsaP256Signer::generate().unwrap();
-    let settings = Settings::new(format!("http://{addr}"));
+    let mut settings = Settings::new(format!("http://{addr}"));
+    settings.oidc = oidc;
     let state = AppState::new(store, issuer, hash, settings, Arc::new(log))
         .await
         .unwrap();
@@ -61,12 +63,20 @@ async fn start<S: Store>(store: S, dir: tempfile::TempDir) -> Server {
 }
 
 async fn sqlite() -> Server {
+    sqlite_with(Arc::default()).await
+}
+
+async fn sqlite_with(oidc: Arc<OidcVerifier>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    start(store, dir).await
+    start(store, dir, oidc).await
 }
 
 async fn postgres() -> Option<Server> {
+    postgres_with(Arc::default()).await
+}
+
+async fn postgres_with(oidc: Arc<OidcVerifier>) -> Option<Server> {
     let required = std::env::var("REMIT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
     let Ok(url) = std::env::var("REMIT_TEST_DATABASE_URL") else {
         assert!(!required, "REMIT_TEST_DATABASE_URL unset");
@@ -77,7 +87,7 @@ async fn postgres() -> Option<Server> {
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let schema = format!("exch_{}", hex::encode(bytes));
     match PgStore::connect_in_schema(&url, &schema).await {
-        Ok(store) => Some(start(store, tempfile::tempdir().unwrap()).await),
+        Ok(store) => Some(start(store, tempfile::tempdir().unwrap(), oidc).await),
         Err(e) if required => panic!("PostgreSQL required but unreachable: {e}"),
         Err(e) => {
             eprintln!("PostgreSQL unreachable ({e}): scenario not run");
@@ -120,13 +130,26 @@ fn dechunk(mut body: &str) -> String {
 
 impl Server {
     async fn send(&self, method: &str, path: &str, admin: bool, ct: &str, body: &str) -> Reply {
+        let bearer = admin.then_some(self.token.as_str());
+        self.send_as(method, path, bearer, ct, body).await
+    }
+
+    /// A request with `Authorization: Bearer <bearer>` when given.
+    async fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        ct: &str,
+        body: &str,
+    ) -> Reply {
         let mut request = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\ncontent-type: {ct}\r\n",
             self.addr,
             body.len()
         );
-        if admin {
-            request.push_str(&format!("authorization: Bearer {}\r\n", self.token));
+        if let Some(bearer) = bearer {
+            request.push_str(&format!("authorization: Bearer {bearer}\r\n"));
         }
         request.push_str("\r\n");
         request.push_str(body);
@@ -616,6 +639,480 @@ async fn revoking_the_subject_reaches_the_exchanged_remit(s: Server) {
         assert!(s.active(&sibling).await, "{kind}: a sibling is untouched");
     }
 }
+
+// ---- OpenID Connect: ID tokens as subjects and as admin identities ----------
+
+/// A test identity provider: OpenID discovery and a JWKS over real HTTP on
+/// 127.0.0.1, with keys generated here. `fetches` counts JWKS reads.
+struct Idp {
+    issuer: String,
+    keys: Arc<std::sync::Mutex<Vec<Value>>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+    rsa: RsaKey,
+    ec: EcKey,
+}
+
+struct RsaKey {
+    kid: String,
+    pair: aws_lc_rs::rsa::KeyPair,
+}
+
+impl RsaKey {
+    fn generate(kid: &str) -> Self {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        Self {
+            kid: kid.into(),
+            pair,
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        use aws_lc_rs::signature::KeyPair as _;
+        let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(self.pair.public_key());
+        json!({"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256",
+               "n": b64::encode(&public.n), "e": b64::encode(&public.e)})
+    }
+
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64::encode(header.to_string()),
+            b64::encode(claims.to_string())
+        );
+        let mut sig = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        format!("{input}.{}", b64::encode(sig))
+    }
+}
+
+struct EcKey {
+    kid: String,
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl EcKey {
+    fn generate(kid: &str) -> Self {
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        )
+        .unwrap();
+        Self {
+            kid: kid.into(),
+            pair,
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        use aws_lc_rs::signature::KeyPair as _;
+        let point = self.pair.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "use": "sig",
+               "x": b64::encode(&point[1..33]), "y": b64::encode(&point[33..65])})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            b64::encode(header.to_string()),
+            b64::encode(claims.to_string())
+        );
+        let sig = self
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", b64::encode(sig.as_ref()))
+    }
+}
+
+const CLIENT_ID: &str = "remit-test-client";
+
+impl Idp {
+    async fn start() -> Self {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}/realms/test", listener.local_addr().unwrap());
+        let rsa = RsaKey::generate("rsa-1");
+        let ec = EcKey::generate("ec-1");
+        let keys = Arc::new(std::sync::Mutex::new(vec![rsa.jwk(), ec.jwk()]));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")});
+        let (k, f) = (Arc::clone(&keys), Arc::clone(&fetches));
+        let app = axum::Router::new()
+            .route(
+                "/realms/test/.well-known/openid-configuration",
+                get(move || async move { axum::Json(discovery) }),
+            )
+            .route(
+                "/realms/test/keys",
+                get(move || async move {
+                    f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let keys = k.lock().unwrap().clone();
+                    axum::Json(json!({ "keys": keys }))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            issuer,
+            keys,
+            fetches,
+            rsa,
+            ec,
+        }
+    }
+
+    /// The verifier `remit serve` would build for this IdP: discovery,
+    /// admin claim `groups` ∋ `remit-admins`, refetch on any unknown kid.
+    fn verifier(&self) -> Arc<OidcVerifier> {
+        let mut config = OidcIssuerConfig::new(self.issuer.clone(), CLIENT_ID);
+        config.admin_claim = Some("groups".into());
+        config.admin_value = Some("remit-admins".into());
+        config.min_refresh_secs = 0;
+        Arc::new(OidcVerifier::new(vec![config]).unwrap())
+    }
+
+    /// Claims of a valid ID token for `sub`, with `extra` merged (null removes).
+    fn claims(&self, sub: &str, extra: Value) -> Value {
+        let mut claims = json!({
+            "iss": self.issuer, "sub": sub, "aud": CLIENT_ID,
+            "iat": now(), "exp": now() + 300, "amr": ["pwd", "mfa"],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    }
+
+    fn rs256(&self, claims: &Value) -> String {
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.rsa.kid});
+        self.rsa.sign(&header, claims)
+    }
+
+    fn fetched(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string()),
+        b64::encode(claims.to_string())
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", b64::encode(tag.as_ref()))
+}
+
+impl Server {
+    async fn admin_as(&self, bearer: &str) -> Reply {
+        self.send_as("GET", "/v1/agents", Some(bearer), "application/json", "")
+            .await
+    }
+
+    async fn exchange_id_token(&self, id_token: &str, actor: &str, tools: &[&str]) -> Reply {
+        let details = json!([{"type": "remit_tool", "tools": tools}]).to_string();
+        self.token_request(&[
+            ("grant_type", GRANT),
+            ("subject_token", id_token),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:id_token",
+            ),
+            ("actor_token", actor),
+            ("actor_token_type", JWT_TYPE),
+            ("authorization_details", &details),
+        ])
+        .await
+    }
+}
+
+async fn forged_or_foreign_id_tokens_are_not_admins(s: Server, idp: Idp) {
+    let admin = json!({"groups": ["remit-admins"]});
+    let refused = |reply: &Reply, what: &str| {
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert!(reply.body.contains("ID token"), "{what}: {}", reply.body);
+    };
+    // Wrong issuer, signed with the real key.
+    let token = idp.rs256(&idp.claims(
+        "alice",
+        json!({"iss": "http://127.0.0.1:1/other", "groups": ["remit-admins"]}),
+    ));
+    refused(&s.admin_as(&token).await, "wrong issuer");
+    // Wrong audience.
+    let token = idp.rs256(&idp.claims(
+        "alice",
+        json!({"aud": "another-client", "groups": ["remit-admins"]}),
+    ));
+    let reply = s.admin_as(&token).await;
+    refused(&reply, "wrong audience");
+    assert!(reply.body.contains("aud"), "{}", reply.body);
+    // Expired beyond the skew.
+    let token = idp.rs256(&idp.claims(
+        "alice",
+        json!({"exp": now() - 3600, "iat": now() - 7200, "groups": ["remit-admins"]}),
+    ));
+    let reply = s.admin_as(&token).await;
+    refused(&reply, "expired");
+    assert!(reply.body.contains("expired"), "{}", reply.body);
+    // Not yet valid.
+    let token = idp.rs256(&idp.claims(
+        "alice",
+        json!({"nbf": now() + 3600, "groups": ["remit-admins"]}),
+    ));
+    let reply = s.admin_as(&token).await;
+    refused(&reply, "not yet valid");
+    assert!(reply.body.contains("not valid yet"), "{}", reply.body);
+    // Issued in the future.
+    let token = idp.rs256(&idp.claims(
+        "alice",
+        json!({"iat": now() + 3600, "groups": ["remit-admins"]}),
+    ));
+    refused(&s.admin_as(&token).await, "iat in the future");
+    // alg none, no signature.
+    let claims = idp.claims("alice", admin.clone());
+    let token = format!(
+        "{}.{}.",
+        b64::encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        b64::encode(claims.to_string())
+    );
+    refused(&s.admin_as(&token).await, "alg none");
+    // HS256 keyed with the issuer's public key (algorithm confusion), as
+    // the JWK's modulus and as its JSON text.
+    let jwk = idp.rsa.jwk();
+    for secret in [
+        b64::decode(jwk["n"].as_str().unwrap()).unwrap(),
+        jwk.to_string().into_bytes(),
+    ] {
+        let header = json!({"alg": "HS256", "typ": "JWT", "kid": idp.rsa.kid});
+        let reply = s.admin_as(&hs256(&secret, &header, &claims)).await;
+        refused(&reply, "HS256 with the public key");
+        assert!(reply.body.contains("HS256"), "{}", reply.body);
+    }
+    // A kid the issuer does not publish: the keys are fetched again, then refused.
+    let before = idp.fetched();
+    let stranger = RsaKey::generate("rsa-unknown");
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-unknown"});
+    let reply = s.admin_as(&stranger.sign(&header, &claims)).await;
+    refused(&reply, "unknown kid");
+    assert!(reply.body.contains("rsa-unknown"), "{}", reply.body);
+    assert!(idp.fetched() > before, "an unknown kid refetches the JWKS");
+    // A known kid with a forged signature (another key's).
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": idp.rsa.kid});
+    refused(
+        &s.admin_as(&stranger.sign(&header, &claims)).await,
+        "forged signature",
+    );
+    // ES256 claimed for the RSA key's kid.
+    let mut forged = idp.ec.sign(&claims);
+    forged = forged.replacen(
+        &b64::encode(json!({"alg": "ES256", "typ": "JWT", "kid": idp.ec.kid}).to_string()),
+        &b64::encode(json!({"alg": "ES256", "typ": "JWT", "kid": idp.rsa.kid}).to_string()),
+        1,
+    );
+    refused(&s.admin_as(&forged).await, "ES256 over an RSA kid");
+    // Valid tokens without the admin role: authenticated, refused with 403
+    // and a deny receipt naming them.
+    for (who, extra) in [
+        ("carol", json!({})),
+        ("dave", json!({"groups": ["developers", "remit-admin"]})),
+    ] {
+        let token = idp.rs256(&idp.claims(who, extra));
+        let reply = s.admin_as(&token).await;
+        assert_eq!(reply.status, 403, "{who}: {}", reply.body);
+        assert!(reply.body.contains("admin claim"), "{}", reply.body);
+        let receipts = s.receipts().await;
+        let last = receipts.last().unwrap();
+        assert_eq!(last["kind"], "deny", "{last}");
+        assert_eq!(last["actors"][0]["id"], who, "{last}");
+        assert_eq!(last["tool"], "admin:GET /v1/agents", "{last}");
+    }
+    // Nothing above reached the admin API: no registration happened.
+    assert_eq!(
+        s.get("/v1/agents").await.json()["agents"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}
+
+async fn an_admin_identity_uses_the_admin_api_and_is_named_in_receipts(s: Server, idp: Idp) {
+    let token = idp.rs256(&idp.claims("ops-lead", json!({"groups": ["dev", "remit-admins"]})));
+    let key = EcdsaP256Signer::generate().unwrap();
+    let reply = s
+        .send_as(
+            "POST",
+            "/v1/agents",
+            Some(&token),
+            "application/json",
+            &json!({"id": "oidc-agent", "public_jwk": key.public_jwk(), "owner": "alice", "risk_tier": "low"}).to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let receipts = s.receipts().await;
+    let last = receipts.last().unwrap();
+    assert_eq!(last["kind"], "register", "{last}");
+    assert_eq!(
+        last["actors"][0],
+        json!({"id": "ops-lead", "kind": "user"}),
+        "{last}"
+    );
+    // The admin token still works and is still recorded as `admin`.
+    s.register("token-agent", "alice").await;
+    let receipts = s.receipts().await;
+    assert_eq!(receipts.last().unwrap()["actors"][0]["id"], "admin");
+    // An ES256 ID token from the same issuer is accepted too.
+    let es = idp
+        .ec
+        .sign(&idp.claims("ops-lead", json!({"groups": "remit-admins"})));
+    assert_eq!(s.admin_as(&es).await.status, 200);
+    // Key rotation: a new kid is fetched on first sight.
+    let rotated = RsaKey::generate("rsa-2");
+    idp.keys.lock().unwrap().push(rotated.jwk());
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-2"});
+    let token = rotated.sign(
+        &header,
+        &idp.claims("ops-lead", json!({"groups": ["remit-admins"]})),
+    );
+    assert_eq!(s.admin_as(&token).await.status, 200);
+}
+
+async fn an_id_token_exchanges_for_a_root_remit_the_policy_allows(s: Server, idp: Idp) {
+    let key = s.register("mail-bot", "alice").await;
+    // Refusals first: a foreign issuer, an expired token, a user the
+    // policy does not let issue to this agent, a malformed sub.
+    let foreign = idp.rs256(&idp.claims("alice", json!({"iss": "http://127.0.0.1:1/other"})));
+    let reply = s
+        .exchange_id_token(
+            &foreign,
+            &s.assertion("mail-bot", &key, json!({})),
+            &["mail.send"],
+        )
+        .await;
+    assert_oauth_error(&reply, "invalid_grant", "not trusted");
+    let expired =
+        idp.rs256(&idp.claims("alice", json!({"exp": now() - 3600, "iat": now() - 7200})));
+    let reply = s
+        .exchange_id_token(
+            &expired,
+            &s.assertion("mail-bot", &key, json!({})),
+            &["mail.send"],
+        )
+        .await;
+    assert_oauth_error(&reply, "invalid_grant", "expired");
+    let bob = idp.rs256(&idp.claims("bob", json!({})));
+    let reply = s
+        .exchange_id_token(
+            &bob,
+            &s.assertion("mail-bot", &key, json!({})),
+            &["mail.send"],
+        )
+        .await;
+    assert_oauth_error(&reply, "invalid_grant", "refused by policy");
+    assert_eq!(reply.json()["remit_reason"], "policy-denied");
+    let odd = idp.rs256(&idp.claims("alice smith", json!({})));
+    let reply = s
+        .exchange_id_token(
+            &odd,
+            &s.assertion("mail-bot", &key, json!({})),
+            &["mail.send"],
+        )
+        .await;
+    assert_oauth_error(&reply, "invalid_grant", "cannot name a Remit user");
+    let receipts = s.receipts().await;
+    assert!(receipts
+        .iter()
+        .rev()
+        .take(4)
+        .all(|r| r["kind"] == "deny" && r["actors"][0]["id"] == "mail-bot"));
+
+    // The owner's ID token: a root remit for alice, held by the actor's key.
+    let alice = idp.rs256(&idp.claims("alice", json!({"acr": "urn:example:mfa"})));
+    let reply = s
+        .exchange_id_token(
+            &alice,
+            &s.assertion("mail-bot", &key, json!({})),
+            &["mail.send"],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["issued_token_type"], REMIT_TYPE);
+    assert_eq!(body["sub"], "alice");
+    let remit = body["access_token"].as_str().unwrap();
+    assert!(!remit.contains('~'), "a single root link");
+    let claims = leaf_of(remit);
+    assert_eq!(claims.sub, "alice");
+    assert_eq!(claims.act.sub, "mail-bot");
+    assert_eq!(claims.acr.as_deref(), Some("urn:example:mfa"));
+    assert_eq!(claims.amr, vec!["pwd".to_owned(), "mfa".to_owned()]);
+    assert_eq!(claims.cnf.jkt, key.public_jwk().thumbprint());
+    assert!(claims.exp <= now() + 300);
+    let mut options = VerifyOptions::new(now());
+    options.audience = "remit".into();
+    VerifiedChain::verify_text(remit, &s.jwks().await, &options).unwrap();
+    assert!(s.active(remit).await);
+    let receipts = s.receipts().await;
+    let last = receipts.last().unwrap();
+    assert_eq!(last["kind"], "issue", "{last}");
+    assert_eq!(last["actors"][0], json!({"id": "alice", "kind": "user"}));
+    // Revoking the user kills it.
+    let reply = s
+        .post("/v1/revocations", &json!({"kind": "sub", "value": "alice"}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert!(!s.active(remit).await);
+    let again = idp.rs256(&idp.claims("alice", json!({})));
+    let reply = s
+        .exchange_id_token(
+            &again,
+            &s.assertion("mail-bot", &key, json!({})),
+            &["mail.send"],
+        )
+        .await;
+    assert_oauth_error(&reply, "invalid_grant", "revoked");
+}
+
+async fn with_idp(backend: &str) -> Option<(Server, Idp)> {
+    let idp = Idp::start().await;
+    let server = match backend {
+        "sqlite" => Some(sqlite_with(idp.verifier()).await),
+        _ => postgres_with(idp.verifier()).await,
+    };
+    server.map(|s| (s, idp))
+}
+
+macro_rules! with_an_idp_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod oidc_sqlite {
+            $(#[tokio::test] async fn $name() {
+                let (s, idp) = super::with_idp("sqlite").await.unwrap();
+                super::$name(s, idp).await
+            })*
+        }
+        mod oidc_postgres {
+            $(#[tokio::test] async fn $name() {
+                if let Some((s, idp)) = super::with_idp("postgres").await { super::$name(s, idp).await }
+            })*
+        }
+    };
+}
+
+with_an_idp_on_both_backends!(
+    forged_or_foreign_id_tokens_are_not_admins,
+    an_admin_identity_uses_the_admin_api_and_is_named_in_receipts,
+    an_id_token_exchanges_for_a_root_remit_the_policy_allows,
+);
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

@@ -18,7 +18,8 @@ use remit_server::{Database, FileConfig, ServeOptions, StartReport};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys: data, database, listen, public_url,
-    /// audience, preset, and a [gateway] table; see the README).
+    /// audience, preset, otlp_endpoint, [[oidc]] tables and a [gateway]
+    /// table; see the README).
     #[arg(long, env = "REMIT_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory for keys, the admin token hash and the SQLite file
@@ -42,6 +43,28 @@ pub struct ServeArgs {
     /// folder (<data>/policy) is kept; tune it with overrides.
     #[arg(long, env = "REMIT_PRESET")]
     preset: Option<String>,
+    /// Trust ID tokens from this OpenID Connect issuer (added to the
+    /// config file's [[oidc]] issuers); keys by OpenID discovery unless
+    /// --oidc-jwks-file is given.
+    #[arg(long, env = "REMIT_OIDC_ISSUER", requires = "oidc_audience")]
+    oidc_issuer: Option<String>,
+    /// The audience (client id) ID tokens of --oidc-issuer must carry.
+    #[arg(long, env = "REMIT_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    oidc_audience: Option<String>,
+    /// A static JWKS file with --oidc-issuer's keys.
+    #[arg(long, env = "REMIT_OIDC_JWKS_FILE", requires = "oidc_issuer")]
+    oidc_jwks_file: Option<PathBuf>,
+    /// The claim of --oidc-issuer's ID tokens that grants admin, e.g. groups.
+    #[arg(long, env = "REMIT_OIDC_ADMIN_CLAIM", requires_all = ["oidc_issuer", "oidc_admin_value"])]
+    oidc_admin_claim: Option<String>,
+    /// The value the admin claim must be or contain, e.g. remit-admins.
+    #[arg(long, env = "REMIT_OIDC_ADMIN_VALUE", requires = "oidc_admin_claim")]
+    oidc_admin_value: Option<String>,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector base URL,
+    /// e.g. http://127.0.0.1:4318 [default: off, or the standard
+    /// OTEL_EXPORTER_OTLP_ENDPOINT].
+    #[arg(long, env = "REMIT_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 /// `writeln!` into a String (which cannot fail).
@@ -63,7 +86,8 @@ pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/remit"))
 }
 
-fn options(args: ServeArgs) -> anyhow::Result<ServeOptions> {
+/// The server's options and the OTLP endpoint traces go to (if any).
+fn options(args: ServeArgs) -> anyhow::Result<(ServeOptions, Option<String>)> {
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -81,11 +105,20 @@ fn options(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         .or(file.database)
         .map(|url| Database::parse(&url))
         .transpose()?;
+    let mut oidc = file.oidc;
+    if let (Some(issuer), Some(audience)) = (args.oidc_issuer, args.oidc_audience) {
+        let mut extra = remit_server::oidc::OidcIssuerConfig::new(issuer, audience);
+        extra.jwks_file = args.oidc_jwks_file;
+        extra.admin_claim = args.oidc_admin_claim;
+        extra.admin_value = args.oidc_admin_value;
+        oidc.push(extra);
+    }
     let listen = match args.listen.or(file.listen) {
         Some(addr) => addr,
         None => remit_server::launch::DEFAULT_LISTEN.parse()?,
     };
-    Ok(ServeOptions {
+    let otlp_endpoint = args.otlp_endpoint.or(file.otlp_endpoint);
+    let options = ServeOptions {
         gateway,
         data_dir,
         database,
@@ -98,7 +131,9 @@ fn options(args: ServeArgs) -> anyhow::Result<ServeOptions> {
             .map(|p| p.parse())
             .transpose()?
             .unwrap_or(remit_policy::Preset::Standard),
-    })
+        oidc,
+    };
+    Ok((options, otlp_endpoint))
 }
 
 fn announce(report: &StartReport) {
@@ -139,6 +174,9 @@ fn announcement(report: &StartReport) -> String {
         report.policy.2,
         report.policy.3
     );
+    for issuer in &report.oidc_issuers {
+        outln!(out, "  OIDC issuer     {issuer}");
+    }
     outln!(out, "  listening on    {}", report.public_url);
     outln!(out, "  OpenAPI         {}/openapi.json", report.public_url);
     outln!(out, "  metrics         {}/metrics", report.public_url);
@@ -172,9 +210,19 @@ fn announcement(report: &StartReport) -> String {
 
 /// Runs `remit serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let options = options(args)?;
+    let (options, otlp_endpoint) = options(args)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(remit_server::serve(options, announce, shutdown_signal()))?;
+    runtime.block_on(async {
+        // Logs on stderr, and trace export when an OTLP endpoint is set;
+        // the guard flushes queued spans when the server stops.
+        let telemetry = remit_server::telemetry::init(otlp_endpoint.as_deref())?;
+        if telemetry.exporting() {
+            eprintln!("traces are exported over OTLP/HTTP");
+        }
+        remit_server::serve(options, announce, shutdown_signal()).await?;
+        drop(telemetry);
+        anyhow::Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
