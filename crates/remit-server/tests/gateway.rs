@@ -966,6 +966,21 @@ impl TlsUpstream {
         }
     }
 
+    /// A TLS upstream demanding its own token, as the `files` server of a
+    /// gateway that trusts its authority and holds that token.
+    async fn behind_gateway() -> (Self, Gw) {
+        let upstream = Self::start(Some("upstream-only-secret")).await;
+        let settings = Arc::new(upstream.settings(Some("upstream-only-secret")));
+        let gw = Gw::start_on(
+            move |c| {
+                c.upstreams.insert("files".into(), settings);
+            },
+            Some(upstream.url.clone()),
+        )
+        .await;
+        (upstream, gw)
+    }
+
     fn settings(&self, token: Option<&str>) -> remit_server::gateway::settings::UpstreamSettings {
         let mut settings = remit_server::gateway::settings::UpstreamSettings {
             ca_certificates: Some(self.ca.clone()),
@@ -1007,16 +1022,7 @@ async fn an_https_upstream_signed_by_an_untrusted_authority_is_refused_with_a_re
 
 #[tokio::test]
 async fn an_https_upstream_with_its_authority_and_the_gateways_credential_serves_calls() {
-    let upstream = TlsUpstream::start(Some("upstream-only-secret")).await;
-    let url = upstream.url.clone();
-    let settings = Arc::new(upstream.settings(Some("upstream-only-secret")));
-    let gw = Gw::start_on(
-        move |c| {
-            c.upstreams.insert("files".into(), settings);
-        },
-        Some(url),
-    )
-    .await;
+    let (_upstream, gw) = TlsUpstream::behind_gateway().await;
     let chain = gw.remit(Gw::echo_grant()).await;
     let r = gw.call(&chain, "echo", json!({"text": "over tls"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -1030,17 +1036,8 @@ async fn an_https_upstream_with_its_authority_and_the_gateways_credential_serves
 
 #[tokio::test]
 async fn an_upstream_that_wants_a_credential_the_gateway_lacks_denies_the_call_with_a_receipt() {
-    let upstream = TlsUpstream::start(Some("upstream-only-secret")).await;
     // Blessed while the gateway held the credential...
-    let url = upstream.url.clone();
-    let settings = Arc::new(upstream.settings(Some("upstream-only-secret")));
-    let gw = Gw::start_on(
-        move |c| {
-            c.upstreams.insert("files".into(), settings);
-        },
-        Some(url),
-    )
-    .await;
+    let (upstream, gw) = TlsUpstream::behind_gateway().await;
     let chain = gw.remit(Gw::echo_grant()).await;
     // ...then configured with the authority but without it: the client's
     // remit is never passed through in its place, so the upstream refuses.

@@ -608,6 +608,53 @@ async fn upstream_refusal<S: Store>(
     Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
 }
 
+/// A call the remit does not cover: HTTP 403 `insufficient_scope` naming
+/// the scope a wider remit needs (the MCP step-up signal), with a receipt.
+async fn insufficient_scope<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    tool_id: &str,
+    reason: String,
+) -> Answer {
+    let scope = format!("remit_tool:{tool_id}");
+    let refusal = Refusal::gateway(jsonrpc::INSUFFICIENT_SCOPE, "remit-grant", reason);
+    let message = refuse(
+        state,
+        Some(caller),
+        Some(id),
+        facts,
+        refusal,
+        Some(("scope", json!(scope))),
+    )
+    .await;
+    Answer::InsufficientScope { message, scope }
+}
+
+/// A forwarded call that failed: the upstream's own JSON-RPC error passes
+/// through with its code; a transport failure is `-32044`. Either way, a
+/// receipt.
+async fn forward_refusal<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    error: &UpstreamError,
+) -> Answer {
+    let UpstreamError::Remote(remote) = error else {
+        return upstream_refusal(state, caller, id, facts, error).await;
+    };
+    let refusal = Refusal {
+        kind: Kind::Error,
+        code: remote.code,
+        reason: format!("the upstream answered an error: {}", remote.message),
+        policy_ids: vec!["gw-upstream-error".into()],
+        policy_version: None,
+    };
+    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+}
+
 async fn store_refusal<S: Store>(
     state: &AppState<S>,
     caller: &Caller,
@@ -716,25 +763,9 @@ async fn call_tool<S: Store>(
         args: &args,
     };
     let authorized = remit_token::authorize_call(&caller.chain, &call);
-    if let Err(e) = &authorized {
-        if !shadow {
-            let scope = format!("remit_tool:{tool_id}");
-            let refusal = Refusal::gateway(
-                jsonrpc::INSUFFICIENT_SCOPE,
-                "remit-grant",
-                format!("the remit does not cover this call: {e}"),
-            );
-            let message = refuse(
-                state,
-                Some(caller),
-                Some(id),
-                &facts,
-                refusal,
-                Some(("scope", json!(scope))),
-            )
-            .await;
-            return Answer::InsufficientScope { message, scope };
-        }
+    if let (Err(e), false) = (&authorized, shadow) {
+        let reason = format!("the remit does not cover this call: {e}");
+        return insufficient_scope(state, caller, id, &facts, &tool_id, reason).await;
     }
     let mut would: Vec<(String, String)> = Vec::new();
     if let Err(e) = &authorized {
@@ -1039,17 +1070,7 @@ async fn call_tool<S: Store>(
         .await
     {
         Ok(r) => r,
-        Err(UpstreamError::Remote(error)) => {
-            let refusal = Refusal {
-                kind: Kind::Error,
-                code: error.code,
-                reason: format!("the upstream answered an error: {}", error.message),
-                policy_ids: vec!["gw-upstream-error".into()],
-                policy_version: None,
-            };
-            refuse_with!(refusal);
-        }
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+        Err(e) => return forward_refusal(state, caller, id, &facts, &e).await,
     };
 
     release(
@@ -1342,25 +1363,9 @@ async fn read_content<S: Store>(
         args: &args,
     };
     let authorized = remit_token::authorize_call(&caller.chain, &call);
-    if let Err(e) = &authorized {
-        if !shadow {
-            let scope = format!("remit_tool:{tool_id}");
-            let refusal = Refusal::gateway(
-                jsonrpc::INSUFFICIENT_SCOPE,
-                "remit-grant",
-                format!("the remit does not cover this {method}: {e}"),
-            );
-            let message = refuse(
-                state,
-                Some(caller),
-                Some(id),
-                &facts,
-                refusal,
-                Some(("scope", json!(scope))),
-            )
-            .await;
-            return Answer::InsufficientScope { message, scope };
-        }
+    if let (Err(e), false) = (&authorized, shadow) {
+        let reason = format!("the remit does not cover this {method}: {e}");
+        return insufficient_scope(state, caller, id, &facts, &tool_id, reason).await;
     }
     if !shadow {
         if let Err(e) = consume_call(state, caller, None).await {
@@ -1389,17 +1394,7 @@ async fn read_content<S: Store>(
         .await
     {
         Ok(r) => r,
-        Err(UpstreamError::Remote(error)) => {
-            let refusal = Refusal {
-                kind: Kind::Error,
-                code: error.code,
-                reason: format!("the upstream answered an error: {}", error.message),
-                policy_ids: vec!["gw-upstream-error".into()],
-                policy_version: None,
-            };
-            refuse_with!(refusal);
-        }
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+        Err(e) => return forward_refusal(state, caller, id, &facts, &e).await,
     };
     let content = match kind {
         ContentKind::Resource => Content::Resource {
