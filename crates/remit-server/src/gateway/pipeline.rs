@@ -493,19 +493,31 @@ async fn upstream_tools<S: Store>(
     facts: &Facts,
 ) -> Result<(Arc<Upstream>, Arc<Vec<Value>>), Answer> {
     let config = state.gateway().config();
-    let upstream = match state
-        .gateway()
-        .upstreams()
-        .get(server.id.as_str(), &server.url)
-    {
-        Ok(u) => u,
-        Err(e) => return Err(upstream_refusal(state, caller, id, facts, &e).await),
-    };
+    let upstream = upstream_for(state, caller, id.clone(), server, facts).await?;
     match upstream
         .tools(config.tools_cache_ttl, config.upstream_timeout)
         .await
     {
         Ok(tools) => Ok((upstream, tools)),
+        Err(e) => Err(upstream_refusal(state, caller, id, facts, &e).await),
+    }
+}
+
+/// The server's upstream connection; a url the gateway cannot use is a
+/// refusal with a receipt.
+async fn upstream_for<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    server: &McpServer,
+    facts: &Facts,
+) -> Result<Arc<Upstream>, Answer> {
+    match state
+        .gateway()
+        .upstreams()
+        .get(server.id.as_str(), &server.url)
+    {
+        Ok(u) => Ok(u),
         Err(e) => Err(upstream_refusal(state, caller, id, facts, &e).await),
     }
 }
@@ -1240,13 +1252,9 @@ async fn list_content<S: Store>(
         tool: format!("mcp:{}:{list}", server.id),
         ..Facts::default()
     };
-    let upstream = match state
-        .gateway()
-        .upstreams()
-        .get(server.id.as_str(), &server.url)
-    {
+    let upstream = match upstream_for(state, caller, id.clone(), server, &facts).await {
         Ok(u) => u,
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+        Err(refused) => return refused,
     };
     let page = match upstream
         .call(list, json!({}), config.upstream_timeout)
@@ -1377,13 +1385,9 @@ async fn read_content<S: Store>(
             };
         }
     }
-    let upstream = match state
-        .gateway()
-        .upstreams()
-        .get(server.id.as_str(), &server.url)
-    {
+    let upstream = match upstream_for(state, caller, id.clone(), server, &facts).await {
         Ok(u) => u,
-        Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
+        Err(refused) => return refused,
     };
     let forwarded = match kind {
         ContentKind::Resource => json!({ "uri": name }),
