@@ -297,6 +297,7 @@ impl<S: Store> AppState<S> {
     /// in place (which does not know the new entity, so denies it) stays
     /// until the next timer rebuild.
     pub async fn registry_changed(&self) {
+        self.gateway().cache().forget_registry();
         if let Err(error) = self.rebuild_policy().await {
             tracing::error!(%error, "rebuilding the policy after a registry change failed");
         }
@@ -398,6 +399,7 @@ impl<S: Store> AppState<S> {
     /// [`Self::rebuild_policy`] for a handler that must not answer before
     /// the policy knows the change (blessing a server): a failure is a 500.
     pub async fn reload_policy(&self) -> Result<(), Problem> {
+        self.gateway().cache().forget_registry();
         self.rebuild_policy()
             .await
             .map(|_| ())

@@ -204,11 +204,16 @@ impl Gw {
 
     /// A root remit for the planner over `grants`, minted by the control plane.
     async fn remit(&self, grants: Value) -> String {
+        self.remit_with_steps(grants, 50).await
+    }
+
+    /// A root remit for the planner over `grants` that may make `steps` calls.
+    async fn remit_with_steps(&self, grants: Value, steps: u32) -> String {
         let r = self
             .admin_call(
                 "POST",
                 "/v1/remits",
-                json!({"agent": "planner", "sub": "alice", "grants": grants, "max_steps": 50}),
+                json!({"agent": "planner", "sub": "alice", "grants": grants, "max_steps": steps}),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
@@ -746,6 +751,56 @@ async fn a_high_risk_call_is_held_then_released_once_after_approval() {
     let used = gw.call(&chain, "echo", json!({"text": "deploy"})).await;
     assert_eq!(used.body["error"]["code"], -32041, "{}", used.body);
     assert_eq!(policy_ids(&gw.refusal_receipt(&used)), ["gw-approval-used"]);
+}
+
+#[tokio::test]
+async fn the_policy_sees_the_steps_a_remit_has_used() {
+    let gw = Gw::start().await;
+    let chain = gw.remit_with_steps(Gw::echo_grant(), 2).await;
+    for text in ["one", "two"] {
+        let r = gw.call(&chain, "echo", json!({ "text": text })).await;
+        assert_eq!(r.body["result"]["content"][0]["text"], text, "{}", r.body);
+    }
+    // The third call is the policy's to refuse (the preset's steps rule
+    // reads context.steps_used), before the store's counter would.
+    let third = gw.call(&chain, "echo", json!({"text": "three"})).await;
+    assert_eq!(third.body["error"]["code"], -32041, "{}", third.body);
+    assert_eq!(
+        policy_ids(&gw.refusal_receipt(&third)),
+        ["std-steps-exhausted"],
+        "{}",
+        third.body
+    );
+}
+
+#[tokio::test]
+async fn a_blessing_changed_through_this_gateway_applies_to_the_next_call() {
+    // A long cache TTL: only the registry change itself can make the next
+    // call see the tool's new clearance.
+    let gw = Gw::start_with(|c| c.cache_ttl = Duration::from_secs(600)).await;
+    let chain = gw.remit(Gw::echo_grant()).await;
+    // An IP address is INTERNAL data; the tool is cleared for INTERNAL.
+    let args = json!({"text": "ping 203.0.113.7"});
+    let r = gw.call(&chain, "echo", args.clone()).await;
+    assert!(r.body.get("result").is_some(), "{}", r.body);
+    let r = gw
+        .admin_call(
+            "PATCH",
+            "/v1/servers/files/tools/echo",
+            json!({"clearance": "public"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The gateway's own clearance check (before the policy) reads the
+    // tool's row: it must be the new one.
+    let r = gw.call(&chain, "echo", args).await;
+    assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+    assert_eq!(
+        policy_ids(&gw.refusal_receipt(&r)),
+        ["gw-above-clearance"],
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]

@@ -68,10 +68,10 @@ mod sqlite;
 
 pub use error::{redact_url, StoreError};
 pub use model::{
-    Agent, Approval, ApprovalState, Classification, Id, IssuedRemit, McpServer, NewAgent,
-    NewApproval, NewMcpServer, NewObservation, Observation, Revocation, RevocationKind,
+    Agent, Approval, ApprovalState, CallUsage, Classification, Id, IssuedRemit, McpServer,
+    NewAgent, NewApproval, NewMcpServer, NewObservation, Observation, Revocation, RevocationKind,
     RevocationTarget, Revoked, RiskSpend, RiskTier, Status, StepCount, StoredCheckpoint, Tool,
-    Verdict, MAX_ID_LEN,
+    Usage, Verdict, MAX_ID_LEN,
 };
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
 pub use repo::{

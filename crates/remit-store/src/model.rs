@@ -283,6 +283,27 @@ pub struct RiskSpend {
     pub limit: i64,
 }
 
+/// What a remit and its agent have used: the counters the policy sees as
+/// `steps_used` and `risk_used`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Steps the remit has used (0 for a remit never recorded).
+    pub steps_used: i64,
+    /// Risk the agent has spent in the window (0 when nothing was spent).
+    pub risk_spent: i64,
+}
+
+/// What a call consumed left behind (see
+/// [`crate::BudgetRepo::consume_call`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallUsage {
+    /// The leaf's steps used, including this call.
+    pub steps_used: i64,
+    /// The agent's spend in the window after this call; `None` when the
+    /// call spent no risk (the counter was not read).
+    pub risk_spent: Option<i64>,
+}
+
 /// What to revoke.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RevocationTarget {

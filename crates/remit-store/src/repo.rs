@@ -8,9 +8,9 @@ use std::future::Future;
 
 use crate::error::StoreError;
 use crate::model::{
-    Agent, Approval, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer,
+    Agent, Approval, CallUsage, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer,
     NewObservation, Observation, Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend,
-    StepCount, StoredCheckpoint, Tool, Verdict,
+    StepCount, StoredCheckpoint, Tool, Usage, Verdict,
 };
 
 /// Shorthand for the futures returned by every repository method.
@@ -85,6 +85,8 @@ pub trait BudgetRepo {
     /// of the store: one step of every remit in `chain` (leaf first; each
     /// must have a step left) and `risk`, if any, from the agent's budget.
     /// Atomic under concurrent replicas. Refuses with
+    /// Returns the leaf's steps used and, when risk was spent, the new
+    /// total. Refuses with
     /// [`StoreError::StepsExhausted`] (the first exhausted link),
     /// [`StoreError::RiskBudgetExhausted`] or [`StoreError::NotFound`] (a
     /// link never recorded), consuming nothing.
@@ -92,7 +94,10 @@ pub trait BudgetRepo {
     /// [`StoreError::StepsExhausted`]: crate::StoreError::StepsExhausted
     /// [`StoreError::RiskBudgetExhausted`]: crate::StoreError::RiskBudgetExhausted
     /// [`StoreError::NotFound`]: crate::StoreError::NotFound
-    fn consume_call(&self, chain: &[Id], risk: Option<&RiskSpend>) -> impl StoreFuture<()>;
+    fn consume_call(&self, chain: &[Id], risk: Option<&RiskSpend>) -> impl StoreFuture<CallUsage>;
+    /// The steps `jti` has used and the risk `agent` spent in the window
+    /// starting at `window_start`, in one read.
+    fn usage(&self, jti: &Id, agent: &Id, window_start: i64) -> impl StoreFuture<Usage>;
 }
 
 /// Revocations, each stamped with a strictly increasing epoch.

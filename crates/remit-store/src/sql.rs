@@ -479,7 +479,7 @@ macro_rules! impl_repositories {
                 &self,
                 chain: &[Id],
                 risk: Option<&RiskSpend>,
-            ) -> Result<(), StoreError> {
+            ) -> Result<CallUsage, StoreError> {
                 let action = "count a call's steps and risk";
                 if let Some(r) = risk {
                     if r.amount < 0 || r.limit < 0 {
@@ -533,7 +533,7 @@ macro_rules! impl_repositories {
                         .await
                         .map_err(StoreError::query(action))?;
                     return match row {
-                        Some(_) => Ok(()),
+                        Some((steps_used,)) => Ok(CallUsage { steps_used, risk_spent: None }),
                         None => Err(refused(pool, jti).await),
                     };
                 }
@@ -542,19 +542,25 @@ macro_rules! impl_repositories {
                 // first, then the budget: two calls sharing ancestors lock
                 // them in the same order, so replicas cannot deadlock.
                 let mut tx = pool.begin().await.map_err(StoreError::query(action))?;
+                let mut leaf_steps = None;
                 for jti in chain {
                     let row = sqlx::query_as::<$db, (i64,)>(STEP)
                         .bind(jti.as_str())
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(StoreError::query(action))?;
-                    if row.is_none() {
+                    let Some((used,)) = row else {
                         let error = refused(&mut *tx, jti).await;
                         // Dropping the transaction rolls it back.
                         drop(tx);
                         return Err(error);
-                    }
+                    };
+                    leaf_steps.get_or_insert(used);
                 }
+                let mut usage = CallUsage {
+                    steps_used: leaf_steps.unwrap_or_default(),
+                    risk_spent: None,
+                };
                 if let Some(r) = risk {
                     let row = sqlx::query_as::<$db, (i64,)>(
                         "INSERT INTO risk_budgets (agent_id, window_start, spent) VALUES ($1, $2, $3) \
@@ -570,7 +576,7 @@ macro_rules! impl_repositories {
                     .fetch_optional(&mut *tx)
                     .await;
                     match row {
-                        Ok(Some(_)) => {}
+                        Ok(Some((spent,))) => usage.risk_spent = Some(spent),
                         Ok(None) => {
                             let spent = sqlx::query_as::<$db, (i64,)>(
                                 "SELECT spent FROM risk_budgets WHERE agent_id = $1 AND window_start = $2",
@@ -589,7 +595,23 @@ macro_rules! impl_repositories {
                         Err(e) => return Err(StoreError::query("spend risk budget")(e)),
                     }
                 }
-                tx.commit().await.map_err(StoreError::query(action))
+                tx.commit().await.map_err(StoreError::query(action))?;
+                Ok(usage)
+            }
+
+            async fn usage(&self, jti: &Id, agent: &Id, window_start: i64) -> Result<Usage, StoreError> {
+                let row = sqlx::query_as::<$db, (i64, i64)>(
+                    "SELECT \
+                       COALESCE((SELECT steps_used FROM issued_remits WHERE jti = $1), 0), \
+                       COALESCE((SELECT spent FROM risk_budgets WHERE agent_id = $2 AND window_start = $3), 0)",
+                )
+                .bind(jti.as_str())
+                .bind(agent.as_str())
+                .bind(window_start)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::query("read a remit's steps and its agent's risk"))?;
+                Ok(Usage { steps_used: row.0, risk_spent: row.1 })
             }
 
             async fn risk_spent(&self, agent: &Id, window_start: i64) -> Result<i64, StoreError> {

@@ -72,14 +72,16 @@ async fn a_call_through_an_exhausted_ancestor_takes_no_step_anywhere<S: Store>(c
         .await
         .unwrap();
     let chain = [id("c1"), id("r1")];
-    s.consume_call(&chain, None).await.unwrap();
-    s.consume_call(&chain, None).await.unwrap();
+    // What a call reports is the leaf's count, not the root's.
+    s.consume_call(&[id("r1")], None).await.unwrap();
+    let first = s.consume_call(&chain, None).await.unwrap();
+    assert_eq!((first.steps_used, first.risk_spent), (1, None));
     match s.consume_call(&chain, None).await {
         Err(StoreError::StepsExhausted { jti, max }) => assert_eq!((jti.as_str(), max), ("r1", 2)),
         other => panic!("expected the root's steps to be exhausted, got {other:?}"),
     }
     // The leaf's step of the refused call was rolled back with it.
-    assert_eq!(used_after_one_more(&s, "c1").await, 3);
+    assert_eq!(used_after_one_more(&s, "c1").await, 2);
 }
 
 async fn a_call_over_the_risk_budget_takes_no_step<S: Store>(ctx: Ctx<S>) {
@@ -87,7 +89,8 @@ async fn a_call_over_the_risk_budget_takes_no_step<S: Store>(ctx: Ctx<S>) {
     agent(&s, "agt_a").await;
     s.record_remit(&remit("r1", None, Some(10))).await.unwrap();
     let chain = [id("r1")];
-    s.consume_call(&chain, Some(&risk(2, 3))).await.unwrap();
+    let spent = s.consume_call(&chain, Some(&risk(2, 3))).await.unwrap();
+    assert_eq!((spent.steps_used, spent.risk_spent), (1, Some(2)));
     match s.consume_call(&chain, Some(&risk(2, 3))).await {
         Err(StoreError::RiskBudgetExhausted {
             spent,
@@ -108,6 +111,18 @@ async fn a_call_over_the_risk_budget_takes_no_step<S: Store>(ctx: Ctx<S>) {
     ));
     assert_eq!(used_after_one_more(&s, "r1").await, 2);
     assert_eq!(s.risk_spent(&id("agt_a"), 3_600).await.unwrap(), 2);
+    assert_eq!(
+        s.usage(&id("r1"), &id("agt_a"), 3_600).await.unwrap(),
+        Usage {
+            steps_used: 2,
+            risk_spent: 2
+        }
+    );
+    // Another window, and a remit never recorded, have used nothing.
+    assert_eq!(
+        s.usage(&id("ghost"), &id("agt_a"), 7_200).await.unwrap(),
+        Usage::default()
+    );
     // A zero-cost call spends no budget and still counts its step.
     s.consume_call(&chain, Some(&risk(0, 3))).await.unwrap();
     assert_eq!(used_after_one_more(&s, "r1").await, 4);
@@ -155,7 +170,7 @@ async fn concurrent_calls_from_two_pools_never_overspend_a_shared_root<S: Store>
             let mut granted = 0;
             for _ in 0..3 {
                 match store.consume_call(&[id(leaf), id("r1")], None).await {
-                    Ok(()) => granted += 1,
+                    Ok(_) => granted += 1,
                     Err(StoreError::StepsExhausted { jti, .. }) => assert_eq!(jti, "r1"),
                     Err(other) => panic!("unexpected {other}"),
                 }
@@ -192,7 +207,7 @@ async fn concurrent_calls_never_overspend_the_risk_budget<S: Store>(ctx: Ctx<S>)
             let mut granted = 0;
             for _ in 0..3 {
                 match store.consume_call(&[id("r1")], Some(&risk(1, LIMIT))).await {
-                    Ok(()) => granted += 1,
+                    Ok(_) => granted += 1,
                     Err(StoreError::RiskBudgetExhausted { spent, .. }) => assert_eq!(spent, LIMIT),
                     Err(other) => panic!("unexpected {other}"),
                 }

@@ -62,7 +62,14 @@ async fn server_for<S: Store>(
         ..Facts::default()
     };
     let found = match Id::parse("server id", server) {
-        Ok(id) => state.store().server(&id).await,
+        Ok(id) => {
+            let ttl = state.gateway().config().cache_ttl;
+            state
+                .gateway()
+                .cache()
+                .server(state.store(), &id, ttl)
+                .await
+        }
         Err(e) => Err(e),
     };
     let refusal = match found {

@@ -68,6 +68,7 @@
 pub mod approvals;
 pub mod auth;
 pub mod bless;
+pub mod cache;
 pub mod http;
 pub mod jsonrpc;
 pub mod pipeline;
@@ -101,6 +102,9 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// How long an upstream's tool list is reused before it is asked again.
     pub tools_cache_ttl: Duration,
+    /// How long registry rows and usage counters read from the store are
+    /// reused (see [`cache`]); zero reads the store on every call.
+    pub cache_ttl: Duration,
     /// Allowed clock skew of a DPoP proof's `iat`, seconds.
     pub proof_max_skew_secs: u64,
     /// Whether `Authorization: Bearer <chain>` (no proof of possession) is
@@ -127,6 +131,7 @@ impl Default for GatewayConfig {
             max_json_depth: 32,
             upstream_timeout: Duration::from_secs(30),
             tools_cache_ttl: Duration::from_secs(5),
+            cache_ttl: Duration::from_secs(1),
             proof_max_skew_secs: 60,
             allow_bearer: true,
             risk_budget: 20,
@@ -160,6 +165,7 @@ pub struct GatewayRuntime {
     upstreams: upstream::UpstreamPool,
     sessions: Mutex<HashSet<String>>,
     args_key: ArgsKey,
+    cache: cache::CallCache,
 }
 
 impl GatewayRuntime {
@@ -176,6 +182,7 @@ impl GatewayRuntime {
             config: RwLock::new(Arc::new(config)),
             sessions: Mutex::new(HashSet::new()),
             args_key: ArgsKey::new(&secret),
+            cache: cache::CallCache::new(),
         })
     }
 
@@ -190,6 +197,12 @@ impl GatewayRuntime {
             ReplayCache::new(REPLAY_CAPACITY, config.proof_max_skew_secs);
         self.upstreams.configure(config.upstreams.clone());
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        self.cache.clear();
+    }
+
+    /// Registry rows and usage counters reused across calls.
+    pub fn cache(&self) -> &cache::CallCache {
+        &self.cache
     }
 
     /// The DPoP proof replay cache.

@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use super::auth::Caller;
 use super::jsonrpc::{self, Incoming};
 use super::upstream::{Upstream, UpstreamError};
+use super::GatewayConfig;
 use crate::policy::description_hash;
 use crate::state::{now, now_ms, AppState};
 
@@ -376,6 +377,7 @@ struct CallContext<'a> {
     report: Option<&'a ScanReport>,
     tool_id: &'a str,
     granted: bool,
+    steps_used: u32,
     risk_used: u32,
     risk_max: u32,
     approved: bool,
@@ -411,7 +413,7 @@ fn decision_request(action: Action, c: &CallContext<'_>) -> Result<DecisionReque
         secrets,
         chain_depth: claims.depth,
         original_user: claims.sub.clone(),
-        steps_used: 0,
+        steps_used: c.steps_used,
         steps_max: claims
             .max_steps
             .map_or(u32::MAX, |m| u32::try_from(m).unwrap_or(u32::MAX)),
@@ -537,7 +539,12 @@ async fn list_tools<S: Store>(
         Ok((_, tools)) => tools,
         Err(refused) => return refused,
     };
-    let registered = match state.store().tools(&server.id).await {
+    let registered = match state
+        .gateway()
+        .cache()
+        .tools(state.store(), &server.id, config.cache_ttl)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
@@ -547,7 +554,7 @@ async fn list_tools<S: Store>(
     let grants = &caller.chain.leaf_claims().authorization_details;
     let empty = json!({});
     let (mut shown, mut changed) = (Vec::new(), Vec::new());
-    for tool in &registered {
+    for tool in registered.iter() {
         let Some((hash, listed)) = current.get(tool.name.as_str()) else {
             continue;
         };
@@ -567,6 +574,7 @@ async fn list_tools<S: Store>(
                 report: None,
                 tool_id: &tool_id,
                 granted,
+                steps_used: 0,
                 risk_used: 0,
                 risk_max: config.risk_budget,
                 approved: false,
@@ -792,7 +800,12 @@ async fn call_tool<S: Store>(
     };
     // One read of the server's pins serves both the blessing check and the
     // policy's server-wide description hash.
-    let registered = match state.store().tools(&server.id).await {
+    let registered = match state
+        .gateway()
+        .cache()
+        .tools(state.store(), &server.id, config.cache_ttl)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
@@ -860,12 +873,18 @@ async fn call_tool<S: Store>(
         Ok(a) => a,
         Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
     };
-    let window = {
-        let w = config.risk_window_secs.max(1);
-        i64::try_from(now() - now() % w).unwrap_or(0)
+    let window = risk_window(&config);
+    let leaf = match Id::parse("remit jti", caller.chain.leaf_claims().jti.as_str()) {
+        Ok(j) => j,
+        Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
     };
-    let risk_used = match state.store().risk_spent(&agent_id, window).await {
-        Ok(r) => u32::try_from(r).unwrap_or(u32::MAX),
+    let usage = match state
+        .gateway()
+        .cache()
+        .usage(state.store(), &leaf, &agent_id, window, config.cache_ttl)
+        .await
+    {
+        Ok(u) => u,
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
     let hash = call_hash(
@@ -888,7 +907,8 @@ async fn call_tool<S: Store>(
         report: Some(&report),
         tool_id: &tool_id,
         granted: authorized.is_ok(),
-        risk_used,
+        steps_used: u32::try_from(usage.steps_used).unwrap_or(u32::MAX),
+        risk_used: u32::try_from(usage.risk_spent).unwrap_or(u32::MAX),
         risk_max: config.risk_budget,
         approved: false,
         shadow,
@@ -969,10 +989,7 @@ async fn call_tool<S: Store>(
             let held = NewApproval {
                 id: approval.clone(),
                 agent: agent_id.clone(),
-                remit_jti: match Id::parse("remit jti", caller.chain.leaf_claims().jti.as_str()) {
-                    Ok(i) => i,
-                    Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
-                },
+                remit_jti: leaf.clone(),
                 tool: tool_ref.clone(),
                 call_hash: hash.clone(),
                 summary: format!(
@@ -1062,7 +1079,7 @@ async fn call_tool<S: Store>(
             amount: cost,
             limit: i64::from(config.risk_budget),
         });
-        if let Err(e) = consume_call(state, caller, risk.as_ref()).await {
+        if let Err(e) = consume_call(state, caller, window, risk.as_ref()).await {
             return match e {
                 StoreError::StepsExhausted { .. } => {
                     refuse_with!(deny("gw-steps-exhausted", e.to_string()))
@@ -1376,7 +1393,9 @@ async fn read_content<S: Store>(
         return insufficient_scope(state, caller, id, &facts, &tool_id, reason).await;
     }
     if !shadow {
-        if let Err(e) = consume_call(state, caller, None).await {
+        if let Err(e) =
+            consume_call(state, caller, risk_window(&state.gateway().config()), None).await
+        {
             return match e {
                 StoreError::StepsExhausted { .. } => {
                     refuse_with!(deny("gw-steps-exhausted", e.to_string()))
@@ -1416,6 +1435,7 @@ async fn read_content<S: Store>(
         report: None,
         tool_id: &tool_id,
         granted: authorized.is_ok(),
+        steps_used: 0,
         risk_used: 0,
         risk_max: config.risk_budget,
         approved: false,
@@ -1431,13 +1451,22 @@ async fn read_content<S: Store>(
     release(state, caller, id, facts, result, &context, action, None).await
 }
 
+/// The start of the risk window `now` falls in.
+fn risk_window(config: &GatewayConfig) -> i64 {
+    let w = config.risk_window_secs.max(1);
+    let now = now();
+    i64::try_from(now - now % w).unwrap_or(0)
+}
+
 /// Uses one step of every remit along the chain, leaf first (a root's
 /// `max_steps` bounds everything delegated from it), and the call's risk,
-/// in one store round trip, all or nothing. Links delegated offline are
-/// recorded the first time they are seen.
+/// in one store round trip, all or nothing; what the store counted is
+/// what the next call's policy sees. Links delegated offline are recorded
+/// the first time they are seen.
 async fn consume_call<S: Store>(
     state: &AppState<S>,
     caller: &Caller,
+    window: i64,
     risk: Option<&RiskSpend>,
 ) -> Result<(), StoreError> {
     let chain = caller
@@ -1447,13 +1476,18 @@ async fn consume_call<S: Store>(
         .rev()
         .map(|link| Id::parse("remit jti", link.claims().jti.as_str()))
         .collect::<Result<Vec<_>, _>>()?;
-    match state.store().consume_call(&chain, risk).await {
+    let counted = match state.store().consume_call(&chain, risk).await {
         Err(StoreError::NotFound { what: "remit", .. }) => {
             record_links(state, caller).await?;
             state.store().consume_call(&chain, risk).await
         }
         done => done,
+    }?;
+    if let Some(leaf) = chain.first() {
+        let ttl = state.gateway().config().cache_ttl;
+        state.gateway().cache().counted(leaf, window, counted, ttl);
     }
+    Ok(())
 }
 
 async fn record_links<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 //! max_body_bytes = 1048576       # largest request body
 //! max_json_depth = 32            # deepest nesting of a request
 //! upstream_timeout_secs = 30     # one upstream answer
+//! cache_ttl_ms = 1000            # registry rows and usage counters reused
 //! allow_bearer = true            # accept `Bearer <chain>` without a DPoP proof
 //! risk_budget = 20               # risk points per agent per window
 //! risk_window_secs = 3600
@@ -143,6 +144,9 @@ pub struct GatewaySettings {
     pub upstream_timeout_secs: Option<u64>,
     /// How long an upstream's tool list is reused, seconds.
     pub tools_cache_ttl_secs: Option<u64>,
+    /// How long registry rows and usage counters are reused, milliseconds
+    /// (0 ..= 60000; 0 reads the store on every call).
+    pub cache_ttl_ms: Option<u64>,
     /// Allowed clock skew of a DPoP proof, seconds (0 ..= 300).
     pub proof_max_skew_secs: Option<u64>,
     /// Whether `Authorization: Bearer <chain>` is accepted at all.
@@ -271,6 +275,14 @@ impl GatewaySettings {
             "at most 3600 seconds",
         )? {
             config.tools_cache_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = range(
+            "cache_ttl_ms",
+            self.cache_ttl_ms,
+            |v| v <= 60_000,
+            "at most 60000 milliseconds",
+        )? {
+            config.cache_ttl = Duration::from_millis(v);
         }
         if let Some(v) = range(
             "proof_max_skew_secs",
@@ -439,6 +451,7 @@ mod tests {
             ("proof_max_skew_secs = 3600", "at most 300"),
             ("risk_window_secs = 0", "at least 1"),
             ("approval_ttl_secs = 0", "at least 1"),
+            ("cache_ttl_ms = 60001", "at most 60000"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(needle), "{text}: {err}");
@@ -496,7 +509,7 @@ mod tests {
         let file = dir.path().join("tok");
         std::fs::write(&file, "from-file\n").unwrap();
         let config = parse(&format!(
-            "max_body_bytes = 2048\nallow_bearer = false\nshadow_agents = [\"new\"]\nupstream_timeout_secs = 5\n\
+            "max_body_bytes = 2048\nallow_bearer = false\nshadow_agents = [\"new\"]\nupstream_timeout_secs = 5\ncache_ttl_ms = 0\n\
              [upstreams.gh]\nheaders = {{ Authorization = \"env:TOKEN\", X-Literal = \"lit\" }}\n\
              env = {{ T = \"file:{}\" }}\n",
             file.display()
@@ -507,6 +520,7 @@ mod tests {
         assert!(config.shadow("new", "any"));
         assert!(!config.shadow("old", "any"));
         assert_eq!(config.upstream_timeout, Duration::from_secs(5));
+        assert_eq!(config.cache_ttl, Duration::ZERO);
         assert_eq!(
             config.max_json_depth,
             GatewayConfig::default().max_json_depth
