@@ -69,7 +69,7 @@ mod sqlite;
 pub use error::{redact_url, StoreError};
 pub use model::{
     Agent, Approval, ApprovalState, Classification, Id, IssuedRemit, McpServer, NewAgent,
-    NewApproval, NewMcpServer, NewObservation, Observation, Revocation, RevocationKind,
+    NewApproval, NewMcpServer, NewObservation, Observation, PromptPin, Revocation, RevocationKind,
     RevocationTarget, Revoked, RiskSpend, RiskTier, Status, StepCount, StoredCheckpoint, Tool,
     Verdict, MAX_ID_LEN,
 };
