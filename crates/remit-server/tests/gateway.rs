@@ -1688,3 +1688,31 @@ async fn resource_subscriptions_are_refused_clearly_and_not_advertised() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_upstream_tool_error_is_passed_through_as_a_result_with_is_error() {
+    let gw = Gw::start().await;
+    let chain = gw.remit(gw.read_grant()).await;
+    // Inside the granted directory, but missing: the tool itself fails.
+    let missing = gw.root.join("missing.txt");
+    let r = gw
+        .call(
+            &chain,
+            "read_file",
+            json!({"path": missing.display().to_string()}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("error").is_none(), "not a refusal: {}", r.body);
+    assert_eq!(r.body["result"]["isError"], true, "{}", r.body);
+    assert!(
+        r.body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Error executing tool read_file"),
+        "{}",
+        r.body
+    );
+    let receipt = gw.receipt(r.body["result"]["_meta"]["receipt_id"].as_u64().unwrap());
+    assert_eq!(receipt.kind, Kind::Allow);
+}
