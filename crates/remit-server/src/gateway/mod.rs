@@ -40,7 +40,9 @@
 //! only what the remit grants; resource templates are not offered. A read
 //! the policy escalates is held exactly like a tool call ([`hold`]): a
 //! pending approval bound to the hash of the exact request (leaf remit,
-//! server, method, URI or prompt name, arguments), released once. Prompts
+//! server, method, URI or prompt name, arguments), released once. The
+//! policy decides on the content read, so the upstream is asked (and a step
+//! used) before the hold: each held attempt costs a step. Prompts
 //! are pinned when the server is blessed ([`bless`]): the hash of each
 //! prompt's description and arguments; a changed prompt is hidden from
 //! `prompts/list` and `prompts/get` is refused (`gw-description-changed`)
