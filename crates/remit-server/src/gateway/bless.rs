@@ -143,8 +143,10 @@ pub async fn bless<S: Store>(
             json!(existing.is_some_and(|t| t.description_sha256 != stored.description_sha256));
         pinned.push(out);
     }
-    let prompts = pin_prompts(&state, &server, &upstream, config.upstream_timeout).await?;
+    let prompts = pin_prompts(&state, &server, &upstream, config.upstream_timeout).await;
+    // The tools pinned above count even when the prompts could not be.
     state.reload_policy().await?;
+    let prompts = prompts?;
     Ok(Json(
         json!({ "server": server.id.as_str(), "tools": pinned, "prompts": prompts }),
     ))
