@@ -452,6 +452,17 @@ pub mod events {
         e
     }
 
+    /// A prompt pinned (or re-pinned) when its server was blessed.
+    pub fn prompt_added(server: &str, prompt: &str, time_ms: u64) -> Event {
+        let mut e = base(
+            Kind::Register,
+            time_ms,
+            format!("prompt.add:{server}/{prompt}"),
+        );
+        e.actors = vec![admin()];
+        e
+    }
+
     /// A policy decision in the ledger's words: effect, determining policy
     /// ids, version, and the explanation (for denials and escalations).
     pub fn policy_decision(decision: &remit_policy::Decision) -> Decision {

@@ -237,6 +237,21 @@ pub struct Tool {
     pub created_at: i64,
 }
 
+/// A prompt of a blessed server, pinned by the hash of its description and
+/// arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromptPin {
+    /// The server it belongs to.
+    pub server: Id,
+    /// Its name as the server announces it.
+    pub name: Id,
+    /// SHA-256 (hex) of the reviewed description and arguments; a changed
+    /// prompt is refused until it is pinned again.
+    pub description_sha256: String,
+    /// When it was last pinned.
+    pub pinned_at: i64,
+}
+
 /// What is recorded about an issued remit. Never the token itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedRemit {

@@ -9,8 +9,8 @@ use std::future::Future;
 use crate::error::StoreError;
 use crate::model::{
     Agent, Approval, CallUsage, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer,
-    NewObservation, Observation, Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend,
-    StepCount, StoredCheckpoint, Tool, Usage, Verdict,
+    NewObservation, Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, Revoked,
+    RiskSpend, StepCount, StoredCheckpoint, Tool, Usage, Verdict,
 };
 
 /// Shorthand for the futures returned by every repository method.
@@ -51,6 +51,11 @@ pub trait ServerRepo {
     /// Pins a tool, or re-pins an existing one: its risk, clearance and
     /// description hash are replaced (its `created_at` is kept).
     fn set_tool(&self, tool: &Tool) -> impl StoreFuture<Tool>;
+    /// Pins a prompt of a known server, or re-pins it (its hash and time
+    /// are replaced).
+    fn set_prompt(&self, prompt: &PromptPin) -> impl StoreFuture<PromptPin>;
+    /// The pinned prompts of a known server, ordered by name.
+    fn prompts(&self, server: &Id) -> impl StoreFuture<Vec<PromptPin>>;
 }
 
 /// Issued remits (facts about them, never the tokens) and their step counters.

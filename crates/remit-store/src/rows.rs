@@ -6,7 +6,7 @@
 use crate::error::StoreError;
 use crate::model::{
     Agent, Approval, ApprovalState, Classification, Id, IssuedRemit, McpServer, NewObservation,
-    Observation, Revocation, RevocationKind, RevocationTarget, RiskTier, Status, Tool,
+    Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, RiskTier, Status, Tool,
 };
 
 #[derive(Debug, sqlx::FromRow)]
@@ -85,6 +85,26 @@ impl TryFrom<ToolRow> for Tool {
             clearance: Classification::stored(&r.clearance)?,
             description_sha256: r.description_sha256,
             created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct PromptRow {
+    server_id: String,
+    name: String,
+    description_sha256: String,
+    pinned_at: i64,
+}
+
+impl TryFrom<PromptRow> for PromptPin {
+    type Error = StoreError;
+    fn try_from(r: PromptRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            server: Id::stored("server id", r.server_id)?,
+            name: Id::stored("prompt name", r.name)?,
+            description_sha256: r.description_sha256,
+            pinned_at: r.pinned_at,
         })
     }
 }

@@ -16,6 +16,7 @@ pub(crate) const AGENT_COLUMNS: &str =
 pub(crate) const SERVER_COLUMNS: &str = "id, name, url, clearance, status, created_at, updated_at";
 pub(crate) const TOOL_COLUMNS: &str =
     "server_id, name, risk, clearance, description_sha256, created_at";
+pub(crate) const PROMPT_COLUMNS: &str = "server_id, name, description_sha256, pinned_at";
 pub(crate) const REMIT_COLUMNS: &str =
     "jti, root_jti, parent_jti, holder_thumbprint, sub, agent_id, issued_at, expires_at, max_steps";
 pub(crate) const REVOCATION_COLUMNS: &str = "kind, value, epoch, reason, revoked_by, revoked_at";
@@ -304,6 +305,44 @@ macro_rules! impl_repositories {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(StoreError::query("list tools"))?;
+                parse_all(rows)
+            }
+
+            async fn set_prompt(&self, prompt: &PromptPin) -> Result<PromptPin, StoreError> {
+                let sql = format!(
+                    "INSERT INTO mcp_prompts ({PROMPT_COLUMNS}) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (server_id, name) DO UPDATE SET \
+                     description_sha256 = excluded.description_sha256, pinned_at = excluded.pinned_at \
+                     RETURNING {PROMPT_COLUMNS}"
+                );
+                let stored = sqlx::query_as::<$db, PromptRow>(&sql)
+                    .bind(prompt.server.as_str())
+                    .bind(prompt.name.as_str())
+                    .bind(&prompt.description_sha256)
+                    .bind(prompt.pinned_at)
+                    .fetch_one(&self.pool)
+                    .await;
+                match stored {
+                    Ok(row) => PromptPin::try_from(row),
+                    Err(e) if is_foreign_key_violation(&e) => {
+                        Err(not_found("server", prompt.server.as_str()))
+                    }
+                    Err(e) => Err(StoreError::query("pin a prompt")(e)),
+                }
+            }
+
+            async fn prompts(&self, server: &Id) -> Result<Vec<PromptPin>, StoreError> {
+                if self.fetch_server(server.as_str()).await?.is_none() {
+                    return Err(not_found("server", server.as_str()));
+                }
+                let sql = format!(
+                    "SELECT {PROMPT_COLUMNS} FROM mcp_prompts WHERE server_id = $1 ORDER BY name"
+                );
+                let rows = sqlx::query_as::<$db, PromptRow>(&sql)
+                    .bind(server.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::query("list prompts"))?;
                 parse_all(rows)
             }
         }

@@ -72,6 +72,7 @@ both_backends!(
     checkpoints_cannot_be_rewritten,
     revocation_follower_sees_revocations_from_another_pool,
     set_tool_repins_and_keeps_creation_time,
+    prompts_pin_to_known_servers_and_repin,
 );
 
 async fn registering_an_agent_twice_is_refused<S: Store>(ctx: Ctx<S>) {
@@ -163,6 +164,40 @@ async fn set_tool_repins_and_keeps_creation_time<S: Store>(ctx: Ctx<S>) {
     tool.description_sha256 = "cd".repeat(32);
     assert_eq!(stored, tool, "created_at is kept, the rest replaced");
     assert_eq!(s.tools(&id("srv_web")).await.unwrap(), vec![tool]);
+}
+
+async fn prompts_pin_to_known_servers_and_repin<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    let prompt = PromptPin {
+        server: id("srv_notes"),
+        name: id("summarize"),
+        description_sha256: "ab".repeat(32),
+        pinned_at: 5,
+    };
+    assert_err!(
+        s.set_prompt(&prompt).await,
+        StoreError::NotFound { what: "server", .. }
+    );
+    assert_err!(
+        s.prompts(&id("srv_notes")).await,
+        StoreError::NotFound { .. }
+    );
+    let server = NewMcpServer {
+        id: id("srv_notes"),
+        name: "Notes".into(),
+        url: "stdio:python3 server.py".into(),
+        clearance: Classification::Internal,
+    };
+    s.add_server(&server, 1).await.unwrap();
+    assert_eq!(s.prompts(&id("srv_notes")).await.unwrap(), vec![]);
+    assert_eq!(s.set_prompt(&prompt).await.unwrap(), prompt);
+    let repinned = PromptPin {
+        description_sha256: "cd".repeat(32),
+        pinned_at: 9,
+        ..prompt.clone()
+    };
+    assert_eq!(ctx.second.set_prompt(&repinned).await.unwrap(), repinned);
+    assert_eq!(s.prompts(&id("srv_notes")).await.unwrap(), vec![repinned]);
 }
 
 async fn tools_pin_to_known_servers_only<S: Store>(ctx: Ctx<S>) {

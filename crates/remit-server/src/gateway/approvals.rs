@@ -1,7 +1,10 @@
 //! `/v1/approvals`: calls the policy held for a human, and the shadow-mode
 //! switches. An approval is bound to the hash of one exact call (remit,
-//! server, tool, arguments) and releases it once: the agent retries the same
-//! call and the gateway consumes the approval.
+//! server, tool, arguments) — or of one exact `resources/read` (URI) or
+//! `prompts/get` (name and arguments), whose `tool` is then
+//! `<server>/resources/read` or `<server>/prompts/get` — and releases it
+//! once: the agent retries the same request and the gateway consumes the
+//! approval ([`super::hold`]).
 
 use axum::extract::{Path, State};
 use axum::Json;

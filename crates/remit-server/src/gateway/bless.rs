@@ -1,14 +1,18 @@
 //! Blessing: the gateway lists an upstream's tools and pins each one's
 //! description and input schema hash, so a later change (a "rug pull")
 //! hides the tool and refuses calls to it until an operator blesses again.
+//! Prompts are pinned the same way (description and arguments): a changed
+//! or new prompt is hidden from `prompts/list` and `prompts/get` is refused
+//! until the next blessing.
 
 use axum::extract::{Path, State};
 use axum::Json;
-use remit_store::{Classification, Id, RiskTier, Store, StoreError, Tool};
+use remit_store::{Classification, Id, McpServer, PromptPin, RiskTier, Store, StoreError, Tool};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::pipeline::tool_hash;
+use super::pipeline::{list_prompts, prompt_hash, tool_hash};
+use super::upstream::Upstream;
 use crate::problem::{JsonBody, Problem};
 use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
@@ -139,10 +143,65 @@ pub async fn bless<S: Store>(
             json!(existing.is_some_and(|t| t.description_sha256 != stored.description_sha256));
         pinned.push(out);
     }
+    let prompts = pin_prompts(&state, &server, &upstream, config.upstream_timeout).await;
+    // The tools pinned above count even when the prompts could not be.
     state.reload_policy().await?;
+    let prompts = prompts?;
     Ok(Json(
-        json!({ "server": server.id.as_str(), "tools": pinned }),
+        json!({ "server": server.id.as_str(), "tools": pinned, "prompts": prompts }),
     ))
+}
+
+/// Pins every prompt the upstream lists now (an upstream without prompts
+/// has none to pin): the hash of its description and arguments, one
+/// receipt each. A prompt whose name is not a valid id cannot be pinned, so
+/// the gateway never offers it.
+async fn pin_prompts<S: Store>(
+    state: &AppState<S>,
+    server: &McpServer,
+    upstream: &Upstream,
+    timeout: std::time::Duration,
+) -> Result<Vec<Value>, Problem> {
+    let listed = list_prompts(upstream, timeout).await.map_err(|e| {
+        Problem::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "upstream-failed",
+            "Upstream failed",
+            format!("listing the prompts of {}: {e}", server.id),
+        )
+    })?;
+    let mut pinned = Vec::new();
+    for prompt in &listed {
+        let Some(Ok(name)) = prompt
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|n| Id::parse("prompt name", n))
+        else {
+            continue;
+        };
+        let stored = state
+            .store()
+            .set_prompt(&PromptPin {
+                server: server.id.clone(),
+                name,
+                description_sha256: prompt_hash(prompt),
+                pinned_at: stamp(),
+            })
+            .await?;
+        let receipt = state
+            .record(events::prompt_added(
+                stored.server.as_str(),
+                stored.name.as_str(),
+                now_ms(),
+            ))
+            .await?;
+        pinned.push(json!({
+            "name": stored.name.as_str(),
+            "description_sha256": stored.description_sha256,
+            "receipt_id": receipt,
+        }));
+    }
+    Ok(pinned)
 }
 
 /// `GET /v1/servers/{id}/tools/{tool}`.

@@ -37,15 +37,35 @@
 //! put to the policy (`read_resource` / `get_prompt`, resource `Server`,
 //! with the content's classification), redacted or withheld above the
 //! holder's class, and receipted. `resources/list` and `prompts/list` show
-//! only what the remit grants; resource templates are not offered.
+//! only what the remit grants; resource templates are not offered. A read
+//! the policy escalates is held exactly like a tool call ([`hold`]): a
+//! pending approval bound to the hash of the exact request (leaf remit,
+//! server, method, URI or prompt name, arguments), released once. The
+//! policy decides on the content read, so the upstream is asked (and a step
+//! used) before the hold: each held attempt costs a step. Prompts
+//! are pinned when the server is blessed ([`bless`]): the hash of each
+//! prompt's description and arguments; a changed prompt is hidden from
+//! `prompts/list` and `prompts/get` is refused (`gw-description-changed`)
+//! until the next blessing, and a prompt that appeared since is not offered
+//! (`gw-prompt-not-blessed`). Resource descriptions are not pinned (the
+//! policy decides on the content read, which is scanned).
+//!
+//! `resources/subscribe` is refused (method not found, and the
+//! `initialize` answer does not advertise `resources.subscribe`): updates
+//! would need a server-to-client stream the gateway does not offer, and the
+//! upstream session is shared by every client, so one client's subscription
+//! cannot be kept apart from another's. Clients poll `resources/read`,
+//! which is mediated.
 //!
 //! The policy context carries `pop` (`dpop` or `bearer`: the lockdown preset
 //! refuses bearer use), whether the remit grants the call, and the holder's
 //! clearance.
 //!
 //! In shadow mode (per agent or per server) stages 3–5 record an
-//! observation with what they would have decided and let the call through;
-//! authentication, revocation and result redaction still apply.
+//! observation with what they would have decided and let the call through
+//! — a tool call, a `resources/read` or a `prompts/get` alike;
+//! authentication, revocation, the description pins and result redaction
+//! still apply.
 //!
 //! # Refusals
 //!
@@ -69,6 +89,7 @@ pub mod approvals;
 pub mod auth;
 pub mod bless;
 pub mod cache;
+pub mod hold;
 pub mod http;
 pub mod jsonrpc;
 pub mod pipeline;
