@@ -32,6 +32,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             get(registry::list_servers::<S>).post(registry::add_server::<S>),
         )
         .route(
+            "/v1/servers/{id}/disable",
+            post(registry::disable_server::<S>),
+        )
+        .route(
             "/v1/servers/{id}/tools",
             get(registry::list_tools::<S>).post(registry::add_tool::<S>),
         )

@@ -72,6 +72,7 @@ pub const NOT_YET_DOCUMENTED: &[&str] = &[
         registry::get_agent,
         registry::disable_agent,
         registry::add_server,
+        registry::disable_server,
         registry::list_servers,
         registry::add_tool,
         registry::list_tools,

@@ -438,6 +438,13 @@ pub mod events {
         e
     }
 
+    /// An MCP server was disabled: the gateway refuses every call to it.
+    pub fn server_disabled(server: &str, time_ms: u64) -> Event {
+        let mut e = base(Kind::Revoke, time_ms, format!("server.disable:{server}"));
+        e.actors = vec![admin()];
+        e
+    }
+
     /// An MCP server was blessed.
     pub fn server_added(server: &str, time_ms: u64) -> Event {
         let mut e = base(Kind::Register, time_ms, format!("server.add:{server}"));

@@ -243,6 +243,29 @@ pub async fn add_server<S: Store>(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(post, path = "/v1/servers/{id}/disable", tag = "registry", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    responses((status = 200, description = "Disabled: the gateway refuses every call to it", body = crate::openapi::schema::McpServer)))]
+/// `POST /v1/servers/{id}/disable`: the gateway refuses every call to the
+/// server from the next call on (on other replicas within the gateway's
+/// cache TTL); its pins stay for an audit. Disabling twice changes nothing.
+pub async fn disable_server<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(server): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let server = state
+        .store()
+        .disable_server(&id("server id", &server)?, stamp())
+        .await?;
+    state.registry_changed().await;
+    let receipt = state
+        .record(events::server_disabled(server.id.as_str(), now_ms()))
+        .await?;
+    let mut out = server_json(&server);
+    out["receipt_id"] = json!(receipt);
+    Ok(Json(out))
+}
+
 #[utoipa::path(get, path = "/v1/servers", tag = "registry", security(("admin_token" = [])),
     responses((status = 200, description = "Every blessed server", body = crate::openapi::schema::McpServerList)))]
 /// `GET /v1/servers`.

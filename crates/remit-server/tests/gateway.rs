@@ -865,6 +865,32 @@ async fn a_blessing_changed_through_this_gateway_applies_to_the_next_call() {
 }
 
 #[tokio::test]
+async fn a_disabled_server_refuses_the_next_call_with_a_receipt() {
+    let gw = Gw::start_with(|c| c.cache_ttl = Duration::from_secs(600)).await;
+    let chain = gw.remit(Gw::echo_grant()).await;
+    let r = gw.call(&chain, "echo", json!({"text": "before"})).await;
+    assert_eq!(
+        r.body["result"]["content"][0]["text"], "before",
+        "{}",
+        r.body
+    );
+    let r = gw
+        .admin_call("POST", "/v1/servers/files/disable", json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "disabled", "{}", r.body);
+    let disabled = gw.receipt(r.body["receipt_id"].as_u64().unwrap());
+    assert_eq!(disabled.kind, Kind::Revoke);
+    let r = gw.call(&chain, "echo", json!({"text": "after"})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(policy_ids(&gw.last_receipt()), ["gw-server-disabled"]);
+    let r = gw
+        .admin_call("POST", "/v1/servers/nobody/disable", json!({}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+#[tokio::test]
 async fn shadow_mode_lets_a_denied_call_through_and_records_what_it_would_do() {
     let gw = Gw::start().await;
     let r = gw

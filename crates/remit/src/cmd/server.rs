@@ -1,4 +1,4 @@
-//! `remit server add|list|tools|bless|tool-set`: the MCP servers the
+//! `remit server add|list|tools|bless|tool-set|disable`: the MCP servers the
 //! gateway fronts, and the tools pinned on them, over the API.
 
 use std::process::ExitCode;
@@ -58,6 +58,11 @@ enum ServerCommand {
         #[arg(long = "tool")]
         tools: Vec<String>,
     },
+    /// Disable a server: the gateway refuses every call to it.
+    Disable {
+        /// The server's id.
+        id: String,
+    },
     /// Set a pinned tool's risk or clearance.
     ToolSet {
         /// The server's id.
@@ -104,6 +109,20 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
             })
         }
         ServerCommand::List => list(&api, json),
+        ServerCommand::Disable { id } => api
+            .post(&format!("/v1/servers/{}/disable", segment(&id)), &json!({}))
+            .and_then(|s| {
+                if json {
+                    io::print_json(&s)?;
+                } else {
+                    println!(
+                        "disabled server {}: the gateway refuses every call to it (receipt {})",
+                        text(&s["id"]),
+                        text(&s["receipt_id"])
+                    );
+                }
+                Ok(())
+            }),
         ServerCommand::Tools { id } => tools(&api, json, &id),
         ServerCommand::Bless {
             id,
