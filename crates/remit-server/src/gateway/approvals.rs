@@ -14,11 +14,14 @@ use crate::problem::{JsonBody, Problem};
 use crate::state::{now, now_ms, AppState};
 
 /// Body of an approve or reject (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decide {
-    /// Who decides; `admin` when absent.
+    /// Who decides, for the admin token (a label; `admin` when absent). An
+    /// admin authenticated by an ID token is recorded as its OIDC user, and
+    /// a `by` naming anyone else is refused.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
     pub by: Option<String>,
 }
 
@@ -41,6 +44,8 @@ pub fn approval_json(a: &Approval) -> Value {
 }
 
 /// `GET /v1/approvals`: pending approvals, oldest first.
+#[utoipa::path(get, path = "/v1/approvals", tag = "gateway", security(("admin_token" = [])),
+    responses((status = 200, description = "Pending approvals, oldest first", body = crate::openapi::schema::ApprovalList)))]
 pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Value>, Problem> {
     let pending = state.store().pending_approvals().await?;
     Ok(Json(json!({
@@ -49,6 +54,9 @@ pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Val
 }
 
 /// `GET /v1/approvals/{id}`.
+#[utoipa::path(get, path = "/v1/approvals/{id}", tag = "gateway", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    responses((status = 200, description = "The approval", body = crate::openapi::schema::Approval)))]
 pub async fn show<S: Store>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
@@ -104,6 +112,13 @@ async fn decide<S: Store>(
 }
 
 /// `POST /v1/approvals/{id}/approve`.
+#[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "gateway", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Approved: the same call may now run once", body = crate::openapi::schema::Approval),
+        (status = 409, description = "Already decided, or expired", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn approve<S: Store>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
@@ -113,6 +128,13 @@ pub async fn approve<S: Store>(
 }
 
 /// `POST /v1/approvals/{id}/reject`.
+#[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "gateway", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Rejected", body = crate::openapi::schema::Approval),
+        (status = 409, description = "Already decided, or expired", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn reject<S: Store>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
@@ -121,15 +143,17 @@ pub async fn reject<S: Store>(
     decide(&state, id, Verdict::Reject, body).await
 }
 
-/// Body of `POST /v1/gateway/shadow`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /v1/gateway/shadow`: exactly one of `agent` or `server`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shadow {
     /// An agent to put in (or take out of) shadow mode.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
     pub agent: Option<String>,
     /// A server to put in (or take out of) shadow mode.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
     pub server: Option<String>,
     /// On or off.
     pub enabled: bool,
@@ -143,12 +167,17 @@ fn shadow_json(config: &super::GatewayConfig) -> Value {
 }
 
 /// `GET /v1/gateway/shadow`: who runs in shadow mode.
+#[utoipa::path(get, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
+    responses((status = 200, description = "Agents and servers in shadow mode in this process", body = crate::openapi::schema::ShadowState)))]
 pub async fn shadow_show<S: Store>(State(state): State<AppState<S>>) -> Json<Value> {
     Json(shadow_json(&state.gateway().config()))
 }
 
 /// `POST /v1/gateway/shadow`: switches shadow mode for an agent or a
 /// server (in this process; not persisted).
+#[utoipa::path(post, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
+    request_body = Shadow,
+    responses((status = 200, description = "Who runs in shadow mode now", body = crate::openapi::schema::ShadowState)))]
 pub async fn shadow_set<S: Store>(
     State(state): State<AppState<S>>,
     JsonBody(body): JsonBody<Shadow>,
