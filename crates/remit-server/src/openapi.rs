@@ -442,6 +442,10 @@ pub mod schema {
         /// Whether this request revoked it (`POST` only).
         #[schema(nullable = false)]
         pub newly_revoked: Option<bool>,
+        /// How many exchanged remits were revoked with it, in the same
+        /// transaction, because it reaches their subject chains (`POST` only).
+        #[schema(nullable = false)]
+        pub propagated: Option<u64>,
         /// Index of the revoke receipt (when newly revoked).
         #[schema(nullable = false)]
         pub receipt_id: Option<u64>,

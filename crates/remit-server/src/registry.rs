@@ -164,6 +164,7 @@ pub async fn disable_agent<S: Store>(
     let receipt = state
         .record(events::agent_disabled(agent.id.as_str(), now_ms()))
         .await?;
+    state.record_propagated(&revoked.propagated).await;
     let mut out = agent_json(&agent);
     out["revocation_epoch"] = json!(revoked.revocation.epoch);
     out["receipt_id"] = json!(receipt);

@@ -85,6 +85,8 @@ pub async fn revoke<S: Store>(
     } else {
         StatusCode::OK
     };
+    state.record_propagated(&revoked.propagated).await;
+    out["propagated"] = json!(revoked.propagated.len());
     Ok((status, Json(out)))
 }
 

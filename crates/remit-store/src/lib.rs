@@ -68,8 +68,8 @@ mod sqlite;
 
 pub use error::{redact_url, StoreError};
 pub use model::{
-    Agent, Approval, ApprovalState, Classification, Id, IssuedRemit, McpServer, NewAgent,
-    NewApproval, NewMcpServer, NewObservation, Observation, Revocation, RevocationKind,
+    Agent, Approval, ApprovalState, Classification, ExchangeLink, Id, IssuedRemit, McpServer,
+    NewAgent, NewApproval, NewMcpServer, NewObservation, Observation, Revocation, RevocationKind,
     RevocationTarget, Revoked, RiskSpend, RiskTier, Status, StepCount, StoredCheckpoint, Tool,
     Verdict, MAX_ID_LEN,
 };
