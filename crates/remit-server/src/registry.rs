@@ -154,7 +154,12 @@ pub async fn disable_agent<S: Store>(
     };
     let revoked = state
         .store()
-        .revoke(&target, "agent disabled", "admin", stamp())
+        .revoke(
+            &target,
+            "agent disabled",
+            &crate::oidc::admin_name(),
+            stamp(),
+        )
         .await?;
     state.refresh_revocations().await?;
     state.registry_changed().await;

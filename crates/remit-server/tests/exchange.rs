@@ -1308,6 +1308,58 @@ async fn an_id_token_exchanges_for_a_root_remit_the_policy_allows(s: Server, idp
     assert_oauth_error(&reply, "invalid_grant", "revoked");
 }
 
+async fn an_admin_identity_decides_approvals_in_its_own_name(s: Server, idp: Idp) {
+    s.register("bot", "alice").await;
+    let later = now() + 600;
+    let mut rows = String::new();
+    for id in ["ap-1", "ap-2", "ap-3"] {
+        rows.push_str(&format!(
+            "INSERT INTO approvals (id, agent_id, remit_jti, tool, call_hash, summary, state, requested_at, expires_at) \
+             VALUES ('{id}', 'bot', 'jti-{id}', 'files/delete', 'h', 'delete /etc', 'pending', 1, {later});"
+        ));
+    }
+    s.db.execute(&rows).await;
+    let admin = idp.rs256(&idp.claims("ops-lead", json!({"groups": ["remit-admins"]})));
+    let decide = |path: &str, body: &str| {
+        let path = path.to_owned();
+        let body = body.to_owned();
+        let admin = admin.clone();
+        let s = &s;
+        async move {
+            s.send_as("POST", &path, Some(&admin), "application/json", &body)
+                .await
+        }
+    };
+    // Negative first: an ID-token admin cannot record the decision as
+    // someone else's, and nothing is decided.
+    let reply = decide("/v1/approvals/ap-2/reject", r#"{"by": "someone-else"}"#).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("ops-lead"), "{}", reply.body);
+    assert_eq!(s.get("/v1/approvals/ap-2").await.json()["state"], "pending");
+
+    let reply = decide("/v1/approvals/ap-1/approve", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["state"], "approved");
+    assert_eq!(body["decided_by"], "ops-lead", "{body}");
+    let receipts = s.receipts().await;
+    let last = receipts.last().unwrap();
+    assert_eq!(last["kind"], "approve", "{last}");
+    assert_eq!(last["approval"]["approver"], "ops-lead", "{last}");
+    assert_eq!(last["actors"][0]["id"], "ops-lead", "{last}");
+    // Naming oneself is fine; a decision is final (409, not a 500).
+    let reply = decide("/v1/approvals/ap-2/reject", r#"{"by": "ops-lead"}"#).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["decided_by"], "ops-lead");
+    let reply = decide("/v1/approvals/ap-1/reject", "").await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(reply.headers.contains("application/problem+json"));
+    // The admin token is still recorded as `admin`.
+    let reply = s.post("/v1/approvals/ap-3/approve", &json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["decided_by"], "admin");
+}
+
 async fn with_idp(backend: &str) -> Option<(Server, Idp)> {
     let idp = Idp::start().await;
     let server = match backend {
@@ -1337,6 +1389,7 @@ with_an_idp_on_both_backends!(
     forged_or_foreign_id_tokens_are_not_admins,
     an_admin_identity_uses_the_admin_api_and_is_named_in_receipts,
     an_id_token_exchanges_for_a_root_remit_the_policy_allows,
+    an_admin_identity_decides_approvals_in_its_own_name,
 );
 
 macro_rules! on_both_backends {

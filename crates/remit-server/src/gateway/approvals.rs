@@ -68,6 +68,26 @@ pub async fn show<S: Store>(
     Ok(Json(approval_json(&approval)))
 }
 
+/// Who a decision is recorded as: the OIDC user of an admin authenticated
+/// by an ID token (a `by` naming someone else is refused, not ignored);
+/// for the admin token, the body's `by` label or `admin`.
+fn decided_by(by: Option<String>, identity: Option<String>) -> Result<String, Problem> {
+    match (identity, by) {
+        (Some(user), Some(by)) if by != user => Err(Problem::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "decider-mismatch",
+            "Cannot decide for someone else",
+            format!("you are authenticated as {user:?}; a decision cannot be recorded as {by:?} (omit `by`)"),
+        )),
+        (Some(user), _) => Ok(user),
+        (None, Some(by)) => {
+            Id::parse("by", by.as_str())?;
+            Ok(by)
+        }
+        (None, None) => Ok("admin".into()),
+    }
+}
+
 async fn decide<S: Store>(
     state: &AppState<S>,
     id: String,
@@ -75,7 +95,7 @@ async fn decide<S: Store>(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
     let body: Decide = super::bless::optional_json(&body)?;
-    let by = body.by.unwrap_or_else(|| "admin".into());
+    let by = decided_by(body.by, crate::oidc::admin_identity())?;
     let id = Id::parse("approval id", id)?;
     let approval = state
         .store()
