@@ -50,22 +50,29 @@
 //! `Grant::is_within` a subject grant), class, steps and expiry are never
 //! raised. What offline verification cannot see is the derivation from the
 //! subject; that lives in the store (`exchange_links`: every subject link's
-//! jti and agent), and revocation closes the gap: a **subtree** revocation
-//! of any subject link, or an **agent** revocation of any subject agent,
-//! is followed (on the replica that wrote it, before it answers) by a
-//! subtree revocation of every custody root derived from it, transitively
-//! ([`propagate_revocations`]). Those are ordinary revocations, so every
-//! replica and every gateway consulting the revocation set refuses the
-//! exchanged remit too. `sub` and issuer-`kid` revocations reach it
-//! directly (same `sub`, same issuer key); a revoked *holder key* of a
-//! subject link does not propagate (recorded as a gap). A `jti`
-//! revocation of the subject leaf kills only that remit, as it does for
-//! an offline child.
+//! jti, agent and signing key id), and revocation closes the gap: a
+//! **subtree** revocation of any subject link, an **agent** revocation of
+//! any subject agent, or a **kid** revocation of a key that signed any
+//! subject link (the issuer key of its root, or a holder key that signed a
+//! delegation) is followed by a subtree revocation of every custody root
+//! derived from it, transitively. The store writes those in the
+//! revocation's own transaction ([`remit_store::RevocationRepo::revoke`]),
+//! so no crash can leave a revoked subject with a live exchanged remit;
+//! a revocation left unpropagated by an older Remit (which propagated
+//! after the write) is repaired at start and on every periodic refresh
+//! ([`crate::AppState::repair_propagation`]). They are ordinary
+//! revocations, so every replica and every gateway consulting the
+//! revocation set refuses the exchanged remit too. `sub` revocations reach
+//! it directly (same `sub`). A `jti` revocation of the subject leaf kills
+//! only that remit, as it does for an offline child. Exchanges recorded
+//! before migration 0003 have no key ids, so a `kid` revocation does not
+//! reach them (they still expire, and follow every other kind).
 //!
-//! An exchange racing a revocation: the exchange records its links first,
-//! then refreshes the revocation set and checks the subject again, so
-//! either the revocation's propagation sees the links or the exchange sees
-//! the revocation.
+//! An exchange racing a revocation: recording the exchange's links takes
+//! the same lock as a revocation write, and propagates any revocation
+//! already written that reaches them; one written after sees the links.
+//! The exchange then refreshes the revocation set and checks the subject
+//! again (for the kinds that do not propagate, such as the leaf's `jti`).
 //!
 //! The exchange is a `delegate` policy decision (principal
 //! `Agent::"<subject holder>"`, resource `Agent::"<actor>"`): both must be
@@ -90,7 +97,9 @@ use axum::extract::{Form, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
-use remit_store::{Id, IssuedRemit, RemitFacts, RevocationKind, RevocationTarget, Status, Store};
+use remit_store::{
+    ExchangeLink, Id, IssuedRemit, RemitFacts, RevocationKind, RevocationTarget, Status, Store,
+};
 use remit_token::{
     delegate, mint, DelegateRequest, EcPublicJwk, EcdsaP256Signer, Grant, MintRequest, Signer as _,
     UnverifiedChain, VerifiedChain, VerifyingKey,
@@ -112,8 +121,6 @@ pub const REMIT_TOKEN_TYPE: &str = "urn:remit:params:oauth:token-type:remit";
 pub const MAX_ASSERTION_SECS: u64 = 300;
 /// Clock skew tolerated on an assertion's `iat`/`nbf`, seconds.
 pub const ASSERTION_LEEWAY_SECS: u64 = 30;
-/// Most custody roots one revocation may reach through exchanges.
-pub const MAX_PROPAGATION: usize = 10_000;
 
 /// The form of `POST /oauth/token`. Unknown parameters are ignored (RFC
 /// 6749 §3.2); a repeated one is refused.
@@ -215,6 +222,17 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// `POST /oauth/token`.
+#[utoipa::path(post, path = "/oauth/token", tag = "exchange",
+    request_body(content = crate::openapi::schema::TokenExchangeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The exchanged remit (RFC 8693 §2.2.1)", body = crate::openapi::schema::TokenExchanged,
+            headers(("cache-control" = String, description = "`no-store`"))),
+        (status = 400, description = "RFC 6749 §5.2 error: the request, the subject or actor token, the target or the grants were refused",
+            body = crate::openapi::schema::OAuthError, content_type = "application/json",
+            headers(("cache-control" = String, description = "`no-store`"))),
+        (status = "default", description = "RFC 6749 §5.2 error (`server_error` with 500); never a problem document",
+            body = crate::openapi::schema::OAuthError, content_type = "application/json"),
+    ))]
 pub async fn token<S: Store>(
     State(state): State<AppState<S>>,
     form: Result<Form<TokenRequest>, FormRejection>,
@@ -412,21 +430,25 @@ async fn exchange<S: Store>(
             ))),
             e => OAuthError::server("recording the exchanged remit", &e),
         })?;
-    let links: Vec<(Id, Id)> = subject
+    let links: Vec<ExchangeLink> = subject
         .links()
         .iter()
         .map(|l| {
-            Ok((
-                id("remit jti", &l.claims().jti)?,
-                id("agent id", &l.claims().act.sub)?,
-            ))
+            Ok(ExchangeLink {
+                jti: id("remit jti", &l.claims().jti)?,
+                agent: id("agent id", &l.claims().act.sub)?,
+                kid: id("key id", l.kid())?,
+            })
         })
         .collect::<Result<_, OAuthError>>()?;
-    state
+    // A revocation that already reaches the subject is propagated to the
+    // new root in this same write (the check below then refuses).
+    let propagated = state
         .store()
-        .record_exchange(&root_jti, &links)
+        .record_exchange(&root_jti, &links, to_i64(now))
         .await
         .map_err(|e| OAuthError::server("recording the exchange", &e))?;
+    state.record_propagated(&propagated).await;
     state
         .store()
         .record_remit(&IssuedRemit {
@@ -442,8 +464,8 @@ async fn exchange<S: Store>(
         })
         .await
         .map_err(|e| OAuthError::server("recording the actor's remit", &e))?;
-    // A revocation that landed while we minted: its propagation may have
-    // missed the links just written, so look again now.
+    // Any other revocation of the subject (its user, the leaf's jti, ...)
+    // that landed while we minted: look again now.
     state
         .refresh_revocations()
         .await
@@ -849,7 +871,7 @@ async fn revoke_root<S: Store>(
         kind: RevocationKind::Subtree,
         value: root.clone(),
     };
-    state
+    let revoked = state
         .store()
         .revoke(&target, reason, "exchange", to_i64(now()))
         .await
@@ -857,62 +879,12 @@ async fn revoke_root<S: Store>(
     state
         .refresh_revocations()
         .await
-        .map_err(|e| OAuthError::server("refreshing revocations", &e))
-}
-
-/// Follows every subtree and agent revocation above `epoch` to the custody
-/// roots exchanged from a chain it reaches, and revokes those subtrees too
-/// (transitively, at most [`MAX_PROPAGATION`]). Each new revocation gets a
-/// receipt; a receipt that cannot be written is logged (the revocation
-/// itself, a tightening, stands). Returns how many were revoked.
-pub async fn propagate_revocations<S: Store>(
-    state: &AppState<S>,
-    epoch: i64,
-) -> Result<usize, remit_store::StoreError> {
-    let store = state.store();
-    let mut pending: Vec<RevocationTarget> = store
-        .revocations_since(epoch)
-        .await?
-        .into_iter()
-        .map(|r| r.target)
-        .filter(|t| matches!(t.kind, RevocationKind::Subtree | RevocationKind::Agent))
-        .collect();
-    let mut revoked_count = 0;
-    while let Some(target) = pending.pop() {
-        for root in store.exchanged_under(target.kind, &target.value).await? {
-            let derived = RevocationTarget {
-                kind: RevocationKind::Subtree,
-                value: root,
-            };
-            let reason = format!(
-                "exchanged from a chain under revoked {} {}",
-                target.kind,
-                target.value.as_str()
-            );
-            let done = store
-                .revoke(&derived, &reason, "exchange", to_i64(now()))
-                .await?;
-            if !done.newly_revoked {
-                continue;
-            }
-            revoked_count += 1;
-            let event = events::revoked("subtree", derived.value.as_str(), now_ms());
-            if let Err(problem) = state.record(event).await {
-                tracing::error!(
-                    detail = problem.detail(),
-                    "receipt of a propagated revocation"
-                );
-            }
-            if revoked_count >= MAX_PROPAGATION {
-                tracing::error!(
-                    "revocation propagation stopped at {MAX_PROPAGATION} exchanged remits"
-                );
-                return Ok(revoked_count);
-            }
-            pending.push(derived);
-        }
+        .map_err(|e| OAuthError::server("refreshing revocations", &e))?;
+    if revoked.newly_revoked {
+        state.record_propagated(&[revoked.revocation]).await;
     }
-    Ok(revoked_count)
+    state.record_propagated(&revoked.propagated).await;
+    Ok(())
 }
 
 fn to_i64(value: u64) -> i64 {

@@ -350,7 +350,8 @@ pub async fn install_policy<S: Store>(
 /// Rebuilds the policy's entity directory from the store every
 /// [`crate::state::POLICY_REFRESH`]: how a replica learns of agents, servers
 /// and tools registered through another replica (mutations on this process
-/// rebuild at once). The task ends with the runtime.
+/// rebuild at once). Each tick also repairs missing revocation propagation
+/// ([`AppState::repair_propagation`]). The task ends with the runtime.
 pub fn spawn_policy_refresh<S: Store>(state: &AppState<S>) {
     let state = state.clone();
     tokio::spawn(async move {
@@ -362,6 +363,11 @@ pub fn spawn_policy_refresh<S: Store>(state: &AppState<S>) {
                 Ok(true) => tracing::info!("policy entities rebuilt: the registry changed"),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "periodic policy rebuild failed"),
+            }
+            // A replica of an older Remit may have crashed between a
+            // revocation and its propagation: repair it here too.
+            if let Err(error) = state.repair_propagation().await {
+                tracing::warn!(%error, "checking revocation propagation failed");
             }
         }
     });

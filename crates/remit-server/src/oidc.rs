@@ -748,10 +748,22 @@ pub async fn as_admin_identity<F: std::future::Future>(user: String, work: F) ->
     ADMIN_IDENTITY.scope(user, work).await
 }
 
+/// The OIDC user the current admin request was authenticated as (inside
+/// [`as_admin_identity`]); `None` for the admin token.
+pub fn admin_identity() -> Option<String> {
+    ADMIN_IDENTITY.try_with(Clone::clone).ok()
+}
+
+/// Who the current admin request acts as, for records that name a person
+/// (`revoked_by`): the OIDC user, or `admin` for the admin token.
+pub fn admin_name() -> String {
+    admin_identity().unwrap_or_else(|| "admin".into())
+}
+
 /// Inside [`as_admin_identity`], replaces the generic `admin` actor of
 /// `event` with the identity's user; elsewhere leaves it as it is.
 pub fn attribute_to_admin_identity(event: &mut remit_ledger::Event) {
-    let Ok(user) = ADMIN_IDENTITY.try_with(Clone::clone) else {
+    let Some(user) = admin_identity() else {
         return;
     };
     for actor in &mut event.actors {

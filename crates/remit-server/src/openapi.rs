@@ -25,7 +25,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, ServerBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::state::AppState;
-use crate::{app, receipts_api, registry, remits, revocation};
+use crate::{app, gateway, receipts_api, registry, remits, revocation};
 
 /// Name of the admin bearer security scheme in the document.
 pub const ADMIN_SCHEME: &str = "admin_token";
@@ -35,21 +35,6 @@ pub const ADMIN_SCHEME: &str = "admin_token";
 /// MCP itself). A route under one of these prefixes is skipped by the
 /// route test; anything else must be documented.
 pub const UNDOCUMENTED_PREFIXES: &[&str] = &["/mcp"];
-
-/// Routes that landed before their OpenAPI entries: a debt list, not an
-/// exemption. Each should move into the document (and out of this list);
-/// schemathesis does not exercise them until then.
-pub const NOT_YET_DOCUMENTED: &[&str] = &[
-    "/oauth/token",
-    "/.well-known/oauth-protected-resource/mcp/{server}",
-    "/v1/servers/{id}/bless",
-    "/v1/servers/{id}/tools/{tool}",
-    "/v1/approvals",
-    "/v1/approvals/{id}",
-    "/v1/approvals/{id}/approve",
-    "/v1/approvals/{id}/reject",
-    "/v1/gateway/shadow",
-];
 
 /// The API description. Build the served document with [`document`].
 #[derive(Debug, OpenApi)]
@@ -83,6 +68,18 @@ pub const NOT_YET_DOCUMENTED: &[&str] = &[
         revocation::oauth_revoke,
         receipts_api::leaves,
         receipts_api::latest_checkpoint,
+        crate::exchange::token,
+        gateway::http::resource_metadata,
+        gateway::bless::bless,
+        gateway::bless::show_tool,
+        gateway::bless::set_tool,
+        gateway::bless::set_tool_post,
+        gateway::approvals::list,
+        gateway::approvals::show,
+        gateway::approvals::approve,
+        gateway::approvals::reject,
+        gateway::approvals::shadow_show,
+        gateway::approvals::shadow_set,
     ),
     components(schemas(schema::Problem)),
     modifiers(&ProblemsAndSecurity),
@@ -93,6 +90,8 @@ pub const NOT_YET_DOCUMENTED: &[&str] = &[
         (name = "remits", description = "Issuing remits"),
         (name = "revocation", description = "Revocation and introspection (RFC 7009, RFC 7662)"),
         (name = "receipts", description = "The signed receipt log"),
+        (name = "exchange", description = "RFC 8693 token exchange (errors are RFC 6749 §5.2 JSON, not problem documents)"),
+        (name = "gateway", description = "The MCP gateway's admin API: blessing servers, tuning tools, held calls, shadow mode"),
     )
 )]
 pub struct ApiDoc;
@@ -444,6 +443,10 @@ pub mod schema {
         /// Whether this request revoked it (`POST` only).
         #[schema(nullable = false)]
         pub newly_revoked: Option<bool>,
+        /// How many exchanged remits were revoked with it, in the same
+        /// transaction, because it reaches their subject chains (`POST` only).
+        #[schema(nullable = false)]
+        pub propagated: Option<u64>,
         /// Index of the revoke receipt (when newly revoked).
         #[schema(nullable = false)]
         pub receipt_id: Option<u64>,
@@ -570,6 +573,251 @@ pub mod schema {
         pub keys: Vec<Value>,
     }
 
+    /// The RFC 8693 grant type, the only one `/oauth/token` accepts.
+    #[derive(Debug, ToSchema)]
+    pub enum TokenExchangeGrant {
+        /// Token exchange.
+        #[schema(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+        TokenExchange,
+    }
+
+    /// What a `subject_token` is.
+    #[derive(Debug, ToSchema)]
+    pub enum SubjectTokenType {
+        /// A remit chain (`root~...~leaf`).
+        #[schema(rename = "urn:remit:params:oauth:token-type:remit")]
+        Remit,
+        /// A remit chain, named as a JWT.
+        #[schema(rename = "urn:ietf:params:oauth:token-type:jwt")]
+        Jwt,
+        /// An OpenID Connect ID token from a configured issuer.
+        #[schema(rename = "urn:ietf:params:oauth:token-type:id_token")]
+        IdToken,
+    }
+
+    /// What an `actor_token` is: always a JWT (the agent's assertion).
+    #[derive(Debug, ToSchema)]
+    pub enum ActorTokenType {
+        /// A JWT.
+        #[schema(rename = "urn:ietf:params:oauth:token-type:jwt")]
+        Jwt,
+    }
+
+    /// The token type `/oauth/token` issues.
+    #[derive(Debug, ToSchema)]
+    pub enum RemitTokenType {
+        /// A remit chain.
+        #[schema(rename = "urn:remit:params:oauth:token-type:remit")]
+        Remit,
+    }
+
+    /// The form of `POST /oauth/token` (RFC 8693 §2.1), sent as
+    /// `application/x-www-form-urlencoded`, each parameter at most once.
+    #[derive(Debug, ToSchema)]
+    pub struct TokenExchangeForm {
+        /// The RFC 8693 grant type.
+        pub grant_type: TokenExchangeGrant,
+        /// The remit chain the actor acts under, or an ID token.
+        #[schema(min_length = 1)]
+        pub subject_token: String,
+        /// What `subject_token` is.
+        pub subject_token_type: SubjectTokenType,
+        /// The actor's assertion: a compact ES256 JWS signed by its
+        /// registered key (`iss` = `sub` = agent id, `aud` = this server,
+        /// `exp` at most 300 s ahead, a `jti` used once).
+        #[schema(min_length = 1)]
+        pub actor_token: String,
+        /// Always the JWT token type.
+        pub actor_token_type: ActorTokenType,
+        /// RFC 9396 grants asked for: a JSON array of `remit_tool` grants, as text.
+        #[schema(min_length = 1)]
+        pub authorization_details: String,
+        /// The token type wanted; only a remit can be issued.
+        #[schema(nullable = false)]
+        pub requested_token_type: Option<RemitTokenType>,
+        /// Must be this server's audience when given.
+        #[schema(nullable = false)]
+        pub audience: Option<String>,
+        /// Must be this server's audience when given.
+        #[schema(nullable = false)]
+        pub resource: Option<String>,
+    }
+
+    /// `POST /oauth/token` success (RFC 8693 §2.2.1).
+    #[derive(Debug, ToSchema)]
+    pub struct TokenExchanged {
+        /// The issued chain text (`custody root~actor remit`, or one root
+        /// remit for an ID-token subject).
+        pub access_token: String,
+        /// The remit token type.
+        pub issued_token_type: RemitTokenType,
+        /// `N_A`: a remit is used with a proof of possession, never as a bearer token.
+        pub token_type: String,
+        /// Seconds until the issued remit expires.
+        pub expires_in: u64,
+        /// The grants the issued remit carries.
+        pub authorization_details: Vec<Grant>,
+        /// The leaf's token id.
+        pub jti: String,
+        /// The root's token id.
+        pub root: String,
+        /// The user (ID-token subjects only).
+        #[schema(nullable = false)]
+        pub sub: Option<String>,
+        /// The acting agent, with nested `act` for a delegation.
+        #[schema(value_type = Object)]
+        pub act: Value,
+        /// The policy version the decision was made with.
+        pub policy: Option<String>,
+        /// Index of the `delegate` (or `issue`) receipt.
+        pub receipt_id: u64,
+    }
+
+    /// An RFC 6749 §5.2 error code of `/oauth/token`.
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum OAuthErrorCode {
+        /// A parameter is missing, repeated or malformed, or the body is not a form.
+        InvalidRequest,
+        /// The subject or actor token is invalid, expired, revoked or
+        /// replayed, or the policy refused.
+        InvalidGrant,
+        /// `audience` or `resource` names another server.
+        InvalidTarget,
+        /// The requested grants are malformed or wider than the subject's (RFC 9396).
+        InvalidAuthorizationDetails,
+        /// `grant_type` is not token exchange.
+        UnsupportedGrantType,
+        /// The server failed (HTTP 500); details are in its log.
+        ServerError,
+    }
+
+    /// An RFC 6749 §5.2 error answer (`application/json`, not a problem document).
+    #[derive(Debug, ToSchema)]
+    pub struct OAuthError {
+        /// The error code.
+        pub error: OAuthErrorCode,
+        /// What went wrong, in words.
+        pub error_description: String,
+        /// For a policy refusal: `policy-denied` or `policy-escalated`.
+        #[schema(nullable = false)]
+        pub remit_reason: Option<String>,
+        /// For a policy refusal: the policies that decided.
+        #[schema(nullable = false)]
+        pub policy_ids: Option<Vec<String>>,
+        /// For a policy refusal: the policy version.
+        #[schema(nullable = false)]
+        pub policy_version: Option<String>,
+    }
+
+    /// RFC 9728 protected resource metadata of one MCP server behind the gateway.
+    #[derive(Debug, ToSchema)]
+    pub struct ProtectedResourceMetadata {
+        /// The resource: `<public URL>/mcp/<server>` (the audience its remits name).
+        pub resource: String,
+        /// This server.
+        pub authorization_servers: Vec<String>,
+        /// `header`.
+        pub bearer_methods_supported: Vec<String>,
+        /// `ES256`.
+        pub dpop_signing_alg_values_supported: Vec<String>,
+        /// Whether a DPoP proof is required (bearer use switched off).
+        pub dpop_bound_access_tokens_required: bool,
+        /// A name for people.
+        pub resource_name: String,
+    }
+
+    /// A tool pinned by a bless, and whether its pin changed.
+    #[derive(Debug, ToSchema)]
+    pub struct BlessedTool {
+        /// The server it belongs to.
+        pub server: String,
+        /// Its name.
+        pub name: String,
+        /// How much harm a call can do.
+        pub risk: RiskTier,
+        /// The most sensitive data it may receive.
+        pub clearance: Clearance,
+        /// SHA-256 (hex) of the description and input schema now pinned.
+        pub description_sha256: String,
+        /// When it was first pinned (Unix seconds).
+        pub created_at: i64,
+        /// Index of the receipt of this pin.
+        pub receipt_id: u64,
+        /// Whether an earlier, different pin was replaced.
+        pub repinned: bool,
+    }
+
+    /// `POST /v1/servers/{id}/bless`.
+    #[derive(Debug, ToSchema)]
+    pub struct Blessed {
+        /// The server.
+        pub server: String,
+        /// The tools pinned now.
+        pub tools: Vec<BlessedTool>,
+    }
+
+    /// Where a held call stands.
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum ApprovalState {
+        /// Waiting for a human.
+        Pending,
+        /// Approved: the same call may run once.
+        Approved,
+        /// Rejected.
+        Rejected,
+    }
+
+    /// A call held for a human decision.
+    #[derive(Debug, ToSchema)]
+    pub struct Approval {
+        /// Its identifier.
+        pub id: String,
+        /// The agent that made the call.
+        pub agent: String,
+        /// The remit it presented.
+        pub remit_jti: String,
+        /// `<server>/<tool>`.
+        pub tool: String,
+        /// SHA-256 (hex) of the canonical call it releases.
+        pub call_hash: String,
+        /// What the human is shown.
+        pub summary: String,
+        /// Where it stands.
+        pub state: ApprovalState,
+        /// When it was held (Unix seconds).
+        pub requested_at: i64,
+        /// When it stops being usable (Unix seconds).
+        pub expires_at: i64,
+        /// Who decided: the OIDC user for an ID-token admin, else the
+        /// body's `by` or `admin`.
+        pub decided_by: Option<String>,
+        /// When it was decided (Unix seconds).
+        pub decided_at: Option<i64>,
+        /// When the approved call was released (once).
+        pub consumed_at: Option<i64>,
+        /// Index of the approve or reject receipt (decisions only).
+        #[schema(nullable = false)]
+        pub receipt_id: Option<u64>,
+    }
+
+    /// `GET /v1/approvals`.
+    #[derive(Debug, ToSchema)]
+    pub struct ApprovalList {
+        /// Pending approvals, oldest first.
+        pub approvals: Vec<Approval>,
+    }
+
+    /// Who runs in shadow mode in this process.
+    #[derive(Debug, ToSchema)]
+    pub struct ShadowState {
+        /// Agents in shadow mode.
+        pub agents: Vec<String>,
+        /// Servers in shadow mode.
+        pub servers: Vec<String>,
+    }
+
     /// RFC 8414 authorization server metadata.
     #[derive(Debug, ToSchema)]
     pub struct ServerMetadata {
@@ -591,6 +839,12 @@ pub mod schema {
         pub dpop_signing_alg_values_supported: Vec<String>,
         /// Empty: this server has no authorization endpoint.
         pub response_types_supported: Vec<String>,
+        /// The RFC 8693 token exchange endpoint.
+        pub token_endpoint: String,
+        /// The token exchange grant type.
+        pub grant_types_supported: Vec<String>,
+        /// `none`: the actor authenticates with its assertion, not as a client.
+        pub token_endpoint_auth_methods_supported: Vec<String>,
     }
 }
 

@@ -123,6 +123,14 @@ impl From<StoreError> for Problem {
                 error.to_string(),
             ),
             StoreError::Invalid { .. } => Self::invalid(error.to_string()),
+            StoreError::ApprovalAlreadyDecided { .. } | StoreError::ApprovalNotUsable { .. } => {
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "approval-final",
+                    "Approval cannot be decided",
+                    error.to_string(),
+                )
+            }
             StoreError::Unreachable { .. } | StoreError::Query { .. } => {
                 crate::metrics::store_error("unavailable");
                 Self::new(
@@ -235,6 +243,23 @@ mod tests {
         }
         .into();
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn deciding_a_decided_approval_is_a_conflict_not_a_server_error() {
+        let again: Problem = StoreError::ApprovalAlreadyDecided {
+            id: "ap1".into(),
+            state: "approved".into(),
+        }
+        .into();
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        assert!(again.detail().contains("a decision is final"));
+        let expired: Problem = StoreError::ApprovalNotUsable {
+            id: "ap1".into(),
+            reason: "expired",
+        }
+        .into();
+        assert_eq!(expired.status(), StatusCode::CONFLICT);
     }
 
     #[test]

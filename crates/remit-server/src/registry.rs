@@ -154,7 +154,12 @@ pub async fn disable_agent<S: Store>(
     };
     let revoked = state
         .store()
-        .revoke(&target, "agent disabled", "admin", stamp())
+        .revoke(
+            &target,
+            "agent disabled",
+            &crate::oidc::admin_name(),
+            stamp(),
+        )
         .await?;
     state.refresh_revocations().await?;
     state.registry_changed().await;
@@ -164,6 +169,7 @@ pub async fn disable_agent<S: Store>(
     let receipt = state
         .record(events::agent_disabled(agent.id.as_str(), now_ms()))
         .await?;
+    state.record_propagated(&revoked.propagated).await;
     let mut out = agent_json(&agent);
     out["revocation_epoch"] = json!(revoked.revocation.epoch);
     out["receipt_id"] = json!(receipt);

@@ -67,7 +67,7 @@ pub async fn revoke<S: Store>(
     let reason = body.reason.unwrap_or_else(|| "revoked by an admin".into());
     let revoked = state
         .store()
-        .revoke(&target, &reason, "admin", stamp())
+        .revoke(&target, &reason, &crate::oidc::admin_name(), stamp())
         .await?;
     state.refresh_revocations().await?;
     let mut out = revocation_json(&revoked.revocation);
@@ -85,6 +85,8 @@ pub async fn revoke<S: Store>(
     } else {
         StatusCode::OK
     };
+    state.record_propagated(&revoked.propagated).await;
+    out["propagated"] = json!(revoked.propagated.len());
     Ok((status, Json(out)))
 }
 
@@ -176,15 +178,22 @@ pub async fn oauth_revoke<S: Store>(
     };
     let revoked = state
         .store()
-        .revoke(&target, "revoked through /oauth/revoke", "admin", stamp())
+        .revoke(
+            &target,
+            "revoked through /oauth/revoke",
+            &crate::oidc::admin_name(),
+            stamp(),
+        )
         .await?;
     state.refresh_revocations().await?;
     if !revoked.newly_revoked {
+        state.record_propagated(&revoked.propagated).await;
         return Ok((StatusCode::OK, Json(json!({}))));
     }
-    crate::metrics::revocation("jti");
+    crate::metrics::revocation("subtree");
     let receipt = state
         .record(events::revoked("subtree", target.value.as_str(), now_ms()))
         .await?;
+    state.record_propagated(&revoked.propagated).await;
     Ok((StatusCode::OK, Json(json!({ "receipt_id": receipt }))))
 }

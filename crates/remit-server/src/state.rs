@@ -1,7 +1,6 @@
 //! What every request handler shares: the store, the issuer key, the
 //! revocation set, the chain cache and the settings.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -84,7 +83,6 @@ struct Inner<S> {
     policy: RwLock<Arc<dyn PolicyEngine>>,
     policy_folder: RwLock<Option<crate::policy::PolicyFolder>>,
     policy_rebuild: tokio::sync::Mutex<()>,
-    propagated: AtomicI64,
     scanner: Scanner,
     scoped_cache: Mutex<ChainCache>,
     gateway: crate::gateway::GatewayRuntime,
@@ -122,9 +120,6 @@ impl<S: Store> AppState<S> {
         receipts: Arc<dyn ReceiptLog>,
     ) -> Result<Self, remit_store::StoreError> {
         let follower = RevocationFollower::start(store.clone(), REVOCATION_POLL).await?;
-        // Revocations older than this process were propagated by whoever
-        // wrote them.
-        let propagated = follower.revocations().epoch();
         let mut jwks = Jwks::new();
         let published = issuer.public_jwk().clone().published(issuer.key_id());
         jwks.insert(issuer.key_id(), issuer.public_jwk())
@@ -143,7 +138,7 @@ impl<S: Store> AppState<S> {
             what: "built-in standard preset",
             detail: e.to_string(),
         })?;
-        Ok(Self {
+        let state = Self {
             inner: Arc::new(Inner {
                 store,
                 issuer,
@@ -157,7 +152,6 @@ impl<S: Store> AppState<S> {
                 policy: RwLock::new(Arc::from(policy)),
                 policy_folder: RwLock::new(None),
                 policy_rebuild: tokio::sync::Mutex::new(()),
-                propagated: AtomicI64::new(propagated),
                 scanner: Scanner::new(ScanConfig::default()),
                 scoped_cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
                 gateway: crate::gateway::GatewayRuntime::new(
@@ -168,7 +162,9 @@ impl<S: Store> AppState<S> {
                     detail: e.to_string(),
                 })?,
             }),
-        })
+        };
+        state.repair_propagation().await?;
+        Ok(state)
     }
 
     /// The store.
@@ -319,22 +315,48 @@ impl<S: Store> AppState<S> {
     }
 
     /// Brings the revocation set up to date now (after a local revoke, so
-    /// this process never answers from a set older than its own write),
-    /// and follows the new subtree and agent revocations to the remits
-    /// exchanged from what they reach ([`crate::exchange::propagate_revocations`]).
-    ///
-    /// Propagation starts from the last epoch this process propagated (not
-    /// from the set's epoch, which the follower may already have advanced
-    /// past the revocation just written).
+    /// this process never answers from a set older than its own write).
+    /// Propagation to exchanged remits needs nothing here: the store writes
+    /// it in the revocation's own transaction.
     pub async fn refresh_revocations(&self) -> Result<(), remit_store::StoreError> {
-        let from = self.inner.propagated.load(Ordering::Acquire);
         self.revocations().catch_up(self.store()).await?;
-        let upto = self.revocations().epoch();
-        if crate::exchange::propagate_revocations(self, from).await? > 0 {
-            self.revocations().catch_up(self.store()).await?;
-        }
-        self.inner.propagated.fetch_max(upto, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Records a `revoke` receipt for each revocation the store propagated
+    /// to an exchanged remit. A receipt that cannot be written is logged:
+    /// the revocation itself, a tightening, stands.
+    pub async fn record_propagated(&self, propagated: &[remit_store::Revocation]) {
+        for revocation in propagated {
+            let kind = revocation.target.kind.to_string();
+            crate::metrics::revocation(&kind);
+            let event =
+                crate::receipts::events::revoked(&kind, revocation.target.value.as_str(), now_ms());
+            if let Err(problem) = self.record(event).await {
+                tracing::error!(
+                    detail = problem.detail(),
+                    "receipt of a propagated revocation"
+                );
+            }
+        }
+    }
+
+    /// Writes any propagation to exchanged remits that is missing from the
+    /// store (left by an older Remit that crashed between a revocation and
+    /// its propagation), with receipts, and refreshes the set. Runs at
+    /// start and on the periodic refresh; one read when nothing is missing.
+    pub async fn repair_propagation(&self) -> Result<usize, remit_store::StoreError> {
+        let stamp = i64::try_from(now()).unwrap_or(i64::MAX);
+        let written = self.store().repair_propagation(stamp).await?;
+        if !written.is_empty() {
+            tracing::warn!(
+                count = written.len(),
+                "revoked exchanged remits whose propagation was missing"
+            );
+            self.refresh_revocations().await?;
+            self.record_propagated(&written).await;
+        }
+        Ok(written.len())
     }
 
     /// Verification options at `now`: this server's audience and issuer.

@@ -22,7 +22,42 @@ const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 struct Server {
     addr: SocketAddr,
     token: String,
+    /// The issuer key, so a restarted server verifies the same remits.
+    issuer: remit_token::PrivateJwk,
+    db: Db,
+    /// Its public URL (shared by a restarted server).
+    public: String,
     _dir: tempfile::TempDir,
+}
+
+/// Where a test server's database is, to reopen it or write to it directly.
+#[derive(Clone)]
+enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+impl Db {
+    /// Runs SQL on the database behind the server's back.
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        match self {
+            Self::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                    sqlx::query(statement).execute(&mut conn).await.unwrap();
+                }
+            }
+            Self::Postgres { url, schema } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let sql = format!("SET search_path TO \"{schema}\"; {sql}");
+                for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                    sqlx::query(statement).execute(&mut conn).await.unwrap();
+                }
+            }
+        }
+    }
 }
 
 struct Reply {
@@ -37,15 +72,24 @@ impl Reply {
     }
 }
 
-async fn start<S: Store>(store: S, dir: tempfile::TempDir, oidc: Arc<OidcVerifier>) -> Server {
+async fn start_with<S: Store>(
+    store: S,
+    dir: tempfile::TempDir,
+    oidc: Arc<OidcVerifier>,
+    issuer: EcdsaP256Signer,
+    db: Db,
+    public_url: Option<String>,
+) -> Server {
     let receipt_key = EcdsaP256Signer::generate().unwrap();
     let log = FileReceiptLog::open(dir.path(), receipt_key, "remit.test/receipts").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token = remit_server::setup::new_admin_token().unwrap();
     let hash = remit_server::setup::sha256(token.as_bytes());
-    let issuer = EcdsaP256Signer::generate().unwrap();
-    let mut settings = Settings::new(format!("http://{addr}"));
+    let issuer_jwk = issuer.to_private_jwk().unwrap();
+    // Replicas share one public URL (the `iss` they mint and accept).
+    let public = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let mut settings = Settings::new(public.clone());
     settings.oidc = oidc;
     let state = AppState::new(store, issuer, hash, settings, Arc::new(log))
         .await
@@ -58,6 +102,9 @@ async fn start<S: Store>(store: S, dir: tempfile::TempDir, oidc: Arc<OidcVerifie
     Server {
         addr,
         token,
+        issuer: issuer_jwk,
+        db,
+        public,
         _dir: dir,
     }
 }
@@ -68,8 +115,10 @@ async fn sqlite() -> Server {
 
 async fn sqlite_with(oidc: Arc<OidcVerifier>) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    start(store, dir, oidc).await
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let issuer = EcdsaP256Signer::generate().unwrap();
+    start_with(store, dir, oidc, issuer, Db::Sqlite(path), None).await
 }
 
 async fn postgres() -> Option<Server> {
@@ -87,7 +136,11 @@ async fn postgres_with(oidc: Arc<OidcVerifier>) -> Option<Server> {
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let schema = format!("exch_{}", hex::encode(bytes));
     match PgStore::connect_in_schema(&url, &schema).await {
-        Ok(store) => Some(start(store, tempfile::tempdir().unwrap(), oidc).await),
+        Ok(store) => {
+            let db = Db::Postgres { url, schema };
+            let issuer = EcdsaP256Signer::generate().unwrap();
+            Some(start_with(store, tempfile::tempdir().unwrap(), oidc, issuer, db, None).await)
+        }
         Err(e) if required => panic!("PostgreSQL required but unreachable: {e}"),
         Err(e) => {
             eprintln!("PostgreSQL unreachable ({e}): scenario not run");
@@ -129,6 +182,39 @@ fn dechunk(mut body: &str) -> String {
 }
 
 impl Server {
+    /// Another process on the same database with the same issuer key, as
+    /// a replica started after this one (or this one restarted).
+    async fn restart(&self) -> Server {
+        let issuer = EcdsaP256Signer::from_jwk(&self.issuer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        match &self.db {
+            Db::Sqlite(path) => {
+                let store = SqliteStore::open(path).await.unwrap();
+                start_with(
+                    store,
+                    dir,
+                    Arc::default(),
+                    issuer,
+                    self.db.clone(),
+                    Some(self.url()),
+                )
+                .await
+            }
+            Db::Postgres { url, schema } => {
+                let store = PgStore::connect_in_schema(url, schema).await.unwrap();
+                start_with(
+                    store,
+                    dir,
+                    Arc::default(),
+                    issuer,
+                    self.db.clone(),
+                    Some(self.url()),
+                )
+                .await
+            }
+        }
+    }
+
     async fn send(&self, method: &str, path: &str, admin: bool, ct: &str, body: &str) -> Reply {
         let bearer = admin.then_some(self.token.as_str());
         self.send_as(method, path, bearer, ct, body).await
@@ -207,7 +293,7 @@ impl Server {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.public.clone()
     }
 
     /// An RFC 7523-style assertion signed by `key` for agent `id`.
@@ -638,6 +724,145 @@ async fn revoking_the_subject_reaches_the_exchanged_remit(s: Server) {
         }
         assert!(s.active(&sibling).await, "{kind}: a sibling is untouched");
     }
+}
+
+/// planner's root remit delegated offline (signed by planner's key) to
+/// helper, exchanged by reader, and exchanged again by writer.
+struct Exchanged {
+    subject: String,
+    exchanged: String,
+    twice: String,
+    sibling: String,
+}
+
+async fn exchange_twice(s: &Server) -> Exchanged {
+    let planner = s.register("planner", "alice").await;
+    let helper = s.register("helper", "alice").await;
+    let reader = s.register("reader", "alice").await;
+    let writer = s.register("writer", "alice").await;
+    let sibling = s.issue("planner", "alice", &["fs.*"]).await;
+    let root = s.issue("planner", "alice", &["fs.*"]).await;
+    let grants = vec![Grant::tools(vec![Pattern::try_from("fs.*").unwrap()])];
+    let child = delegate(
+        &UnverifiedChain::parse(&root).unwrap(),
+        &planner,
+        &DelegateRequest::new("helper", helper.public_jwk().clone(), grants),
+        now(),
+    )
+    .unwrap();
+    let subject = format!("{root}~{child}");
+    let actor = s.assertion("reader", &reader, json!({}));
+    let reply = s.exchange(&subject, &actor, &["fs.*"]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let exchanged = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let actor = s.assertion("writer", &writer, json!({}));
+    let reply = s.exchange(&exchanged, &actor, &["fs.read"]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let twice = reply.json()["access_token"].as_str().unwrap().to_owned();
+    for chain in [&subject, &exchanged, &twice, &sibling] {
+        assert!(s.active(chain).await);
+    }
+    Exchanged {
+        subject,
+        exchanged,
+        twice,
+        sibling,
+    }
+}
+
+impl Server {
+    /// The gateway's verdict on `chain` as a bearer credential: 404 when it
+    /// authenticates (no MCP server is registered), 401 when it does not.
+    async fn gateway_status(&self, chain: &str) -> Reply {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+        self.send_as(
+            "POST",
+            "/mcp/nowhere",
+            Some(chain),
+            "application/json",
+            &body,
+        )
+        .await
+    }
+}
+
+async fn revoking_a_key_that_signed_a_subject_link_reaches_the_exchanged_remit(s: Server) {
+    let e = exchange_twice(&s).await;
+    // The second link of the subject was signed by planner's key.
+    let kid = leaf(&e.subject).kid().to_owned();
+    assert_eq!(
+        kid,
+        UnverifiedRemit::parse(e.sibling.as_str())
+            .unwrap()
+            .claims()
+            .cnf
+            .jkt
+            .as_str(),
+        "the child's kid is its parent holder's thumbprint"
+    );
+    assert_eq!(s.gateway_status(&e.exchanged).await.status, 404);
+    let revokes_before = s
+        .receipts()
+        .await
+        .iter()
+        .filter(|r| r["kind"] == "revoke")
+        .count();
+    let reply = s
+        .post("/v1/revocations", &json!({"kind": "kid", "value": kid}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["propagated"], 2, "{}", reply.body);
+    assert!(!s.active(&e.subject).await, "subject");
+    assert!(!s.active(&e.exchanged).await, "exchanged");
+    assert!(!s.active(&e.twice).await, "exchanged twice");
+    // The gateway refuses it too, naming the revocation.
+    for chain in [&e.exchanged, &e.twice] {
+        let reply = s.gateway_status(chain).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        assert!(reply.body.contains("revoked"), "{}", reply.body);
+    }
+    // The sibling was signed by the issuer, not by planner's key.
+    assert!(s.active(&e.sibling).await, "a sibling is untouched");
+    assert_eq!(s.gateway_status(&e.sibling).await.status, 404);
+    // One receipt for the kid, one per propagated subtree.
+    let revokes = s
+        .receipts()
+        .await
+        .iter()
+        .filter(|r| r["kind"] == "revoke")
+        .count();
+    assert_eq!(revokes, revokes_before + 3);
+}
+
+async fn a_revocation_left_unpropagated_by_a_crash_is_repaired_at_start(s: Server) {
+    let e = exchange_twice(&s).await;
+    let subject_jti = leaf(&e.subject).claims().jti.clone();
+    // What an older Remit left when it crashed between writing the
+    // revocation and propagating it: the row, and nothing else.
+    s.db.execute(&format!(
+        "UPDATE revocation_epoch SET epoch = epoch + 1 WHERE id = 1; \
+         INSERT INTO revocations (kind, value, epoch, reason, revoked_by, revoked_at) \
+         SELECT 'subtree', '{subject_jti}', epoch, 'crashed', 'admin', 1 FROM revocation_epoch WHERE id = 1;"
+    ))
+    .await;
+    // A process started now repairs it before it serves.
+    let b = s.restart().await;
+    assert!(!b.active(&e.subject).await, "subject");
+    assert!(!b.active(&e.exchanged).await, "exchanged");
+    assert!(!b.active(&e.twice).await, "exchanged twice");
+    assert_eq!(b.gateway_status(&e.exchanged).await.status, 401);
+    assert!(b.active(&e.sibling).await, "a sibling is untouched");
+    let repaired: Vec<Value> = b
+        .receipts()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "revoke")
+        .collect();
+    assert_eq!(repaired.len(), 2, "{repaired:?}");
+    // A second start finds nothing left to repair.
+    let c = s.restart().await;
+    assert!(c.receipts().await.iter().all(|r| r["kind"] != "revoke"));
+    assert!(!c.active(&e.exchanged).await);
 }
 
 // ---- OpenID Connect: ID tokens as subjects and as admin identities ----------
@@ -1083,6 +1308,58 @@ async fn an_id_token_exchanges_for_a_root_remit_the_policy_allows(s: Server, idp
     assert_oauth_error(&reply, "invalid_grant", "revoked");
 }
 
+async fn an_admin_identity_decides_approvals_in_its_own_name(s: Server, idp: Idp) {
+    s.register("bot", "alice").await;
+    let later = now() + 600;
+    let mut rows = String::new();
+    for id in ["ap-1", "ap-2", "ap-3"] {
+        rows.push_str(&format!(
+            "INSERT INTO approvals (id, agent_id, remit_jti, tool, call_hash, summary, state, requested_at, expires_at) \
+             VALUES ('{id}', 'bot', 'jti-{id}', 'files/delete', 'h', 'delete /etc', 'pending', 1, {later});"
+        ));
+    }
+    s.db.execute(&rows).await;
+    let admin = idp.rs256(&idp.claims("ops-lead", json!({"groups": ["remit-admins"]})));
+    let decide = |path: &str, body: &str| {
+        let path = path.to_owned();
+        let body = body.to_owned();
+        let admin = admin.clone();
+        let s = &s;
+        async move {
+            s.send_as("POST", &path, Some(&admin), "application/json", &body)
+                .await
+        }
+    };
+    // Negative first: an ID-token admin cannot record the decision as
+    // someone else's, and nothing is decided.
+    let reply = decide("/v1/approvals/ap-2/reject", r#"{"by": "someone-else"}"#).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("ops-lead"), "{}", reply.body);
+    assert_eq!(s.get("/v1/approvals/ap-2").await.json()["state"], "pending");
+
+    let reply = decide("/v1/approvals/ap-1/approve", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["state"], "approved");
+    assert_eq!(body["decided_by"], "ops-lead", "{body}");
+    let receipts = s.receipts().await;
+    let last = receipts.last().unwrap();
+    assert_eq!(last["kind"], "approve", "{last}");
+    assert_eq!(last["approval"]["approver"], "ops-lead", "{last}");
+    assert_eq!(last["actors"][0]["id"], "ops-lead", "{last}");
+    // Naming oneself is fine; a decision is final (409, not a 500).
+    let reply = decide("/v1/approvals/ap-2/reject", r#"{"by": "ops-lead"}"#).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["decided_by"], "ops-lead");
+    let reply = decide("/v1/approvals/ap-1/reject", "").await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(reply.headers.contains("application/problem+json"));
+    // The admin token is still recorded as `admin`.
+    let reply = s.post("/v1/approvals/ap-3/approve", &json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["decided_by"], "admin");
+}
+
 async fn with_idp(backend: &str) -> Option<(Server, Idp)> {
     let idp = Idp::start().await;
     let server = match backend {
@@ -1112,6 +1389,7 @@ with_an_idp_on_both_backends!(
     forged_or_foreign_id_tokens_are_not_admins,
     an_admin_identity_uses_the_admin_api_and_is_named_in_receipts,
     an_id_token_exchanges_for_a_root_remit_the_policy_allows,
+    an_admin_identity_decides_approvals_in_its_own_name,
 );
 
 macro_rules! on_both_backends {
@@ -1135,4 +1413,6 @@ on_both_backends!(
     issuance_the_policy_refuses_is_403_with_reasons_and_a_receipt,
     an_exchanged_remit_is_narrower_nested_and_verifies_offline,
     revoking_the_subject_reaches_the_exchanged_remit,
+    revoking_a_key_that_signed_a_subject_link_reaches_the_exchanged_remit,
+    a_revocation_left_unpropagated_by_a_crash_is_repaired_at_start,
 );

@@ -68,9 +68,9 @@ mod sqlite;
 
 pub use error::{redact_url, StoreError};
 pub use model::{
-    Agent, Approval, ApprovalState, CallUsage, Classification, Id, IssuedRemit, McpServer,
-    NewAgent, NewApproval, NewMcpServer, NewObservation, Observation, PromptPin, Revocation,
-    RevocationKind, RevocationTarget, Revoked, RiskSpend, RiskTier, Status, StepCount,
+    Agent, Approval, ApprovalState, CallUsage, Classification, ExchangeLink, Id, IssuedRemit,
+    McpServer, NewAgent, NewApproval, NewMcpServer, NewObservation, Observation, PromptPin,
+    Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend, RiskTier, Status, StepCount,
     StoredCheckpoint, Tool, Usage, Verdict, MAX_ID_LEN,
 };
 pub use postgres::{PgStore, REVOCATION_CHANNEL};

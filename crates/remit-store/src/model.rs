@@ -348,8 +348,24 @@ pub struct Revocation {
 pub struct Revoked {
     /// The revocation now in force (the earlier one if it already was).
     pub revocation: Revocation,
-    /// False when the target was already revoked (no epoch was used).
+    /// False when the target was already revoked (no epoch was used for it).
     pub newly_revoked: bool,
+    /// Subtree revocations of exchanged roots written in the same
+    /// transaction because this revocation reaches their subject chains
+    /// (see [`crate::ExchangeRepo`]), in epoch order; also filled when the
+    /// target was already revoked but a propagation was missing.
+    pub propagated: Vec<Revocation>,
+}
+
+/// One link of the subject chain an exchanged root was derived from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeLink {
+    /// The link's token id.
+    pub jti: Id,
+    /// The agent holding the link.
+    pub agent: Id,
+    /// The id of the key that signed the link (its JWS header `kid`).
+    pub kid: Id,
 }
 
 /// A call held for a human.

@@ -8,9 +8,9 @@ use std::future::Future;
 
 use crate::error::StoreError;
 use crate::model::{
-    Agent, Approval, CallUsage, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer,
-    NewObservation, Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, Revoked,
-    RiskSpend, StepCount, StoredCheckpoint, Tool, Usage, Verdict,
+    Agent, Approval, CallUsage, ExchangeLink, Id, IssuedRemit, McpServer, NewAgent, NewApproval,
+    NewMcpServer, NewObservation, Observation, PromptPin, Revocation, RevocationKind,
+    RevocationTarget, Revoked, RiskSpend, StepCount, StoredCheckpoint, Tool, Usage, Verdict,
 };
 
 /// Shorthand for the futures returned by every repository method.
@@ -107,7 +107,12 @@ pub trait BudgetRepo {
 
 /// Revocations, each stamped with a strictly increasing epoch.
 pub trait RevocationRepo {
-    /// Revokes a target. Revoking it again changes nothing and uses no epoch.
+    /// Revokes a target and, in the same transaction, every remit
+    /// exchanged from a subject chain it reaches (a `subtree` of a subject
+    /// link, an `agent` holding one, the `kid` that signed one), as
+    /// `subtree` revocations of their exchanged roots, transitively
+    /// ([`Revoked::propagated`]). Revoking it again uses no epoch unless it
+    /// repairs a missing propagation.
     fn revoke(
         &self,
         target: &RevocationTarget,
@@ -119,6 +124,12 @@ pub trait RevocationRepo {
     fn revocations_since(&self, epoch: i64) -> impl StoreFuture<Vec<Revocation>>;
     /// The latest epoch (0 before the first revocation).
     fn revocation_epoch(&self) -> impl StoreFuture<i64>;
+    /// Writes every propagation [`Self::revoke`] would have written but
+    /// that is missing (a revocation written by an older Remit, which
+    /// propagated after its write and could crash in between), in one
+    /// transaction, and returns it. Idempotent: nothing is written when
+    /// nothing is missing.
+    fn repair_propagation(&self, now: i64) -> impl StoreFuture<Vec<Revocation>>;
 }
 
 /// Calls held for a human decision.
@@ -180,11 +191,22 @@ pub trait LogRepo {
 /// derived from, and which actor assertions were already used.
 pub trait ExchangeRepo {
     /// Records that the exchanged root `root` (already recorded as an
-    /// issued remit) was derived from a subject chain whose links are
-    /// `(jti, agent)`, root first.
-    fn record_exchange(&self, root: &Id, subject: &[(Id, Id)]) -> impl StoreFuture<()>;
+    /// issued remit) was derived from a subject chain with these links,
+    /// root first. Serialized with revocations: a revocation already
+    /// written that reaches one of the links is propagated to `root` in the
+    /// same transaction (returned, like [`Revoked::propagated`]), and a
+    /// later one sees the links.
+    ///
+    /// [`Revoked::propagated`]: crate::Revoked::propagated
+    fn record_exchange(
+        &self,
+        root: &Id,
+        subject: &[ExchangeLink],
+        now: i64,
+    ) -> impl StoreFuture<Vec<Revocation>>;
     /// The exchanged roots derived from a subject chain that holds the jti
-    /// (`kind` subtree) or the agent (`kind` agent); empty for other kinds.
+    /// (`kind` subtree), the agent (`kind` agent) or a link signed by the
+    /// key id (`kind` kid); empty for other kinds.
     fn exchanged_under(&self, kind: RevocationKind, value: &Id) -> impl StoreFuture<Vec<Id>>;
     /// Marks an actor assertion `jti` of `agent` used until `expires_at`;
     /// a second use is refused with [`StoreError::Duplicate`]. Expired

@@ -79,23 +79,6 @@ macro_rules! impl_repositories {
                     .map(Approval::try_from)
                     .transpose()
             }
-
-            async fn fetch_revocation(
-                &self,
-                target: &RevocationTarget,
-            ) -> Result<Option<Revocation>, StoreError> {
-                let sql = format!(
-                    "SELECT {REVOCATION_COLUMNS} FROM revocations WHERE kind = $1 AND value = $2"
-                );
-                sqlx::query_as::<$db, RevocationRow>(&sql)
-                    .bind(target.kind.as_str())
-                    .bind(target.value.as_str())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(StoreError::query("look up a revocation"))?
-                    .map(Revocation::try_from)
-                    .transpose()
-            }
         }
 
         fn not_found(what: &'static str, id: &str) -> StoreError {
@@ -676,50 +659,44 @@ macro_rules! impl_repositories {
             ) -> Result<Revoked, StoreError> {
                 let action = "record a revocation";
                 let mut tx = self.pool.begin().await.map_err(StoreError::query(action))?;
-                // Taking the next epoch locks the single epoch row until
-                // commit, so epochs become visible in increasing order.
-                let (epoch,) = sqlx::query_as::<$db, (i64,)>(
-                    "UPDATE revocation_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+                // Locking the single epoch row until commit makes epochs
+                // visible in increasing order and serializes revocations
+                // with the exchanges they propagate to.
+                let before = Self::lock_epoch(&mut tx, action).await?;
+                let mut epoch = before + 1;
+                let (revocation, newly_revoked) = match Self::insert_revocation(
+                    &mut tx, target, reason, revoked_by, now, epoch,
                 )
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::query(action))?;
-                let sql = format!(
-                    "INSERT INTO revocations ({REVOCATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (kind, value) DO NOTHING RETURNING {REVOCATION_COLUMNS}"
-                );
-                let inserted = sqlx::query_as::<$db, RevocationRow>(&sql)
-                    .bind(target.kind.as_str())
-                    .bind(target.value.as_str())
-                    .bind(epoch)
-                    .bind(reason)
-                    .bind(revoked_by)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(StoreError::query(action))?;
-                match inserted {
-                    Some(row) => {
-                        self.notify_in_tx(&mut tx, epoch).await?;
-                        tx.commit().await.map_err(StoreError::query(action))?;
-                        self.notify_committed(epoch);
-                        Ok(Revoked { revocation: Revocation::try_from(row)?, newly_revoked: true })
-                    }
+                .await?
+                {
+                    Some(revocation) => (revocation, true),
                     None => {
-                        // Already revoked: give the epoch back.
-                        tx.rollback().await.map_err(StoreError::query(action))?;
-                        let existing = self.fetch_revocation(target).await?.ok_or_else(|| {
-                            StoreError::Corrupt {
+                        // Already revoked: no epoch for it, but a missing
+                        // propagation is repaired below.
+                        epoch = before;
+                        let sql = format!(
+                            "SELECT {REVOCATION_COLUMNS} FROM revocations WHERE kind = $1 AND value = $2"
+                        );
+                        let existing = sqlx::query_as::<$db, RevocationRow>(&sql)
+                            .bind(target.kind.as_str())
+                            .bind(target.value.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(StoreError::query(action))?
+                            .ok_or_else(|| StoreError::Corrupt {
                                 what: "revocation",
                                 detail: format!(
                                     "{} {} conflicted but cannot be read back",
                                     target.kind, target.value
                                 ),
-                            }
-                        })?;
-                        Ok(Revoked { revocation: existing, newly_revoked: false })
+                            })?;
+                        (Revocation::try_from(existing)?, false)
                     }
-                }
+                };
+                let propagated =
+                    Self::propagate_in_tx(&mut tx, vec![target.clone()], &mut epoch, now).await?;
+                self.finish_revocations(tx, before, epoch, action).await?;
+                Ok(Revoked { revocation, newly_revoked, propagated })
             }
 
             async fn revocations_since(&self, epoch: i64) -> Result<Vec<Revocation>, StoreError> {
@@ -732,6 +709,10 @@ macro_rules! impl_repositories {
                     .await
                     .map_err(StoreError::query("read revocations"))?;
                 parse_all(rows)
+            }
+
+            async fn repair_propagation(&self, now: i64) -> Result<Vec<Revocation>, StoreError> {
+                self.repair_missing_propagation(now).await
             }
 
             async fn revocation_epoch(&self) -> Result<i64, StoreError> {

@@ -73,6 +73,9 @@ both_backends!(
     revocation_follower_sees_revocations_from_another_pool,
     set_tool_repins_and_keeps_creation_time,
     prompts_pin_to_known_servers_and_repin,
+    a_revocation_reaching_a_subject_link_revokes_the_exchanged_root_in_the_same_write,
+    an_exchange_recorded_after_the_revocation_is_revoked_with_it,
+    a_revocation_left_without_its_propagation_is_repaired,
 );
 
 async fn registering_an_agent_twice_is_refused<S: Store>(ctx: Ctx<S>) {
@@ -826,4 +829,246 @@ async fn postgres_follower_survives_a_killed_listener_connection() {
         );
     })
     .await;
+}
+
+// ---- token exchange: revocations propagate to exchanged roots --------------
+
+/// Direct SQL on the test database, to leave it as an older Remit that
+/// crashed between a revocation and its propagation would have.
+trait RawSql {
+    fn execute(&self, sql: &str) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// The statements of `sql`, one by one (none of ours has `;` in a literal).
+fn statements(sql: &str) -> Vec<String> {
+    sql.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl RawSql for SqliteStore {
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", self.path().display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for statement in statements(sql) {
+            sqlx::query(&statement).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+impl RawSql for PgStore {
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        let url = harness::postgres_url().unwrap();
+        let schema = self.schema().unwrap();
+        let sql = format!("SET search_path TO \"{schema}\"; {sql}");
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        for statement in statements(&sql) {
+            sqlx::query(&statement).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+fn link(jti: &str, agent: &str, kid: &str) -> ExchangeLink {
+    ExchangeLink {
+        jti: id(jti),
+        agent: id(agent),
+        kid: id(kid),
+    }
+}
+
+/// planner holds root r1 (issuer key k-issuer) and delegated c1 to helper
+/// with its key k-planner; x1 was exchanged from r1~c1, and x2 from x1's
+/// chain (x1 signed by k-issuer, its child xc1 by custody key k-custody1).
+async fn two_exchanges<S: Store>(s: &S) {
+    for agent in ["planner", "helper", "reader", "writer"] {
+        s.register_agent(&new_agent(agent), 1_000).await.unwrap();
+    }
+    let r1 = root_remit("r1", "planner", None);
+    s.record_remit(&r1).await.unwrap();
+    s.record_remit(&child_remit("c1", &r1)).await.unwrap();
+    s.record_remit(&root_remit("x1", "helper", None))
+        .await
+        .unwrap();
+    let written = s
+        .record_exchange(
+            &id("x1"),
+            &[
+                link("r1", "planner", "k-issuer"),
+                link("c1", "helper", "k-planner"),
+            ],
+            1_000,
+        )
+        .await
+        .unwrap();
+    assert!(written.is_empty(), "nothing revoked yet: {written:?}");
+    s.record_remit(&root_remit("x2", "reader", None))
+        .await
+        .unwrap();
+    s.record_exchange(
+        &id("x2"),
+        &[
+            link("x1", "helper", "k-issuer"),
+            link("xc1", "reader", "k-custody1"),
+        ],
+        1_000,
+    )
+    .await
+    .unwrap();
+    // An unrelated root, to show nothing else is touched.
+    s.record_remit(&root_remit("y1", "writer", None))
+        .await
+        .unwrap();
+    s.record_exchange(&id("y1"), &[link("r9", "writer", "k-other")], 1_000)
+        .await
+        .unwrap();
+}
+
+fn subtree_values(list: &[Revocation]) -> Vec<String> {
+    list.iter()
+        .map(|r| {
+            assert_eq!(r.target.kind, RevocationKind::Subtree, "{r:?}");
+            r.target.value.to_string()
+        })
+        .collect()
+}
+
+async fn a_revocation_reaching_a_subject_link_revokes_the_exchanged_root_in_the_same_write<
+    S: Store,
+>(
+    ctx: Ctx<S>,
+) {
+    let s = ctx.store;
+    two_exchanges(&s).await;
+    // Revoking the key that signed c1 (not the issuer key) reaches x1 and,
+    // through x1's chain, x2: in one write, with dense epochs.
+    let done = s
+        .revoke(
+            &target(RevocationKind::Kid, "k-planner"),
+            "leaked",
+            "admin",
+            2_000,
+        )
+        .await
+        .unwrap();
+    assert!(done.newly_revoked);
+    assert_eq!(done.revocation.epoch, 1);
+    assert_eq!(subtree_values(&done.propagated), ["x1", "x2"]);
+    assert_eq!(
+        done.propagated.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(done.propagated[0].reason.contains("kid k-planner"));
+    assert_eq!(done.propagated[0].revoked_by, "exchange");
+    assert_eq!(ctx.second.revocation_epoch().await.unwrap(), 3);
+    let all = ctx.second.revocations_since(0).await.unwrap();
+    assert_eq!(all.len(), 3, "y1 is untouched: {all:?}");
+    // Revoking again repairs nothing and uses no epoch.
+    let again = ctx
+        .second
+        .revoke(
+            &target(RevocationKind::Kid, "k-planner"),
+            "again",
+            "admin",
+            3_000,
+        )
+        .await
+        .unwrap();
+    assert!(!again.newly_revoked && again.propagated.is_empty());
+    assert_eq!(s.revocation_epoch().await.unwrap(), 3);
+    // Agent and subtree revocations reach exchanged roots the same way.
+    let agent = s
+        .revoke(
+            &target(RevocationKind::Agent, "writer"),
+            "gone",
+            "admin",
+            4_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(subtree_values(&agent.propagated), ["y1"]);
+    assert_eq!(
+        s.exchanged_under(RevocationKind::Kid, &id("k-custody1"))
+            .await
+            .unwrap(),
+        vec![id("x2")]
+    );
+    // A kind that names no link propagates nothing.
+    let sub = s
+        .revoke(&target(RevocationKind::Sub, "alice"), "r", "admin", 5_000)
+        .await
+        .unwrap();
+    assert!(sub.propagated.is_empty());
+}
+
+async fn an_exchange_recorded_after_the_revocation_is_revoked_with_it<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    for agent in ["planner", "helper"] {
+        s.register_agent(&new_agent(agent), 1_000).await.unwrap();
+    }
+    s.record_remit(&root_remit("r1", "planner", None))
+        .await
+        .unwrap();
+    s.revoke(&target(RevocationKind::Kid, "k-late"), "r", "admin", 1_500)
+        .await
+        .unwrap();
+    s.record_remit(&root_remit("x1", "helper", None))
+        .await
+        .unwrap();
+    // The exchange raced the revocation and lost: recording its links
+    // revokes its root at once, whichever replica writes it.
+    let written = ctx
+        .second
+        .record_exchange(&id("x1"), &[link("r1", "planner", "k-late")], 2_000)
+        .await
+        .unwrap();
+    assert_eq!(subtree_values(&written), ["x1"]);
+    assert_eq!(written[0].epoch, 2);
+    assert_eq!(s.revocation_epoch().await.unwrap(), 2);
+}
+
+async fn a_revocation_left_without_its_propagation_is_repaired<S: Store + RawSql>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    two_exchanges(&s).await;
+    assert!(s.repair_propagation(2_000).await.unwrap().is_empty());
+    // What an older Remit left when it crashed after writing a revocation
+    // and before propagating it: the row and its epoch, nothing else.
+    s.execute(
+        "UPDATE revocation_epoch SET epoch = 1 WHERE id = 1; \
+         INSERT INTO revocations (kind, value, epoch, reason, revoked_by, revoked_at) \
+         VALUES ('subtree', 'r1', 1, 'crashed before propagating', 'admin', 1500);",
+    )
+    .await;
+    assert_eq!(s.revocations_since(0).await.unwrap().len(), 1);
+    // The repair (run by the server at start and on its timer) writes the
+    // missing propagation, transitively, once.
+    let repaired = ctx.second.repair_propagation(2_000).await.unwrap();
+    assert_eq!(subtree_values(&repaired), ["x1", "x2"]);
+    assert_eq!(repaired.iter().map(|r| r.epoch).collect::<Vec<_>>(), [2, 3]);
+    assert!(repaired[0].reason.contains("subtree r1"));
+    assert!(s.repair_propagation(3_000).await.unwrap().is_empty());
+    assert_eq!(s.revocation_epoch().await.unwrap(), 3);
+    // Revoking the same target again would have repaired it too.
+    s.execute(
+        "UPDATE revocation_epoch SET epoch = 4 WHERE id = 1; \
+         INSERT INTO revocations (kind, value, epoch, reason, revoked_by, revoked_at) \
+         VALUES ('agent', 'writer', 4, 'crashed before propagating', 'admin', 1600);",
+    )
+    .await;
+    let again = s
+        .revoke(
+            &target(RevocationKind::Agent, "writer"),
+            "again",
+            "admin",
+            4_000,
+        )
+        .await
+        .unwrap();
+    assert!(!again.newly_revoked);
+    assert_eq!(again.revocation.reason, "crashed before propagating");
+    assert_eq!(subtree_values(&again.propagated), ["y1"]);
+    assert_eq!(again.propagated[0].epoch, 5);
 }

@@ -17,11 +17,14 @@ use crate::problem::{JsonBody, Problem};
 use crate::state::{now, now_ms, AppState};
 
 /// Body of an approve or reject (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decide {
-    /// Who decides; `admin` when absent.
+    /// Who decides, for the admin token (a label; `admin` when absent). An
+    /// admin authenticated by an ID token is recorded as its OIDC user, and
+    /// a `by` naming anyone else is refused.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
     pub by: Option<String>,
 }
 
@@ -44,6 +47,8 @@ pub fn approval_json(a: &Approval) -> Value {
 }
 
 /// `GET /v1/approvals`: pending approvals, oldest first.
+#[utoipa::path(get, path = "/v1/approvals", tag = "gateway", security(("admin_token" = [])),
+    responses((status = 200, description = "Pending approvals, oldest first", body = crate::openapi::schema::ApprovalList)))]
 pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Value>, Problem> {
     let pending = state.store().pending_approvals().await?;
     Ok(Json(json!({
@@ -52,6 +57,9 @@ pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Val
 }
 
 /// `GET /v1/approvals/{id}`.
+#[utoipa::path(get, path = "/v1/approvals/{id}", tag = "gateway", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    responses((status = 200, description = "The approval", body = crate::openapi::schema::Approval)))]
 pub async fn show<S: Store>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
@@ -63,6 +71,26 @@ pub async fn show<S: Store>(
     Ok(Json(approval_json(&approval)))
 }
 
+/// Who a decision is recorded as: the OIDC user of an admin authenticated
+/// by an ID token (a `by` naming someone else is refused, not ignored);
+/// for the admin token, the body's `by` label or `admin`.
+fn decided_by(by: Option<String>, identity: Option<String>) -> Result<String, Problem> {
+    match (identity, by) {
+        (Some(user), Some(by)) if by != user => Err(Problem::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "decider-mismatch",
+            "Cannot decide for someone else",
+            format!("you are authenticated as {user:?}; a decision cannot be recorded as {by:?} (omit `by`)"),
+        )),
+        (Some(user), _) => Ok(user),
+        (None, Some(by)) => {
+            Id::parse("by", by.as_str())?;
+            Ok(by)
+        }
+        (None, None) => Ok("admin".into()),
+    }
+}
+
 async fn decide<S: Store>(
     state: &AppState<S>,
     id: String,
@@ -70,7 +98,7 @@ async fn decide<S: Store>(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
     let body: Decide = super::bless::optional_json(&body)?;
-    let by = body.by.unwrap_or_else(|| "admin".into());
+    let by = decided_by(body.by, crate::oidc::admin_identity())?;
     let id = Id::parse("approval id", id)?;
     let approval = state
         .store()
@@ -107,6 +135,13 @@ async fn decide<S: Store>(
 }
 
 /// `POST /v1/approvals/{id}/approve`.
+#[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "gateway", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Approved: the same call may now run once", body = crate::openapi::schema::Approval),
+        (status = 409, description = "Already decided, or expired", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn approve<S: Store>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
@@ -116,6 +151,13 @@ pub async fn approve<S: Store>(
 }
 
 /// `POST /v1/approvals/{id}/reject`.
+#[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "gateway", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Rejected", body = crate::openapi::schema::Approval),
+        (status = 409, description = "Already decided, or expired", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn reject<S: Store>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
@@ -124,15 +166,17 @@ pub async fn reject<S: Store>(
     decide(&state, id, Verdict::Reject, body).await
 }
 
-/// Body of `POST /v1/gateway/shadow`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /v1/gateway/shadow`: exactly one of `agent` or `server`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shadow {
     /// An agent to put in (or take out of) shadow mode.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
     pub agent: Option<String>,
     /// A server to put in (or take out of) shadow mode.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
     pub server: Option<String>,
     /// On or off.
     pub enabled: bool,
@@ -146,12 +190,17 @@ fn shadow_json(config: &super::GatewayConfig) -> Value {
 }
 
 /// `GET /v1/gateway/shadow`: who runs in shadow mode.
+#[utoipa::path(get, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
+    responses((status = 200, description = "Agents and servers in shadow mode in this process", body = crate::openapi::schema::ShadowState)))]
 pub async fn shadow_show<S: Store>(State(state): State<AppState<S>>) -> Json<Value> {
     Json(shadow_json(&state.gateway().config()))
 }
 
 /// `POST /v1/gateway/shadow`: switches shadow mode for an agent or a
 /// server (in this process; not persisted).
+#[utoipa::path(post, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
+    request_body = Shadow,
+    responses((status = 200, description = "Who runs in shadow mode now", body = crate::openapi::schema::ShadowState)))]
 pub async fn shadow_set<S: Store>(
     State(state): State<AppState<S>>,
     JsonBody(body): JsonBody<Shadow>,

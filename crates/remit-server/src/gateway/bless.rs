@@ -18,29 +18,35 @@ use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
 /// Body of `POST /v1/servers/{id}/bless` (every field optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bless {
     /// Risk of tools pinned for the first time; `medium` when absent.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::schema::RiskTier>, nullable = false)]
     pub risk: Option<RiskTier>,
     /// Clearance of tools pinned for the first time; the server's when absent.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::schema::Clearance>, nullable = false)]
     pub clearance: Option<Classification>,
     /// Only these tools (all the upstream lists when absent).
     #[serde(default)]
+    #[schema(nullable = false)]
     pub tools: Option<Vec<String>>,
 }
 
-/// Body of `PATCH /v1/servers/{id}/tools/{tool}`.
-#[derive(Debug, Deserialize)]
+/// Body of `PATCH /v1/servers/{id}/tools/{tool}`: at least one field.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct SetTool {
     /// New risk.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::schema::RiskTier>, nullable = false)]
     pub risk: Option<RiskTier>,
     /// New clearance.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::schema::Clearance>, nullable = false)]
     pub clearance: Option<Classification>,
 }
 
@@ -71,6 +77,16 @@ fn tool_json(tool: &Tool) -> Value {
 /// Tools already pinned keep their risk and clearance and get the current
 /// hash (this is how a changed description is re-approved); new tools get
 /// the defaults. One receipt per pinned tool.
+///
+/// This contacts the server's upstream (an HTTP request, or spawning its
+/// `stdio:` command): `scripts/schemathesis` leaves it out of the fuzz run.
+#[utoipa::path(post, path = "/v1/servers/{id}/bless", tag = "gateway", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    request_body(content = Option<Bless>, description = "Optional; an empty body takes the defaults", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The upstream's tools, pinned", body = crate::openapi::schema::Blessed),
+        (status = 502, description = "The upstream could not be reached or did not list its tools", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn bless<S: Store>(
     State(state): State<AppState<S>>,
     Path(server): Path<String>,
@@ -205,6 +221,12 @@ async fn pin_prompts<S: Store>(
 }
 
 /// `GET /v1/servers/{id}/tools/{tool}`.
+#[utoipa::path(get, path = "/v1/servers/{id}/tools/{tool}", tag = "gateway", security(("admin_token" = [])),
+    params(
+        ("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
+        ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
+    ),
+    responses((status = 200, description = "The pinned tool", body = crate::openapi::schema::Tool)))]
 pub async fn show_tool<S: Store>(
     State(state): State<AppState<S>>,
     Path((server, tool)): Path<(String, String)>,
@@ -219,9 +241,41 @@ pub async fn show_tool<S: Store>(
     Ok(Json(tool_json(&tool)))
 }
 
+#[utoipa::path(patch, path = "/v1/servers/{id}/tools/{tool}", tag = "gateway", security(("admin_token" = [])),
+    params(
+        ("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
+        ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
+    ),
+    request_body = SetTool,
+    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::openapi::schema::Tool)))]
 /// `PATCH /v1/servers/{id}/tools/{tool}`: sets a pinned tool's risk or
 /// clearance (its pinned hash is unchanged).
 pub async fn set_tool<S: Store>(
+    state: State<AppState<S>>,
+    path: Path<(String, String)>,
+    body: JsonBody<SetTool>,
+) -> Result<Json<Value>, Problem> {
+    update_tool(state, path, body).await
+}
+
+#[utoipa::path(post, path = "/v1/servers/{id}/tools/{tool}", tag = "gateway", security(("admin_token" = [])),
+    params(
+        ("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
+        ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
+    ),
+    request_body = SetTool,
+    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::openapi::schema::Tool)))]
+/// `POST /v1/servers/{id}/tools/{tool}`: the same as `PATCH`, for clients
+/// that cannot send `PATCH`.
+pub async fn set_tool_post<S: Store>(
+    state: State<AppState<S>>,
+    path: Path<(String, String)>,
+    body: JsonBody<SetTool>,
+) -> Result<Json<Value>, Problem> {
+    update_tool(state, path, body).await
+}
+
+async fn update_tool<S: Store>(
     State(state): State<AppState<S>>,
     Path((server, tool)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetTool>,

@@ -229,10 +229,18 @@ pub async fn delete<S: Store>(
 }
 
 /// `GET /.well-known/oauth-protected-resource/mcp/{server}` (RFC 9728).
+/// The server need not be registered (the metadata says where to get a
+/// remit, not whether a call will be allowed), but its id must be one.
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp/{server}", tag = "discovery",
+    params(("server" = String, Path, description = "The MCP server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
+    responses((status = 200, description = "RFC 9728 protected resource metadata", body = crate::openapi::schema::ProtectedResourceMetadata)))]
 pub async fn resource_metadata<S: Store>(
     State(state): State<AppState<S>>,
     Path(server): Path<String>,
 ) -> Response {
+    if let Err(error) = Id::parse("server id", server.as_str()) {
+        return crate::problem::Problem::from(error).into_response();
+    }
     let base = &state.settings().public_url;
     json_response(
         StatusCode::OK,

@@ -294,7 +294,7 @@ pub fn admin_routes<S: Store>() -> Router<AppState<S>> {
             "/v1/servers/{id}/tools/{tool}",
             get(bless::show_tool::<S>)
                 .patch(bless::set_tool::<S>)
-                .post(bless::set_tool::<S>),
+                .post(bless::set_tool_post::<S>),
         )
         .route("/v1/approvals", get(approvals::list::<S>))
         .route("/v1/approvals/{id}", get(approvals::show::<S>))

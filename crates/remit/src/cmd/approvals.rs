@@ -32,7 +32,7 @@ enum ApprovalsCommand {
     Approve {
         /// The approval id.
         id: String,
-        /// Who approves (default: $USER).
+        /// Who approves (default: $USER; with an ID token, its user).
         #[arg(long)]
         by: Option<String>,
     },
@@ -40,7 +40,7 @@ enum ApprovalsCommand {
     Reject {
         /// The approval id.
         id: String,
-        /// Who rejects (default: $USER).
+        /// Who rejects (default: $USER; with an ID token, its user).
         #[arg(long)]
         by: Option<String>,
     },
@@ -61,14 +61,24 @@ fn line(a: &Value) -> String {
 pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
     let api = Api::new(&args.server)?;
     let json = args.server.json;
+    // An ID token (three dot-separated parts) names its user itself: the
+    // server records that user and refuses a `by` naming anyone else, so
+    // $USER is only a default for the shared admin token.
+    let id_token = args
+        .server
+        .admin_token
+        .as_deref()
+        .is_some_and(|t| t.split('.').count() == 3);
     let decide = |id: &str, verdict: &str, by: Option<String>| {
-        let by = by
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "admin".into());
-        let answer = api.post(
-            &format!("/v1/approvals/{}/{verdict}", segment(id)),
-            &json!({ "by": by }),
-        )?;
+        let by = by.or_else(|| {
+            if id_token {
+                None
+            } else {
+                Some(std::env::var("USER").unwrap_or_else(|_| "admin".into()))
+            }
+        });
+        let body = by.map_or_else(|| json!({}), |by| json!({ "by": by }));
+        let answer = api.post(&format!("/v1/approvals/{}/{verdict}", segment(id)), &body)?;
         if json {
             io::print_json(&answer)?;
         } else {
