@@ -986,6 +986,20 @@ mod tests {
             .to_string();
         assert!(!within.contains("resource.risk"), "{within}");
         assert!(within.contains("context.risk_budget_used"), "{within}");
+        // Another registered agent on the same tool comes to the same
+        // outcome and shares the slice; a low-risk tool does not.
+        let helper = EntityRef::new(EntityKind::Agent, "helper").unwrap();
+        let h = e.types.uid_of(&helper);
+        let same = e.narrowed(slice, &helper, &h, &tool, &t).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&n, &same));
+        let search = EntityRef::new(EntityKind::Tool, "github/search").unwrap();
+        let s = e.types.uid_of(&search);
+        let other = e.narrowed(slice, &agent, &a, &search, &s).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&n, &other));
+        assert!(other
+            .policies
+            .policy(&PolicyId::new("std-low-risk"))
+            .is_some());
         // Without narrowing the slice keeps every call_tool policy.
         let full = e.with_narrowing(false);
         let slice = full.slice(Action::CallTool).unwrap();

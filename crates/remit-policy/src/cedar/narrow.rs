@@ -50,9 +50,12 @@
 //! those of the full slice.
 //!
 //! Narrowed slices are built on first use and cached per (resource,
-//! principal); the cache is bounded (it starts over when full) and emptied
-//! whenever the directory changes. Pairs the directory does not hold are
-//! never narrowed nor cached (the engine checks this before asking).
+//! principal); pairs with the same outcome (the same policies dropped, kept
+//! or folded) share one slice, so a large directory costs a pointer per
+//! pair, not a policy set. The cache is bounded (it starts over when full)
+//! and emptied whenever the directory changes. Pairs the directory does not
+//! hold are never narrowed nor cached (the engine checks this before
+//! asking).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -91,7 +94,23 @@ pub(super) struct Guards {
 #[derive(Debug, Default)]
 struct Cache {
     by_resource: HashMap<String, HashMap<String, Arc<Narrowed>>>,
+    /// Pairs cached.
     len: usize,
+    /// One narrowed slice per distinct outcome (what became of each
+    /// member): many pairs share one, so the cache holds a pointer per
+    /// pair, not a policy set per pair.
+    shared: HashMap<Vec<Kept>, Arc<Narrowed>>,
+}
+
+/// What narrowing made of one member of the slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kept {
+    /// Dropped: its guard is false.
+    Dropped,
+    /// Replaced by its residual: its guard is true.
+    Residual,
+    /// Kept as written: no guard, or the guard failed.
+    Whole,
 }
 
 /// The policies of a slice that can apply to one (principal, resource).
@@ -202,30 +221,37 @@ impl Guards {
                 pe.policy_id().clone()
             })
             .collect();
-        let mut policies = PolicySet::new();
-        let mut fields = Fields::NONE;
-        for m in &self.members {
-            let id = m.policy.id();
-            let kept = if self.guards.policy(id).is_none() || errored.contains(id) {
-                // No guard, or the guard fails: the policy as written.
-                Some(&m.policy)
-            } else if held.contains(&id) {
-                // The guard holds: what is left of the policy.
-                Some(m.residual.as_ref().unwrap_or(&m.policy))
-            } else {
-                // The guard is false without error: it can never apply.
-                None
-            };
-            if let Some(p) = kept {
-                policies.add(p.clone()).ok()?;
-                fields = fields.union(m.reads);
-            }
-        }
-        let narrowed = Arc::new(Narrowed { policies, fields });
+        let outcome: Vec<Kept> = self
+            .members
+            .iter()
+            .map(|m| {
+                let id = m.policy.id();
+                if self.guards.policy(id).is_none() || errored.contains(id) {
+                    Kept::Whole
+                } else if held.contains(&id) {
+                    Kept::Residual
+                } else {
+                    Kept::Dropped
+                }
+            })
+            .collect();
+        let shared = self
+            .cache
+            .read()
+            .ok()
+            .and_then(|c| c.shared.get(&outcome).cloned());
+        let narrowed = match shared {
+            Some(n) => n,
+            None => Arc::new(self.build(&outcome)?),
+        };
         if let Ok(mut cache) = self.cache.write() {
             if cache.len >= MAX_CACHED {
                 *cache = Cache::default();
             }
+            cache
+                .shared
+                .entry(outcome)
+                .or_insert_with(|| Arc::clone(&narrowed));
             let slot = cache
                 .by_resource
                 .entry(probe.resource_id.to_owned())
@@ -236,6 +262,24 @@ impl Guards {
             }
         }
         Some(narrowed)
+    }
+}
+
+impl Guards {
+    /// The narrowed slice for one outcome per member.
+    fn build(&self, outcome: &[Kept]) -> Option<Narrowed> {
+        let mut policies = PolicySet::new();
+        let mut fields = Fields::NONE;
+        for (m, kept) in self.members.iter().zip(outcome) {
+            let policy = match kept {
+                Kept::Dropped => continue,
+                Kept::Residual => m.residual.as_ref().unwrap_or(&m.policy),
+                Kept::Whole => &m.policy,
+            };
+            policies.add(policy.clone()).ok()?;
+            fields = fields.union(m.reads);
+        }
+        Some(Narrowed { policies, fields })
     }
 }
 
