@@ -125,7 +125,7 @@ pub struct CedarEngine {
     /// One per action, in [`Action::ALL`] order.
     slices: Vec<Slice>,
     authorizer: Authorizer,
-    /// Narrow each action's slice per resource (see `narrow.rs`).
+    /// Narrow each action's slice per (principal, resource) (see `narrow.rs`).
     narrowing: bool,
 }
 
@@ -261,7 +261,7 @@ impl CedarEngine {
         })
     }
 
-    /// Turns per-resource narrowing of the policy slices on (the default)
+    /// Turns narrowing per (principal, resource) of the policy slices on (the default)
     /// or off. Decisions are the same either way; this exists so that
     /// benchmarks and differential tests can compare the two.
     #[must_use]
