@@ -13,8 +13,8 @@ use remit_policy::{EngineKind, PolicyEngine, Verdict};
 fn bench(c: &mut Criterion) {
     let args = tool_call_args();
     let mut group = c.benchmark_group("decision/standard/call_tool");
-    // The baseline first: Cedar on the action's slice (no per-resource
-    // narrowing), then the default engines.
+    // The baseline first: Cedar on the action's slice (no narrowing), then
+    // the default engines.
     let engines: Vec<(&str, Box<dyn PolicyEngine>)> = vec![
         ("cedar-unnarrowed", Box::new(standard_cedar(false).unwrap())),
         ("cedar", standard_engine(EngineKind::Cedar).unwrap()),

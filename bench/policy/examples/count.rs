@@ -9,7 +9,7 @@
 //! Only `measured` (N decisions, each building its request) is counted, so
 //! the total divided by N is the instructions per decision; engine loading
 //! is left out. Pass `rego` for the Rego engine, `cedar-unnarrowed` for
-//! Cedar without per-resource narrowing (the baseline).
+//! Cedar without narrowing (the baseline).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;

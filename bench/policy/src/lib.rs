@@ -65,8 +65,9 @@ fn sample_directory() -> Result<Directory, LoadError> {
     })
 }
 
-/// The Cedar engine on the standard preset with per-resource narrowing on
-/// (the default) or off (the baseline: the policy slice of the action).
+/// The Cedar engine on the standard preset with narrowing per (principal,
+/// resource) on (the default) or off (the baseline: the policy slice of the
+/// action).
 pub fn standard_cedar(narrowing: bool) -> Result<CedarEngine, LoadError> {
     let kind = EngineKind::Cedar;
     Ok(CedarEngine::load(

@@ -50,8 +50,15 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 impl fmt::Display for PolicyVersion {
+    /// Written on every decision, so without allocating: the hex digits go
+    /// into a buffer on the stack.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", hex::encode(self.0))
+        const PREFIX: &[u8] = b"sha256:";
+        let mut buf = [0u8; PREFIX.len() + 64];
+        let (prefix, digits) = buf.split_at_mut(PREFIX.len());
+        prefix.copy_from_slice(PREFIX);
+        hex::encode_to_slice(self.0, digits).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 

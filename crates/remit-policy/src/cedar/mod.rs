@@ -11,17 +11,23 @@
 //!   request's action can neither match nor fail (the scope is checked
 //!   before the body), so each action gets the set of policies that can
 //!   apply to it, and the other presets' rules cost nothing.
-//! - **Slices are narrowed per resource** (`cedar/narrow.rs`): a policy whose
-//!   resource scope or leading resource-only conditions are false for a
-//!   given tool, server or model can never match it, so it is dropped from
-//!   that resource's slice (computed on first use, cached, forgotten when
-//!   the directory changes). The presets write their resource conditions
-//!   first (`resource.external && ...`) so that more of them narrow.
+//! - **Slices are narrowed per (principal, resource)** (`cedar/narrow.rs`):
+//!   a policy whose scope or leading conditions without `context` are false
+//!   for a given agent and tool (or user and agent, agent and model, ...)
+//!   can never match that pair, so it is dropped from the pair's slice; one
+//!   whose scope and leading context-free conditions are true is replaced
+//!   by its residual, the conditions left to evaluate (same id, effect and
+//!   annotations). Computed on first use, cached, forgotten when the
+//!   directory changes. The presets write their resource conditions first
+//!   (`resource.external && ...`) so that more of them narrow.
 //! - **The context holds only what the policies read.** Each slice records
 //!   the context attributes its policies name (`context.x`,
 //!   `context has x`); the per-call context is assembled with
 //!   `Context::from_pairs` from the checked [`RequestContext`] with just
 //!   those. A policy that uses `context` as a whole gets every attribute.
+//!   A remit's tool (or model) set that the policies only ever ask
+//!   `.contains(resource)` is passed reduced to the called resource (or
+//!   empty), which answers that question the same (see `Fields` below).
 //!   The schema validated every policy at load, so no policy can read an
 //!   attribute the schema lacks, and the [`RequestContext`] type already
 //!   guarantees the context's shape: the request is not validated against
@@ -30,7 +36,7 @@
 //!
 //! [`RequestContext`]: crate::request::RequestContext
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr as _;
 
 use cedar_policy::{
@@ -119,7 +125,7 @@ pub struct CedarEngine {
     /// One per action, in [`Action::ALL`] order.
     slices: Vec<Slice>,
     authorizer: Authorizer,
-    /// Narrow each action's slice per resource (see `narrow.rs`).
+    /// Narrow each action's slice per (principal, resource) (see `narrow.rs`).
     narrowing: bool,
 }
 
@@ -255,7 +261,7 @@ impl CedarEngine {
         })
     }
 
-    /// Turns per-resource narrowing of the policy slices on (the default)
+    /// Turns narrowing per (principal, resource) of the policy slices on (the default)
     /// or off. Decisions are the same either way; this exists so that
     /// benchmarks and differential tests can compare the two.
     #[must_use]
@@ -266,6 +272,33 @@ impl CedarEngine {
 
     fn slice(&self, action: Action) -> Option<&Slice> {
         self.slices.iter().find(|s| s.action == action)
+    }
+
+    /// The slice narrowed to (principal, resource), if narrowing is on and
+    /// possible. A principal or resource the directory does not hold is
+    /// never narrowed (nor cached): `decide` refuses it before this,
+    /// `evaluate` gets the whole slice.
+    fn narrowed(
+        &self,
+        slice: &Slice,
+        principal: &EntityRef,
+        principal_uid: &EntityUid,
+        resource: &EntityRef,
+        resource_uid: &EntityUid,
+    ) -> Option<std::sync::Arc<narrow::Narrowed>> {
+        let known = self.directory.contains(principal) && self.directory.contains(resource);
+        if !(self.narrowing && known) {
+            return None;
+        }
+        slice.guards.narrowed(&narrow::Probe {
+            authorizer: &self.authorizer,
+            principal: principal_uid,
+            principal_id: principal.id(),
+            action: &slice.uid,
+            resource: resource_uid,
+            resource_id: resource.id(),
+            entities: &self.entities,
+        })
     }
 
     /// The Cedar context of a request: only the attributes in `fields`,
@@ -279,6 +312,23 @@ impl CedarEngine {
             RestrictedExpression::new_set(set.map(|s| RestrictedExpression::new_string(s.into())))
         };
         let long = |v: u32| RestrictedExpression::new_long(i64::from(v));
+        // A set of entity ids, whole or (when the policies only ask whether
+        // it holds the resource, see [`Fields`]) intersected with the
+        // request's resource.
+        let entities = |kind: EntityKind, ids: &BTreeSet<String>, whole: bool| {
+            if whole {
+                RestrictedExpression::new_set(
+                    ids.iter()
+                        .map(|id| RestrictedExpression::new_entity_uid(t.uid(kind, id))),
+                )
+            } else {
+                let r = req.resource();
+                let held = r.kind() == kind && ids.contains(r.id());
+                RestrictedExpression::new_set(
+                    held.then(|| RestrictedExpression::new_entity_uid(t.uid_of(r))),
+                )
+            }
+        };
         let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(fields.len());
         for field in fields.iter() {
             let value = match field {
@@ -302,15 +352,9 @@ impl CedarEngine {
                 Field::Approved => RestrictedExpression::new_bool(i.approved),
                 Field::Shadow => RestrictedExpression::new_bool(i.shadow),
                 Field::Redacted => RestrictedExpression::new_bool(i.redacted),
-                Field::RemitTools => {
-                    RestrictedExpression::new_set(i.remit_tools.iter().map(|id| {
-                        RestrictedExpression::new_entity_uid(t.uid(EntityKind::Tool, id))
-                    }))
-                }
+                Field::RemitTools => entities(EntityKind::Tool, &i.remit_tools, fields.full(field)),
                 Field::RemitModels => {
-                    RestrictedExpression::new_set(i.remit_models.iter().map(|id| {
-                        RestrictedExpression::new_entity_uid(t.uid(EntityKind::Model, id))
-                    }))
+                    entities(EntityKind::Model, &i.remit_models, fields.full(field))
                 }
                 Field::DescriptionHash => match &i.description_hash {
                     Some(h) => RestrictedExpression::new_string(h.clone()),
@@ -501,33 +545,56 @@ impl Field {
     }
 }
 
-/// A set of context attributes.
+/// A set of context attributes, and which of them are needed whole.
+///
+/// `read` is every attribute a policy names; `full` (a subset) is every
+/// attribute used other than as `context.remit_tools.contains(resource)` or
+/// `context.remit_models.contains(resource)`. An attribute that is read but
+/// not needed in full is only ever asked whether it holds the request's
+/// resource, so the context carries it reduced to `{resource}` or `{}`
+/// (the set intersected with the resource): every such test answers the
+/// same, and a remit of fifty tools costs the context one member, not fifty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fields(u32);
+struct Fields {
+    read: u32,
+    full: u32,
+}
 
 impl Fields {
-    const NONE: Fields = Fields(0);
-    const ALL: Fields = Fields((1 << Field::ALL.len()) - 1);
+    const NONE: Fields = Fields { read: 0, full: 0 };
+    const ALL: Fields = Fields {
+        read: (1 << Field::ALL.len()) - 1,
+        full: (1 << Field::ALL.len()) - 1,
+    };
 
     fn union(self, other: Fields) -> Fields {
-        Fields(self.0 | other.0)
+        Fields {
+            read: self.read | other.read,
+            full: self.full | other.full,
+        }
     }
 
     fn iter(self) -> impl Iterator<Item = Field> {
         Field::ALL
             .into_iter()
-            .filter(move |f| self.0 & f.bit() != 0)
+            .filter(move |f| self.read & f.bit() != 0)
     }
 
     fn len(self) -> usize {
-        self.0.count_ones() as usize
+        self.read.count_ones() as usize
+    }
+
+    /// Whether `field` is needed whole (not only tested for the resource).
+    fn full(self, field: Field) -> bool {
+        self.full & field.bit() != 0
     }
 
     /// The context attributes a policy reads, from its JSON form (EST):
     /// every `context.x` and `context has x` names `x`; `context` used any
     /// other way (compared, put in a set, ...) or an attribute this crate
     /// does not know means every attribute, so nothing a policy could see
-    /// is ever left out.
+    /// is ever left out. `context.remit_tools.contains(resource)` (and the
+    /// same for `remit_models`) reads the set without needing it whole.
     fn read_by(est: &serde_json::Value) -> Fields {
         let mut named = Fields::NONE;
         let mut whole = false;
@@ -544,6 +611,35 @@ fn is_context_var(v: &serde_json::Value) -> bool {
     v.get("Var").and_then(serde_json::Value::as_str) == Some("context")
 }
 
+/// `context.remit_tools` or `context.remit_models` (exactly), as EST.
+fn entity_set_attr(v: &serde_json::Value) -> Option<Field> {
+    let map = v.as_object().filter(|m| m.len() == 1)?;
+    let access = map.get(".")?.as_object().filter(|o| o.len() == 2)?;
+    if !access.get("left").is_some_and(is_context_var) {
+        return None;
+    }
+    match access.get("attr")?.as_str()? {
+        "remit_tools" => Some(Field::RemitTools),
+        "remit_models" => Some(Field::RemitModels),
+        _ => None,
+    }
+}
+
+/// `context.remit_tools.contains(resource)` (or `remit_models`), as EST:
+/// the set's only use is asking whether it holds the request's resource.
+fn resource_membership(key: &str, inner: &serde_json::Value) -> Option<Field> {
+    if key != "contains" {
+        return None;
+    }
+    let args = inner.as_object().filter(|o| o.len() == 2)?;
+    let resource = args.get("right")?.get("Var")?.as_str()? == "resource";
+    let right_alone = args.get("right")?.as_object()?.len() == 1;
+    if !(resource && right_alone) {
+        return None;
+    }
+    entity_set_attr(args.get("left")?)
+}
+
 fn walk_est(v: &serde_json::Value, named: &mut Fields, whole: &mut bool) {
     match v {
         serde_json::Value::Object(map) => {
@@ -553,13 +649,22 @@ fn walk_est(v: &serde_json::Value, named: &mut Fields, whole: &mut bool) {
                 return;
             }
             for (key, inner) in map {
+                if map.len() == 1 {
+                    if let Some(f) = resource_membership(key, inner) {
+                        named.read |= f.bit();
+                        continue;
+                    }
+                }
                 let access = (key == "." || key == "has")
                     && inner.get("left").is_some_and(is_context_var)
                     && inner.as_object().is_some_and(|o| o.len() == 2);
                 if access {
                     let attr = inner.get("attr").and_then(serde_json::Value::as_str);
                     match attr.and_then(|a| Field::ALL.into_iter().find(|f| f.name() == a)) {
-                        Some(f) => *named = named.union(Fields(f.bit())),
+                        Some(f) => {
+                            named.read |= f.bit();
+                            named.full |= f.bit();
+                        }
                         None => *whole = true,
                     }
                 } else {
@@ -703,22 +808,15 @@ impl PolicyEngine for CedarEngine {
         let Some(slice) = self.slice(req.action()) else {
             return fail(format!("action {} is not in the schema", req.action()));
         };
+        let principal = self.types.uid_of(req.principal());
         let resource = self.types.uid_of(req.resource());
-        // A resource the directory does not hold is never narrowed (nor
-        // cached): `decide` refuses it before this, `evaluate` gets the
-        // whole slice.
-        let narrowed = if self.narrowing && self.directory.contains(req.resource()) {
-            slice.guards.narrowed(&narrow::Probe {
-                authorizer: &self.authorizer,
-                principal_type: self.types.of(req.action().principal_kind()),
-                action: &slice.uid,
-                resource: &resource,
-                resource_id: req.resource().id(),
-                entities: &self.entities,
-            })
-        } else {
-            None
-        };
+        let narrowed = self.narrowed(
+            slice,
+            req.principal(),
+            &principal,
+            req.resource(),
+            &resource,
+        );
         let (policies, fields) = match &narrowed {
             Some(n) => (&n.policies, n.fields),
             None => (&slice.policies, slice.fields),
@@ -729,13 +827,7 @@ impl PolicyEngine for CedarEngine {
         };
         // No schema here: the context's shape is guaranteed by its type and
         // the policies were validated at load (see the module doc).
-        let request = match Request::new(
-            self.types.uid_of(req.principal()),
-            slice.uid.clone(),
-            resource,
-            context,
-            None,
-        ) {
+        let request = match Request::new(principal, slice.uid.clone(), resource, context, None) {
             Ok(r) => r,
             Err(e) => return fail(e.to_string()),
         };
@@ -817,6 +909,105 @@ mod tests {
         ] {
             assert_eq!(reads(p), Fields::ALL, "{p}");
         }
+    }
+
+    #[test]
+    fn a_remit_set_asked_only_for_the_resource_is_not_needed_whole() {
+        let f = reads(
+            r#"forbid (principal, action, resource)
+               unless { context.remit_tools.contains(resource) };"#,
+        );
+        assert_eq!(names(f), ["remit_tools"]);
+        assert!(!f.full(Field::RemitTools));
+        let f = reads(
+            r#"forbid (principal, action, resource)
+               unless { context.remit_models.contains(resource) };"#,
+        );
+        assert!(!f.full(Field::RemitModels));
+        for p in [
+            r#"permit (principal, action, resource) when { context.remit_tools.contains(Tool::"x") };"#,
+            r#"permit (principal, action, resource) when { context.remit_tools.containsAll([resource]) };"#,
+            r#"permit (principal, action, resource) when { context.remit_tools == [resource] };"#,
+            r#"permit (principal, action, resource) when { context.remit_tools.isEmpty() };"#,
+            r#"permit (principal, action, resource) when { context.remit_tools.contains(principal) };"#,
+            r#"permit (principal, action, resource)
+               when { context.remit_tools.contains(resource) && context.remit_tools.isEmpty() };"#,
+        ] {
+            let f = reads(p);
+            assert!(names(f).contains(&"remit_tools"), "{p}");
+            assert!(f.full(Field::RemitTools), "{p}");
+        }
+        // Asked about in any other way, the set is needed whole even if
+        // another policy only asks about the resource.
+        let only = reads(
+            r#"forbid (principal, action, resource)
+               unless { context.remit_tools.contains(resource) };"#,
+        );
+        let whole = reads(
+            r#"permit (principal, action, resource) when { context.remit_tools.isEmpty() };"#,
+        );
+        assert!(only.union(whole).full(Field::RemitTools));
+    }
+
+    #[test]
+    fn narrowing_drops_what_cannot_apply_to_the_pair_and_folds_the_rest() {
+        let dir = Directory::from_json(SAMPLE_ENTITIES).unwrap();
+        let e = CedarEngine::load(
+            &[Preset::Standard.source(EngineKind::Cedar)],
+            EscalationMode::PlainPermitWins,
+            dir,
+        )
+        .unwrap();
+        let slice = e.slice(Action::CallTool).unwrap();
+        let agent = EntityRef::new(EntityKind::Agent, "a").unwrap();
+        let tool = EntityRef::new(EntityKind::Tool, "github/create_issue").unwrap();
+        let (a, t) = (e.types.uid_of(&agent), e.types.uid_of(&tool));
+        let n = e.narrowed(slice, &agent, &a, &tool, &t).unwrap();
+        let mut ids: Vec<String> = n.policies.policies().map(|p| p.id().to_string()).collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                "std-approved",
+                "std-description-changed",
+                "std-medium-over-budget",
+                "std-medium-within-budget",
+                "std-restricted-to-tool",
+                "std-steps-exhausted",
+                "std-tool-not-in-remit",
+            ]
+        );
+        // The resource test of the medium-risk rule is answered: what is
+        // left reads only the context.
+        let within = n
+            .policies
+            .policy(&PolicyId::new("std-medium-within-budget"))
+            .unwrap()
+            .to_string();
+        assert!(!within.contains("resource.risk"), "{within}");
+        assert!(within.contains("context.risk_budget_used"), "{within}");
+        // Another registered agent on the same tool comes to the same
+        // outcome and shares the slice; a low-risk tool does not.
+        let helper = EntityRef::new(EntityKind::Agent, "helper").unwrap();
+        let h = e.types.uid_of(&helper);
+        let same = e.narrowed(slice, &helper, &h, &tool, &t).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&n, &same));
+        let search = EntityRef::new(EntityKind::Tool, "github/search").unwrap();
+        let s = e.types.uid_of(&search);
+        let other = e.narrowed(slice, &agent, &a, &search, &s).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&n, &other));
+        assert!(other
+            .policies
+            .policy(&PolicyId::new("std-low-risk"))
+            .is_some());
+        // Without narrowing the slice keeps every call_tool policy.
+        let full = e.with_narrowing(false);
+        let slice = full.slice(Action::CallTool).unwrap();
+        assert!(full.narrowed(slice, &agent, &a, &tool, &t).is_none());
+        assert!(slice
+            .policies
+            .policy(&PolicyId::new("std-agent-unregistered"))
+            .is_some());
     }
 
     #[test]
