@@ -108,7 +108,7 @@ async fn register_agent<S: Store>(pair: &Pair<S>, id: &str) -> anyhow::Result<()
         &pair.a.router,
         &pair.token,
         "/v1/agents",
-        &json!({"id": id, "public_jwk": jwk, "owner": "bench", "risk_tier": "low"}),
+        &json!({"id": id, "public_jwk": jwk, "owner": "alice", "risk_tier": "low"}),
     )
     .await?;
     if status != 201 {
