@@ -13,7 +13,7 @@ use remit_policy::{
 use remit_scan::{FindingType, ScanReport};
 use remit_store::{
     Classification as StoreClass, Id, IssuedRemit, McpServer, NewObservation, PromptPin, RiskSpend,
-    RiskTier, Store, StoreError, Tool,
+    RiskTier, Store, StoreError, Tool, Usage,
 };
 use rmcp::model::{ErrorCode, RequestId};
 use serde_json::{json, Map, Value};
@@ -958,12 +958,7 @@ async fn call_tool<S: Store>(
         let reason = format!(
             "the arguments carry {} data ({}) and {tool_id} is cleared only for {}",
             report.classification.name(),
-            report
-                .types()
-                .iter()
-                .map(|t: &FindingType| t.name())
-                .collect::<Vec<_>>()
-                .join(", "),
+            finding_names(&report),
             tool.clearance.as_str().to_uppercase()
         );
         if !shadow {
@@ -976,18 +971,9 @@ async fn call_tool<S: Store>(
         Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
     };
     let window = risk_window(&config);
-    let leaf = match Id::parse("remit jti", caller.chain.leaf_claims().jti.as_str()) {
-        Ok(j) => j,
-        Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
-    };
-    let usage = match state
-        .gateway()
-        .cache()
-        .usage(state.store(), &leaf, &agent_id, window, config.cache_ttl)
-        .await
-    {
+    let usage = match usage_before(state, caller, &id, &facts, window).await {
         Ok(u) => u,
-        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+        Err(refused) => return refused,
     };
     let hash = call_hash(
         &caller.chain.leaf_claims().jti,
@@ -1074,19 +1060,7 @@ async fn call_tool<S: Store>(
                 caller.chain.leaf_claims().sub,
                 tool.risk,
                 report.classification.name(),
-                if report.findings.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " with {}",
-                        report
-                            .types()
-                            .iter()
-                            .map(|t| t.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
+                findings_clause(&report),
                 decision.explanation()
             );
             return hold::hold(state, caller, id, &facts, held, &decision, summary).await;
@@ -1286,19 +1260,7 @@ async fn release_with<S: Store>(
                     caller.chain.leaf_claims().sub,
                     request.what,
                     result_report.classification.name(),
-                    if result_report.findings.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " with {}",
-                            result_report
-                                .types()
-                                .iter()
-                                .map(|t| t.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    },
+                    findings_clause(&result_report),
                     read.explanation()
                 );
                 return hold::hold(state, caller, id, &facts, request.held, &read, summary).await;
@@ -1630,21 +1592,9 @@ async fn read_content<S: Store>(
     }
     // What the remit used before this read is what the policy sees.
     let window = risk_window(&config);
-    let usage = match (
-        Id::parse("remit jti", caller.chain.leaf_claims().jti.as_str()),
-        Id::parse("agent id", caller.agent()),
-    ) {
-        (Ok(leaf), Ok(agent)) => {
-            let cache = state.gateway().cache();
-            match cache
-                .usage(state.store(), &leaf, &agent, window, config.cache_ttl)
-                .await
-            {
-                Ok(u) => u,
-                Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+    let usage = match usage_before(state, caller, &id, &facts, window).await {
+        Ok(u) => u,
+        Err(refused) => return refused,
     };
     if !shadow {
         if let Err(e) = consume_call(state, caller, window, None).await {
@@ -1746,6 +1696,53 @@ async fn read_content<S: Store>(
         Some(&request),
     )
     .await
+}
+
+/// The finding types of a scan, named and comma-separated.
+fn finding_names(report: &ScanReport) -> String {
+    report
+        .types()
+        .iter()
+        .map(|t: &FindingType| t.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `" with <finding types>"` for an approval summary, or nothing.
+fn findings_clause(report: &ScanReport) -> String {
+    if report.findings.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", finding_names(report))
+    }
+}
+
+/// What the caller's leaf remit and agent used before this call (steps,
+/// risk in `window`), as the policy is told; a refusal with a receipt when
+/// the ids are unusable or the store fails.
+async fn usage_before<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: &RequestId,
+    facts: &Facts,
+    window: i64,
+) -> Result<Usage, Answer> {
+    let ids = Id::parse("remit jti", caller.chain.leaf_claims().jti.as_str())
+        .and_then(|leaf| Ok((leaf, Id::parse("agent id", caller.agent())?)));
+    let (leaf, agent) = match ids {
+        Ok(found) => found,
+        Err(e) => {
+            let refusal = Refusal::gateway(jsonrpc::DENIED, "gw-invalid-call", e.to_string());
+            let message = refuse(state, Some(caller), Some(id.clone()), facts, refusal, None).await;
+            return Err(Answer::Message(message));
+        }
+    };
+    let ttl = state.gateway().config().cache_ttl;
+    let cache = state.gateway().cache();
+    match cache.usage(state.store(), &leaf, &agent, window, ttl).await {
+        Ok(u) => Ok(u),
+        Err(e) => Err(store_refusal(state, caller, id.clone(), facts, &e).await),
+    }
 }
 
 /// The start of the risk window `now` falls in.
