@@ -3,7 +3,8 @@
 //! # The model
 //!
 //! Every event Remit decides or performs — issue, delegate, allow, deny,
-//! escalate, approve, reject, revoke, promote, result_redacted, error —
+//! escalate, approve, reject, revoke, promote, result_redacted,
+//! result_released, error —
 //! becomes a [`Receipt`]: the event's fields (actor chain user → agent →
 //! sub-agent, root and leaf `jti`, tool, a keyed hash of the arguments but
 //! never the arguments, findings by type, classification, the decision

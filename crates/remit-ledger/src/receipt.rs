@@ -63,6 +63,9 @@ pub enum Kind {
     Promote,
     /// An upstream result was redacted before it reached the agent.
     ResultRedacted,
+    /// An upstream result carrying findings reached the agent unchanged
+    /// (it was within the holder's class); the receipt records what it held.
+    ResultReleased,
     /// A stage failed; the call was denied (fail closed).
     Error,
     /// The registry changed: an agent, MCP server or tool was registered,
@@ -84,6 +87,7 @@ impl Kind {
             Kind::Revoke => "revoke",
             Kind::Promote => "promote",
             Kind::ResultRedacted => "result_redacted",
+            Kind::ResultReleased => "result_released",
             Kind::Error => "error",
             Kind::Register => "register",
         }

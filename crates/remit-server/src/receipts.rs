@@ -106,21 +106,49 @@ pub trait ReceiptLog: Send + Sync + std::fmt::Debug + 'static {
     fn note_verifier_key(&self) -> String;
 }
 
-/// Appends `event` and waits, without holding a thread, until it is
-/// durable: through the log's group-commit queue, or on a blocking thread
-/// for a log without one.
-pub async fn append(log: &Arc<dyn ReceiptLog>, event: Event) -> Result<u64, ReceiptLogError> {
-    match log.submit(event)? {
-        Submitted::Queued(pending) => pending
-            .await
-            .map_err(|_| ReceiptLogError::Task("the receipt writer dropped this receipt".into()))?,
-        Submitted::Blocking(event) => {
-            let log = Arc::clone(log);
-            tokio::task::spawn_blocking(move || log.append(*event))
+/// A receipt on its way to durability. Its index may be named to a client
+/// only after [`Durable::wait`] returned it; until then the caller can do
+/// other work (the gateway forwards a call while its receipt syncs).
+#[derive(Debug)]
+pub enum Durable {
+    /// Queued for the log's group-commit writer.
+    Queued(group::Pending),
+    /// Being appended on a blocking thread (a log without a queue).
+    Blocking(tokio::task::JoinHandle<Result<u64, ReceiptLogError>>),
+}
+
+impl Durable {
+    /// Waits, without holding a thread, until the receipt is durable and
+    /// returns its index.
+    pub async fn wait(self) -> Result<u64, ReceiptLogError> {
+        match self {
+            Durable::Queued(pending) => pending.await.map_err(|_| {
+                ReceiptLogError::Task("the receipt writer dropped this receipt".into())
+            })?,
+            Durable::Blocking(task) => task
                 .await
-                .map_err(|e| ReceiptLogError::Task(e.to_string()))?
+                .map_err(|e| ReceiptLogError::Task(e.to_string()))?,
         }
     }
+}
+
+/// Starts making `event` durable: through the log's group-commit queue, or
+/// on a blocking thread for a log without one. Must be called from within
+/// a Tokio runtime.
+pub fn submit(log: &Arc<dyn ReceiptLog>, event: Event) -> Result<Durable, ReceiptLogError> {
+    Ok(match log.submit(event)? {
+        Submitted::Queued(pending) => Durable::Queued(pending),
+        Submitted::Blocking(event) => {
+            let log = Arc::clone(log);
+            Durable::Blocking(tokio::task::spawn_blocking(move || log.append(*event)))
+        }
+    })
+}
+
+/// Appends `event` and waits, without holding a thread, until it is
+/// durable ([`submit`], then [`Durable::wait`]).
+pub async fn append(log: &Arc<dyn ReceiptLog>, event: Event) -> Result<u64, ReceiptLogError> {
+    submit(log, event)?.wait().await
 }
 
 fn load_note_key(path: &Path, origin: &str) -> Result<NoteSigner, ReceiptLogError> {

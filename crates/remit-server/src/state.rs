@@ -200,20 +200,23 @@ impl<S: Store> AppState<S> {
     /// Durably appends a receipt and returns its index. A failure is a 500
     /// for the whole request: a mutation never answers success without its
     /// receipt.
-    pub async fn record(&self, mut event: remit_ledger::Event) -> Result<u64, Problem> {
+    pub async fn record(&self, event: remit_ledger::Event) -> Result<u64, Problem> {
+        self.submit(event)?.durable().await
+    }
+
+    /// Starts appending a receipt without waiting for it to be durable, so
+    /// the caller can overlap the log's sync with other work; the answer
+    /// that names the receipt must wait for [`PendingReceipt::durable`].
+    pub fn submit(&self, mut event: remit_ledger::Event) -> Result<PendingReceipt, Problem> {
         crate::oidc::attribute_to_admin_identity(&mut event);
         let started = std::time::Instant::now();
-        let appended = crate::receipts::append(&self.inner.receipts, event).await;
-        crate::metrics::receipt_append(started.elapsed().as_secs_f64(), appended.is_ok());
-        appended.map_err(|error| {
-                tracing::error!(%error, "receipt append failed");
-                Problem::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "receipt-failed",
-                    "Receipt not recorded",
-                    format!("the change was not confirmed because its receipt could not be recorded: {error}"),
-                )
-            })
+        match crate::receipts::submit(&self.inner.receipts, event) {
+            Ok(durable) => Ok(PendingReceipt { durable, started }),
+            Err(error) => {
+                crate::metrics::receipt_append(started.elapsed().as_secs_f64(), false);
+                Err(receipt_problem(&error))
+            }
+        }
     }
 
     /// The policy engine decisions are asked of now. Until [`Self::set_policy`]
@@ -461,4 +464,32 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A receipt submitted by [`AppState::submit`], not yet known durable.
+#[derive(Debug)]
+#[must_use = "a receipt's index may be shown only once it is durable"]
+pub struct PendingReceipt {
+    durable: crate::receipts::Durable,
+    started: std::time::Instant,
+}
+
+impl PendingReceipt {
+    /// Waits until the receipt is durable; its index, or the 500 that
+    /// replaces the answer when it could not be made durable.
+    pub async fn durable(self) -> Result<u64, Problem> {
+        let appended = self.durable.wait().await;
+        crate::metrics::receipt_append(self.started.elapsed().as_secs_f64(), appended.is_ok());
+        appended.map_err(|error| receipt_problem(&error))
+    }
+}
+
+fn receipt_problem(error: &crate::receipts::ReceiptLogError) -> Problem {
+    tracing::error!(%error, "receipt append failed");
+    Problem::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "receipt-failed",
+        "Receipt not recorded",
+        format!("the change was not confirmed because its receipt could not be recorded: {error}"),
+    )
 }

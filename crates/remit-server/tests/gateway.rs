@@ -752,13 +752,51 @@ async fn a_secret_in_a_result_is_redacted_above_the_holders_class() {
     assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
     assert!(text.contains("region = eu-west-1"), "{text}");
     assert_eq!(r.body["result"]["_meta"]["remit/redacted"], true);
-    let receipt = gw.receipt(r.body["result"]["_meta"]["receipt_id"].as_u64().unwrap());
+    let index = r.body["result"]["_meta"]["receipt_id"].as_u64().unwrap();
+    let receipt = gw.receipt(index);
     assert_eq!(receipt.kind, Kind::ResultRedacted);
     assert!(
         receipt.findings.keys().any(|k| k.starts_with("result:")),
         "{:?}",
         receipt.findings
     );
+    // Before it, the call's own receipt: allowed and sent upstream.
+    let call = gw.receipt(index - 1);
+    assert_eq!(call.kind, Kind::Allow);
+    assert_eq!(call.leaf_jti, receipt.leaf_jti);
+    assert_eq!(call.tool.as_deref(), Some("mcp:files/leak_secret"));
+}
+
+#[tokio::test]
+async fn a_clean_result_is_answered_under_the_calls_receipt_and_one_with_findings_gets_its_own() {
+    let gw = Gw::start().await;
+    let chain = gw.remit(Gw::echo_grant()).await;
+    let clean = gw.call(&chain, "echo", json!({"text": "hello"})).await;
+    assert_eq!(clean.status, 200, "{}", clean.body);
+    let index = clean.body["result"]["_meta"]["receipt_id"].as_u64().unwrap();
+    let receipt = gw.receipt(index);
+    assert_eq!(receipt.kind, Kind::Allow);
+    assert_eq!(receipt.tool.as_deref(), Some("mcp:files/echo"));
+    assert!(receipt.findings.is_empty(), "{:?}", receipt.findings);
+    assert_eq!(
+        gw.state.receipts().size(),
+        index + 1,
+        "a clean result needs no second receipt"
+    );
+
+    // An IPv4 address is INTERNAL: within the holder's class, so it is
+    // released unchanged, and a receipt after the call's records it.
+    let found = gw.call(&chain, "echo", json!({"text": "host 10.1.2.3"})).await;
+    assert_eq!(found.body["result"]["content"][0]["text"], "host 10.1.2.3");
+    let index = found.body["result"]["_meta"]["receipt_id"].as_u64().unwrap();
+    let released = gw.receipt(index);
+    assert_eq!(released.kind, Kind::ResultReleased);
+    assert_eq!(released.findings.get("result:IPV4"), Some(&1));
+    let call = gw.receipt(index - 1);
+    assert_eq!(call.kind, Kind::Allow);
+    assert_eq!(call.leaf_jti, released.leaf_jti);
+    assert_eq!(call.findings.get("IPV4"), Some(&1));
+    assert!(!call.findings.contains_key("result:IPV4"), "{:?}", call.findings);
 }
 
 #[tokio::test]

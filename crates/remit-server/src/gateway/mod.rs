@@ -27,7 +27,11 @@
 //! 6. scan the result; redact it above the holder's class, or block it;
 //!    ask the policy (`read_result`);
 //! 7. a receipt, durable before the answer leaves; the answer carries its
-//!    index as `_meta.receipt_id`.
+//!    index as `_meta.receipt_id`. An allowed tool call's `allow` receipt
+//!    is queued when the call is forwarded (step 5), so the log's sync
+//!    runs while the upstream works; a result with findings gets a second
+//!    receipt (`result_redacted` / `result_released`), a withheld one a
+//!    `deny`.
 //!
 //! MCP resources and prompts pass the same stages with their own grants and
 //! policy actions: `resources/read` needs a grant of `<server>/resources/read`

@@ -24,7 +24,7 @@ use super::jsonrpc::{self, Incoming};
 use super::upstream::{Upstream, UpstreamError};
 use super::GatewayConfig;
 use crate::policy::description_hash;
-use crate::state::{now, now_ms, AppState};
+use crate::state::{now, now_ms, AppState, PendingReceipt};
 
 /// Protocol versions the gateway answers `initialize` with.
 pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -96,6 +96,17 @@ pub async fn record<S: Store>(
     facts: &Facts,
     decision: Option<remit_ledger::Decision>,
 ) -> Result<u64, String> {
+    let event = receipt_event(caller, kind, facts, decision);
+    state.record(event).await.map_err(|p| p.detail().to_owned())
+}
+
+/// The receipt event for `facts` about `caller`'s message.
+fn receipt_event(
+    caller: Option<&Caller>,
+    kind: Kind,
+    facts: &Facts,
+    decision: Option<remit_ledger::Decision>,
+) -> Event {
     let mut event = Event::new(kind, now_ms());
     if let Some(caller) = caller {
         let chain = &caller.chain;
@@ -115,7 +126,7 @@ pub async fn record<S: Store>(
     event.findings = facts.findings.clone();
     event.classification = facts.class;
     event.decision = decision;
-    state.record(event).await.map_err(|p| p.detail().to_owned())
+    event
 }
 
 /// Writes the receipt of a refusal and builds its JSON-RPC error.
@@ -975,16 +986,6 @@ async fn call_tool<S: Store>(
         Ok(u) => u,
         Err(refused) => return refused,
     };
-    let hash = call_hash(
-        &caller.chain.leaf_claims().jti,
-        server.id.as_str(),
-        &name,
-        &args,
-    );
-    let approval = match Id::parse("approval id", approval_id(&hash)) {
-        Ok(a) => a,
-        Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
-    };
     let tool_ref = match Id::parse("tool", tool_id.as_str()) {
         Ok(t) => t,
         Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
@@ -1012,15 +1013,31 @@ async fn call_tool<S: Store>(
             format!("the call cannot be put to the policy: {e}")
         )),
     };
-    let held = HeldRequest {
-        approval: &approval,
-        hash: &hash,
+    // Only an escalated call is bound to an approval (the hash of the
+    // exact call) and looks for a human decision on it.
+    let escalated = decision.verdict() == remit_policy::Verdict::Escalate && !shadow;
+    let bound = if escalated {
+        let hash = call_hash(
+            &caller.chain.leaf_claims().jti,
+            server.id.as_str(),
+            &name,
+            &args,
+        );
+        match Id::parse("approval id", approval_id(&hash)) {
+            Ok(approval) => Some((hash, approval)),
+            Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
+        }
+    } else {
+        None
+    };
+    let held = bound.as_ref().map(|(hash, approval)| HeldRequest {
+        approval,
+        hash,
         agent: &agent_id,
         tool: &tool_ref,
-    };
+    });
     let mut use_approval = false;
-    if decision.verdict() == remit_policy::Verdict::Escalate && !shadow {
-        // Only an escalated call looks for a human decision on it.
+    if let Some(held) = held {
         match hold::decided(state, caller, &id, &facts, held, &decision).await {
             Ok(true) => {
                 context.approved = true;
@@ -1063,6 +1080,15 @@ async fn call_tool<S: Store>(
                 findings_clause(&report),
                 decision.explanation()
             );
+            // INVARIANT: the verdict is Escalate only when the first decision
+            // was (an approval never turns an allow into an escalation), and
+            // then `held` was bound above.
+            let Some(held) = held else {
+                refuse_with!(deny(
+                    "gw-invalid-call",
+                    "the call escalated without an approval binding".into()
+                ))
+            };
             return hold::hold(state, caller, id, &facts, held, &decision, summary).await;
         }
     }
@@ -1083,7 +1109,7 @@ async fn call_tool<S: Store>(
             return store_refusal(state, caller, id, &facts, &e).await;
         }
     } else {
-        if use_approval {
+        if let (true, Some(held)) = (use_approval, held) {
             if let Err(refusal) = hold::spend(state, held).await {
                 refuse_with!(refusal);
             }
@@ -1108,6 +1134,24 @@ async fn call_tool<S: Store>(
         }
     }
 
+    // Stage 7 starts before stage 5: the call's receipt is queued now and
+    // syncs while the upstream works; the answer waits for both.
+    let event = receipt_event(Some(caller), Kind::Allow, &facts, Some(ledger));
+    let call_receipt = match state.submit(event) {
+        Ok(pending) => pending,
+        Err(problem) => {
+            return Answer::Message(jsonrpc::error(
+                Some(id),
+                ErrorCode::INTERNAL_ERROR,
+                format!(
+                    "the call was not forwarded because its receipt could not be recorded: {}",
+                    problem.detail()
+                ),
+                None,
+            ))
+        }
+    };
+
     // Stage 5: forward. Only the tool and its arguments go upstream.
     let forwarded = json!({ "name": name, "arguments": args });
     let result = match upstream
@@ -1115,7 +1159,12 @@ async fn call_tool<S: Store>(
         .await
     {
         Ok(r) => r,
-        Err(e) => return forward_refusal(state, caller, id, &facts, &e).await,
+        Err(e) => {
+            // The call's receipt says it was allowed and sent; the refusal's
+            // receipt, after it, says what became of it.
+            let _ = call_receipt.durable().await;
+            return forward_refusal(state, caller, id, &facts, &e).await;
+        }
     };
 
     release(
@@ -1126,16 +1175,23 @@ async fn call_tool<S: Store>(
         result,
         &context,
         Action::ReadResult,
-        Some(ledger),
+        Some(call_receipt),
     )
     .await
 }
 
 /// Stages 6 and 7: scans what the upstream returned, redacts it above the
 /// holder's class (or withholds it when it cannot be redacted safely), asks
-/// the policy `action` about it, records the receipt durably and answers
-/// with the receipt id in `_meta`. The receipt carries `ledger`, the call's
-/// decision, or else the decision on the content itself.
+/// the policy `action` about it, and answers with the receipt id in
+/// `_meta` once the receipt is durable.
+///
+/// `call_receipt` is the receipt of a forwarded tool call, already
+/// submitted (its sync overlapped the upstream's work). A clean result is
+/// answered under it; a result with findings gets a second receipt after
+/// it (`result_redacted`, or `result_released` when it was within the
+/// holder's class) recording what it held, and a withheld one a deny. A
+/// content read has no call receipt: its one receipt carries the decision
+/// on the content.
 #[allow(clippy::too_many_arguments)]
 async fn release<S: Store>(
     state: &AppState<S>,
@@ -1145,10 +1201,18 @@ async fn release<S: Store>(
     result: Value,
     context: &CallContext<'_>,
     action: Action,
-    ledger: Option<remit_ledger::Decision>,
+    call_receipt: Option<PendingReceipt>,
 ) -> Answer {
     release_with(
-        state, caller, id, facts, result, context, action, ledger, None,
+        state,
+        caller,
+        id,
+        facts,
+        result,
+        context,
+        action,
+        call_receipt,
+        None,
     )
     .await
 }
@@ -1178,7 +1242,7 @@ async fn release_with<S: Store>(
     result: Value,
     context: &CallContext<'_>,
     action: Action,
-    ledger: Option<remit_ledger::Decision>,
+    call_receipt: Option<PendingReceipt>,
     content: Option<&ContentRequest<'_>>,
 ) -> Answer {
     let shadow = context.shadow;
@@ -1308,11 +1372,24 @@ async fn release_with<S: Store>(
     // Stage 7: the receipt, then the answer.
     let kind = if redact {
         Kind::ResultRedacted
+    } else if call_receipt.is_some() {
+        Kind::ResultReleased
     } else {
         Kind::Allow
     };
-    let ledger = ledger.unwrap_or_else(|| ledger_decision(&read, shadow));
-    let receipt = match record(state, Some(caller), kind, &facts, Some(ledger)).await {
+    let ledger = ledger_decision(&read, shadow);
+    let recorded = match call_receipt {
+        Some(call) if !redact && result_report.findings.is_empty() => {
+            call.durable().await.map_err(|p| p.detail().to_owned())
+        }
+        Some(call) => {
+            let result_receipt = record(state, Some(caller), kind, &facts, Some(ledger)).await;
+            let call_receipt = call.durable().await.map_err(|p| p.detail().to_owned());
+            call_receipt.and(result_receipt)
+        }
+        None => record(state, Some(caller), kind, &facts, Some(ledger)).await,
+    };
+    let receipt = match recorded {
         Ok(r) => r,
         Err(detail) => {
             return Answer::Message(jsonrpc::error(
