@@ -6,8 +6,9 @@
 //! (the file store has called `fdatasync`). Batching is how a server
 //! group-commits: many receipts, one sync.
 //!
-//! [`FileStore`] is the only module in this crate that writes. It keeps
-//! one file, `receipts.jsonl`, a leaf per line.
+//! [`FileStore`] keeps one file, `receipts.jsonl`, a leaf per line; it is
+//! the crate's only writer of leaves ([`crate::dir`] writes the checkpoint
+//! and reads leaves).
 //!
 //! # Preallocation, and why one `fdatasync` per batch is enough
 //!
