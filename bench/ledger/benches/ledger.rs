@@ -7,8 +7,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use remit_ledger::merkle::{leaf_hash, verify_consistency, verify_inclusion, Tree};
 use remit_ledger::{
-    Actor, ActorKind, ArgsKey, Classification, Decision, Effect, Event, FileStore, Kind, Log,
-    MemoryStore, ReceiptSigner, Traceparent,
+    Actor, ActorKind, ArgsKey, Classification, Decision, Effect, Event, FileStore, Kind,
+    LeafStore as _, Log, MemoryStore, ReceiptSigner, Traceparent,
 };
 use remit_token::crypto::EcdsaP256Signer;
 
@@ -146,6 +146,59 @@ fn append(c: &mut Criterion) {
     parts.finish();
 }
 
+/// The durable-append floor side by side: one 600-byte leaf and its
+/// `fdatasync`, through `FileStore` (preallocated, and with preallocation
+/// off) and through a plain `O_APPEND` file, all in one directory on the
+/// target's disk (not `/tmp`, which may be tmpfs).
+fn leaf_sync(c: &mut Criterion) {
+    use std::io::Write as _;
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let leaf = vec![b'x'; 600];
+    let line: Vec<u8> = leaf.iter().copied().chain([b'\n']).collect();
+    let mut group = c.benchmark_group("leaf_sync");
+    group.throughput(Throughput::Elements(1));
+
+    let mut plain = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.path().join("append.jsonl"))
+        .unwrap();
+    group.bench_function("append_write_fdatasync", |b| {
+        b.iter(|| {
+            plain.write_all(&line).unwrap();
+            plain.sync_data().unwrap()
+        })
+    });
+    let batch = [leaf];
+    let (mut grown, _) = FileStore::open_with_chunk(&root.path().join("grown"), 0).unwrap();
+    group.bench_function("file_store/no_prealloc", |b| {
+        b.iter(|| grown.append_batch(&batch).unwrap())
+    });
+    let (mut prealloc, _) = FileStore::open(&root.path().join("prealloc")).unwrap();
+    group.bench_function("file_store/prealloc", |b| {
+        b.iter(|| prealloc.append_batch(&batch).unwrap())
+    });
+    // For comparison only: overwriting blocks already written (zeros, then
+    // fsync) changes no metadata at all, not even an extent's state.
+    let zeroed_path = root.path().join("zeroed.jsonl");
+    let zeroed = std::fs::File::create(&zeroed_path).unwrap();
+    let chunk = vec![0u8; 8 << 20];
+    std::os::unix::fs::FileExt::write_all_at(&zeroed, &chunk, 0).unwrap();
+    zeroed.sync_all().unwrap();
+    let mut at = 0u64;
+    group.bench_function("overwrite_zero_filled", |b| {
+        b.iter(|| {
+            if at + line.len() as u64 > chunk.len() as u64 {
+                at = 0;
+            }
+            std::os::unix::fs::FileExt::write_all_at(&zeroed, &line, at).unwrap();
+            zeroed.sync_data().unwrap();
+            at += line.len() as u64;
+        })
+    });
+    group.finish();
+}
+
 fn proofs(c: &mut Criterion) {
     const SIZE: u64 = 1 << 20; // 1,048,576 leaves
     let tree = Tree::from_leaf_hashes((0..SIZE).map(|i| leaf_hash(&i.to_be_bytes())));
@@ -186,5 +239,5 @@ fn proofs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, proofs);
+criterion_group!(benches, append, leaf_sync, proofs);
 criterion_main!(benches);

@@ -1,7 +1,9 @@
 //! A log directory on disk: leaves, the latest checkpoint, the note key.
 //!
 //! ```text
-//! DIR/receipts.jsonl   leaves, one per line (see `store::FileStore`)
+//! DIR/receipts.jsonl   leaves, one per line (see `store::FileStore`), then,
+//!                      while a writer has it open or after a crash, NUL
+//!                      bytes: space preallocated and not yet written
 //! DIR/checkpoint       the latest signed checkpoint (C2SP signed note)
 //! DIR/note.pub         the log's note verifier key (`name+id+key`)
 //! ```
@@ -15,7 +17,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 
 use crate::note::{NoteError, NoteSigner, NoteVerifier};
-use crate::store::{StoreError, LEAF_FILE};
+use crate::store::{is_whole_leaf, measure_tail, StoreError, LEAF_FILE};
 
 /// The checkpoint file's name inside a log directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
@@ -135,6 +137,8 @@ impl LogDir {
             bytes_read: 0,
             total,
             torn_bytes: 0,
+            unused_bytes: 0,
+            done: false,
         })
     }
 }
@@ -145,9 +149,13 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
         .map_err(|e| io("writing", path, e))
 }
 
-/// Streams leaves from `receipts.jsonl`, read-only. A last line without a
-/// newline is a torn write from a crash: it is not a leaf (it was never
-/// acknowledged) and is reported in [`LeafReader::torn_bytes`].
+/// Streams leaves from `receipts.jsonl`, read-only, also while a writer
+/// has it open. The leaves end at the first line that is not whole: one
+/// that begins with a NUL byte starts the unused, preallocated end of the
+/// file ([`LeafReader::unused_bytes`], normal); one without a newline at
+/// the end of the file, or holding a NUL byte, is a torn write of a batch
+/// never acknowledged (a crash, or a writer caught mid-write), and it and
+/// any non-NUL bytes after it are reported in [`LeafReader::torn_bytes`].
 #[derive(Debug)]
 pub struct LeafReader {
     reader: BufReader<File>,
@@ -155,6 +163,8 @@ pub struct LeafReader {
     bytes_read: u64,
     total: u64,
     torn_bytes: u64,
+    unused_bytes: u64,
+    done: bool,
 }
 
 impl LeafReader {
@@ -163,14 +173,29 @@ impl LeafReader {
         self.bytes_read
     }
 
-    /// The file's size when opened.
+    /// The file's size when opened (preallocated space included).
     pub fn total_bytes(&self) -> u64 {
         self.total
     }
 
-    /// Bytes of a torn last line, once the reader reached the end.
+    /// Bytes of a torn or stale tail after the last leaf (through its last
+    /// non-NUL byte), once the reader reached the end.
     pub fn torn_bytes(&self) -> u64 {
         self.torn_bytes
+    }
+
+    /// NUL bytes at the end: preallocated space not yet written (a live
+    /// log, or one whose writer was killed), once the reader reached the end.
+    pub fn unused_bytes(&self) -> u64 {
+        self.unused_bytes
+    }
+
+    fn io_error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            action: "reading",
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
@@ -178,23 +203,91 @@ impl Iterator for LeafReader {
     type Item = Result<Vec<u8>, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
         let mut line = Vec::new();
         match self.reader.read_until(b'\n', &mut line) {
-            Err(source) => Some(Err(StoreError::Io {
-                action: "reading",
-                path: self.path.clone(),
-                source,
-            })),
-            Ok(0) => None,
-            Ok(n) => {
+            Err(source) => {
+                self.done = true;
+                Some(Err(self.io_error(source)))
+            }
+            Ok(0) => {
+                self.done = true;
+                None
+            }
+            Ok(n) if is_whole_leaf(&line) => {
                 self.bytes_read += n as u64;
-                if line.pop() == Some(b'\n') {
-                    Some(Ok(line))
-                } else {
-                    self.torn_bytes = n as u64;
-                    None
+                line.pop();
+                Some(Ok(line))
+            }
+            Ok(_) => {
+                self.done = true;
+                match measure_tail(&line, &mut self.reader) {
+                    Ok((torn, unused)) => {
+                        self.bytes_read += torn + unused;
+                        self.torn_bytes = torn;
+                        self.unused_bytes = unused;
+                        None
+                    }
+                    Err(source) => Some(Err(self.io_error(source))),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{FileStore, LeafStore as _};
+    use std::os::unix::fs::FileExt as _;
+
+    fn leaves() -> Vec<Vec<u8>> {
+        (0..50)
+            .map(|i| format!("{{\"receipt\":{{\"index\":{i}}}}}").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn a_stale_line_after_zeros_in_a_killed_log_is_torn_not_a_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, _) = FileStore::open_with_chunk(dir.path(), 4096).unwrap();
+        f.append_batch(&leaves()).unwrap();
+        let end = f
+            .read_all()
+            .unwrap()
+            .iter()
+            .map(|l| l.len() as u64 + 1)
+            .sum::<u64>();
+        std::mem::forget(f);
+        let raw = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(LEAF_FILE))
+            .unwrap();
+        raw.write_all_at(b"stale\n", end + 10).unwrap();
+        let mut reader = LogDir::new(dir.path()).leaf_reader().unwrap();
+        let read: Vec<Vec<u8>> = reader.by_ref().map(Result::unwrap).collect();
+        assert_eq!(read, leaves());
+        assert_eq!(reader.torn_bytes(), 16);
+        assert_eq!(reader.bytes_read(), reader.total_bytes());
+        assert_eq!(reader.unused_bytes(), reader.total_bytes() - end - 16);
+    }
+
+    #[test]
+    fn a_live_preallocated_log_reads_as_exactly_its_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, _) = FileStore::open_with_chunk(dir.path(), 4096).unwrap();
+        for pair in leaves().chunks(2) {
+            f.append_batch(pair).unwrap();
+        }
+        // The writer is still open: the file ends in preallocated zeros.
+        let mut reader = LogDir::new(dir.path()).leaf_reader().unwrap();
+        let read: Vec<Vec<u8>> = reader.by_ref().map(Result::unwrap).collect();
+        assert_eq!(read, leaves());
+        assert_eq!(reader.torn_bytes(), 0);
+        assert!(reader.unused_bytes() > 0);
+        assert_eq!(reader.next().map(|r| r.is_ok()), None);
+        drop(f);
     }
 }
