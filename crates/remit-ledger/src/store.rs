@@ -63,6 +63,12 @@ use std::path::{Path, PathBuf};
 /// 14,000 receipts of 600 bytes): one `fallocate` and one `fsync` per chunk.
 pub const PREALLOC_CHUNK: u64 = 8 << 20;
 
+/// The most non-NUL bytes opening cuts after the last whole leaf: what one
+/// crashed batch can leave (a server's batch is at most 1,024 receipts of a
+/// few KiB). More means damage in the middle of the log, which is refused
+/// ([`StoreError::DamagedTail`]) rather than cut.
+pub const MAX_TORN_BYTES: u64 = 8 << 20;
+
 /// The leaf file's name inside a log directory.
 pub const LEAF_FILE: &str = "receipts.jsonl";
 
@@ -72,6 +78,23 @@ pub enum StoreError {
     /// A leaf held a newline, which the line framing cannot store.
     #[error("leaf {0} contains a newline")]
     NewlineInLeaf(u64),
+    /// Opening found more bytes after the last whole leaf than one crashed
+    /// batch can leave: the file was damaged or edited in the middle, and
+    /// cutting would delete receipts, so the store refuses to open it.
+    #[error(
+        "{path}: {bytes} bytes after leaf {leaves} (at byte {offset}) are not whole leaves, more than a crash can leave; \
+         refusing to cut them (receipts would be lost): inspect the file, restore it from a copy, or move it away"
+    )]
+    DamagedTail {
+        /// The leaf file.
+        path: PathBuf,
+        /// Whole leaves before the damage.
+        leaves: u64,
+        /// Where the damage starts.
+        offset: u64,
+        /// Non-NUL bytes from there through the last one.
+        bytes: u64,
+    },
     /// The index is past the end of the log.
     #[error("leaf {index} does not exist (log size {size})")]
     NoSuchLeaf {
@@ -296,6 +319,14 @@ impl FileStore {
             offsets.push(end);
         }
         drop(reader);
+        if recovery.torn_bytes > MAX_TORN_BYTES {
+            return Err(StoreError::DamagedTail {
+                path,
+                leaves: offsets.len() as u64 - 1,
+                offset: end,
+                bytes: recovery.torn_bytes,
+            });
+        }
         if recovery != Recovery::default() {
             file.set_len(end).map_err(io_err("truncating", &path))?;
             file.sync_all().map_err(io_err("syncing", &path))?;
@@ -516,6 +547,33 @@ mod tests {
         let mut want = jsonl(&leaves);
         want.extend_from_slice(b"four\n");
         assert_eq!(std::fs::read(dir.path().join(LEAF_FILE)).unwrap(), want);
+    }
+
+    #[test]
+    fn damage_in_the_middle_of_a_log_is_refused_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, _) = FileStore::open_with_chunk(dir.path(), 0).unwrap();
+        // More leaves after the damage than one crashed batch can leave.
+        let leaf = vec![b'x'; 1 << 20];
+        f.append_batch(&[b"first".to_vec()]).unwrap();
+        f.append_batch(&vec![leaf; 9]).unwrap();
+        drop(f);
+        write_raw(dir.path(), 2, b"\0");
+        let err = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::DamagedTail {
+                    leaves: 0,
+                    offset: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Nothing was cut: the file still holds every byte.
+        let len = std::fs::metadata(dir.path().join(LEAF_FILE)).unwrap().len();
+        assert_eq!(len, 6 + 9 * ((1 << 20) + 1));
     }
 
     #[test]

@@ -773,7 +773,9 @@ async fn a_clean_result_is_answered_under_the_calls_receipt_and_one_with_finding
     let chain = gw.remit(Gw::echo_grant()).await;
     let clean = gw.call(&chain, "echo", json!({"text": "hello"})).await;
     assert_eq!(clean.status, 200, "{}", clean.body);
-    let index = clean.body["result"]["_meta"]["receipt_id"].as_u64().unwrap();
+    let index = clean.body["result"]["_meta"]["receipt_id"]
+        .as_u64()
+        .unwrap();
     let receipt = gw.receipt(index);
     assert_eq!(receipt.kind, Kind::Allow);
     assert_eq!(receipt.tool.as_deref(), Some("mcp:files/echo"));
@@ -786,9 +788,13 @@ async fn a_clean_result_is_answered_under_the_calls_receipt_and_one_with_finding
 
     // An IPv4 address is INTERNAL: within the holder's class, so it is
     // released unchanged, and a receipt after the call's records it.
-    let found = gw.call(&chain, "echo", json!({"text": "host 10.1.2.3"})).await;
+    let found = gw
+        .call(&chain, "echo", json!({"text": "host 10.1.2.3"}))
+        .await;
     assert_eq!(found.body["result"]["content"][0]["text"], "host 10.1.2.3");
-    let index = found.body["result"]["_meta"]["receipt_id"].as_u64().unwrap();
+    let index = found.body["result"]["_meta"]["receipt_id"]
+        .as_u64()
+        .unwrap();
     let released = gw.receipt(index);
     assert_eq!(released.kind, Kind::ResultReleased);
     assert_eq!(released.findings.get("result:IPV4"), Some(&1));
@@ -796,7 +802,11 @@ async fn a_clean_result_is_answered_under_the_calls_receipt_and_one_with_finding
     assert_eq!(call.kind, Kind::Allow);
     assert_eq!(call.leaf_jti, released.leaf_jti);
     assert_eq!(call.findings.get("IPV4"), Some(&1));
-    assert!(!call.findings.contains_key("result:IPV4"), "{:?}", call.findings);
+    assert!(
+        !call.findings.contains_key("result:IPV4"),
+        "{:?}",
+        call.findings
+    );
 }
 
 #[tokio::test]
