@@ -188,5 +188,10 @@ async fn calls(store: &SqliteStore, inline: bool, tasks: u64, iters: u64) -> Dur
         .mul_f64(iters as f64 / (per_task * tasks) as f64)
 }
 
-criterion_group!(benches, revocation_lookup, sqlite_writes, sqlite_consume_call);
+criterion_group!(
+    benches,
+    revocation_lookup,
+    sqlite_writes,
+    sqlite_consume_call
+);
 criterion_main!(benches);
