@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use remit_store::*;
@@ -92,5 +93,105 @@ fn sqlite_writes(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, revocation_lookup, sqlite_writes);
+/// `consume_call` for a one-link chain with a risk spend, as the gateway
+/// makes it (from tasks on a 2-worker tokio runtime), through (a) the sqlx
+/// counters pool (the path before inline counters, still SQLite's fallback)
+/// and (b) the inline rusqlite connection; from 1 task (latency) and from
+/// 16 at once (time per call = 1 / throughput, the gateway's concurrency).
+fn sqlite_consume_call(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = runtime
+        .block_on(SqliteStore::open(&dir.path().join("bench.db")))
+        .unwrap();
+    runtime.block_on(async {
+        store
+            .register_agent(
+                &NewAgent {
+                    id: id("agt"),
+                    name: "bench".into(),
+                    public_jwk: "{}".into(),
+                    key_thumbprint: "t".into(),
+                    owner: "o".into(),
+                    risk_tier: RiskTier::Low,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        store
+            .record_remit(&IssuedRemit {
+                jti: id("r"),
+                root_jti: id("r"),
+                parent_jti: None,
+                holder_thumbprint: "t".into(),
+                sub: id("alice"),
+                agent: id("agt"),
+                issued_at: 0,
+                expires_at: 1,
+                max_steps: None,
+            })
+            .await
+            .unwrap();
+    });
+    let mut group = c.benchmark_group("sqlite_consume_call_1link_risk");
+    for (path, inline) in [("pool", false), ("inline", true)] {
+        for tasks in [1u64, 16] {
+            group.bench_function(format!("{path}/{tasks}_tasks"), |b| {
+                b.iter_custom(|iters| runtime.block_on(calls(&store, inline, tasks, iters)));
+            });
+        }
+    }
+    group.finish();
+    eprintln!(
+        "inline calls that fell back to the pool: {}",
+        store.counter_fallbacks()
+    );
+    runtime.block_on(store.close());
+}
+
+/// Runs at least `iters` calls from `tasks` tasks; the wall time scaled to
+/// exactly `iters` calls.
+async fn calls(store: &SqliteStore, inline: bool, tasks: u64, iters: u64) -> Duration {
+    let per_task = iters.div_ceil(tasks);
+    let start = Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        let store = store.clone();
+        running.spawn(async move {
+            let chain = [id("r")];
+            let risk = RiskSpend {
+                agent: id("agt"),
+                window_start: 0,
+                amount: 1,
+                limit: i64::MAX,
+            };
+            for _ in 0..per_task {
+                let counted = if inline {
+                    store.consume_call(&chain, Some(&risk)).await
+                } else {
+                    store.consume_call_via_pool(&chain, Some(&risk)).await
+                };
+                black_box(counted.unwrap());
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
+    }
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_task * tasks) as f64)
+}
+
+criterion_group!(
+    benches,
+    revocation_lookup,
+    sqlite_writes,
+    sqlite_consume_call
+);
 criterion_main!(benches);

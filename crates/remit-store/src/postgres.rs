@@ -100,6 +100,16 @@ impl PgStore {
         &self.pool
     }
 
+    /// Counts a call's steps and risk: on PostgreSQL always through the
+    /// pool (the database serializes the conditional updates).
+    async fn count_call(
+        &self,
+        chain: &[crate::Id],
+        risk: Option<&crate::RiskSpend>,
+    ) -> Result<crate::CallUsage, StoreError> {
+        self.consume_call_via_pool(chain, risk).await
+    }
+
     async fn notify_in_tx(
         &self,
         tx: &mut Transaction<'_, Postgres>,

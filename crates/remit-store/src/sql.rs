@@ -3,13 +3,21 @@
 //! SQLite (3.35+) and PostgreSQL agree on everything used here: numbered
 //! parameters (`$1`), `RETURNING`, `ON CONFLICT ... DO UPDATE ... WHERE`,
 //! `WITH RECURSIVE`. The macro below implements every repository trait for a
-//! backend type that has a `pool` field and two hooks:
-//! `notify_in_tx(&mut tx, epoch)` and `notify_committed(epoch)`.
+//! backend type that has a `pool` field, a `counters()` pool and three
+//! hooks: `notify_in_tx(&mut tx, epoch)`, `notify_committed(epoch)` and
+//! `count_call(chain, risk)`, which runs [`BudgetRepo::consume_call`]
+//! (PostgreSQL: `consume_call_via_pool`, generated here; SQLite: an inline
+//! connection first).
+//!
+//! [`BudgetRepo::consume_call`]: crate::BudgetRepo::consume_call
 //!
 //! Atomicity does not rely on application-level locks: conditional updates
 //! (`... WHERE used < max RETURNING`) and single-row sequencers (the
 //! revocation epoch and the log head) are serialized by the database itself,
 //! within one process or across replicas.
+
+use crate::error::StoreError;
+use crate::model::{Id, RiskSpend};
 
 pub(crate) const AGENT_COLUMNS: &str =
     "id, name, public_jwk, key_thumbprint, owner, risk_tier, status, created_at, updated_at";
@@ -23,6 +31,63 @@ pub(crate) const REVOCATION_COLUMNS: &str = "kind, value, epoch, reason, revoked
 pub(crate) const APPROVAL_COLUMNS: &str = "id, agent_id, remit_jti, tool, call_hash, summary, state, requested_at, expires_at, decided_by, decided_at, consumed_at";
 pub(crate) const OBSERVATION_COLUMNS: &str =
     "id, agent_id, tool, argument_shape, decision, observed_at";
+
+/// Takes one step of a remit if it has one left; no row back means it
+/// has none (or was never recorded).
+pub(crate) const STEP_SQL: &str = "UPDATE issued_remits SET steps_used = steps_used + 1 \
+     WHERE jti = $1 AND (max_steps IS NULL OR steps_used < max_steps) \
+     RETURNING steps_used";
+/// A remit's step limit, to tell "used up" from "never recorded".
+pub(crate) const MAX_STEPS_SQL: &str = "SELECT max_steps FROM issued_remits WHERE jti = $1";
+/// Adds to an agent's risk in a window if the total stays within the limit
+/// (`$4`); no row back means it would not.
+pub(crate) const RISK_UPSERT_SQL: &str =
+    "INSERT INTO risk_budgets (agent_id, window_start, spent) VALUES ($1, $2, $3) \
+     ON CONFLICT (agent_id, window_start) \
+     DO UPDATE SET spent = risk_budgets.spent + excluded.spent \
+     WHERE risk_budgets.spent + excluded.spent <= $4 \
+     RETURNING spent";
+/// The risk an agent has spent in a window (no row: none).
+pub(crate) const RISK_SPENT_SQL: &str =
+    "SELECT spent FROM risk_budgets WHERE agent_id = $1 AND window_start = $2";
+
+/// Refuses negative risk, and drops a zero-cost spend (it takes no budget).
+pub(crate) fn checked_risk(risk: Option<&RiskSpend>) -> Result<Option<&RiskSpend>, StoreError> {
+    if let Some(r) = risk {
+        if r.amount < 0 || r.limit < 0 {
+            return Err(StoreError::Invalid {
+                what: "risk amount",
+                value: format!("{} (limit {})", r.amount, r.limit),
+                reason: "risk amounts and limits are never negative",
+            });
+        }
+    }
+    Ok(risk.filter(|r| r.amount > 0))
+}
+
+/// The refusal of a spend that would take `r.agent` over its limit.
+pub(crate) fn risk_exhausted(r: &RiskSpend, spent: i64) -> StoreError {
+    StoreError::RiskBudgetExhausted {
+        agent: r.agent.to_string(),
+        spent,
+        requested: r.amount,
+        limit: r.limit,
+    }
+}
+
+/// Why `jti` took no step, from its `max_steps` row (`None`: no such remit).
+pub(crate) fn step_refused(jti: &Id, max_steps: Option<Option<i64>>) -> StoreError {
+    match max_steps {
+        None => StoreError::NotFound {
+            what: "remit",
+            id: jti.to_string(),
+        },
+        Some(max) => StoreError::StepsExhausted {
+            jti: jti.to_string(),
+            max: max.unwrap_or_default(),
+        },
+    }
+}
 
 /// Implements every repository trait for `$store` over `sqlx::$db`.
 macro_rules! impl_repositories {
@@ -85,6 +150,104 @@ macro_rules! impl_repositories {
             StoreError::NotFound {
                 what,
                 id: id.to_owned(),
+            }
+        }
+
+        impl $store {
+            /// [`BudgetRepo::consume_call`] through the counters pool: the
+            /// path PostgreSQL always takes, and SQLite's fallback (and its
+            /// benchmark baseline) when the inline connection is busy.
+            #[doc(hidden)]
+            pub async fn consume_call_via_pool(
+                &self,
+                chain: &[Id],
+                risk: Option<&RiskSpend>,
+            ) -> Result<CallUsage, StoreError> {
+                let action = "count a call's steps and risk";
+                let risk = checked_risk(risk)?;
+                if let Some(r) = risk.filter(|r| r.amount > r.limit) {
+                    let spent = self.risk_spent(&r.agent, r.window_start).await?;
+                    return Err(risk_exhausted(r, spent));
+                }
+                // Why a link took no step: never recorded, or used up.
+                async fn refused<'c, E>(executor: E, jti: &Id) -> StoreError
+                where
+                    E: sqlx::Executor<'c, Database = $db>,
+                {
+                    let row = sqlx::query_as::<$db, (Option<i64>,)>(MAX_STEPS_SQL)
+                        .bind(jti.as_str())
+                        .fetch_optional(executor)
+                        .await;
+                    match row {
+                        Ok(row) => step_refused(jti, row.map(|(max,)| max)),
+                        Err(e) => StoreError::query("look up a remit")(e),
+                    }
+                }
+                let pool = self.counters();
+                // The common case, one link and no risk: one statement.
+                if let ([jti], None) = (chain, risk) {
+                    let row = sqlx::query_as::<$db, (i64,)>(STEP_SQL)
+                        .bind(jti.as_str())
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(StoreError::query(action))?;
+                    return match row {
+                        Some((steps_used,)) => Ok(CallUsage { steps_used, risk_spent: None }),
+                        None => Err(refused(pool, jti).await),
+                    };
+                }
+                // Otherwise one transaction whose first statement writes (so
+                // SQLite takes its write lock up front). Rows are locked leaf
+                // first, then the budget: two calls sharing ancestors lock
+                // them in the same order, so replicas cannot deadlock.
+                let mut tx = pool.begin().await.map_err(StoreError::query(action))?;
+                let mut leaf_steps = None;
+                for jti in chain {
+                    let row = sqlx::query_as::<$db, (i64,)>(STEP_SQL)
+                        .bind(jti.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(action))?;
+                    let Some((used,)) = row else {
+                        let error = refused(&mut *tx, jti).await;
+                        // Dropping the transaction rolls it back.
+                        drop(tx);
+                        return Err(error);
+                    };
+                    leaf_steps.get_or_insert(used);
+                }
+                let mut usage = CallUsage {
+                    steps_used: leaf_steps.unwrap_or_default(),
+                    risk_spent: None,
+                };
+                if let Some(r) = risk {
+                    let row = sqlx::query_as::<$db, (i64,)>(RISK_UPSERT_SQL)
+                        .bind(r.agent.as_str())
+                        .bind(r.window_start)
+                        .bind(r.amount)
+                        .bind(r.limit)
+                        .fetch_optional(&mut *tx)
+                        .await;
+                    match row {
+                        Ok(Some((spent,))) => usage.risk_spent = Some(spent),
+                        Ok(None) => {
+                            let spent = sqlx::query_as::<$db, (i64,)>(RISK_SPENT_SQL)
+                                .bind(r.agent.as_str())
+                                .bind(r.window_start)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(StoreError::query("read risk budget"))?
+                                .map_or(0, |(s,)| s);
+                            return Err(risk_exhausted(r, spent));
+                        }
+                        Err(e) if is_foreign_key_violation(&e) => {
+                            return Err(not_found("agent", r.agent.as_str()))
+                        }
+                        Err(e) => return Err(StoreError::query("spend risk budget")(e)),
+                    }
+                }
+                tx.commit().await.map_err(StoreError::query(action))?;
+                Ok(usage)
             }
         }
 
@@ -473,13 +636,7 @@ macro_rules! impl_repositories {
                     let spent = self.risk_spent(agent, window_start).await?;
                     return Err(exhausted(spent));
                 }
-                let row = sqlx::query_as::<$db, (i64,)>(
-                    "INSERT INTO risk_budgets (agent_id, window_start, spent) VALUES ($1, $2, $3) \
-                     ON CONFLICT (agent_id, window_start) \
-                     DO UPDATE SET spent = risk_budgets.spent + excluded.spent \
-                     WHERE risk_budgets.spent + excluded.spent <= $4 \
-                     RETURNING spent",
-                )
+                let row = sqlx::query_as::<$db, (i64,)>(RISK_UPSERT_SQL)
                 .bind(agent.as_str())
                 .bind(window_start)
                 .bind(amount)
@@ -502,123 +659,7 @@ macro_rules! impl_repositories {
                 chain: &[Id],
                 risk: Option<&RiskSpend>,
             ) -> Result<CallUsage, StoreError> {
-                let action = "count a call's steps and risk";
-                if let Some(r) = risk {
-                    if r.amount < 0 || r.limit < 0 {
-                        return Err(StoreError::Invalid {
-                            what: "risk amount",
-                            value: format!("{} (limit {})", r.amount, r.limit),
-                            reason: "risk amounts and limits are never negative",
-                        });
-                    }
-                }
-                let exhausted = |r: &RiskSpend, spent| StoreError::RiskBudgetExhausted {
-                    agent: r.agent.to_string(),
-                    spent,
-                    requested: r.amount,
-                    limit: r.limit,
-                };
-                let risk = risk.filter(|r| r.amount > 0);
-                if let Some(r) = risk.filter(|r| r.amount > r.limit) {
-                    let spent = self.risk_spent(&r.agent, r.window_start).await?;
-                    return Err(exhausted(r, spent));
-                }
-                const STEP: &str = "UPDATE issued_remits SET steps_used = steps_used + 1 \
-                     WHERE jti = $1 AND (max_steps IS NULL OR steps_used < max_steps) \
-                     RETURNING steps_used";
-                // Why a link took no step: never recorded, or used up.
-                async fn refused<'c, E>(executor: E, jti: &Id) -> StoreError
-                where
-                    E: sqlx::Executor<'c, Database = $db>,
-                {
-                    let row = sqlx::query_as::<$db, (Option<i64>,)>(
-                        "SELECT max_steps FROM issued_remits WHERE jti = $1",
-                    )
-                    .bind(jti.as_str())
-                    .fetch_optional(executor)
-                    .await;
-                    match row {
-                        Ok(None) => not_found("remit", jti.as_str()),
-                        Ok(Some((max,))) => StoreError::StepsExhausted {
-                            jti: jti.to_string(),
-                            max: max.unwrap_or_default(),
-                        },
-                        Err(e) => StoreError::query("look up a remit")(e),
-                    }
-                }
-                let pool = self.counters();
-                // The common case, one link and no risk: one statement.
-                if let ([jti], None) = (chain, risk) {
-                    let row = sqlx::query_as::<$db, (i64,)>(STEP)
-                        .bind(jti.as_str())
-                        .fetch_optional(pool)
-                        .await
-                        .map_err(StoreError::query(action))?;
-                    return match row {
-                        Some((steps_used,)) => Ok(CallUsage { steps_used, risk_spent: None }),
-                        None => Err(refused(pool, jti).await),
-                    };
-                }
-                // Otherwise one transaction whose first statement writes (so
-                // SQLite takes its write lock up front). Rows are locked leaf
-                // first, then the budget: two calls sharing ancestors lock
-                // them in the same order, so replicas cannot deadlock.
-                let mut tx = pool.begin().await.map_err(StoreError::query(action))?;
-                let mut leaf_steps = None;
-                for jti in chain {
-                    let row = sqlx::query_as::<$db, (i64,)>(STEP)
-                        .bind(jti.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(StoreError::query(action))?;
-                    let Some((used,)) = row else {
-                        let error = refused(&mut *tx, jti).await;
-                        // Dropping the transaction rolls it back.
-                        drop(tx);
-                        return Err(error);
-                    };
-                    leaf_steps.get_or_insert(used);
-                }
-                let mut usage = CallUsage {
-                    steps_used: leaf_steps.unwrap_or_default(),
-                    risk_spent: None,
-                };
-                if let Some(r) = risk {
-                    let row = sqlx::query_as::<$db, (i64,)>(
-                        "INSERT INTO risk_budgets (agent_id, window_start, spent) VALUES ($1, $2, $3) \
-                         ON CONFLICT (agent_id, window_start) \
-                         DO UPDATE SET spent = risk_budgets.spent + excluded.spent \
-                         WHERE risk_budgets.spent + excluded.spent <= $4 \
-                         RETURNING spent",
-                    )
-                    .bind(r.agent.as_str())
-                    .bind(r.window_start)
-                    .bind(r.amount)
-                    .bind(r.limit)
-                    .fetch_optional(&mut *tx)
-                    .await;
-                    match row {
-                        Ok(Some((spent,))) => usage.risk_spent = Some(spent),
-                        Ok(None) => {
-                            let spent = sqlx::query_as::<$db, (i64,)>(
-                                "SELECT spent FROM risk_budgets WHERE agent_id = $1 AND window_start = $2",
-                            )
-                            .bind(r.agent.as_str())
-                            .bind(r.window_start)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(StoreError::query("read risk budget"))?
-                            .map_or(0, |(s,)| s);
-                            return Err(exhausted(r, spent));
-                        }
-                        Err(e) if is_foreign_key_violation(&e) => {
-                            return Err(not_found("agent", r.agent.as_str()))
-                        }
-                        Err(e) => return Err(StoreError::query("spend risk budget")(e)),
-                    }
-                }
-                tx.commit().await.map_err(StoreError::query(action))?;
-                Ok(usage)
+                self.count_call(chain, risk).await
             }
 
             async fn usage(&self, jti: &Id, agent: &Id, window_start: i64) -> Result<Usage, StoreError> {

@@ -7,23 +7,51 @@
 //! processes on the same file see them at their next periodic catch-up
 //! (run one `remit serve` per SQLite file; use PostgreSQL for replicas).
 //!
+//! # The per-call counters run inline
+//!
+//! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call) runs once
+//! per allowed gateway call. Through sqlx every statement hops to a
+//! connection's worker thread and back, and at gateway concurrency those
+//! hand-offs cost more than the statements. So the counters run on the
+//! calling task's thread, on one `rusqlite` connection to the same file
+//! behind a mutex ([`counters`]): the same statements, order, all-or-nothing
+//! transaction and refusals as the pool path, and nothing awaited while the
+//! lock is held. That connection never waits on SQLite (`busy_timeout` 0):
+//! when another connection holds the write lock it rolls back what it did
+//! and the call is counted through the sqlx counters pool instead (one
+//! connection, 30 s busy timeout, sleeping on its own thread), as it is
+//! when the mutex is poisoned. PostgreSQL always uses its pool.
+//!
+//! # Checkpoints
+//!
+//! The counters connection never checkpoints (`wal_autocheckpoint` 0), so
+//! no checkpoint copy or fsync runs inside a call. A task started with the
+//! store runs `PRAGMA wal_checkpoint(PASSIVE)` through the main pool every
+//! second ([`checkpoint`]), which keeps the WAL bounded; [`SqliteStore::close`]
+//! stops it, and dropping the last clone of the store aborts it.
+//!
 //! # Durability of the step and budget counters
 //!
 //! Everything is committed with `synchronous=FULL` (the WAL is synced at
 //! every commit) except the per-call counters of
-//! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call), which run
-//! on their own single connection with `synchronous=NORMAL`: a commit there
-//! is atomic and survives a crash of the process, but not necessarily a
-//! power loss or an OS crash. The consequence, and the only one: after a
-//! power loss, the steps and risk spent by the calls of the last moments
-//! before it (those not yet covered by a later synced commit or a WAL
-//! checkpoint) are counted again as unused, so a remit may be used that
-//! many more times than its `max_steps`, and an agent may spend that much
-//! more risk in the window. The database is never corrupted by it, every
-//! such call has its own durable receipt (the receipt log is synced before
-//! any answer), and an auditor counting a remit's receipts sees the
-//! overrun. The single connection also queues this process's counter
-//! writes in memory instead of on SQLite's sleeping busy handler.
+//! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call), which are
+//! committed with `synchronous=NORMAL` (inline and on the fallback
+//! connection alike): a commit there is atomic and survives a crash of the
+//! process, but not necessarily a power loss or an OS crash. The
+//! consequence, and the only one: after a power loss, the steps and risk
+//! spent by the calls of the last moments before it (those not yet covered
+//! by a later synced commit or a WAL checkpoint, which runs at least every
+//! second) are counted again as unused, so a remit may be used that many
+//! more times than its `max_steps`, and an agent may spend that much more
+//! risk in the window. The database is never corrupted by it, every such
+//! call has its own durable receipt (the receipt log is synced before any
+//! answer), and an auditor counting a remit's receipts sees the overrun.
+//! Running the counters inline changes none of this.
+
+mod checkpoint;
+mod counters;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,8 +62,11 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::broadcast;
 
 use crate::error::StoreError;
+use crate::model::{CallUsage, Id, RiskSpend};
 use crate::revocation::RevocationSignals;
 use crate::Store;
+use checkpoint::{Checkpointer, CHECKPOINT_EVERY};
+use counters::{Counted, InlineCounters};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,8 +76,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
-    /// One connection, `synchronous=NORMAL`, for the per-call counters.
+    /// One connection, `synchronous=NORMAL`, for the per-call counters
+    /// when the inline connection would have to wait.
     counters: SqlitePool,
+    /// The per-call counters on the caller's thread.
+    inline: Arc<InlineCounters>,
+    /// The passive WAL checkpoint the inline connection never runs.
+    checkpointer: Arc<Checkpointer>,
     revocations: Arc<broadcast::Sender<i64>>,
     path: PathBuf,
 }
@@ -54,6 +90,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, CHECKPOINT_EVERY).await
+    }
+
+    /// [`SqliteStore::open`] with another checkpoint period (tests).
+    pub(crate) async fn open_with(
+        path: &Path,
+        checkpoint_every: Duration,
+    ) -> Result<Self, StoreError> {
         let shown = format!("sqlite://{}", path.display());
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -77,11 +121,28 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await
-            .map_err(|source| StoreError::Unreachable { url: shown, source })?;
+            .map_err(|source| StoreError::Unreachable {
+                url: shown.clone(),
+                source,
+            })?;
+        let file = path.to_owned();
+        let inline = tokio::task::spawn_blocking(move || InlineCounters::open(&file))
+            .await
+            .map_err(|joined| StoreError::Unreachable {
+                url: shown.clone(),
+                source: sqlx::Error::Io(std::io::Error::other(joined)),
+            })?
+            .map_err(|error| StoreError::Unreachable {
+                url: shown,
+                source: counters::driver_error(error),
+            })?;
+        let checkpointer = Checkpointer::spawn(pool.clone(), checkpoint_every);
         let (sender, _) = broadcast::channel(64);
         Ok(Self {
             pool,
             counters,
+            inline: Arc::new(inline),
+            checkpointer: Arc::new(checkpointer),
             revocations: Arc::new(sender),
             path: path.to_owned(),
         })
@@ -92,15 +153,43 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Closes the pools, waiting for connections to be returned.
+    /// Stops the checkpoint task and closes the connections, waiting for
+    /// pooled ones to be returned.
     pub async fn close(&self) {
+        self.checkpointer.stop().await;
+        self.inline.close();
         self.counters.close().await;
         self.pool.close().await;
     }
 
-    /// The pool the per-call counters are written through.
+    /// How many calls since open were counted through the pool because the
+    /// inline connection would have had to wait (for metrics: a steadily
+    /// rising number means something else keeps the write lock busy).
+    pub fn counter_fallbacks(&self) -> u64 {
+        self.inline.fallbacks()
+    }
+
+    /// How many WAL checkpoints the checkpoint task has completed.
+    pub fn wal_checkpoints(&self) -> u64 {
+        self.checkpointer.log().ticks()
+    }
+
+    /// The pool the per-call counters fall back to.
     pub(crate) fn counters(&self) -> &SqlitePool {
         &self.counters
+    }
+
+    /// Counts a call inline, or through the counters pool when that would
+    /// mean waiting on SQLite.
+    async fn count_call(
+        &self,
+        chain: &[Id],
+        risk: Option<&RiskSpend>,
+    ) -> Result<CallUsage, StoreError> {
+        match self.inline.consume_call(chain, risk) {
+            Counted::Done(counted) => counted,
+            Counted::FallBack => self.consume_call_via_pool(chain, risk).await,
+        }
     }
 
     #[allow(clippy::unused_async)]

@@ -1,0 +1,360 @@
+//! The inline counters and the checkpoint task, seen from inside the store:
+//! which path answered, what a busy attempt left behind, whether the WAL
+//! stays bounded.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::checkpoint::checkpoint_once;
+use super::SqliteStore;
+use crate::model::*;
+use crate::repo::*;
+use crate::StoreError;
+
+/// A checkpoint period no test waits for.
+const NEVER: Duration = Duration::from_secs(3_600);
+/// How long a poll waits before the test fails (generous: shared machine).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn id(text: &str) -> Id {
+    Id::parse("test id", text).unwrap()
+}
+
+fn remit(jti: &str, parent: Option<&str>, max_steps: Option<i64>) -> IssuedRemit {
+    IssuedRemit {
+        jti: id(jti),
+        root_jti: id(parent.map_or(jti, |_| "r1")),
+        parent_jti: parent.map(id),
+        holder_thumbprint: "thumb-agt_a".into(),
+        sub: id("alice"),
+        agent: id("agt_a"),
+        issued_at: 1_000,
+        expires_at: 1_300,
+        max_steps,
+    }
+}
+
+fn risk(agent: &str, amount: i64, limit: i64) -> RiskSpend {
+    RiskSpend {
+        agent: id(agent),
+        window_start: 3_600,
+        amount,
+        limit,
+    }
+}
+
+/// A store with agent `agt_a`, root `r1` (`max_steps`) and its child `c1`.
+async fn store(dir: &TempDir, max_steps: Option<i64>, every: Duration) -> SqliteStore {
+    let s = SqliteStore::open_with(&dir.path().join("remit.db"), every)
+        .await
+        .unwrap();
+    s.register_agent(
+        &NewAgent {
+            id: id("agt_a"),
+            name: "agent a".into(),
+            public_jwk: r#"{"kty":"EC"}"#.into(),
+            key_thumbprint: "thumb-agt_a".into(),
+            owner: "ops@example.com".into(),
+            risk_tier: RiskTier::Medium,
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.record_remit(&remit("r1", None, max_steps)).await.unwrap();
+    s.record_remit(&remit("c1", Some("r1"), None))
+        .await
+        .unwrap();
+    s
+}
+
+/// Steps used by `jti` and risk spent by `agt_a`, read on the main pool.
+async fn usage(s: &SqliteStore, jti: &str) -> (i64, i64) {
+    let u = s.usage(&id(jti), &id("agt_a"), 3_600).await.unwrap();
+    (u.steps_used, u.risk_spent)
+}
+
+async fn poll(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// Refusals on the inline path first: each takes nothing, and the inline
+// connection (not the pool) gave the answer.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_steps_are_refused_inline_and_roll_the_leaf_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, Some(1), NEVER).await;
+    s.consume_call(&[id("r1")], None).await.unwrap();
+    for chain in [vec![id("r1")], vec![id("c1"), id("r1")]] {
+        match s.consume_call(&chain, Some(&risk("agt_a", 1, 5))).await {
+            Err(StoreError::StepsExhausted { jti, max }) => {
+                assert_eq!((jti.as_str(), max), ("r1", 1))
+            }
+            other => panic!("expected exhausted steps, got {other:?}"),
+        }
+    }
+    assert_eq!(usage(&s, "c1").await, (0, 0));
+    assert_eq!(usage(&s, "r1").await, (1, 0));
+    assert_eq!(s.inline.fallbacks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_risk_budget_is_refused_inline_and_takes_no_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    let chain = [id("c1"), id("r1")];
+    s.consume_call(&chain, Some(&risk("agt_a", 2, 3)))
+        .await
+        .unwrap();
+    for amount in [2, 4] {
+        match s
+            .consume_call(&chain, Some(&risk("agt_a", amount, 3)))
+            .await
+        {
+            Err(StoreError::RiskBudgetExhausted {
+                spent,
+                requested,
+                limit,
+                ..
+            }) => assert_eq!((spent, requested, limit), (2, amount, 3)),
+            other => panic!("expected an exhausted budget, got {other:?}"),
+        }
+    }
+    assert_eq!(usage(&s, "c1").await, (1, 2));
+    assert_eq!(usage(&s, "r1").await, (1, 2));
+    assert_eq!(s.inline.fallbacks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecorded_remit_is_refused_inline_and_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    for (chain, risk) in [
+        (vec![id("ghost")], None),
+        (vec![id("c1"), id("ghost")], Some(risk("agt_a", 1, 5))),
+    ] {
+        match s.consume_call(&chain, risk.as_ref()).await {
+            Err(StoreError::NotFound { what, id }) => {
+                assert_eq!((what, id.as_str()), ("remit", "ghost"))
+            }
+            other => panic!("expected the unknown remit to be refused, got {other:?}"),
+        }
+    }
+    assert_eq!(usage(&s, "c1").await, (0, 0));
+    assert_eq!(s.inline.fallbacks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_agent_is_refused_inline_and_takes_no_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    match s
+        .consume_call(&[id("c1"), id("r1")], Some(&risk("ghost", 1, 5)))
+        .await
+    {
+        Err(StoreError::NotFound { what, id }) => {
+            assert_eq!((what, id.as_str()), ("agent", "ghost"))
+        }
+        other => panic!("expected the unknown agent to be refused, got {other:?}"),
+    }
+    assert_eq!(usage(&s, "c1").await, (0, 0));
+    assert_eq!(usage(&s, "r1").await, (0, 0));
+    assert_eq!(s.inline.fallbacks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_negative_amount_or_limit_is_refused_inline_and_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    for (amount, limit) in [(-1, 5), (1, -5)] {
+        assert!(matches!(
+            s.consume_call(&[id("r1")], Some(&risk("agt_a", amount, limit)))
+                .await,
+            Err(StoreError::Invalid {
+                what: "risk amount",
+                ..
+            })
+        ));
+    }
+    assert_eq!(usage(&s, "r1").await, (0, 0));
+    assert_eq!(s.inline.fallbacks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uncontended_calls_from_many_tasks_are_all_counted_inline() {
+    const MAX: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, Some(MAX as i64), NEVER).await;
+    s.record_remit(&remit("c2", Some("r1"), None))
+        .await
+        .unwrap();
+    // 24 tasks x 3 calls = 72 calls at 25 steps, through two leaves.
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..24 {
+        let s = s.clone();
+        let leaf = if task % 3 == 0 { "c1" } else { "c2" };
+        tasks.spawn(async move {
+            let mut granted = 0;
+            for _ in 0..3 {
+                match s
+                    .consume_call(&[id(leaf), id("r1")], Some(&risk("agt_a", 1, 1_000)))
+                    .await
+                {
+                    Ok(_) => granted += 1,
+                    Err(StoreError::StepsExhausted { jti, .. }) => assert_eq!(jti, "r1"),
+                    Err(other) => panic!("unexpected {other}"),
+                }
+            }
+            granted
+        });
+    }
+    let mut granted = 0;
+    while let Some(done) = tasks.join_next().await {
+        granted += done.unwrap();
+    }
+    assert_eq!(granted, MAX, "each of the root's steps is granted once");
+    let leaves = usage(&s, "c1").await.0 + usage(&s, "c2").await.0;
+    assert_eq!(leaves as usize, MAX);
+    assert_eq!(usage(&s, "r1").await, (MAX as i64, MAX as i64));
+    assert_eq!(s.inline.fallbacks(), 0, "nothing else held the write lock");
+}
+
+/// Holds SQLite's write lock on its own connection until dropped or
+/// committed.
+fn hold_write_lock(path: &Path) -> rusqlite::Connection {
+    let holder = rusqlite::Connection::open(path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    holder
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, Some(10), NEVER).await;
+    s.consume_call(&[id("c1"), id("r1")], Some(&risk("agt_a", 1, 10)))
+        .await
+        .unwrap();
+    assert_eq!(s.inline.fallbacks(), 0);
+    let cases: [(Vec<Id>, Option<RiskSpend>); 2] = [
+        (vec![id("c1"), id("r1")], Some(risk("agt_a", 1, 10))),
+        (vec![id("c1")], None),
+    ];
+    let mut expected = (1, 1);
+    for (round, (chain, spend)) in cases.into_iter().enumerate() {
+        let holder = hold_write_lock(s.path());
+        let call = tokio::spawn({
+            let s = s.clone();
+            async move { s.consume_call(&chain, spend.as_ref()).await }
+        });
+        let inline = s.inline.clone();
+        poll("the inline attempt to fall back", || {
+            inline.fallbacks() > round as u64
+        })
+        .await;
+        // The attempt left nothing behind, and the pool waits on the lock.
+        assert_eq!(usage(&s, "c1").await, expected);
+        assert!(!call.is_finished());
+        holder.execute_batch("COMMIT").unwrap();
+        let counted = call.await.unwrap().unwrap();
+        expected.0 += 1;
+        if round == 0 {
+            expected.1 += 1;
+            assert_eq!(counted.risk_spent, Some(expected.1));
+        }
+        assert_eq!(counted.steps_used, expected.0);
+        assert_eq!(usage(&s, "c1").await, expected, "counted exactly once");
+    }
+    assert_eq!(usage(&s, "r1").await.0, 2);
+    assert_eq!(s.inline.fallbacks(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_inline_lock_falls_back_to_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    let inline = s.inline.clone();
+    let poisoner = std::thread::spawn(move || {
+        let _held = inline.conn.lock().unwrap();
+        panic!("poison the counters lock");
+    });
+    assert!(poisoner.join().is_err());
+    let counted = s
+        .consume_call(&[id("c1"), id("r1")], Some(&risk("agt_a", 2, 5)))
+        .await
+        .unwrap();
+    assert_eq!((counted.steps_used, counted.risk_spent), (1, Some(2)));
+    assert_eq!(usage(&s, "r1").await, (1, 2));
+    assert_eq!(s.inline.fallbacks(), 1);
+}
+
+/// The WAL file's size in bytes.
+fn wal_size(db: &Path) -> u64 {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_bounded_when_each_checkpoint_catches_up() {
+    const ROUNDS: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    let mut sizes = Vec::new();
+    for _ in 0..ROUNDS {
+        for _ in 0..200 {
+            s.consume_call(&[id("c1"), id("r1")], Some(&risk("agt_a", 1, i64::MAX)))
+                .await
+                .unwrap();
+        }
+        let done = checkpoint_once(&s.pool).await.unwrap();
+        assert!(!done.busy);
+        assert!(done.wal_frames > 0);
+        assert_eq!(done.checkpointed, done.wal_frames, "{done:?}");
+        sizes.push(wal_size(s.path()));
+    }
+    assert_eq!(s.inline.fallbacks(), 0);
+    // Each round restarts the WAL from its beginning: without checkpoints
+    // the file would be ROUNDS times the first round's size.
+    let first = sizes[0];
+    assert!(first > 0);
+    assert!(
+        sizes.iter().all(|&size| size <= first),
+        "the WAL grew past one round: {sizes:?}"
+    );
+    assert_eq!(usage(&s, "r1").await.0, (ROUNDS * 200) as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_task_checkpoints_what_the_inline_connection_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, super::CHECKPOINT_EVERY).await;
+    for _ in 0..200 {
+        s.consume_call(&[id("c1"), id("r1")], Some(&risk("agt_a", 1, i64::MAX)))
+            .await
+            .unwrap();
+    }
+    // A tick that started after the calls finds every frame checkpointed.
+    let after = s.checkpointer.log().ticks();
+    let checkpointer = s.checkpointer.clone();
+    poll("a checkpoint tick after the calls", || {
+        checkpointer.log().ticks() > after + 1
+    })
+    .await;
+    let last = s.checkpointer.log().last().unwrap();
+    assert!(last.wal_frames > 0, "{last:?}");
+    assert_eq!(last.checkpointed, last.wal_frames, "{last:?}");
+    assert!(!s.checkpointer.is_stopped());
+    s.close().await;
+    assert!(
+        s.checkpointer.is_stopped(),
+        "close stops the checkpoint task"
+    );
+}
