@@ -46,6 +46,39 @@ fn revocation_lookup(c: &mut Criterion) {
     });
 }
 
+/// Registers agent `agt` and records remit `r` (no step limit) for it: what
+/// the counter benches count against.
+async fn seed(store: &SqliteStore) {
+    store
+        .register_agent(
+            &NewAgent {
+                id: id("agt"),
+                name: "bench".into(),
+                public_jwk: "{}".into(),
+                key_thumbprint: "t".into(),
+                owner: "o".into(),
+                risk_tier: RiskTier::Low,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    store
+        .record_remit(&IssuedRemit {
+            jti: id("r"),
+            root_jti: id("r"),
+            parent_jti: None,
+            holder_thumbprint: "t".into(),
+            sub: id("alice"),
+            agent: id("agt"),
+            issued_at: 0,
+            expires_at: 1,
+            max_steps: None,
+        })
+        .await
+        .unwrap();
+}
+
 /// One atomic step and one log append on SQLite (WAL, synchronous=FULL).
 fn sqlite_writes(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -53,36 +86,7 @@ fn sqlite_writes(c: &mut Criterion) {
     let store = runtime
         .block_on(SqliteStore::open(&dir.path().join("bench.db")))
         .unwrap();
-    runtime.block_on(async {
-        store
-            .register_agent(
-                &NewAgent {
-                    id: id("agt"),
-                    name: "bench".into(),
-                    public_jwk: "{}".into(),
-                    key_thumbprint: "t".into(),
-                    owner: "o".into(),
-                    risk_tier: RiskTier::Low,
-                },
-                0,
-            )
-            .await
-            .unwrap();
-        store
-            .record_remit(&IssuedRemit {
-                jti: id("r"),
-                root_jti: id("r"),
-                parent_jti: None,
-                holder_thumbprint: "t".into(),
-                sub: id("alice"),
-                agent: id("agt"),
-                issued_at: 0,
-                expires_at: 1,
-                max_steps: None,
-            })
-            .await
-            .unwrap();
-    });
+    runtime.block_on(seed(&store));
     let jti = id("r");
     c.bench_function("sqlite_consume_step", |b| {
         b.iter(|| runtime.block_on(store.consume_step(&jti)).unwrap());
@@ -108,36 +112,7 @@ fn sqlite_consume_call(c: &mut Criterion) {
     let store = runtime
         .block_on(SqliteStore::open(&dir.path().join("bench.db")))
         .unwrap();
-    runtime.block_on(async {
-        store
-            .register_agent(
-                &NewAgent {
-                    id: id("agt"),
-                    name: "bench".into(),
-                    public_jwk: "{}".into(),
-                    key_thumbprint: "t".into(),
-                    owner: "o".into(),
-                    risk_tier: RiskTier::Low,
-                },
-                0,
-            )
-            .await
-            .unwrap();
-        store
-            .record_remit(&IssuedRemit {
-                jti: id("r"),
-                root_jti: id("r"),
-                parent_jti: None,
-                holder_thumbprint: "t".into(),
-                sub: id("alice"),
-                agent: id("agt"),
-                issued_at: 0,
-                expires_at: 1,
-                max_steps: None,
-            })
-            .await
-            .unwrap();
-    });
+    runtime.block_on(seed(&store));
     let mut group = c.benchmark_group("sqlite_consume_call_1link_risk");
     for (path, inline) in [("pool", false), ("inline", true)] {
         for tasks in [1u64, 16] {
