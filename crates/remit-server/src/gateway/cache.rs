@@ -25,6 +25,7 @@ use std::hash::Hash;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::policy::description_hash;
 use remit_store::{CallUsage, Id, McpServer, Store, StoreError, Tool, Usage};
 
 /// Entries one cache holds at most before it forgets what has expired (and,
@@ -83,11 +84,37 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
     }
 }
 
+/// A server's blessed tools, and the server-wide hash of their pinned
+/// descriptions that the policy compares with its own (computed once per
+/// read of the registry, not per call).
+#[derive(Debug)]
+pub struct BlessedTools {
+    /// The tools with their pins, risk and clearance.
+    pub tools: Vec<Tool>,
+    /// [`description_hash`] over every tool's pin.
+    pub description_hash: String,
+}
+
+impl BlessedTools {
+    /// Hashes the pins of `tools`.
+    pub fn new(tools: Vec<Tool>) -> Self {
+        let description_hash = description_hash(
+            tools
+                .iter()
+                .map(|t| (t.name.as_str(), t.description_sha256.as_str())),
+        );
+        Self {
+            tools,
+            description_hash,
+        }
+    }
+}
+
 /// The gateway's short-lived copies of registry rows and usage counters.
 #[derive(Debug)]
 pub struct CallCache {
     servers: TtlMap<String, McpServer>,
-    tools: TtlMap<String, Arc<Vec<Tool>>>,
+    tools: TtlMap<String, Arc<BlessedTools>>,
     usage: TtlMap<(String, i64), Usage>,
 }
 
@@ -128,11 +155,11 @@ impl CallCache {
         store: &S,
         server: &Id,
         ttl: Duration,
-    ) -> Result<Arc<Vec<Tool>>, StoreError> {
+    ) -> Result<Arc<BlessedTools>, StoreError> {
         if let Some(found) = self.tools.get(&server.to_string(), ttl) {
             return Ok(found);
         }
-        let found = Arc::new(store.tools(server).await?);
+        let found = Arc::new(BlessedTools::new(store.tools(server).await?));
         self.tools.put(server.to_string(), Arc::clone(&found), ttl);
         Ok(found)
     }

@@ -13,7 +13,7 @@ use remit_policy::{
 use remit_scan::{FindingType, ScanReport};
 use remit_store::{
     Classification as StoreClass, Id, IssuedRemit, McpServer, NewObservation, PromptPin, RiskSpend,
-    RiskTier, Store, StoreError, Tool, Usage,
+    RiskTier, Store, StoreError, Usage,
 };
 use rmcp::model::{ErrorCode, RequestId};
 use serde_json::{json, Map, Value};
@@ -21,9 +21,8 @@ use serde_json::{json, Map, Value};
 use super::auth::Caller;
 use super::hold::{self, HeldRequest};
 use super::jsonrpc::{self, Incoming};
-use super::upstream::{Upstream, UpstreamError};
+use super::upstream::{ToolList, Upstream, UpstreamError};
 use super::GatewayConfig;
-use crate::policy::description_hash;
 use crate::state::{now, now_ms, AppState, PendingReceipt};
 
 /// Protocol versions the gateway answers `initialize` with.
@@ -349,45 +348,6 @@ fn prompt_pin_state(pins: &[PromptPin], name: &str, listed: Option<&Value>) -> P
     }
 }
 
-/// The upstream's tools by name, with their current hashes.
-fn current_hashes<'a>(
-    tools: impl IntoIterator<Item = &'a Value>,
-) -> BTreeMap<String, (String, &'a Value)> {
-    tools
-        .into_iter()
-        .filter_map(|t| {
-            let name = t.get("name")?.as_str()?;
-            Some((name.to_owned(), (tool_hash(t), t)))
-        })
-        .collect()
-}
-
-/// The server-wide description hash the policy compares with the pinned
-/// one, as seen for a call to `tool`: the pinned hashes of the other tools
-/// and the upstream's current hash of this one (absent counts as changed).
-/// Each tool is judged by its own pin, so one changed tool hides only
-/// itself; the gateway refuses a changed tool before the policy is asked.
-fn seen_description_hash(
-    registered: &[Tool],
-    tool: &str,
-    current: &BTreeMap<String, (String, &Value)>,
-) -> String {
-    let seen: Vec<(String, String)> = registered
-        .iter()
-        .map(|t| {
-            let hash = if t.name.as_str() == tool {
-                current
-                    .get(tool)
-                    .map_or_else(|| "absent".to_owned(), |(h, _)| h.clone())
-            } else {
-                t.description_sha256.clone()
-            };
-            (t.name.to_string(), hash)
-        })
-        .collect();
-    description_hash(seen.iter().map(|(n, h)| (n.as_str(), h.as_str())))
-}
-
 fn class_of(class: remit_scan::Classification) -> remit_policy::Classification {
     match class {
         remit_scan::Classification::Public => remit_policy::Classification::Public,
@@ -585,7 +545,7 @@ async fn upstream_tools<S: Store>(
     id: RequestId,
     server: &McpServer,
     facts: &Facts,
-) -> Result<(Arc<Upstream>, Arc<Vec<Value>>), Answer> {
+) -> Result<(Arc<Upstream>, Arc<ToolList>), Answer> {
     let config = state.gateway().config();
     let upstream = upstream_for(state, caller, id.clone(), server, facts).await?;
     match upstream
@@ -640,17 +600,16 @@ async fn list_tools<S: Store>(
         Ok(r) => r,
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
-    let current = current_hashes(tools.iter());
     let shadow = config.shadow(caller.agent(), server.id.as_str());
     let engine = state.policy();
     let grants = &caller.chain.leaf_claims().authorization_details;
     let empty = json!({});
     let (mut shown, mut changed) = (Vec::new(), Vec::new());
-    for tool in registered.iter() {
-        let Some((hash, listed)) = current.get(tool.name.as_str()) else {
+    for tool in &registered.tools {
+        let Some((listed, hash)) = tools.get(tool.name.as_str()) else {
             continue;
         };
-        if *hash != tool.description_sha256 {
+        if hash != tool.description_sha256 {
             changed.push(tool.name.to_string());
             continue;
         }
@@ -672,11 +631,9 @@ async fn list_tools<S: Store>(
                 approved: false,
                 shadow,
                 redacted: false,
-                description_hash: Some(seen_description_hash(
-                    &registered,
-                    tool.name.as_str(),
-                    &current,
-                )),
+                // Shown only while its pin matches, so the server-wide
+                // hash seen is the pinned one.
+                description_hash: Some(registered.description_hash.clone()),
                 content: None,
             };
             let allowed = decision_request(Action::CallTool, &context)
@@ -686,7 +643,7 @@ async fn list_tools<S: Store>(
                 continue;
             }
         }
-        shown.push((*listed).clone());
+        shown.push(listed.clone());
     }
     if !changed.is_empty() {
         let refusal = Refusal::gateway(
@@ -922,7 +879,12 @@ async fn call_tool<S: Store>(
         Ok(r) => r,
         Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
     };
-    let Some(tool) = registered.iter().find(|t| t.name == tool_name).cloned() else {
+    let Some(tool) = registered
+        .tools
+        .iter()
+        .find(|t| t.name == tool_name)
+        .cloned()
+    else {
         refuse_with!(deny(
             "gw-tool-not-blessed",
             format!(
@@ -937,16 +899,9 @@ async fn call_tool<S: Store>(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    // Only the called tool's current hash is needed on this path.
-    let current = current_hashes(
-        listed
-            .iter()
-            .filter(|t| t.get("name").and_then(Value::as_str) == Some(name.as_str())),
-    );
-    let seen_hash = seen_description_hash(&registered, &name, &current);
-    let tool_changed = current
-        .get(name.as_str())
-        .is_none_or(|(h, _)| *h != tool.description_sha256);
+    let tool_changed = listed
+        .get(&name)
+        .is_none_or(|(_, hash)| hash != tool.description_sha256);
     if tool_changed {
         refuse_with!(deny(
             "gw-description-changed",
@@ -1002,7 +957,10 @@ async fn call_tool<S: Store>(
         approved: false,
         shadow,
         redacted: false,
-        description_hash: Some(seen_hash),
+        // The called tool's current hash is its pin (checked above) and
+        // every other tool is judged by its own pin, so the server-wide
+        // hash seen is the pinned one.
+        description_hash: Some(registered.description_hash.clone()),
         content: None,
     };
     let engine = state.policy();

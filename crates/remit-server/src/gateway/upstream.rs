@@ -37,6 +37,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
 use super::jsonrpc::{self, UpstreamReply};
+use super::pipeline::tool_hash;
 use super::settings::UpstreamSettings;
 
 /// The protocol version the gateway speaks to upstreams.
@@ -150,7 +151,44 @@ pub struct Upstream {
 struct CachedTools {
     at: Instant,
     generation: u64,
-    tools: Arc<Vec<Value>>,
+    tools: Arc<ToolList>,
+}
+
+/// The tools one listing of the upstream returned, each with the hash its
+/// pin is compared with ([`tool_hash`]), computed once per listing instead
+/// of on every call.
+#[derive(Debug, Default)]
+pub struct ToolList {
+    tools: Vec<Value>,
+    /// Tool name → (index in `tools`, current hash); a name listed twice
+    /// is judged by its last entry.
+    by_name: HashMap<String, (usize, String)>,
+}
+
+impl ToolList {
+    /// Indexes `tools` by name and hashes each named one.
+    pub fn new(tools: Vec<Value>) -> Self {
+        let by_name = tools
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let name = t.get("name")?.as_str()?;
+                Some((name.to_owned(), (i, tool_hash(t))))
+            })
+            .collect();
+        Self { tools, by_name }
+    }
+
+    /// The tool listed as `name` and its current hash.
+    pub fn get(&self, name: &str) -> Option<(&Value, &str)> {
+        let (i, hash) = self.by_name.get(name)?;
+        Some((self.tools.get(*i)?, hash.as_str()))
+    }
+
+    /// Every listed tool, in the upstream's order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Value> {
+        self.tools.iter()
+    }
 }
 
 #[derive(Debug)]
@@ -243,7 +281,7 @@ impl Upstream {
         &self,
         ttl: Duration,
         timeout: Duration,
-    ) -> Result<Arc<Vec<Value>>, UpstreamError> {
+    ) -> Result<Arc<ToolList>, UpstreamError> {
         let generation = self.generation.load(Ordering::Acquire);
         if let Some(cached) = self
             .tools
@@ -276,7 +314,7 @@ impl Upstream {
                 break;
             }
         }
-        let tools = Arc::new(tools);
+        let tools = Arc::new(ToolList::new(tools));
         *self.tools.lock().unwrap_or_else(PoisonError::into_inner) = Some(CachedTools {
             at: Instant::now(),
             generation,
