@@ -20,7 +20,9 @@
 //! when another connection holds the write lock it rolls back what it did
 //! and the call is counted through the sqlx counters pool instead (one
 //! connection, 30 s busy timeout, sleeping on its own thread), as it is
-//! when the mutex is poisoned. PostgreSQL always uses its pool.
+//! when the mutex is poisoned. Calls that arrive while another is being
+//! counted are counted together in one commit, each in its own savepoint.
+//! PostgreSQL always uses its pool.
 //!
 //! # Checkpoints
 //!
@@ -169,6 +171,12 @@ impl SqliteStore {
         self.inline.fallbacks()
     }
 
+    /// How many times calls that arrived together were counted in one
+    /// commit (for metrics: how much concurrency the counters see).
+    pub fn counter_batches(&self) -> u64 {
+        self.inline.batches()
+    }
+
     /// How many WAL checkpoints the checkpoint task has completed.
     pub fn wal_checkpoints(&self) -> u64 {
         self.checkpointer.log().ticks()
@@ -186,7 +194,7 @@ impl SqliteStore {
         chain: &[Id],
         risk: Option<&RiskSpend>,
     ) -> Result<CallUsage, StoreError> {
-        match self.inline.consume_call(chain, risk) {
+        match self.inline.consume_call(chain, risk).await {
             Counted::Done(counted) => counted,
             Counted::FallBack => self.consume_call_via_pool(chain, risk).await,
         }

@@ -7,6 +7,19 @@
 //! itself on one `rusqlite` connection behind a [`Mutex`]: one short
 //! transaction, no `.await` while the lock is held, cached statements.
 //!
+//! # Calls that arrive together commit together
+//!
+//! Each commit costs more than its statements: SQLite takes and drops its
+//! file locks (`fcntl`) and writes the changed pages to the WAL (`pwrite`).
+//! So calls queue, and the task that finds no batch being counted counts
+//! everything queued, again until the queue is empty, and hands each
+//! waiting task its own answer: one `BEGIN IMMEDIATE … COMMIT` for the
+//! batch, each call inside its own `SAVEPOINT` so that a refused call rolls
+//! back only its own statements. Every call sees the counts of the calls
+//! counted before it, exactly as if they had committed one by one; a
+//! failed commit hands the whole batch to the pool. A call alone in the
+//! queue (no concurrency) runs the single-call path unchanged.
+//!
 //! It never waits on SQLite: `busy_timeout` is 0, so when another
 //! connection holds the write lock (a control-plane write committing on the
 //! main pool, another process on the file) the attempt stops at once with
@@ -20,8 +33,10 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use rusqlite::{ffi, Connection, OpenFlags, OptionalExtension, Params, Statement};
 
@@ -49,8 +64,28 @@ pub(crate) struct InlineCounters {
     /// `None` once the store is closed. (Visible to the store's tests, which
     /// poison it.)
     pub(super) conn: Mutex<Option<Connection>>,
+    /// Calls waiting to be counted, and whether a task is counting.
+    queue: Mutex<Queue>,
     /// Calls handed to the pool instead.
     fallbacks: AtomicU64,
+    /// Batches of more than one call committed together.
+    batches: AtomicU64,
+}
+
+/// Calls waiting for the task that is counting.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    /// A task is counting and will take everything queued before it stops.
+    counting: bool,
+}
+
+/// One call in the queue.
+#[derive(Debug)]
+pub(super) struct Waiting {
+    pub(super) chain: Vec<Id>,
+    pub(super) risk: Option<RiskSpend>,
+    pub(super) answer: oneshot::Sender<Counted>,
 }
 
 /// Why an inline attempt stopped.
@@ -87,28 +122,70 @@ impl InlineCounters {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(Self {
             conn: Mutex::new(Some(conn)),
+            queue: Mutex::new(Queue::default()),
             fallbacks: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
         })
     }
 
-    /// Counts one call inline if that needs no waiting on SQLite.
-    pub(crate) fn consume_call(&self, chain: &[Id], risk: Option<&RiskSpend>) -> Counted {
-        let counted = match self.conn.lock() {
-            Ok(mut guard) => match guard.as_mut() {
-                Some(conn) => consume(conn, chain, risk),
-                // Closed: the pool answers (it is closed too).
-                None => Err(Stop::Busy),
-            },
-            Err(_poisoned) => Err(Stop::Busy),
+    /// Counts one call inline, with whatever calls are queued beside it, if
+    /// that needs no waiting on SQLite.
+    pub(crate) async fn consume_call(&self, chain: &[Id], risk: Option<&RiskSpend>) -> Counted {
+        let (answer, answered) = oneshot::channel();
+        let lead = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.push(Waiting {
+                chain: chain.to_vec(),
+                risk: risk.cloned(),
+                answer,
+            });
+            !std::mem::replace(&mut queue.counting, true)
         };
-        match counted {
-            Ok(usage) => Counted::Done(Ok(usage)),
-            Err(Stop::Answer(error)) => Counted::Done(Err(error)),
-            Err(Stop::Busy) => {
-                self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                Counted::FallBack
+        if lead {
+            self.count_queued();
+        }
+        // A counting task that panicked dropped the answer: the pool counts.
+        let counted = answered.await.unwrap_or(Counted::FallBack);
+        if matches!(counted, Counted::FallBack) {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+        counted
+    }
+
+    /// Counts batches until the queue is empty, then stops counting (both
+    /// decided under the queue's lock, so no call is left waiting).
+    fn count_queued(&self) {
+        let _stop = StopCounting(&self.queue);
+        loop {
+            let batch = {
+                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                if queue.waiting.is_empty() {
+                    queue.counting = false;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            let counted = match self.conn.lock() {
+                Ok(mut guard) => match guard.as_mut() {
+                    Some(conn) => count_batch(conn, &batch),
+                    // Closed: the pool answers (it is closed too).
+                    None => fall_back(batch.len()),
+                },
+                Err(_poisoned) => fall_back(batch.len()),
+            };
+            if batch.len() > 1 {
+                self.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            for (waiting, counted) in batch.into_iter().zip(counted) {
+                // The caller may have stopped waiting; its call is counted.
+                let _ = waiting.answer.send(counted);
             }
         }
+    }
+
+    /// How many batches of more than one call were committed together.
+    pub(crate) fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     /// How many calls were handed to the pool since open.
@@ -130,21 +207,93 @@ impl InlineCounters {
     }
 }
 
-/// The whole call on `conn`, all or nothing: the same statements, order and
-/// refusals as the pool path (`consume_call_via_pool` in `sql.rs`).
-fn consume(conn: &Connection, chain: &[Id], risk: Option<&RiskSpend>) -> Result<CallUsage, Stop> {
-    const ACTION: &str = "count a call's steps and risk";
+/// Leaves the queue able to elect a new counting task even if this one
+/// panics: the batches it held are dropped (their callers fall back).
+struct StopCounting<'q>(&'q Mutex<Queue>);
+
+impl Drop for StopCounting<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.clear();
+            queue.counting = false;
+        }
+    }
+}
+
+fn fall_back(calls: usize) -> Vec<Counted> {
+    (0..calls).map(|_| Counted::FallBack).collect()
+}
+
+fn counted_from(counted: Result<CallUsage, Stop>) -> Counted {
+    match counted {
+        Ok(usage) => Counted::Done(Ok(usage)),
+        Err(Stop::Answer(error)) => Counted::Done(Err(error)),
+        Err(Stop::Busy) => Counted::FallBack,
+    }
+}
+
+const ACTION: &str = "count a call's steps and risk";
+
+/// Counts `batch` in one transaction, one answer per call in order. A call
+/// alone runs [`consume`]; otherwise each call runs in its own savepoint
+/// (a refused call rolls back only itself), and if the batch cannot take
+/// the write lock at once or cannot commit, nothing it did is kept and
+/// every call falls back to the pool.
+pub(super) fn count_batch(conn: &Connection, batch: &[Waiting]) -> Vec<Counted> {
+    if let [call] = batch {
+        return vec![counted_from(consume(conn, &call.chain, call.risk.as_ref()))];
+    }
+    match count_together(conn, batch) {
+        Ok(counted) => counted,
+        Err(_) => fall_back(batch.len()),
+    }
+}
+
+fn count_together(conn: &Connection, batch: &[Waiting]) -> Result<Vec<Counted>, Stop> {
+    repair(conn)?;
+    let tx = Transaction::begin(conn).map_err(stop(ACTION))?;
+    let mut counted = Vec::with_capacity(batch.len());
+    for call in batch {
+        cached(conn, "SAVEPOINT counted")
+            .and_then(|mut s| s.execute([]))
+            .map_err(stop(ACTION))?;
+        let one = consume_in(conn, &call.chain, call.risk.as_ref());
+        if let Err(Stop::Busy) = one {
+            // Not expected while the batch holds the write lock; the pool
+            // counts every call of a batch rolled back whole.
+            return Err(Stop::Busy);
+        }
+        if one.is_err() {
+            cached(conn, "ROLLBACK TO counted")
+                .and_then(|mut s| s.execute([]))
+                .map_err(stop(ACTION))?;
+        }
+        cached(conn, "RELEASE counted")
+            .and_then(|mut s| s.execute([]))
+            .map_err(stop(ACTION))?;
+        counted.push(counted_from(one));
+    }
+    tx.commit().map_err(stop(ACTION))?;
+    Ok(counted)
+}
+
+/// Ends a transaction a failed rollback left open.
+fn repair(conn: &Connection) -> Result<(), Stop> {
     if !conn.is_autocommit() {
         // INVARIANT: every use ends its transaction; this only repairs a
         // rollback that failed last time.
         conn.execute_batch("ROLLBACK").map_err(stop(ACTION))?;
     }
-    let risk = checked_risk(risk)?;
-    if let Some(r) = risk.filter(|r| r.amount > r.limit) {
-        return Err(risk_exhausted(r, risk_spent(conn, r)?).into());
-    }
+    Ok(())
+}
+
+/// The whole call on `conn`, all or nothing: the same statements, order and
+/// refusals as the pool path (`consume_call_via_pool` in `sql.rs`).
+fn consume(conn: &Connection, chain: &[Id], risk: Option<&RiskSpend>) -> Result<CallUsage, Stop> {
+    repair(conn)?;
     // The common case, one link and no risk: one statement.
-    if let ([jti], None) = (chain, risk) {
+    if let ([jti], None) = (chain, checked_risk(risk)?) {
         return match take_step(conn, jti)? {
             Some(steps_used) => Ok(CallUsage {
                 steps_used,
@@ -154,13 +303,29 @@ fn consume(conn: &Connection, chain: &[Id], risk: Option<&RiskSpend>) -> Result<
         };
     }
     // BEGIN IMMEDIATE takes the write lock up front, or stops on it at
-    // once; rows are then updated leaf first, then the budget, as on the
-    // pool path.
+    // once.
     let tx = Transaction::begin(conn).map_err(stop(ACTION))?;
+    let usage = consume_in(conn, chain, risk)?;
+    tx.commit().map_err(stop(ACTION))?;
+    Ok(usage)
+}
+
+/// The call's statements inside an open transaction: rows updated leaf
+/// first, then the budget, as on the pool path. On an error the caller
+/// rolls back.
+fn consume_in(
+    conn: &Connection,
+    chain: &[Id],
+    risk: Option<&RiskSpend>,
+) -> Result<CallUsage, Stop> {
+    let risk = checked_risk(risk)?;
+    if let Some(r) = risk.filter(|r| r.amount > r.limit) {
+        return Err(risk_exhausted(r, risk_spent(conn, r)?).into());
+    }
     let mut leaf_steps = None;
     for jti in chain {
         let Some(used) = take_step(conn, jti)? else {
-            // Dropping `tx` rolls the earlier links back.
+            // The caller rolls the earlier links back.
             return Err(refused(conn, jti));
         };
         leaf_steps.get_or_insert(used);
@@ -189,7 +354,6 @@ fn consume(conn: &Connection, chain: &[Id], risk: Option<&RiskSpend>) -> Result<
             Err(e) => return Err(stop("spend risk budget")(e)),
         }
     }
-    tx.commit().map_err(stop(ACTION))?;
     Ok(usage)
 }
 

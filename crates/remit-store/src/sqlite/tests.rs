@@ -9,6 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::checkpoint::checkpoint_once;
+use super::counters::{count_batch, Counted, Waiting};
 use super::SqliteStore;
 use crate::model::*;
 use crate::repo::*;
@@ -186,6 +187,93 @@ async fn a_negative_amount_or_limit_is_refused_inline_and_takes_nothing() {
     }
     assert_eq!(usage(&s, "r1").await, (0, 0));
     assert_eq!(s.inline.fallbacks(), 0);
+}
+
+/// A batch of calls as the queue hands it to the counting task.
+fn batch(calls: &[(&[&str], Option<RiskSpend>)]) -> Vec<Waiting> {
+    calls
+        .iter()
+        .map(|(chain, risk)| Waiting {
+            chain: chain.iter().map(|j| id(j)).collect(),
+            risk: risk.clone(),
+            answer: tokio::sync::oneshot::channel().0,
+        })
+        .collect()
+}
+
+/// Counts `calls` as one batch on the store's inline connection.
+fn count_together(s: &SqliteStore, calls: &[(&[&str], Option<RiskSpend>)]) -> Vec<Counted> {
+    let guard = s.inline.conn.lock().unwrap();
+    count_batch(guard.as_ref().unwrap(), &batch(calls))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_in_a_batch_rolls_back_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, Some(2), NEVER).await;
+    let both: &[&str] = &["c1", "r1"];
+    let counted = count_together(
+        &s,
+        &[
+            (both, Some(risk("agt_a", 1, 10))),
+            // Over the budget alone: refused before any step.
+            (both, Some(risk("agt_a", 11, 10))),
+            // An agent the store does not know: its steps roll back.
+            (both, Some(risk("ghost", 1, 10))),
+            (both, Some(risk("agt_a", 1, 10))),
+            // The root's two steps are gone: the leaf's step rolls back.
+            (both, Some(risk("agt_a", 1, 10))),
+            (&["c1"], None),
+        ],
+    );
+    let answers: Vec<String> = counted
+        .into_iter()
+        .map(|c| match c {
+            Counted::Done(Ok(u)) => format!("ok {} {:?}", u.steps_used, u.risk_spent),
+            Counted::Done(Err(StoreError::RiskBudgetExhausted { .. })) => "risk".into(),
+            Counted::Done(Err(StoreError::NotFound { what, .. })) => format!("no {what}"),
+            Counted::Done(Err(StoreError::StepsExhausted { jti, .. })) => format!("steps {jti}"),
+            Counted::Done(Err(other)) => panic!("unexpected {other}"),
+            Counted::FallBack => "fallback".into(),
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "ok 1 Some(1)",
+            "risk",
+            "no agent",
+            "ok 2 Some(2)",
+            "steps r1",
+            "ok 3 None"
+        ],
+        "each call sees the counts of the calls before it"
+    );
+    // Committed together: only the allowed calls' statements remain.
+    assert_eq!(usage(&s, "c1").await, (3, 2));
+    assert_eq!(usage(&s, "r1").await.0, 2);
+    let ghost = s.usage(&id("c1"), &id("ghost"), 3_600).await.unwrap();
+    assert_eq!(ghost.risk_spent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_cannot_take_the_write_lock_falls_back_whole_and_counts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    let both: &[&str] = &["c1", "r1"];
+    let holder = hold_write_lock(s.path());
+    let counted = count_together(&s, &[(both, Some(risk("agt_a", 1, 10))), (&["c1"], None)]);
+    assert!(
+        counted.iter().all(|c| matches!(c, Counted::FallBack)),
+        "{counted:?}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(usage(&s, "c1").await, (0, 0));
+    assert_eq!(usage(&s, "r1").await.0, 0);
+    // The connection is usable again: the next batch counts.
+    let counted = count_together(&s, &[(both, None), (both, None)]);
+    assert!(counted.iter().all(|c| matches!(c, Counted::Done(Ok(_)))));
+    assert_eq!(usage(&s, "r1").await.0, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
