@@ -255,9 +255,7 @@ fn count_together(conn: &Connection, batch: &[Waiting]) -> Result<Vec<Counted>, 
     let tx = Transaction::begin(conn).map_err(stop(ACTION))?;
     let mut counted = Vec::with_capacity(batch.len());
     for call in batch {
-        cached(conn, "SAVEPOINT counted")
-            .and_then(|mut s| s.execute([]))
-            .map_err(stop(ACTION))?;
+        execute(conn, "SAVEPOINT counted").map_err(stop(ACTION))?;
         let one = consume_in(conn, &call.chain, call.risk.as_ref());
         if let Err(Stop::Busy) = one {
             // Not expected while the batch holds the write lock; the pool
@@ -265,13 +263,9 @@ fn count_together(conn: &Connection, batch: &[Waiting]) -> Result<Vec<Counted>, 
             return Err(Stop::Busy);
         }
         if one.is_err() {
-            cached(conn, "ROLLBACK TO counted")
-                .and_then(|mut s| s.execute([]))
-                .map_err(stop(ACTION))?;
+            execute(conn, "ROLLBACK TO counted").map_err(stop(ACTION))?;
         }
-        cached(conn, "RELEASE counted")
-            .and_then(|mut s| s.execute([]))
-            .map_err(stop(ACTION))?;
+        execute(conn, "RELEASE counted").map_err(stop(ACTION))?;
         counted.push(counted_from(one));
     }
     tx.commit().map_err(stop(ACTION))?;
@@ -365,13 +359,13 @@ struct Transaction<'c> {
 
 impl<'c> Transaction<'c> {
     fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
-        cached(conn, "BEGIN IMMEDIATE")?.execute([])?;
+        execute(conn, "BEGIN IMMEDIATE")?;
         Ok(Self { conn })
     }
 
     fn commit(self) -> rusqlite::Result<()> {
         // On failure the transaction is still open and `drop` rolls it back.
-        cached(self.conn, "COMMIT")?.execute([])?;
+        execute(self.conn, "COMMIT")?;
         Ok(())
     }
 }
@@ -386,6 +380,12 @@ impl Drop for Transaction<'_> {
             tracing::warn!(%error, "rolling back an inline counter transaction failed");
         }
     }
+}
+
+/// Runs a cached statement that returns no rows.
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    cached(conn, sql)?.execute([])?;
+    Ok(())
 }
 
 fn cached<'c>(conn: &'c Connection, sql: &str) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
