@@ -248,11 +248,7 @@ pub async fn directory_from_registry<S: Store>(store: &S) -> Result<Directory, S
     }
     for server in store.servers().await? {
         let tools = store.tools(&server.id).await?;
-        let pinned = description_hash(
-            tools
-                .iter()
-                .map(|t| (t.name.as_str(), t.description_sha256.as_str())),
-        );
+        let pinned = pinned_description_hash(&tools);
         dir.servers.insert(
             server.id.to_string(),
             model::Server {
@@ -283,6 +279,15 @@ pub fn description_hash<'a>(tools: impl Iterator<Item = (&'a str, &'a str)>) -> 
     let mut lines: Vec<String> = tools.map(|(n, d)| format!("{n}:{d}\n")).collect();
     lines.sort();
     hex::encode(crate::setup::sha256(lines.concat().as_bytes()))
+}
+
+/// [`description_hash`] over a server's blessed tools and their pins.
+pub fn pinned_description_hash(tools: &[remit_store::Tool]) -> String {
+    description_hash(
+        tools
+            .iter()
+            .map(|t| (t.name.as_str(), t.description_sha256.as_str())),
+    )
 }
 
 /// The store's tool risk in the policy's words (`critical` is `irreversible`).

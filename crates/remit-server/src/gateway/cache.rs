@@ -25,7 +25,7 @@ use std::hash::Hash;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::policy::description_hash;
+use crate::policy::pinned_description_hash;
 use remit_store::{CallUsage, Id, McpServer, Store, StoreError, Tool, Usage};
 
 /// Entries one cache holds at most before it forgets what has expired (and,
@@ -91,18 +91,14 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
 pub struct BlessedTools {
     /// The tools with their pins, risk and clearance.
     pub tools: Vec<Tool>,
-    /// [`description_hash`] over every tool's pin.
+    /// [`pinned_description_hash`] of `tools`.
     pub description_hash: String,
 }
 
 impl BlessedTools {
     /// Hashes the pins of `tools`.
     pub fn new(tools: Vec<Tool>) -> Self {
-        let description_hash = description_hash(
-            tools
-                .iter()
-                .map(|t| (t.name.as_str(), t.description_sha256.as_str())),
-        );
+        let description_hash = pinned_description_hash(&tools);
         Self {
             tools,
             description_hash,

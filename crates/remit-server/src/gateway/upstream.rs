@@ -157,7 +157,7 @@ struct CachedTools {
 /// The tools one listing of the upstream returned, each with the hash its
 /// pin is compared with ([`tool_hash`]), computed once per listing instead
 /// of on every call.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ToolList {
     tools: Vec<Value>,
     /// Tool name → (index in `tools`, current hash); a name listed twice
