@@ -304,6 +304,12 @@ pub async fn serve(
             report.note_verifier = log.note_verifier_key();
             let receipts: std::sync::Arc<dyn ReceiptLog> = std::sync::Arc::new(log);
             let store = SqliteStore::open(&path).await?;
+            let watched = store.clone();
+            crate::metrics::watch_store(move || crate::metrics::StoreCounts {
+                counter_batches: watched.counter_batches(),
+                counter_fallbacks: watched.counter_fallbacks(),
+                wal_checkpoints: watched.wal_checkpoints(),
+            });
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
             state.gateway().set_config(options.gateway.clone());
             install_policy(&state, &policy).await?;

@@ -13,16 +13,21 @@
 //! | `remit_store_errors_total` | `kind` | store failures answered as 5xx (`unavailable`, `internal`) |
 //! | `remit_receipt_append_seconds` | — | durable receipt appends (fsync and checkpoint included) |
 //! | `remit_receipt_append_failures_total` | — | appends that failed (the request answered 500) |
+//! | `remit_sqlite_counter_batches_total` | — | commits that counted several concurrent calls together (embedded store) |
+//! | `remit_sqlite_counter_fallbacks_total` | — | calls counted through the pool because the inline connection would have waited on the write lock; a steady rise means something else holds it |
+//! | `remit_sqlite_wal_checkpoints_total` | — | WAL checkpoints completed by the checkpoint task |
 //!
 //! `/metrics` is on the API listener and needs no credentials by default
 //! (it shows counts and latencies, no identifiers beyond route templates,
 //! revocation kinds and decision actions). Set `REMIT_METRICS_AUTH=admin`
 //! to require the admin bearer token ([`crate::Settings::metrics_require_admin`]).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
     Registry, TextEncoder,
@@ -69,6 +74,92 @@ struct Metrics {
     store_errors: IntCounterVec,
     receipt_append: Histogram,
     receipt_failures: IntCounter,
+    store: Arc<StoreSource>,
+}
+
+/// What the embedded store counts about its per-call counters, read at
+/// each scrape (the store keeps the totals; nothing is recorded here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Commits that counted several concurrent calls together.
+    pub counter_batches: u64,
+    /// Calls counted through the pool because the inline connection
+    /// would have waited on the write lock.
+    pub counter_fallbacks: u64,
+    /// WAL checkpoints completed.
+    pub wal_checkpoints: u64,
+}
+
+/// Reads a store's counts; empty until a store is watched.
+#[derive(Default)]
+struct StoreSource(RwLock<Option<Box<dyn Fn() -> StoreCounts + Send + Sync>>>);
+
+impl std::fmt::Debug for StoreSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreSource")
+    }
+}
+
+/// The `remit_sqlite_*_total` counters: values the store keeps, read when
+/// the registry is gathered.
+struct StoreCollector {
+    source: Arc<StoreSource>,
+    /// Prototypes, for their descriptions and options.
+    counters: [IntCounter; 3],
+}
+
+impl StoreCollector {
+    fn new(source: Arc<StoreSource>) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            source,
+            counters: [
+                IntCounter::new(
+                    "remit_sqlite_counter_batches_total",
+                    "Commits that counted several concurrent calls together",
+                )?,
+                IntCounter::new(
+                    "remit_sqlite_counter_fallbacks_total",
+                    "Calls counted through the pool because the inline connection would have waited",
+                )?,
+                IntCounter::new(
+                    "remit_sqlite_wal_checkpoints_total",
+                    "WAL checkpoints completed",
+                )?,
+            ],
+        })
+    }
+}
+
+impl Collector for StoreCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.counters.iter().flat_map(Collector::desc).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let source = self.source.0.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(read) = source.as_ref() else {
+            return Vec::new();
+        };
+        let counts = read();
+        let values = [
+            counts.counter_batches,
+            counts.counter_fallbacks,
+            counts.wal_checkpoints,
+        ];
+        // A fresh counter per scrape: the totals live in the store, and two
+        // scrapes at once must not add into one another.
+        self.counters
+            .iter()
+            .zip(values)
+            .filter_map(|(proto, value)| {
+                let desc = proto.desc().into_iter().next()?;
+                let counter = IntCounter::new(desc.fq_name.clone(), desc.help.clone()).ok()?;
+                counter.inc_by(value);
+                Some(counter.collect())
+            })
+            .flatten()
+            .collect()
+    }
 }
 
 /// Builds the metric set. It fails only on a programming error (names or
@@ -118,6 +209,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(store_errors.clone()))?;
     registry.register(Box::new(receipt_append.clone()))?;
     registry.register(Box::new(receipt_failures.clone()))?;
+    let store = Arc::new(StoreSource::default());
+    registry.register(Box::new(StoreCollector::new(store.clone())?))?;
     Ok(Metrics {
         registry,
         decisions,
@@ -127,6 +220,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         store_errors,
         receipt_append,
         receipt_failures,
+        store,
     })
 }
 
@@ -190,6 +284,15 @@ pub fn receipt_append(seconds: f64, ok: bool) {
     }
 }
 
+/// Exports `read`'s counts as the `remit_sqlite_*_total` counters from now
+/// on, in place of any store watched before (one server per process; a
+/// test that starts another replaces the first).
+pub fn watch_store(read: impl Fn() -> StoreCounts + Send + Sync + 'static) {
+    if let Some(m) = metrics() {
+        *m.store.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(read));
+    }
+}
+
 /// Every metric in the text exposition format.
 pub fn render() -> String {
     let Some(m) = metrics() else {
@@ -243,6 +346,46 @@ mod tests {
         );
         assert!(
             text.contains(r#"route="/v1/agents/{id}",status="200""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_watched_store_is_read_at_each_scrape_and_a_new_one_replaces_it() {
+        watch_store(|| StoreCounts {
+            counter_batches: 7,
+            counter_fallbacks: 2,
+            wal_checkpoints: 40,
+        });
+        let text = render();
+        for line in [
+            "remit_sqlite_counter_batches_total 7",
+            "remit_sqlite_counter_fallbacks_total 2",
+            "remit_sqlite_wal_checkpoints_total 40",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        // Scraping twice does not add the totals up.
+        assert!(render()
+            .lines()
+            .any(|l| l == "remit_sqlite_counter_batches_total 7"));
+        watch_store(|| StoreCounts {
+            counter_batches: 1,
+            ..StoreCounts::default()
+        });
+        let text = render();
+        assert!(
+            text.lines()
+                .any(|l| l == "remit_sqlite_counter_batches_total 1"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l == "remit_sqlite_counter_batches_total 7"),
             "{text}"
         );
     }
