@@ -11,11 +11,35 @@ use remit_store::{Classification, Id, McpServer, PromptPin, RiskTier, Store, Sto
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::pipeline::{list_prompts, prompt_hash, tool_hash};
+use super::pipeline::list_prompts;
 use super::upstream::Upstream;
 use crate::problem::{JsonBody, Problem};
 use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
+
+/// SHA-256 (hex) of a tool's description and input schema (RFC 8785
+/// canonical JSON), the value pinned when a server is blessed.
+pub fn tool_hash(tool: &Value) -> String {
+    pin_hash(tool, "inputSchema")
+}
+
+/// SHA-256 (hex) of a prompt's description and arguments (RFC 8785
+/// canonical JSON), the value pinned when a server is blessed.
+pub fn prompt_hash(prompt: &Value) -> String {
+    pin_hash(prompt, "arguments")
+}
+
+/// SHA-256 (hex) of `item`'s `description` and `shape` field, canonical:
+/// what a reviewer approved, whatever the key order.
+fn pin_hash(item: &Value, shape: &str) -> String {
+    let pinned = json!({
+        "description": item.get("description").cloned().unwrap_or(Value::Null),
+        shape: item.get(shape).cloned().unwrap_or(Value::Null),
+    });
+    let bytes = remit_ledger::canonical::to_vec(&pinned)
+        .unwrap_or_else(|_| pinned.to_string().into_bytes());
+    hex::encode(crate::setup::sha256(&bytes))
+}
 
 /// Body of `POST /v1/servers/{id}/bless` (every field optional).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -308,4 +332,18 @@ async fn update_tool<S: Store>(
     let mut out = tool_json(&stored);
     out["receipt_id"] = json!(receipt);
     Ok(Json(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tool_hash_covers_description_and_schema_but_not_key_order() {
+        let a = json!({"name":"echo","description":"Echo","inputSchema":{"type":"object","properties":{"a":{},"b":{}}}});
+        let b = json!({"inputSchema":{"properties":{"b":{},"a":{}},"type":"object"},"description":"Echo","name":"echo"});
+        let c = json!({"name":"echo","description":"Echo!","inputSchema":{"type":"object","properties":{"a":{},"b":{}}}});
+        assert_eq!(tool_hash(&a), tool_hash(&b));
+        assert_ne!(tool_hash(&a), tool_hash(&c));
+    }
 }

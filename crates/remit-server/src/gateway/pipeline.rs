@@ -19,6 +19,7 @@ use rmcp::model::{ErrorCode, RequestId};
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
+use super::bless::prompt_hash;
 use super::hold::{self, HeldRequest};
 use super::jsonrpc::{self, Incoming};
 use super::upstream::{ToolList, Upstream, UpstreamError};
@@ -262,30 +263,6 @@ fn initialize_result(params: &Map<String, Value>, server: &McpServer) -> Value {
             server.name
         ),
     })
-}
-
-/// SHA-256 (hex) of a tool's description and input schema (RFC 8785
-/// canonical JSON), the value pinned when a server is blessed.
-pub fn tool_hash(tool: &Value) -> String {
-    let pinned = json!({
-        "description": tool.get("description").cloned().unwrap_or(Value::Null),
-        "inputSchema": tool.get("inputSchema").cloned().unwrap_or(Value::Null),
-    });
-    let bytes = remit_ledger::canonical::to_vec(&pinned)
-        .unwrap_or_else(|_| pinned.to_string().into_bytes());
-    hex::encode(crate::setup::sha256(&bytes))
-}
-
-/// SHA-256 (hex) of a prompt's description and arguments (RFC 8785
-/// canonical JSON), the value pinned when a server is blessed.
-pub fn prompt_hash(prompt: &Value) -> String {
-    let pinned = json!({
-        "description": prompt.get("description").cloned().unwrap_or(Value::Null),
-        "arguments": prompt.get("arguments").cloned().unwrap_or(Value::Null),
-    });
-    let bytes = remit_ledger::canonical::to_vec(&pinned)
-        .unwrap_or_else(|_| pinned.to_string().into_bytes());
-    hex::encode(crate::setup::sha256(&bytes))
 }
 
 /// Pages of `prompts/list` an upstream may answer with, at most.
@@ -1853,15 +1830,6 @@ async fn record_links<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_tool_hash_covers_description_and_schema_but_not_key_order() {
-        let a = json!({"name":"echo","description":"Echo","inputSchema":{"type":"object","properties":{"a":{},"b":{}}}});
-        let b = json!({"inputSchema":{"properties":{"b":{},"a":{}},"type":"object"},"description":"Echo","name":"echo"});
-        let c = json!({"name":"echo","description":"Echo!","inputSchema":{"type":"object","properties":{"a":{},"b":{}}}});
-        assert_eq!(tool_hash(&a), tool_hash(&b));
-        assert_ne!(tool_hash(&a), tool_hash(&c));
-    }
 
     #[test]
     fn the_call_hash_binds_remit_tool_and_arguments() {

@@ -36,8 +36,8 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
+use super::bless::tool_hash;
 use super::jsonrpc::{self, UpstreamReply};
-use super::pipeline::tool_hash;
 use super::settings::UpstreamSettings;
 
 /// The protocol version the gateway speaks to upstreams.
