@@ -1,0 +1,359 @@
+//! The seven stages of one MCP message, independent of the transport: the
+//! HTTP handler ([`super::http`]) and a stdio proxy (`remit wrap`) both
+//! authenticate a [`Caller`], read an [`Incoming`] message, and hand both
+//! here with the registered server; what comes back is an [`Answer`].
+//!
+//! | module | what |
+//! |---|---|
+//! | `tools` | `tools/list`, `tools/call` |
+//! | `content` | resources and prompts (`resources/*`, `prompts/*`) |
+//! | `release` | a result on its way out (stages 6 and 7) |
+//! | `context` | what the policy is told; classes, hashes, findings |
+//!
+//! This module keeps what every method shares: the dispatch ([`handle`]),
+//! the answer and refusal types, and the receipts of refusals.
+
+mod content;
+mod context;
+mod release;
+mod tools;
+
+use std::collections::BTreeMap;
+
+use remit_ledger::{Actor, ActorKind, Event, Kind};
+use remit_store::{McpServer, Store, StoreError};
+use rmcp::model::{ErrorCode, RequestId};
+use serde_json::{json, Map, Value};
+
+use super::auth::Caller;
+use super::jsonrpc::{self, Incoming};
+use super::upstream::UpstreamError;
+use crate::state::{now_ms, AppState};
+
+use content::{list_content, read_content, ContentKind};
+use tools::{call_tool, list_tools};
+
+pub use content::list_prompts;
+pub(in crate::gateway) use context::policy_ids;
+pub use context::{approval_id, call_hash, request_hash, risk_cost};
+
+/// Protocol versions the gateway answers `initialize` with.
+pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// What to send back for one message.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A JSON-RPC answer (result or error).
+    Message(Value),
+    /// A notification was taken; nothing to answer (HTTP 202).
+    Accepted,
+    /// The remit does not cover the call: the JSON-RPC error, and the
+    /// scope a wider remit needs (HTTP 403 `insufficient_scope`).
+    InsufficientScope {
+        /// The JSON-RPC error.
+        message: Value,
+        /// The scope that would cover the call.
+        scope: String,
+    },
+}
+
+/// A refusal before any message was understood (bad credentials, limits).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The receipt kind (`deny` or `error`).
+    pub kind: Kind,
+    /// The JSON-RPC code.
+    pub code: ErrorCode,
+    /// Why, in words.
+    pub reason: String,
+    /// The policies that decided, if a policy did.
+    pub policy_ids: Vec<String>,
+    /// The policy version, if a policy decided.
+    pub policy_version: Option<String>,
+}
+
+impl Refusal {
+    /// A deny by the gateway itself (not a policy), with a stable rule id.
+    pub fn gateway(code: ErrorCode, rule: &str, reason: impl Into<String>) -> Self {
+        Self {
+            kind: Kind::Deny,
+            code,
+            reason: reason.into(),
+            policy_ids: vec![rule.to_owned()],
+            policy_version: None,
+        }
+    }
+}
+
+/// The facts a receipt records about one message.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// `mcp:<server>/<tool>` or `mcp:<server>:<method>`.
+    pub tool: String,
+    /// Keyed hash of the arguments.
+    pub args_hash: Option<remit_ledger::ArgsHash>,
+    /// Findings counted by type.
+    pub findings: BTreeMap<String, u32>,
+    /// The highest classification seen.
+    pub class: Option<remit_ledger::Classification>,
+}
+
+/// Records a receipt for `facts`; `Err` carries the JSON-RPC error to send
+/// when the receipt could not be made durable (the call then fails).
+pub async fn record<S: Store>(
+    state: &AppState<S>,
+    caller: Option<&Caller>,
+    kind: Kind,
+    facts: &Facts,
+    decision: Option<remit_ledger::Decision>,
+) -> Result<u64, String> {
+    let event = receipt_event(caller, kind, facts, decision);
+    state.record(event).await.map_err(|p| p.detail().to_owned())
+}
+
+/// The receipt event for `facts` about `caller`'s message.
+fn receipt_event(
+    caller: Option<&Caller>,
+    kind: Kind,
+    facts: &Facts,
+    decision: Option<remit_ledger::Decision>,
+) -> Event {
+    let mut event = Event::new(kind, now_ms());
+    if let Some(caller) = caller {
+        let chain = &caller.chain;
+        event.root_jti = Some(chain.leaf_claims().root.clone());
+        event.leaf_jti = Some(chain.leaf_claims().jti.clone());
+        event.actors.push(Actor {
+            id: chain.leaf_claims().sub.clone(),
+            kind: ActorKind::User,
+        });
+        event.actors.extend(chain.agents().map(|a| Actor {
+            id: a.to_owned(),
+            kind: ActorKind::Agent,
+        }));
+    }
+    event.tool = Some(facts.tool.clone());
+    event.args_hash = facts.args_hash.clone();
+    event.findings = facts.findings.clone();
+    event.classification = facts.class;
+    event.decision = decision;
+    event
+}
+
+/// Writes the receipt of a refusal and builds its JSON-RPC error.
+pub async fn refuse<S: Store>(
+    state: &AppState<S>,
+    caller: Option<&Caller>,
+    id: Option<RequestId>,
+    facts: &Facts,
+    refusal: Refusal,
+    extra: Option<(&str, Value)>,
+) -> Value {
+    let decision = remit_ledger::Decision {
+        effect: if refusal.kind == Kind::Escalate {
+            remit_ledger::Effect::Escalate
+        } else {
+            remit_ledger::Effect::Deny
+        },
+        policy_ids: refusal.policy_ids.clone(),
+        policy_version: refusal
+            .policy_version
+            .clone()
+            .unwrap_or_else(|| "gateway".into()),
+        reason: Some(refusal.reason.clone()),
+    };
+    match record(state, caller, refusal.kind, facts, Some(decision)).await {
+        Ok(receipt) => {
+            let mut data = json!({
+                "reason": refusal.reason,
+                "policy_ids": refusal.policy_ids,
+                "receipt_id": receipt,
+            });
+            if let Some((key, value)) = extra {
+                data[key] = value;
+            }
+            jsonrpc::error(id, refusal.code, refusal.reason.clone(), Some(data))
+        }
+        Err(detail) => jsonrpc::error(
+            id,
+            ErrorCode::INTERNAL_ERROR,
+            format!(
+                "refused ({}), and the receipt could not be recorded: {detail}",
+                refusal.reason
+            ),
+            None,
+        ),
+    }
+}
+
+/// Handles one authenticated message for `server`.
+pub async fn handle<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    server: &McpServer,
+    message: Incoming,
+) -> Answer {
+    let Some(id) = message.id.clone() else {
+        // Notifications (initialized, cancelled, progress) end here: the
+        // upstream session is the gateway's own.
+        return Answer::Accepted;
+    };
+    let reply = |v: Value| Answer::Message(jsonrpc::result(id.clone(), v));
+    match message.method.as_str() {
+        "initialize" => reply(initialize_result(&message.params, server)),
+        "ping" => reply(json!({})),
+        "tools/list" => list_tools(state, caller, server, id).await,
+        "tools/call" => call_tool(state, caller, server, id, message.params).await,
+        "resources/list" => list_content(state, caller, server, id, ContentKind::Resource).await,
+        // A template names no concrete URI a grant could be checked against.
+        "resources/templates/list" => reply(json!({ "resourceTemplates": [] })),
+        "prompts/list" => list_content(state, caller, server, id, ContentKind::Prompt).await,
+        "logging/setLevel" => reply(json!({})),
+        "resources/read" => {
+            read_content(
+                state,
+                caller,
+                server,
+                id,
+                ContentKind::Resource,
+                message.params,
+            )
+            .await
+        }
+        "prompts/get" => {
+            read_content(
+                state,
+                caller,
+                server,
+                id,
+                ContentKind::Prompt,
+                message.params,
+            )
+            .await
+        }
+        // Updates would need a server-to-client stream, and the upstream
+        // session is shared by every client: refused, clearly.
+        "resources/subscribe" | "resources/unsubscribe" => Answer::Message(jsonrpc::error(
+            Some(id),
+            ErrorCode::METHOD_NOT_FOUND,
+            "resource subscriptions are not offered by this gateway (it has no server-to-client stream to deliver updates); read the resource again with resources/read".to_owned(),
+            None,
+        )),
+        other => Answer::Message(jsonrpc::error(
+            Some(id),
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("method {other:?} is not offered by this gateway"),
+            None,
+        )),
+    }
+}
+
+fn initialize_result(params: &Map<String, Value>, server: &McpServer) -> Value {
+    let asked = params
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let version = PROTOCOL_VERSIONS
+        .iter()
+        .find(|v| **v == asked)
+        .unwrap_or(&PROTOCOL_VERSIONS[1]);
+    json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": { "listChanged": false },
+            "resources": {},
+            "prompts": {},
+            "logging": {},
+        },
+        "serverInfo": {
+            "name": format!("remit-gateway/{}", server.id),
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "instructions": format!(
+            "Tools of {} through the Remit gateway: every call is checked against your remit and recorded.",
+            server.name
+        ),
+    })
+}
+
+async fn upstream_refusal<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    error: &UpstreamError,
+) -> Answer {
+    let refusal = Refusal {
+        kind: Kind::Error,
+        code: jsonrpc::UPSTREAM_FAILED,
+        reason: error.to_string(),
+        policy_ids: vec!["gw-upstream-failed".into()],
+        policy_version: None,
+    };
+    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+}
+
+/// A call the remit does not cover: HTTP 403 `insufficient_scope` naming
+/// the scope a wider remit needs (the MCP step-up signal), with a receipt.
+async fn insufficient_scope<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    tool_id: &str,
+    reason: String,
+) -> Answer {
+    let scope = format!("remit_tool:{tool_id}");
+    let refusal = Refusal::gateway(jsonrpc::INSUFFICIENT_SCOPE, "remit-grant", reason);
+    let message = refuse(
+        state,
+        Some(caller),
+        Some(id),
+        facts,
+        refusal,
+        Some(("scope", json!(scope))),
+    )
+    .await;
+    Answer::InsufficientScope { message, scope }
+}
+
+/// A forwarded call that failed: the upstream's own JSON-RPC error passes
+/// through with its code; a transport failure is `-32044`. Either way, a
+/// receipt.
+async fn forward_refusal<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    error: &UpstreamError,
+) -> Answer {
+    let UpstreamError::Remote(remote) = error else {
+        return upstream_refusal(state, caller, id, facts, error).await;
+    };
+    let refusal = Refusal {
+        kind: Kind::Error,
+        code: remote.code,
+        reason: format!("the upstream answered an error: {}", remote.message),
+        policy_ids: vec!["gw-upstream-error".into()],
+        policy_version: None,
+    };
+    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+}
+
+pub(in crate::gateway) async fn store_refusal<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    error: &StoreError,
+) -> Answer {
+    tracing::error!(%error, "store error on the gateway path");
+    let refusal = Refusal {
+        kind: Kind::Error,
+        code: jsonrpc::DENIED,
+        reason: format!("the store failed, so the call is refused: {error}"),
+        policy_ids: vec!["gw-store-failed".into()],
+        policy_version: None,
+    };
+    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+}
