@@ -275,6 +275,40 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout(timeout))?
     }
 
+    /// Every item of a paginated list method (`tools/list` under `tools`,
+    /// `prompts/list` under `prompts`), following `nextCursor` for at most
+    /// `max_pages` pages.
+    pub async fn list_all(
+        &self,
+        method: &str,
+        key: &str,
+        max_pages: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, UpstreamError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let page = self.call(method, params, timeout).await?;
+            let list = page
+                .get(key)
+                .and_then(Value::as_array)
+                .ok_or_else(|| UpstreamError::Protocol(format!("{method} without {key}")))?;
+            items.extend(list.iter().cloned());
+            cursor = page
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
     /// The upstream's tools (every page), from a cache younger than `ttl`
     /// that no `tools/list_changed` made stale.
     pub async fn tools(
@@ -293,27 +327,9 @@ impl Upstream {
                 return Ok(cached.tools);
             }
         }
-        let mut tools = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_TOOL_PAGES {
-            let params = match &cursor {
-                Some(c) => json!({ "cursor": c }),
-                None => json!({}),
-            };
-            let page = self.call("tools/list", params, timeout).await?;
-            let list = page
-                .get("tools")
-                .and_then(Value::as_array)
-                .ok_or_else(|| UpstreamError::Protocol("tools/list without tools".into()))?;
-            tools.extend(list.iter().cloned());
-            cursor = page
-                .get("nextCursor")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if cursor.is_none() {
-                break;
-            }
-        }
+        let tools = self
+            .list_all("tools/list", "tools", MAX_TOOL_PAGES, timeout)
+            .await?;
         let tools = Arc::new(ToolList::new(tools));
         *self.tools.lock().unwrap_or_else(PoisonError::into_inner) = Some(CachedTools {
             at: Instant::now(),

@@ -21,7 +21,7 @@ use crate::gateway::upstream::{Upstream, UpstreamError};
 use crate::state::AppState;
 
 /// Pages of `prompts/list` an upstream may answer with, at most.
-pub(super) const MAX_PROMPT_PAGES: usize = 32;
+const MAX_PROMPT_PAGES: usize = 32;
 
 /// Every prompt the upstream lists now, following `nextCursor`; an upstream
 /// without prompts (method not found) lists none.
@@ -29,34 +29,13 @@ pub async fn list_prompts(
     upstream: &Upstream,
     timeout: std::time::Duration,
 ) -> Result<Vec<Value>, UpstreamError> {
-    let mut prompts = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PROMPT_PAGES {
-        let params = match &cursor {
-            Some(c) => json!({ "cursor": c }),
-            None => json!({}),
-        };
-        let page = match upstream.call("prompts/list", params, timeout).await {
-            Ok(page) => page,
-            Err(UpstreamError::Remote(e)) if e.code == ErrorCode::METHOD_NOT_FOUND => {
-                return Ok(prompts)
-            }
-            Err(e) => return Err(e),
-        };
-        let list = page
-            .get("prompts")
-            .and_then(Value::as_array)
-            .ok_or_else(|| UpstreamError::Protocol("prompts/list without prompts".into()))?;
-        prompts.extend(list.iter().cloned());
-        cursor = page
-            .get("nextCursor")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
+    match upstream
+        .list_all("prompts/list", "prompts", MAX_PROMPT_PAGES, timeout)
+        .await
+    {
+        Err(UpstreamError::Remote(e)) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(Vec::new()),
+        listed => listed,
     }
-    Ok(prompts)
 }
 
 /// Where a prompt stands against its pin.
@@ -374,19 +353,16 @@ pub(super) async fn read_content<S: Store>(
         },
     };
     let context = CallContext {
-        caller,
-        args: &args,
-        report: None,
-        tool_id: &tool_id,
-        granted: authorized.is_ok(),
-        steps_used: u32::try_from(usage.steps_used).unwrap_or(u32::MAX),
-        risk_used: u32::try_from(usage.risk_spent).unwrap_or(u32::MAX),
-        risk_max: config.risk_budget,
-        approved: false,
-        shadow,
-        redacted: false,
-        description_hash: None,
         content: Some(content),
+        ..CallContext::new(
+            caller,
+            &args,
+            &tool_id,
+            authorized.is_ok(),
+            &usage,
+            config.risk_budget,
+            shadow,
+        )
     };
     let action = match kind {
         ContentKind::Resource => Action::ReadResource,

@@ -8,7 +8,7 @@ use remit_policy::{
     Action, ContextInput, DecisionRequest, EntityKind, EntityRef, ProofOfPossession, RequestContext,
 };
 use remit_scan::{FindingType, ScanReport};
-use remit_store::{Classification as StoreClass, RiskTier};
+use remit_store::{Classification as StoreClass, RiskTier, Usage};
 use serde_json::{json, Value};
 
 use crate::gateway::auth::Caller;
@@ -103,6 +103,37 @@ pub(super) struct CallContext<'a> {
     pub(super) redacted: bool,
     pub(super) description_hash: Option<String>,
     pub(super) content: Option<Content<'a>>,
+}
+
+impl<'a> CallContext<'a> {
+    /// A request's context before anything was scanned, approved or
+    /// redacted: who calls, with what, whether the remit grants it, and
+    /// the budgets used so far.
+    pub(super) fn new(
+        caller: &'a Caller,
+        args: &'a Value,
+        tool_id: &'a str,
+        granted: bool,
+        usage: &Usage,
+        risk_max: u32,
+        shadow: bool,
+    ) -> Self {
+        Self {
+            caller,
+            args,
+            report: None,
+            tool_id,
+            granted,
+            steps_used: u32::try_from(usage.steps_used).unwrap_or(u32::MAX),
+            risk_used: u32::try_from(usage.risk_spent).unwrap_or(u32::MAX),
+            risk_max,
+            approved: false,
+            shadow,
+            redacted: false,
+            description_hash: None,
+            content: None,
+        }
+    }
 }
 
 pub(super) fn decision_request(

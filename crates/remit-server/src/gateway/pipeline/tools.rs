@@ -23,11 +23,33 @@ use super::{
     Answer, Facts, Refusal,
 };
 use crate::gateway::auth::Caller;
+use crate::gateway::cache::BlessedTools;
 use crate::gateway::hold::{self, HeldRequest};
 use crate::gateway::jsonrpc;
 use crate::gateway::upstream::{ToolList, Upstream};
 use crate::gateway::GatewayConfig;
 use crate::state::{now, AppState};
+
+/// The server's blessed tools and their pins (cached), or the store
+/// refusal to answer with.
+async fn blessed_tools<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    id: &RequestId,
+    facts: &Facts,
+    server: &McpServer,
+) -> Result<Arc<BlessedTools>, Answer> {
+    let ttl = state.gateway().config().cache_ttl;
+    match state
+        .gateway()
+        .cache()
+        .tools(state.store(), &server.id, ttl)
+        .await
+    {
+        Ok(found) => Ok(found),
+        Err(e) => Err(store_refusal(state, caller, id.clone(), facts, &e).await),
+    }
+}
 
 /// The server's upstream and its current tool list (cached for
 /// `tools_cache_ttl`); a failure to reach it is a refusal with a receipt.
@@ -83,14 +105,9 @@ pub(super) async fn list_tools<S: Store>(
         Ok((_, tools)) => tools,
         Err(refused) => return refused,
     };
-    let registered = match state
-        .gateway()
-        .cache()
-        .tools(state.store(), &server.id, config.cache_ttl)
-        .await
-    {
+    let registered = match blessed_tools(state, caller, &id, &facts, server).await {
         Ok(r) => r,
-        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+        Err(refused) => return refused,
     };
     let shadow = config.shadow(caller.agent(), server.id.as_str());
     let engine = state.policy();
@@ -223,14 +240,9 @@ pub(super) async fn call_tool<S: Store>(
     };
     // One read of the server's pins serves both the blessing check and the
     // policy's server-wide description hash.
-    let registered = match state
-        .gateway()
-        .cache()
-        .tools(state.store(), &server.id, config.cache_ttl)
-        .await
-    {
+    let registered = match blessed_tools(state, caller, &id, &facts, server).await {
         Ok(r) => r,
-        Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+        Err(refused) => return refused,
     };
     let Some(tool) = registered
         .tools
@@ -299,22 +311,20 @@ pub(super) async fn call_tool<S: Store>(
         Err(e) => refuse_with!(deny("gw-invalid-call", e.to_string())),
     };
     let mut context = CallContext {
-        caller,
-        args: &args,
         report: Some(&report),
-        tool_id: &tool_id,
-        granted: authorized.is_ok(),
-        steps_used: u32::try_from(usage.steps_used).unwrap_or(u32::MAX),
-        risk_used: u32::try_from(usage.risk_spent).unwrap_or(u32::MAX),
-        risk_max: config.risk_budget,
-        approved: false,
-        shadow,
-        redacted: false,
         // The called tool's current hash is its pin (checked above) and
         // every other tool is judged by its own pin, so the server-wide
         // hash seen is the pinned one.
         description_hash: Some(registered.description_hash.clone()),
-        content: None,
+        ..CallContext::new(
+            caller,
+            &args,
+            &tool_id,
+            authorized.is_ok(),
+            &usage,
+            config.risk_budget,
+            shadow,
+        )
     };
     let engine = state.policy();
     let mut decision = match decision_request(Action::CallTool, &context) {
