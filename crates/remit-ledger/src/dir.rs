@@ -260,7 +260,7 @@ mod tests {
             .iter()
             .map(|l| l.len() as u64 + 1)
             .sum::<u64>();
-        std::mem::forget(f);
+        f.kill();
         let raw = std::fs::OpenOptions::new()
             .write(true)
             .open(dir.path().join(LEAF_FILE))

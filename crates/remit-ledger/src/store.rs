@@ -51,8 +51,13 @@
 //! Readers of a live file ([`crate::dir::LeafReader`]) stop at the first
 //! NUL-led line, the unused end.
 //!
-//! One writer per file: two processes appending to the same log are not
-//! supported (they would also fork its indexes).
+//! One writer per file: opening takes an exclusive advisory lock
+//! (`flock(2)`, Linux) on the leaf file and holds it while the store lives,
+//! so a second writer (another `remit serve`, `remit audit append`) is
+//! refused with [`StoreError::Locked`] before it reads, cuts or
+//! preallocates anything — it would otherwise trim the live writer's
+//! preallocated tail and fork the log. Readers ([`crate::dir`]) take no
+//! lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Read};
@@ -95,6 +100,12 @@ pub enum StoreError {
         /// Non-NUL bytes from there through the last one.
         bytes: u64,
     },
+    /// Another open store (in this or another process) holds the file.
+    #[error(
+        "{0} is being written by another process (one writer per log): stop that process first, \
+         or give this one its own data directory"
+    )]
+    Locked(PathBuf),
     /// The index is past the end of the log.
     #[error("leaf {index} does not exist (log size {size})")]
     NoSuchLeaf {
@@ -273,7 +284,37 @@ fn preallocate(file: &File, from: u64, size: u64) -> std::io::Result<()> {
     file.set_len(size)
 }
 
+/// Takes the one-writer lock on the leaf file, held until `file` closes.
+/// A filesystem without `flock` support is opened unlocked (as before the
+/// lock existed) rather than refused.
+#[cfg(target_os = "linux")]
+fn lock_writer(file: &File, path: &Path) -> Result<(), StoreError> {
+    use rustix::fs::{flock, FlockOperation};
+    use rustix::io::Errno;
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) | Err(Errno::NOLCK | Errno::OPNOTSUPP) => Ok(()),
+        Err(Errno::WOULDBLOCK) => Err(StoreError::Locked(path.to_owned())),
+        Err(e) => Err(io_err("locking", path)(std::io::Error::from(e))),
+    }
+}
+
+/// No advisory lock off Linux: one writer per file is the operator's
+/// responsibility there.
+#[cfg(not(target_os = "linux"))]
+fn lock_writer(_file: &File, _path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 impl FileStore {
+    /// Ends the store as SIGKILL would: no trim of the preallocated tail,
+    /// and the file descriptor (with its writer lock) closed by the "kernel".
+    #[cfg(test)]
+    pub(crate) fn kill(self) {
+        let mut leaked = std::mem::ManuallyDrop::new(self);
+        let placeholder = tempfile::tempfile().expect("a placeholder file");
+        drop(std::mem::replace(&mut leaked.file, placeholder));
+    }
+
     /// Opens (creating if needed) the store in `dir`, cutting off whatever
     /// follows the last whole leaf (a torn or stale tail, unused zeros), and
     /// preallocating [`PREALLOC_CHUNK`] bytes at a time.
@@ -293,6 +334,7 @@ impl FileStore {
             .truncate(false)
             .open(&path)
             .map_err(io_err("opening", &path))?;
+        lock_writer(&file, &path)?;
         let mut offsets = vec![0u64];
         let mut reader = BufReader::with_capacity(1 << 20, &file);
         let mut line = Vec::new();
@@ -510,8 +552,39 @@ mod tests {
         let leaves: Vec<Vec<u8>> = (0..n).map(leaf).collect();
         f.append_batch(&leaves).unwrap();
         let end = f.end();
-        std::mem::forget(f);
+        f.kill();
         (leaves, end)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_second_writer_is_refused_and_cuts_nothing_while_the_first_holds_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEAF_FILE);
+        let (mut first, _) = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap();
+        first.append_batch(&[leaf(0), leaf(1)]).unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size > first.end(), "preallocated space follows the leaves");
+        let refused = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap_err();
+        assert!(matches!(refused, StoreError::Locked(_)), "{refused}");
+        assert!(refused.to_string().contains("another process"), "{refused}");
+        // The refused open read, cut and preallocated nothing: the live
+        // writer's tail is intact and it goes on appending.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+        assert_eq!(first.append_batch(&[leaf(2)]).unwrap(), 2);
+        drop(first);
+        let (second, rec) = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap();
+        assert_eq!(second.read_all().unwrap(), [leaf(0), leaf(1), leaf(2)]);
+        assert_eq!(rec, Recovery::default());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_killed_writer_leaves_the_log_to_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leaves, _) = killed_store(dir.path(), 3);
+        let (store, _) = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap();
+        assert_eq!(store.read_all().unwrap(), leaves);
     }
 
     fn write_raw(dir: &Path, at: u64, bytes: &[u8]) {
@@ -638,7 +711,7 @@ mod tests {
         f.file = writable;
         // A shorter batch next must not leave the failed batch's lines behind it.
         assert_eq!(f.append_batch(&[b"two".to_vec()]).unwrap(), 1);
-        std::mem::forget(f);
+        f.kill();
         let (read, rec) = reopen_all(dir.path());
         assert_eq!(read, [b"one".to_vec(), b"two".to_vec()]);
         assert_eq!(rec.torn_bytes, 0);
@@ -665,7 +738,7 @@ mod tests {
         assert!(f.end() > 4 * CHUNK);
         assert_eq!(f.read(17).unwrap(), leaf(17));
         assert_eq!(f.read_all().unwrap(), all);
-        std::mem::forget(f);
+        f.kill();
         let (read, rec) = reopen_all(dir.path());
         assert_eq!(read, all);
         assert_eq!(rec.torn_bytes, 0);
@@ -694,7 +767,7 @@ mod tests {
         let (mut f, _) = FileStore::open_with_chunk(dir.path(), 0).unwrap();
         f.append_batch(&[b"a".to_vec(), b"b".to_vec()]).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\n");
-        std::mem::forget(f);
+        f.kill();
         let (read, rec) = reopen_all(dir.path());
         assert_eq!(read, [b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(rec, Recovery::default());
