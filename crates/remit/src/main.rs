@@ -89,8 +89,39 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes, each cause shown once: many errors already
+/// quote their source in their own message, and `{:#}` would repeat it.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("receipt log: {0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated_and_a_new_one_is_added() {
+        let quoted = anyhow::Error::new(Quoting(std::io::Error::other("disk full")));
+        assert_eq!(error_text(&quoted), "receipt log: disk full");
+        let added = anyhow::Error::new(std::io::Error::other("disk full")).context("writing x");
+        assert_eq!(error_text(&added), "writing x: disk full");
     }
 }
