@@ -49,12 +49,31 @@ async fn start_with<S: Store>(
     dir: tempfile::TempDir,
     receipts: Arc<dyn ReceiptLog>,
 ) -> Server {
+    start_as(
+        store,
+        dir,
+        receipts,
+        EcdsaP256Signer::generate().unwrap(),
+        None,
+    )
+    .await
+}
+
+/// A server with this `issuer` key, at `public_url` (its own address when
+/// `None`): replicas behind one load balancer share both.
+async fn start_as<S: Store>(
+    store: S,
+    dir: tempfile::TempDir,
+    receipts: Arc<dyn ReceiptLog>,
+    issuer: EcdsaP256Signer,
+    public_url: Option<&str>,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token = remit_server::setup::new_admin_token().unwrap();
     let hash = remit_server::setup::sha256(token.as_bytes());
-    let issuer = EcdsaP256Signer::generate().unwrap();
-    let settings = Settings::new(format!("http://{addr}"));
+    let settings =
+        Settings::new(public_url.map_or_else(|| format!("http://{addr}"), str::to_owned));
     let state = AppState::new(store, issuer, hash, settings, receipts)
         .await
         .unwrap();
@@ -77,6 +96,13 @@ async fn sqlite() -> Server {
 }
 
 async fn postgres() -> Option<Server> {
+    let store = postgres_store().await?;
+    Some(start(store, tempfile::tempdir().unwrap()).await)
+}
+
+/// A store in a fresh schema of the test database, or `None` (with a
+/// note) when no server is configured and none is required.
+async fn postgres_store() -> Option<PgStore> {
     let required = std::env::var("REMIT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
     let url = match std::env::var("REMIT_TEST_DATABASE_URL") {
         Ok(url) => url,
@@ -92,7 +118,7 @@ async fn postgres() -> Option<Server> {
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let schema = format!("srv_{}", hex::encode(bytes));
     match PgStore::connect_in_schema(&url, &schema).await {
-        Ok(store) => Some(start(store, tempfile::tempdir().unwrap()).await),
+        Ok(store) => Some(store),
         Err(e) if required => panic!("PostgreSQL required but unreachable: {e}"),
         Err(e) => {
             eprintln!("PostgreSQL unreachable ({e}): scenario not run");
@@ -934,6 +960,80 @@ async fn a_mutation_whose_receipt_cannot_be_recorded_never_answers_success() {
         .await;
     assert_eq!(head.status, 500);
     assert!(head.is_problem());
+}
+
+/// POSTs an MCP `tools/list` for server `x` with a DPoP chain and proof.
+async fn mcp_with_proof(s: &Server, chain: &str, proof: &str) -> Reply {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    s.raw(format!(
+        "POST /mcp/x HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         authorization: DPoP {chain}\r\ndpop: {proof}\r\ncontent-length: {}\r\n\r\n{body}",
+        s.addr,
+        body.len()
+    ))
+    .await
+}
+
+/// Two replicas on one PostgreSQL schema with one issuer key and one
+/// public URL (behind one load balancer): each has its own in-memory replay
+/// cache, so only the shared store can refuse a proof replayed at the other.
+#[tokio::test]
+async fn a_dpop_proof_accepted_by_one_replica_is_refused_by_another() {
+    let Some(store) = postgres_store().await else {
+        return;
+    };
+    let issuer = EcdsaP256Signer::generate()
+        .unwrap()
+        .to_private_jwk()
+        .unwrap();
+    let public = "http://gateway.test";
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileReceiptLog::open(
+            dir.path(),
+            EcdsaP256Signer::generate().unwrap(),
+            "remit.test/receipts",
+        )
+        .unwrap();
+        let key = EcdsaP256Signer::from_jwk(&issuer).unwrap();
+        replicas.push(start_as(store.clone(), dir, Arc::new(log), key, Some(public)).await);
+    }
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let planner = a.register("planner").await;
+    let chain = a.issue("planner", "alice", &["x/*"]).await;
+    let proof = |()| {
+        remit_token::pop::create_proof(
+            &planner,
+            &chain,
+            remit_token::ProofRequest {
+                htm: "POST",
+                htu: "http://gateway.test/mcp/x",
+            },
+            remit_server::state::now(),
+        )
+        .unwrap()
+    };
+    let used = proof(());
+    // Authenticated at A (then refused for the unregistered server, 404).
+    let first = mcp_with_proof(a, &chain, &used).await;
+    assert_eq!(first.status, 404, "{}", first.body);
+    // The same proof at B: B never saw it, the shared store did.
+    let replayed = mcp_with_proof(b, &chain, &used).await;
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    assert!(
+        replayed.headers.contains("invalid_dpop_proof"),
+        "{}",
+        replayed.headers
+    );
+    assert!(
+        replayed.body.contains("another replica"),
+        "{}",
+        replayed.body
+    );
+    // A fresh proof is accepted at B.
+    let fresh = mcp_with_proof(b, &chain, &proof(())).await;
+    assert_eq!(fresh.status, 404, "{}", fresh.body);
 }
 
 macro_rules! on_both_backends {

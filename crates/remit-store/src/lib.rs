@@ -103,6 +103,10 @@ pub trait Store:
 {
     /// The backend's name: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// Whether several server processes (replicas) may serve from this
+    /// store, so that what one process remembers in memory (a DPoP proof
+    /// seen) must also be remembered here for the others.
+    fn replicated(&self) -> bool;
     /// Checks that the database answers (for readiness probes).
     fn ping(&self) -> impl StoreFuture<()>;
     /// Subscribes to revocation announcements.

@@ -156,6 +156,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn replicated(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

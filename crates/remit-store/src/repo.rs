@@ -208,9 +208,11 @@ pub trait ExchangeRepo {
     /// (`kind` subtree), the agent (`kind` agent) or a link signed by the
     /// key id (`kind` kid); empty for other kinds.
     fn exchanged_under(&self, kind: RevocationKind, value: &Id) -> impl StoreFuture<Vec<Id>>;
-    /// Marks an actor assertion `jti` of `agent` used until `expires_at`;
-    /// a second use is refused with [`StoreError::Duplicate`]. Expired
-    /// entries are forgotten (their assertions are refused by expiry).
+    /// Marks a single-use assertion `jti` of `agent` (an actor assertion,
+    /// or a DPoP proof prefixed `dpop:`) used until `expires_at`; a second
+    /// use, from any replica, is refused with [`StoreError::Duplicate`].
+    /// Expired entries are forgotten (their assertions are refused by
+    /// expiry).
     fn use_assertion(
         &self,
         agent: &Id,

@@ -224,6 +224,12 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    /// One process per database file (its data directory's receipt log is
+    /// locked by the writer).
+    fn replicated(&self) -> bool {
+        false
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -1,6 +1,7 @@
 //! Stage 1: who is calling. `Authorization: DPoP <chain>` with a `DPoP`
 //! proof header (bound to the leaf holder key, the method and this
-//! server's URL, and refused when replayed), or `Authorization: Bearer
+//! server's URL, and refused when replayed here or, when replicas share
+//! the store, at any of them), or `Authorization: Bearer
 //! <chain>` for clients that cannot sign proofs (the policy is told
 //! `pop = false`; the gateway refuses bearer use when configured to).
 //!
@@ -34,6 +35,19 @@ pub struct Caller {
     pub chain: Arc<VerifiedChain>,
     /// How it was presented.
     pub scheme: Scheme,
+    /// The DPoP proof this request was accepted with, for the replay check
+    /// across replicas ([`refuse_replay_across_replicas`]).
+    pub proof: Option<SeenProof>,
+}
+
+/// A DPoP proof accepted by this process: its `jti`, and when it would be
+/// refused by age anyway (no replica needs to remember it after that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenProof {
+    /// The proof's `jti`.
+    pub jti: String,
+    /// Unix seconds after which the proof is too old to be accepted.
+    pub expires_at: u64,
 }
 
 impl Caller {
@@ -80,6 +94,10 @@ pub enum AuthError {
     /// The proof was seen before.
     #[error("DPoP proof refused: {0}")]
     Replay(String),
+    /// The store shared by the replicas could not say whether the proof
+    /// was seen before, so it is not accepted (fail closed).
+    #[error("DPoP proof not accepted: the replay check across replicas failed ({0}); retry with a new proof")]
+    ReplayUnchecked(String),
 }
 
 impl AuthError {
@@ -88,7 +106,9 @@ impl AuthError {
         match self {
             AuthError::Missing => "invalid_request",
             AuthError::Scheme | AuthError::ProofMissing => "invalid_request",
-            AuthError::Proof(_) | AuthError::Replay(_) => "invalid_dpop_proof",
+            AuthError::Proof(_) | AuthError::Replay(_) | AuthError::ReplayUnchecked(_) => {
+                "invalid_dpop_proof"
+            }
             _ => "invalid_token",
         }
     }
@@ -155,6 +175,7 @@ pub fn authenticate<S: Store>(
     }
     let resource = resource_url(&state.settings().public_url, server);
     let chain = check(state, text.trim(), now, &resource)?;
+    let mut seen = None;
     if scheme == Scheme::Dpop {
         let mut proofs = headers.get_all("dpop").iter();
         let (Some(proof), None) = (proofs.next(), proofs.next()) else {
@@ -174,8 +195,54 @@ pub fn authenticate<S: Store>(
             .unwrap_or_else(PoisonError::into_inner)
             .check_and_insert(&verified.jti, verified.iat, now)
             .map_err(|e| AuthError::Replay(e.to_string()))?;
+        seen = Some(SeenProof {
+            expires_at: verified
+                .iat
+                .saturating_add(config.proof_max_skew_secs)
+                .saturating_add(1),
+            jti: verified.jti,
+        });
     }
-    Ok(Caller { chain, scheme })
+    Ok(Caller {
+        chain,
+        scheme,
+        proof: seen,
+    })
+}
+
+/// Refuses a proof another replica already accepted. The in-memory replay
+/// cache of [`authenticate`] sees only this process; when the store is
+/// shared by replicas ([`Store::replicated`], PostgreSQL) the proof's `jti`
+/// is also recorded there, once, until it is too old to be accepted
+/// anywhere. A store failure refuses the proof (fail closed).
+pub async fn refuse_replay_across_replicas<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    now: u64,
+) -> Result<(), AuthError> {
+    let (Some(proof), true) = (&caller.proof, state.store().replicated()) else {
+        return Ok(());
+    };
+    let agent = remit_store::Id::parse("agent id", caller.agent())
+        .map_err(|e| AuthError::ReplayUnchecked(e.to_string()))?;
+    let to_i64 = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+    match state
+        .store()
+        .use_assertion(
+            &agent,
+            &format!("dpop:{}", proof.jti),
+            to_i64(proof.expires_at),
+            to_i64(now),
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(remit_store::StoreError::Duplicate { .. }) => Err(AuthError::Replay(format!(
+            "proof jti {:?} was already used at another replica",
+            proof.jti
+        ))),
+        Err(e) => Err(AuthError::ReplayUnchecked(e.to_string())),
+    }
 }
 
 fn check<S: Store>(

@@ -103,10 +103,14 @@ pub async fn post<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match auth::authenticate(&state, &headers, "POST", &server, now()) {
+    let now = now();
+    let caller = match auth::authenticate(&state, &headers, "POST", &server, now) {
         Ok(c) => c,
         Err(e) => return unauthorized(&state, &server, e).await,
     };
+    if let Err(e) = auth::refuse_replay_across_replicas(&state, &caller, now).await {
+        return unauthorized(&state, &server, e).await;
+    }
     let registered = match server_for(&state, &caller, &server).await {
         Ok(s) => s,
         Err(response) => return response,
@@ -214,7 +218,12 @@ pub async fn delete<S: Store>(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = auth::authenticate(&state, &headers, "DELETE", &server, now()) {
+    let now = now();
+    let checked = match auth::authenticate(&state, &headers, "DELETE", &server, now) {
+        Ok(caller) => auth::refuse_replay_across_replicas(&state, &caller, now).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
         return unauthorized(&state, &server, e).await;
     }
     let closed = headers

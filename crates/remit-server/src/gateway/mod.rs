@@ -15,7 +15,8 @@
 //! # One call ([`pipeline`])
 //!
 //! 1. authenticate ([`auth`]): remit chain, DPoP proof (or bearer), replay
-//!    cache, audience, revocation;
+//!    cache (shared by the replicas of a PostgreSQL deployment), audience,
+//!    revocation;
 //! 2. authority: the remit's grants must cover `<server>/<tool>` and its
 //!    arguments; the tool must be blessed and its description unchanged;
 //! 3. scan the arguments; decide with the policy (`call_tool`) over the full
