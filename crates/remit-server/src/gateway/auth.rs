@@ -35,19 +35,13 @@ pub struct Caller {
     pub chain: Arc<VerifiedChain>,
     /// How it was presented.
     pub scheme: Scheme,
-    /// The DPoP proof this request was accepted with, for the replay check
-    /// across replicas ([`refuse_replay_across_replicas`]).
-    pub proof: Option<SeenProof>,
 }
 
 /// A DPoP proof accepted by this process: its `jti`, and when it would be
 /// refused by age anyway (no replica needs to remember it after that).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeenProof {
-    /// The proof's `jti`.
-    pub jti: String,
-    /// Unix seconds after which the proof is too old to be accepted.
-    pub expires_at: u64,
+struct SeenProof {
+    jti: String,
+    expires_at: u64,
 }
 
 impl Caller {
@@ -148,14 +142,32 @@ pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) ->
     out
 }
 
-/// Authenticates a request for `server` made with `method` at time `now`.
-pub fn authenticate<S: Store>(
+/// Authenticates a request for `server` made with `method` at time `now`:
+/// the chain, the proof, and the proof's replay check — in this process,
+/// and in the store when replicas share it.
+pub async fn authenticate<S: Store>(
     state: &AppState<S>,
     headers: &HeaderMap,
     method: &str,
     server: &str,
     now: u64,
 ) -> Result<Caller, AuthError> {
+    let (caller, proof) = verify(state, headers, method, server, now)?;
+    if let Some(proof) = proof {
+        refuse_replay_across_replicas(state, &caller, &proof, now).await?;
+    }
+    Ok(caller)
+}
+
+/// Everything [`authenticate`] checks without the store: the chain, and the
+/// proof against this process's replay cache.
+fn verify<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    method: &str,
+    server: &str,
+    now: u64,
+) -> Result<(Caller, Option<SeenProof>), AuthError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or(AuthError::Missing)?
@@ -203,26 +215,23 @@ pub fn authenticate<S: Store>(
             jti: verified.jti,
         });
     }
-    Ok(Caller {
-        chain,
-        scheme,
-        proof: seen,
-    })
+    Ok((Caller { chain, scheme }, seen))
 }
 
 /// Refuses a proof another replica already accepted. The in-memory replay
-/// cache of [`authenticate`] sees only this process; when the store is
-/// shared by replicas ([`Store::replicated`], PostgreSQL) the proof's `jti`
-/// is also recorded there, once, until it is too old to be accepted
-/// anywhere. A store failure refuses the proof (fail closed).
-pub async fn refuse_replay_across_replicas<S: Store>(
+/// cache sees only this process; when the store is shared by replicas
+/// ([`Store::replicated`], PostgreSQL) the proof's `jti` is also recorded
+/// there, once, until it is too old to be accepted anywhere. A store
+/// failure refuses the proof (fail closed).
+async fn refuse_replay_across_replicas<S: Store>(
     state: &AppState<S>,
     caller: &Caller,
+    proof: &SeenProof,
     now: u64,
 ) -> Result<(), AuthError> {
-    let (Some(proof), true) = (&caller.proof, state.store().replicated()) else {
+    if !state.store().replicated() {
         return Ok(());
-    };
+    }
     let agent = remit_store::Id::parse("agent id", caller.agent())
         .map_err(|e| AuthError::ReplayUnchecked(e.to_string()))?;
     let to_i64 = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);

@@ -103,14 +103,10 @@ pub async fn post<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let now = now();
-    let caller = match auth::authenticate(&state, &headers, "POST", &server, now) {
+    let caller = match auth::authenticate(&state, &headers, "POST", &server, now()).await {
         Ok(c) => c,
         Err(e) => return unauthorized(&state, &server, e).await,
     };
-    if let Err(e) = auth::refuse_replay_across_replicas(&state, &caller, now).await {
-        return unauthorized(&state, &server, e).await;
-    }
     let registered = match server_for(&state, &caller, &server).await {
         Ok(s) => s,
         Err(response) => return response,
@@ -218,12 +214,7 @@ pub async fn delete<S: Store>(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let now = now();
-    let checked = match auth::authenticate(&state, &headers, "DELETE", &server, now) {
-        Ok(caller) => auth::refuse_replay_across_replicas(&state, &caller, now).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = checked {
+    if let Err(e) = auth::authenticate(&state, &headers, "DELETE", &server, now()).await {
         return unauthorized(&state, &server, e).await;
     }
     let closed = headers

@@ -280,8 +280,6 @@ impl Wrap {
                 // Possession was proven when the wrap started: it holds the
                 // leaf's key and checked it against cnf.jkt.
                 scheme: Scheme::Dpop,
-                // No proof per message: nothing for other replicas to refuse.
-                proof: None,
             },
             Err(reason) => {
                 let id = serde_json::from_slice::<Value>(line)
