@@ -6,7 +6,7 @@ macro_rules! impl_exchange_repo {
     ($store:ident, $db:ty) => {
         mod exchange_repository {
             use super::$store;
-            use $crate::error::{is_unique_violation, StoreError};
+            use $crate::error::StoreError;
             use $crate::model::{ExchangeLink, Id, Revocation, RevocationKind, RevocationTarget};
             use $crate::repo::ExchangeRepo;
             use $crate::rows::RevocationRow;
@@ -286,22 +286,30 @@ macro_rules! impl_exchange_repo {
                     now: i64,
                 ) -> Result<(), StoreError> {
                     let action = "record an actor assertion";
-                    sqlx::query::<$db>("DELETE FROM used_assertions WHERE expires_at < $1")
-                        .bind(now)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(StoreError::query(action))?;
-                    let inserted = sqlx::query::<$db>(
-                        "INSERT INTO used_assertions (agent_id, jti, expires_at) VALUES ($1, $2, $3)",
+                    if self.assertion_sweep.due(now) {
+                        sqlx::query::<$db>("DELETE FROM used_assertions WHERE expires_at < $1")
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(StoreError::query(action))?;
+                    }
+                    // One statement: a new jti is recorded, an expired one
+                    // is recorded again, a live one returns no row.
+                    let inserted = sqlx::query_as::<$db, (i64,)>(
+                        "INSERT INTO used_assertions (agent_id, jti, expires_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (agent_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+                         WHERE used_assertions.expires_at < $4 \
+                         RETURNING expires_at",
                     )
                     .bind(agent.as_str())
                     .bind(jti)
                     .bind(expires_at)
-                    .execute(&self.pool)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
                     .await;
                     match inserted {
-                        Ok(_) => Ok(()),
-                        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate {
+                        Ok(Some(_)) => Ok(()),
+                        Ok(None) => Err(StoreError::Duplicate {
                             what: "actor assertion",
                             id: jti.to_owned(),
                         }),
@@ -314,3 +322,33 @@ macro_rules! impl_exchange_repo {
 }
 
 pub(crate) use impl_exchange_repo;
+
+/// When the next sweep of expired single-use assertions is due: a live
+/// assertion is checked and recorded in one statement, and the expired
+/// ones are deleted at most once per [`AssertionSweep::EVERY`] seconds
+/// instead of on every use.
+#[derive(Debug, Default)]
+pub(crate) struct AssertionSweep {
+    next: std::sync::atomic::AtomicI64,
+}
+
+impl AssertionSweep {
+    /// Seconds between sweeps.
+    pub(crate) const EVERY: i64 = 60;
+
+    /// Whether a sweep is due at `now`; `true` for one caller per period.
+    pub(crate) fn due(&self, now: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let next = self.next.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next
+                .compare_exchange(
+                    next,
+                    now.saturating_add(Self::EVERY),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+}

@@ -14,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::error::{redact_url, StoreError};
+use crate::exchange_sql::AssertionSweep;
 use crate::revocation::RevocationSignals;
 use crate::Store;
 
@@ -25,6 +26,8 @@ pub const REVOCATION_CHANNEL: &str = "remit_revocations";
 pub struct PgStore {
     pub(crate) pool: PgPool,
     schema: Option<String>,
+    /// When expired single-use assertions are next deleted.
+    assertion_sweep: std::sync::Arc<AssertionSweep>,
 }
 
 impl PgStore {
@@ -80,6 +83,7 @@ impl PgStore {
         Ok(Self {
             pool,
             schema: schema.map(str::to_owned),
+            assertion_sweep: std::sync::Arc::default(),
         })
     }
 

@@ -64,6 +64,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::broadcast;
 
 use crate::error::StoreError;
+use crate::exchange_sql::AssertionSweep;
 use crate::model::{CallUsage, Id, RiskSpend};
 use crate::revocation::RevocationSignals;
 use crate::Store;
@@ -86,6 +87,8 @@ pub struct SqliteStore {
     /// The passive WAL checkpoint the inline connection never runs.
     checkpointer: Arc<Checkpointer>,
     revocations: Arc<broadcast::Sender<i64>>,
+    /// When expired single-use assertions are next deleted.
+    assertion_sweep: Arc<AssertionSweep>,
     path: PathBuf,
 }
 
@@ -146,6 +149,7 @@ impl SqliteStore {
             inline: Arc::new(inline),
             checkpointer: Arc::new(checkpointer),
             revocations: Arc::new(sender),
+            assertion_sweep: Arc::default(),
             path: path.to_owned(),
         })
     }

@@ -76,6 +76,7 @@ both_backends!(
     a_revocation_reaching_a_subject_link_revokes_the_exchanged_root_in_the_same_write,
     an_exchange_recorded_after_the_revocation_is_revoked_with_it,
     a_revocation_left_without_its_propagation_is_repaired,
+    a_single_use_assertion_is_refused_while_it_lives_and_forgotten_after,
 );
 
 async fn registering_an_agent_twice_is_refused<S: Store>(ctx: Ctx<S>) {
@@ -1071,4 +1072,36 @@ async fn a_revocation_left_without_its_propagation_is_repaired<S: Store + RawSql
     assert_eq!(again.revocation.reason, "crashed before propagating");
     assert_eq!(subtree_values(&again.propagated), ["y1"]);
     assert_eq!(again.propagated[0].epoch, 5);
+}
+
+async fn a_single_use_assertion_is_refused_while_it_lives_and_forgotten_after<S: Store>(
+    ctx: Ctx<S>,
+) {
+    let (a, b) = (id("agt_a"), id("agt_b"));
+    ctx.store
+        .use_assertion(&a, "dpop:p1", 100, 10)
+        .await
+        .unwrap();
+    // Another replica sees the first use, up to and including expiry.
+    for now in [11, 100] {
+        assert_err!(
+            ctx.second.use_assertion(&a, "dpop:p1", 100, now).await,
+            StoreError::Duplicate { .. }
+        );
+    }
+    // The same jti of another agent is another assertion.
+    ctx.second
+        .use_assertion(&b, "dpop:p1", 100, 20)
+        .await
+        .unwrap();
+    // Once expired it is forgotten (expiry refuses the assertion itself),
+    // and recorded again until its new expiry.
+    ctx.second
+        .use_assertion(&a, "dpop:p1", 300, 101)
+        .await
+        .unwrap();
+    assert_err!(
+        ctx.store.use_assertion(&a, "dpop:p1", 300, 250).await,
+        StoreError::Duplicate { .. }
+    );
 }

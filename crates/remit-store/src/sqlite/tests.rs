@@ -446,3 +446,24 @@ async fn the_checkpoint_task_checkpoints_what_the_inline_connection_wrote() {
         "close stops the checkpoint task"
     );
 }
+
+#[tokio::test]
+async fn expired_assertions_are_swept_once_a_period_not_on_every_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    let agent = id("agt_a");
+    let rows = |s: SqliteStore| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM used_assertions")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap()
+    };
+    // The first use sweeps (nothing yet) and schedules the next sweep.
+    s.use_assertion(&agent, "j1", 10, 0).await.unwrap();
+    s.use_assertion(&agent, "j2", 10, 5).await.unwrap();
+    // j1 and j2 expired at 10, but no sweep is due before 60.
+    s.use_assertion(&agent, "j3", 100, 59).await.unwrap();
+    assert_eq!(rows(s.clone()).await, 3);
+    s.use_assertion(&agent, "j4", 100, 60).await.unwrap();
+    assert_eq!(rows(s.clone()).await, 2, "j1 and j2 swept, j3 and j4 kept");
+}
