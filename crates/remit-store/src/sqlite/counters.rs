@@ -20,6 +20,12 @@
 //! failed commit hands the whole batch to the pool. A call alone in the
 //! queue (no concurrency) runs the single-call path unchanged.
 //!
+//! A counting task counts at most [`MAX_ROUNDS`] batches. If calls are
+//! still queued then, it hands the lead to the oldest waiting call, whose
+//! task counts next, and returns to its own (already answered) call: under
+//! sustained load no one caller keeps counting for everyone else while its
+//! own answer waits.
+//!
 //! It never waits on SQLite: `busy_timeout` is 0, so when another
 //! connection holds the write lock (a control-plane write committing on the
 //! main pool, another process on the file) the attempt stops at once with
@@ -74,18 +80,73 @@ pub(crate) struct InlineCounters {
 
 /// Calls waiting for the task that is counting.
 #[derive(Debug, Default)]
-struct Queue {
-    waiting: Vec<Waiting>,
-    /// A task is counting and will take everything queued before it stops.
-    counting: bool,
+pub(super) struct Queue {
+    pub(super) waiting: Vec<Waiting>,
+    /// A task is counting and will take everything queued, or hand the
+    /// lead on, before it stops.
+    pub(super) counting: bool,
 }
+
+/// Batches one counting task counts before it hands the lead on.
+pub(super) const MAX_ROUNDS: usize = 4;
 
 /// One call in the queue.
 #[derive(Debug)]
 pub(super) struct Waiting {
     pub(super) chain: Vec<Id>,
     pub(super) risk: Option<RiskSpend>,
-    pub(super) answer: oneshot::Sender<Counted>,
+    pub(super) answer: oneshot::Sender<Answer>,
+}
+
+impl Waiting {
+    fn new(chain: &[Id], risk: Option<&RiskSpend>, answer: oneshot::Sender<Answer>) -> Self {
+        Self {
+            chain: chain.to_vec(),
+            risk: risk.cloned(),
+            answer,
+        }
+    }
+}
+
+/// What a waiting call is told.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// Its call was counted (or must fall back).
+    Counted(Counted),
+    /// It is to count next: its call was taken out of the queue unanswered.
+    Lead,
+}
+
+/// What the counting task does next.
+#[derive(Debug)]
+pub(super) enum Next {
+    /// Count this batch.
+    Count(Vec<Waiting>),
+    /// Stop: the queue is empty (and no task is counting now), or the lead
+    /// was handed to a waiting call.
+    Stop,
+}
+
+impl Queue {
+    /// The counting task's next step after `rounds` batches, decided under
+    /// the queue's lock so no call is left waiting without a counting task.
+    pub(super) fn next(&mut self, rounds: usize) -> Next {
+        if rounds >= MAX_ROUNDS {
+            while !self.waiting.is_empty() {
+                let oldest = self.waiting.remove(0);
+                // A caller that stopped waiting will not forward its call:
+                // it is dropped uncounted, and the next one asked.
+                if oldest.answer.send(Answer::Lead).is_ok() {
+                    return Next::Stop;
+                }
+            }
+        }
+        if self.waiting.is_empty() {
+            self.counting = false;
+            return Next::Stop;
+        }
+        Next::Count(std::mem::take(&mut self.waiting))
+    }
 }
 
 /// Why an inline attempt stopped.
@@ -131,39 +192,49 @@ impl InlineCounters {
     /// Counts one call inline, with whatever calls are queued beside it, if
     /// that needs no waiting on SQLite.
     pub(crate) async fn consume_call(&self, chain: &[Id], risk: Option<&RiskSpend>) -> Counted {
-        let (answer, answered) = oneshot::channel();
-        let lead = {
+        let (answer, mut answered) = oneshot::channel();
+        let mut lead = {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.waiting.push(Waiting {
-                chain: chain.to_vec(),
-                risk: risk.cloned(),
-                answer,
-            });
+            queue.waiting.push(Waiting::new(chain, risk, answer));
             !std::mem::replace(&mut queue.counting, true)
         };
-        if lead {
-            self.count_queued();
+        loop {
+            if lead {
+                self.count_queued();
+            }
+            // A counting task that panicked dropped the answer: the pool counts.
+            let counted = match answered.await {
+                Ok(Answer::Counted(counted)) => counted,
+                Ok(Answer::Lead) => {
+                    // The queue is still marked as being counted: this task
+                    // queues its call again and counts.
+                    let (answer, next) = oneshot::channel();
+                    answered = next;
+                    let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                    queue.waiting.push(Waiting::new(chain, risk, answer));
+                    lead = true;
+                    continue;
+                }
+                Err(_) => Counted::FallBack,
+            };
+            if matches!(counted, Counted::FallBack) {
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            }
+            return counted;
         }
-        // A counting task that panicked dropped the answer: the pool counts.
-        let counted = answered.await.unwrap_or(Counted::FallBack);
-        if matches!(counted, Counted::FallBack) {
-            self.fallbacks.fetch_add(1, Ordering::Relaxed);
-        }
-        counted
     }
 
-    /// Counts batches until the queue is empty, then stops counting (both
-    /// decided under the queue's lock, so no call is left waiting).
+    /// Counts batches until the queue is empty or [`MAX_ROUNDS`] were
+    /// counted, then stops counting or hands the lead on.
     fn count_queued(&self) {
         let _stop = StopCounting(&self.queue);
-        loop {
-            let batch = {
+        for rounds in 0.. {
+            let next = {
                 let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                if queue.waiting.is_empty() {
-                    queue.counting = false;
-                    return;
-                }
-                std::mem::take(&mut queue.waiting)
+                queue.next(rounds)
+            };
+            let Next::Count(batch) = next else {
+                return;
             };
             let counted = match self.conn.lock() {
                 Ok(mut guard) => match guard.as_mut() {
@@ -178,7 +249,7 @@ impl InlineCounters {
             }
             for (waiting, counted) in batch.into_iter().zip(counted) {
                 // The caller may have stopped waiting; its call is counted.
-                let _ = waiting.answer.send(counted);
+                let _ = waiting.answer.send(Answer::Counted(counted));
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::checkpoint::checkpoint_once;
-use super::counters::{count_batch, Counted, Waiting};
+use super::counters::{count_batch, Answer, Counted, Next, Queue, Waiting, MAX_ROUNDS};
 use super::SqliteStore;
 use crate::model::*;
 use crate::repo::*;
@@ -466,4 +466,47 @@ async fn expired_assertions_are_swept_once_a_period_not_on_every_use() {
     assert_eq!(rows(s.clone()).await, 3);
     s.use_assertion(&agent, "j4", 100, 60).await.unwrap();
     assert_eq!(rows(s.clone()).await, 2, "j1 and j2 swept, j3 and j4 kept");
+}
+
+/// A waiting call, and what its task would be told.
+fn waiter(jti: &str) -> (Waiting, tokio::sync::oneshot::Receiver<Answer>) {
+    let (answer, told) = tokio::sync::oneshot::channel();
+    let waiting = Waiting {
+        chain: vec![id(jti)],
+        risk: None,
+        answer,
+    };
+    (waiting, told)
+}
+
+#[test]
+fn a_counting_task_hands_the_lead_to_the_oldest_live_caller_after_its_rounds() {
+    let mut queue = Queue {
+        counting: true,
+        ..Queue::default()
+    };
+    let (gone, told_gone) = waiter("r0");
+    drop(told_gone);
+    let (oldest, mut told_oldest) = waiter("r1");
+    let (newest, mut told_newest) = waiter("r2");
+    queue.waiting.extend([gone, oldest, newest]);
+    // Before the cap, everything queued is counted as one batch.
+    match queue.next(MAX_ROUNDS - 1) {
+        Next::Count(batch) => {
+            assert_eq!(batch.len(), 3);
+            queue.waiting = batch;
+        }
+        Next::Stop => panic!("stopped with calls queued before the cap"),
+    }
+    // At the cap: the caller that stopped waiting is dropped, the oldest
+    // live one is told to lead, and the queue stays marked as counted.
+    assert!(matches!(queue.next(MAX_ROUNDS), Next::Stop));
+    assert!(matches!(told_oldest.try_recv(), Ok(Answer::Lead)));
+    assert!(told_newest.try_recv().is_err(), "the newest still waits");
+    assert_eq!(queue.waiting.len(), 1);
+    assert!(queue.counting, "the new leader counts; no other task may");
+    // An empty queue ends counting, at or before the cap.
+    queue.waiting.clear();
+    assert!(matches!(queue.next(MAX_ROUNDS), Next::Stop));
+    assert!(!queue.counting);
 }
