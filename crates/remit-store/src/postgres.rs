@@ -155,6 +155,19 @@ crate::sql::impl_repositories!(PgStore, sqlx::Postgres);
 crate::exchange_sql::impl_exchange_repo!(PgStore, sqlx::Postgres);
 crate::log_sql::impl_sequenced_log_repo!(PgStore, sqlx::Postgres);
 
+impl PgStore {
+    async fn count_step(&self, jti: &crate::Id) -> Result<crate::StepCount, StoreError> {
+        self.consume_step_in_db(jti).await
+    }
+
+    /// Nothing is reserved ahead on PostgreSQL: every call counts in the
+    /// database.
+    #[allow(clippy::unused_self)]
+    fn spare_steps(&self, _jti: &crate::Id) -> i64 {
+        0
+    }
+}
+
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"

@@ -154,6 +154,30 @@ macro_rules! impl_repositories {
         }
 
         impl $store {
+            /// [`RemitRepo::consume_step`] in one statement on the main
+            /// pool, reserving nothing ahead.
+            pub(crate) async fn consume_step_in_db(&self, jti: &Id) -> Result<StepCount, StoreError> {
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as::<$db, (i64, Option<i64>)>(
+                    "UPDATE issued_remits SET steps_used = steps_used + 1 \
+                     WHERE jti = $1 AND (max_steps IS NULL OR steps_used < max_steps) \
+                     RETURNING steps_used, max_steps",
+                )
+                .bind(jti.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::query("count a step"))?;
+                match row {
+                    Some((used, max)) => Ok(StepCount { used, max }),
+                    None => match self.fetch_remit(jti.as_str()).await? {
+                        None => Err(not_found("remit", jti.as_str())),
+                        Some(remit) => Err(StoreError::StepsExhausted {
+                            jti: jti.to_string(),
+                            max: remit.max_steps.unwrap_or_default(),
+                        }),
+                    },
+                }
+            }
+
             /// [`BudgetRepo::consume_call`] through the counters pool: the
             /// path PostgreSQL always takes, and SQLite's fallback (and its
             /// benchmark baseline) when the inline connection is busy.
@@ -589,25 +613,7 @@ macro_rules! impl_repositories {
             }
 
             async fn consume_step(&self, jti: &Id) -> Result<StepCount, StoreError> {
-                let row: Option<(i64, Option<i64>)> = sqlx::query_as::<$db, (i64, Option<i64>)>(
-                    "UPDATE issued_remits SET steps_used = steps_used + 1 \
-                     WHERE jti = $1 AND (max_steps IS NULL OR steps_used < max_steps) \
-                     RETURNING steps_used, max_steps",
-                )
-                .bind(jti.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::query("count a step"))?;
-                match row {
-                    Some((used, max)) => Ok(StepCount { used, max }),
-                    None => match self.fetch_remit(jti.as_str()).await? {
-                        None => Err(not_found("remit", jti.as_str())),
-                        Some(remit) => Err(StoreError::StepsExhausted {
-                            jti: jti.to_string(),
-                            max: remit.max_steps.unwrap_or_default(),
-                        }),
-                    },
-                }
+                self.count_step(jti).await
             }
         }
 
@@ -674,7 +680,10 @@ macro_rules! impl_repositories {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(StoreError::query("read a remit's steps and its agent's risk"))?;
-                Ok(Usage { steps_used: row.0, risk_spent: row.1 })
+                // Steps this store reserved ahead count as used in the
+                // database but were not.
+                let steps_used = row.0 - self.spare_steps(jti);
+                Ok(Usage { steps_used, risk_spent: row.1 })
             }
 
             async fn risk_spent(&self, agent: &Id, window_start: i64) -> Result<i64, StoreError> {

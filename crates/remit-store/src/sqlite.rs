@@ -7,10 +7,19 @@
 //! processes on the same file see them at their next periodic catch-up
 //! (run one `remit serve` per SQLite file; use PostgreSQL for replicas).
 //!
-//! # The per-call counters run inline
+//! # Steps are reserved ahead
 //!
 //! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call) runs once
-//! per allowed gateway call. Through sqlx every statement hops to a
+//! per allowed gateway call. Its steps come from ranges this store reserves
+//! ahead in one commit and hands out from memory ([`held`]); the database
+//! never lets reservations exceed a remit's `max_steps`, reserves single
+//! steps near the limit, and gets unused steps back after a second idle or
+//! at close. The commits that remain (reservations, risk spends) run
+//! inline:
+//!
+//! # The per-call counters run inline
+//!
+//! Through sqlx every statement hops to a
 //! connection's worker thread and back, and at gateway concurrency those
 //! hand-offs cost more than the statements. So the counters run on the
 //! calling task's thread, on one `rusqlite` connection to the same file
@@ -48,10 +57,14 @@
 //! risk in the window. The database is never corrupted by it, every such
 //! call has its own durable receipt (the receipt log is synced before any
 //! answer), and an auditor counting a remit's receipts sees the overrun.
-//! Running the counters inline changes none of this.
+//! Running the counters inline changes none of this; a reserved range is
+//! one such commit (a power loss can forget it, and the steps it handed
+//! out since), and a process that dies holding a range leaves its unused
+//! steps counted as used.
 
 mod checkpoint;
 mod counters;
+mod held;
 #[cfg(test)]
 mod tests;
 
@@ -65,11 +78,12 @@ use tokio::sync::broadcast;
 
 use crate::error::StoreError;
 use crate::exchange_sql::AssertionSweep;
-use crate::model::{CallUsage, Id, RiskSpend};
+use crate::model::{CallUsage, Id, RiskSpend, StepCount};
 use crate::revocation::RevocationSignals;
 use crate::Store;
 use checkpoint::{Checkpointer, CHECKPOINT_EVERY};
 use counters::{Counted, InlineCounters};
+use held::{Held, Took};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,6 +98,8 @@ pub struct SqliteStore {
     counters: SqlitePool,
     /// The per-call counters on the caller's thread.
     inline: Arc<InlineCounters>,
+    /// Steps reserved ahead and handed out from memory.
+    held: Arc<Held>,
     /// The passive WAL checkpoint the inline connection never runs.
     checkpointer: Arc<Checkpointer>,
     revocations: Arc<broadcast::Sender<i64>>,
@@ -141,12 +157,24 @@ impl SqliteStore {
                 url: shown,
                 source: counters::driver_error(error),
             })?;
-        let checkpointer = Checkpointer::spawn(pool.clone(), checkpoint_every);
+        let inline = Arc::new(inline);
+        let held = Arc::new(Held::default());
+        let checkpointer = {
+            let (inline, held) = (Arc::clone(&inline), Arc::clone(&held));
+            // Each tick also gives back the steps of ranges gone idle.
+            let release = move || {
+                if let Err(error) = held.release(&inline.conn, false) {
+                    tracing::warn!(%error, "giving back reserved steps failed; retrying");
+                }
+            };
+            Checkpointer::spawn(pool.clone(), checkpoint_every, release)
+        };
         let (sender, _) = broadcast::channel(64);
         Ok(Self {
             pool,
             counters,
-            inline: Arc::new(inline),
+            inline,
+            held,
             checkpointer: Arc::new(checkpointer),
             revocations: Arc::new(sender),
             assertion_sweep: Arc::default(),
@@ -159,10 +187,16 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Stops the checkpoint task and closes the connections, waiting for
-    /// pooled ones to be returned.
+    /// Stops the checkpoint task, gives back the steps reserved and not
+    /// used, and closes the connections, waiting for pooled ones to be
+    /// returned.
     pub async fn close(&self) {
         self.checkpointer.stop().await;
+        match self.release_held() {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::warn!("reserved steps not given back: the database was busy"),
+            Err(error) => tracing::warn!(%error, "giving back reserved steps failed"),
+        }
         self.inline.close();
         self.counters.close().await;
         self.pool.close().await;
@@ -191,9 +225,74 @@ impl SqliteStore {
         &self.counters
     }
 
-    /// Counts a call inline, or through the counters pool when that would
-    /// mean waiting on SQLite.
+    /// Gives back every step this store reserved ahead and has not used
+    /// ([`held`]), so the database counts exactly the steps used; `None`
+    /// when the database was busy (nothing given back). The store does this
+    /// by itself for ranges idle for a second and when closed.
+    pub fn release_held(&self) -> Result<Option<usize>, StoreError> {
+        self.held.release(&self.inline.conn, true)
+    }
+
+    /// Counts a call: its steps from the ranges reserved ahead ([`held`]),
+    /// its risk (if any) inline; or the whole call inline or through the
+    /// counters pool when a reservation would mean waiting on SQLite.
     async fn count_call(
+        &self,
+        chain: &[Id],
+        risk: Option<&RiskSpend>,
+    ) -> Result<CallUsage, StoreError> {
+        let risk = crate::sql::checked_risk(risk)?;
+        let taken = match self.held.take(&self.inline.conn, chain) {
+            Took::Steps(taken) => taken,
+            Took::Refused(refusal) => return Err(refusal),
+            Took::Busy => {
+                let mut counted = self.count_exactly(chain, risk).await?;
+                // The leaf's count in the database includes the steps this
+                // store holds unused.
+                if let Some(leaf) = chain.first() {
+                    counted.steps_used -= self.held.spare(leaf);
+                }
+                return Ok(counted);
+            }
+        };
+        let Some(risk) = risk else {
+            return Ok(CallUsage {
+                steps_used: taken.leaf(),
+                risk_spent: None,
+            });
+        };
+        match self.count_exactly(&[], Some(risk)).await {
+            Ok(spent) => Ok(CallUsage {
+                steps_used: taken.leaf(),
+                risk_spent: spent.risk_spent,
+            }),
+            Err(refusal) => {
+                self.held.give_back(&taken);
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Takes one step of `jti` from the range reserved ahead, or in the
+    /// database when reserving would mean waiting.
+    async fn count_step(&self, jti: &Id) -> Result<StepCount, StoreError> {
+        match self.held.take(&self.inline.conn, std::slice::from_ref(jti)) {
+            Took::Steps(taken) => Ok(StepCount {
+                used: taken.leaf(),
+                max: taken.leaf_max(),
+            }),
+            Took::Refused(refusal) => Err(refusal),
+            Took::Busy => {
+                let mut counted = self.consume_step_in_db(jti).await?;
+                counted.used -= self.held.spare(jti);
+                Ok(counted)
+            }
+        }
+    }
+
+    /// Counts a call with no reservation: inline, or through the counters
+    /// pool when that would mean waiting on SQLite.
+    async fn count_exactly(
         &self,
         chain: &[Id],
         risk: Option<&RiskSpend>,
@@ -202,6 +301,12 @@ impl SqliteStore {
             Counted::Done(counted) => counted,
             Counted::FallBack => self.consume_call_via_pool(chain, risk).await,
         }
+    }
+
+    /// Steps of `jti` reserved by this store and not used yet (they count
+    /// as used in the database).
+    fn spare_steps(&self, jti: &Id) -> i64 {
+        self.held.spare(jti)
     }
 
     #[allow(clippy::unused_async)]

@@ -87,8 +87,13 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing through `pool` every `every` (first tick after
-    /// one period). Must be called within a tokio runtime.
-    pub(crate) fn spawn(pool: SqlitePool, every: Duration) -> Self {
+    /// one period), running `also` before each checkpoint. Must be called
+    /// within a tokio runtime.
+    pub(crate) fn spawn(
+        pool: SqlitePool,
+        every: Duration,
+        also: impl Fn() + Send + 'static,
+    ) -> Self {
         let log = Arc::new(CheckpointLog::default());
         let recorded = Arc::clone(&log);
         let task = tokio::spawn(async move {
@@ -96,6 +101,7 @@ impl Checkpointer {
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                also();
                 match checkpoint_once(&pool).await {
                     Ok(done) => recorded.record(done),
                     Err(StoreError::Query {

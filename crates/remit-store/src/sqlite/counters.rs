@@ -150,7 +150,7 @@ impl Queue {
 }
 
 /// Why an inline attempt stopped.
-enum Stop {
+pub(super) enum Stop {
     /// The write lock was taken (or the database locked): fall back.
     Busy,
     /// A refusal or a driver error, returned to the caller as is.
@@ -344,7 +344,7 @@ fn count_together(conn: &Connection, batch: &[Waiting]) -> Result<Vec<Counted>, 
 }
 
 /// Ends a transaction a failed rollback left open.
-fn repair(conn: &Connection) -> Result<(), Stop> {
+pub(super) fn repair(conn: &Connection) -> Result<(), Stop> {
     if !conn.is_autocommit() {
         // INVARIANT: every use ends its transaction; this only repairs a
         // rollback that failed last time.
@@ -424,17 +424,17 @@ fn consume_in(
 
 /// An open `BEGIN IMMEDIATE` transaction, rolled back on drop unless
 /// committed.
-struct Transaction<'c> {
+pub(super) struct Transaction<'c> {
     conn: &'c Connection,
 }
 
 impl<'c> Transaction<'c> {
-    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+    pub(super) fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
         execute(conn, "BEGIN IMMEDIATE")?;
         Ok(Self { conn })
     }
 
-    fn commit(self) -> rusqlite::Result<()> {
+    pub(super) fn commit(self) -> rusqlite::Result<()> {
         // On failure the transaction is still open and `drop` rolls it back.
         execute(self.conn, "COMMIT")?;
         Ok(())
@@ -459,7 +459,10 @@ fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn cached<'c>(conn: &'c Connection, sql: &str) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+pub(super) fn cached<'c>(
+    conn: &'c Connection,
+    sql: &str,
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
     conn.prepare_cached(sql)
 }
 
@@ -512,7 +515,7 @@ fn risk_spent(conn: &Connection, r: &RiskSpend) -> Result<i64, Stop> {
 }
 
 /// Classifies a driver error met while doing `action`.
-fn stop(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Stop {
+pub(super) fn stop(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Stop {
     move |error| {
         let busy = matches!(
             error.sqlite_error_code(),

@@ -326,6 +326,8 @@ fn hold_write_lock(path: &Path) -> rusqlite::Connection {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
     let dir = tempfile::tempdir().unwrap();
+    // r1 (10 steps) is reserved one step at a time, so each call below must
+    // reserve on the locked database; c1 (no limit) holds a range.
     let s = store(&dir, Some(10), NEVER).await;
     s.consume_call(&[id("c1"), id("r1")], Some(&risk("agt_a", 1, 10)))
         .await
@@ -333,7 +335,7 @@ async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
     assert_eq!(s.inline.fallbacks(), 0);
     let cases: [(Vec<Id>, Option<RiskSpend>); 2] = [
         (vec![id("c1"), id("r1")], Some(risk("agt_a", 1, 10))),
-        (vec![id("c1")], None),
+        (vec![id("r1")], None),
     ];
     let mut expected = (1, 1);
     for (round, (chain, spend)) in cases.into_iter().enumerate() {
@@ -348,7 +350,7 @@ async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
         })
         .await;
         // The attempt left nothing behind, and the pool waits on the lock.
-        assert_eq!(usage(&s, "c1").await, expected);
+        assert_eq!(usage(&s, "r1").await, expected);
         assert!(!call.is_finished());
         holder.execute_batch("COMMIT").unwrap();
         let counted = call.await.unwrap().unwrap();
@@ -356,11 +358,14 @@ async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
         if round == 0 {
             expected.1 += 1;
             assert_eq!(counted.risk_spent, Some(expected.1));
+            // The leaf's count leaves out the steps it holds unused.
+            assert_eq!(counted.steps_used, 2);
+        } else {
+            assert_eq!(counted.steps_used, expected.0);
         }
-        assert_eq!(counted.steps_used, expected.0);
-        assert_eq!(usage(&s, "c1").await, expected, "counted exactly once");
+        assert_eq!(usage(&s, "r1").await, expected, "counted exactly once");
     }
-    assert_eq!(usage(&s, "r1").await.0, 2);
+    assert_eq!(usage(&s, "c1").await.0, 2);
     assert_eq!(s.inline.fallbacks(), 2);
 }
 
@@ -509,4 +514,126 @@ fn a_counting_task_hands_the_lead_to_the_oldest_live_caller_after_its_rounds() {
     queue.waiting.clear();
     assert!(matches!(queue.next(MAX_ROUNDS), Next::Stop));
     assert!(!queue.counting);
+}
+
+// Steps reserved ahead (`held`): the database stays the arbiter.
+
+/// Steps `jti` has used as the database counts them (reservations
+/// included).
+async fn steps_in_db(s: &SqliteStore, jti: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT steps_used FROM issued_remits WHERE jti = ?1")
+        .bind(jti)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handles_reserving_ahead_never_grant_more_than_the_limit_and_lose_nothing() {
+    const MAX: i64 = 400;
+    let dir = tempfile::tempdir().unwrap();
+    // r1's ranges start at 400 / 16 = 25 steps, so both handles hold some.
+    let first = store(&dir, Some(MAX), NEVER).await;
+    let second = SqliteStore::open_with(&dir.path().join("remit.db"), NEVER)
+        .await
+        .unwrap();
+    let calls = |s: SqliteStore| async move {
+        let mut granted = 0;
+        for _ in 0..300 {
+            match s.consume_call(&[id("c1"), id("r1")], None).await {
+                Ok(_) => granted += 1,
+                Err(StoreError::StepsExhausted { jti, .. }) => assert_eq!(jti, "r1"),
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        granted
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(calls(first.clone())),
+        tokio::spawn(calls(second.clone()))
+    );
+    let granted = a.unwrap() + b.unwrap();
+    assert!(granted <= MAX, "granted {granted} of {MAX}");
+    assert!(steps_in_db(&first, "r1").await <= MAX);
+    // What either handle held unused comes back, and is granted once.
+    first.release_held().unwrap().unwrap();
+    second.release_held().unwrap().unwrap();
+    assert_eq!(steps_in_db(&first, "r1").await, granted);
+    let mut more = 0;
+    while first.consume_call(&[id("r1")], None).await.is_ok() {
+        more += 1;
+    }
+    assert_eq!(granted + more, MAX);
+    assert!(matches!(
+        second.consume_call(&[id("r1")], None).await,
+        Err(StoreError::StepsExhausted { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_steps_count_as_used_in_the_database_but_not_in_what_a_call_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    let counted = s.consume_call(&[id("c1")], None).await.unwrap();
+    assert_eq!(counted.steps_used, 1);
+    assert_eq!(steps_in_db(&s, "c1").await, super::held::MAX_BLOCK);
+    assert_eq!(usage(&s, "c1").await.0, 1, "the policy sees the steps used");
+    // Close to its limit a remit is reserved one step at a time.
+    let near = remit("n1", None, Some(20));
+    s.record_remit(&near).await.unwrap();
+    s.consume_call(&[id("n1")], None).await.unwrap();
+    assert_eq!(steps_in_db(&s, "n1").await, 1);
+    // Closing gives the unused steps back.
+    s.close().await;
+    let reopened = SqliteStore::open_with(&dir.path().join("remit.db"), NEVER)
+        .await
+        .unwrap();
+    assert_eq!(steps_in_db(&reopened, "c1").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_left_idle_is_given_back_by_the_periodic_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, Duration::from_millis(100)).await;
+    s.consume_call(&[id("c1")], None).await.unwrap();
+    assert_eq!(steps_in_db(&s, "c1").await, super::held::MAX_BLOCK);
+    let start = std::time::Instant::now();
+    while steps_in_db(&s, "c1").await != 1 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the idle range was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        start.elapsed() >= super::held::IDLE - Duration::from_millis(200),
+        "given back before it was idle"
+    );
+    // The next call reserves again from the exact count.
+    assert_eq!(
+        s.consume_call(&[id("c1")], None).await.unwrap().steps_used,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_that_dies_holding_steps_leaves_them_used_never_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, Some(10_000), NEVER).await;
+    s.consume_call(&[id("r1")], None).await.unwrap();
+    let held = steps_in_db(&s, "r1").await;
+    assert!(held > 1, "a range was reserved");
+    // No close: as if the process died.
+    drop(s);
+    let reopened = SqliteStore::open_with(&dir.path().join("remit.db"), NEVER)
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened
+            .consume_call(&[id("r1")], None)
+            .await
+            .unwrap()
+            .steps_used,
+        held + 1
+    );
 }
