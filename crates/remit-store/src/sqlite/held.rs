@@ -51,6 +51,9 @@ pub(crate) const MAX_BLOCK: i64 = 64;
 /// How long a range may go unused before its steps are given back.
 pub(crate) const IDLE: Duration = Duration::from_secs(1);
 
+/// How long giving every range back waits for another writer.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// How many steps to reserve for a remit that has used `used` of `max`.
 pub(crate) fn block(max: Option<i64>, used: i64) -> i64 {
     match max {
@@ -68,7 +71,8 @@ pub(crate) struct Held {
 /// Steps `last + 1 ..= end` of one remit are reserved here.
 #[derive(Clone, Copy, Debug)]
 struct Range {
-    /// The number of the last step handed out.
+    /// The steps used as this process counts them: the number of the last
+    /// step handed out, less the steps given back since.
     last: i64,
     /// The number of the last step reserved.
     end: i64,
@@ -169,12 +173,15 @@ impl Held {
     }
 
     /// Gives back the steps of a call refused after it took them (its risk
-    /// budget was spent), where no later call took a step of the same
-    /// range; otherwise the step stays used.
+    /// budget was spent): each becomes a spare step of its remit's range
+    /// again, even if later calls took steps meanwhile or the range was
+    /// renewed (the database counts it either way), so a refused call uses
+    /// no step. Only a range already given back to the database (idle for
+    /// [`IDLE`] while the refused call waited) keeps the step used.
     pub(crate) fn give_back(&self, taken: &Taken) {
         let mut ranges = self.ranges();
-        for (jti, number, _) in &taken.0 {
-            if let Some(range) = ranges.get_mut(jti).filter(|r| r.last == *number) {
+        for (jti, _, _) in &taken.0 {
+            if let Some(range) = ranges.get_mut(jti) {
                 range.last -= 1;
             }
         }
@@ -186,7 +193,8 @@ impl Held {
     }
 
     /// Gives the unused steps of every range idle for [`IDLE`] (of every
-    /// range, with `all`) back to the database in one transaction, and
+    /// range, with `all`, waiting up to [`RELEASE_WAIT`] for another
+    /// writer) back to the database in one transaction, and
     /// forgets those ranges. Returns how many ranges were released, or
     /// `None` when the database was busy: then nothing changed, and the next
     /// call retries.
@@ -209,6 +217,14 @@ impl Held {
         if !unused.is_empty() {
             let given = match conn.lock() {
                 Ok(guard) => match guard.as_ref() {
+                    // Giving everything back (at close) waits a little for
+                    // another writer; the periodic release never waits.
+                    Some(conn) if all => {
+                        let _ = conn.busy_timeout(RELEASE_WAIT);
+                        let given = give(conn, &unused);
+                        let _ = conn.busy_timeout(Duration::ZERO);
+                        given
+                    }
                     Some(conn) => give(conn, &unused),
                     None => Err(Stop::Busy),
                 },
