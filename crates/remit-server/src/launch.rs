@@ -310,12 +310,16 @@ pub async fn serve(
                 counter_fallbacks: watched.counter_fallbacks(),
                 wal_checkpoints: watched.wal_checkpoints(),
             });
+            let closing = store.clone();
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
             state.gateway().set_config(options.gateway.clone());
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
             on_ready(&report);
-            run(state, listener, shutdown).await
+            let served = run(state, listener, shutdown).await;
+            // Gives back the steps reserved ahead and not used.
+            closing.close().await;
+            served
         }
         Database::Postgres(url) => {
             let store = PgStore::connect(&url).await?;

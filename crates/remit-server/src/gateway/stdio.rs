@@ -259,6 +259,9 @@ impl Wrap {
             while tasks.try_join_next().is_some() {}
         }
         while tasks.join_next().await.is_some() {}
+        // Gives back the steps reserved ahead and not used (they would
+        // otherwise stay counted as used by the remit).
+        this.state.store().close().await;
         drop(tx);
         writer
             .await
