@@ -97,11 +97,14 @@ fn sqlite_writes(c: &mut Criterion) {
     });
 }
 
-/// `consume_call` for a one-link chain with a risk spend, as the gateway
-/// makes it (from tasks on a 2-worker tokio runtime), through (a) the sqlx
-/// counters pool (the path before inline counters, still SQLite's fallback)
-/// and (b) the inline rusqlite connection; from 1 task (latency) and from
-/// 16 at once (time per call = 1 / throughput, the gateway's concurrency).
+/// `consume_call` for a one-link chain, as the gateway makes it (from tasks
+/// on a 2-worker tokio runtime): (a) `pool`, with a risk spend, every
+/// statement through the sqlx counters pool (the path before inline
+/// counters, still SQLite's fallback); (b) `inline`, with a risk spend: the
+/// step from a range reserved ahead, the spend on the inline rusqlite
+/// connection; (c) `steps`, no risk (a low-risk tool): the step from a
+/// range reserved ahead only. From 1 task (latency) and from 16 at once
+/// (time per call = 1 / throughput, the gateway's concurrency).
 fn sqlite_consume_call(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -114,10 +117,10 @@ fn sqlite_consume_call(c: &mut Criterion) {
         .unwrap();
     runtime.block_on(seed(&store));
     let mut group = c.benchmark_group("sqlite_consume_call_1link_risk");
-    for (path, inline) in [("pool", false), ("inline", true)] {
+    for path in [Path::Pool, Path::Inline, Path::Steps] {
         for tasks in [1u64, 16] {
-            group.bench_function(format!("{path}/{tasks}_tasks"), |b| {
-                b.iter_custom(|iters| runtime.block_on(calls(&store, inline, tasks, iters)));
+            group.bench_function(format!("{}/{tasks}_tasks", path.name()), |b| {
+                b.iter_custom(|iters| runtime.block_on(calls(&store, path, tasks, iters)));
             });
         }
     }
@@ -129,9 +132,27 @@ fn sqlite_consume_call(c: &mut Criterion) {
     runtime.block_on(store.close());
 }
 
+/// How a bench call is counted.
+#[derive(Clone, Copy)]
+enum Path {
+    Pool,
+    Inline,
+    Steps,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Pool => "pool",
+            Path::Inline => "inline",
+            Path::Steps => "steps",
+        }
+    }
+}
+
 /// Runs at least `iters` calls from `tasks` tasks; the wall time scaled to
 /// exactly `iters` calls.
-async fn calls(store: &SqliteStore, inline: bool, tasks: u64, iters: u64) -> Duration {
+async fn calls(store: &SqliteStore, path: Path, tasks: u64, iters: u64) -> Duration {
     let per_task = iters.div_ceil(tasks);
     let start = Instant::now();
     let mut running = tokio::task::JoinSet::new();
@@ -146,10 +167,10 @@ async fn calls(store: &SqliteStore, inline: bool, tasks: u64, iters: u64) -> Dur
                 limit: i64::MAX,
             };
             for _ in 0..per_task {
-                let counted = if inline {
-                    store.consume_call(&chain, Some(&risk)).await
-                } else {
-                    store.consume_call_via_pool(&chain, Some(&risk)).await
+                let counted = match path {
+                    Path::Pool => store.consume_call_via_pool(&chain, Some(&risk)).await,
+                    Path::Inline => store.consume_call(&chain, Some(&risk)).await,
+                    Path::Steps => store.consume_call(&chain, None).await,
                 };
                 black_box(counted.unwrap());
             }
