@@ -166,6 +166,12 @@ impl PgStore {
     fn spare_steps(&self, _jti: &crate::Id) -> i64 {
         0
     }
+
+    /// Nothing is reserved ahead on PostgreSQL.
+    #[allow(clippy::unused_self)]
+    fn spare_risk(&self, _agent: &crate::Id, _window_start: i64) -> i64 {
+        0
+    }
 }
 
 impl Store for PgStore {

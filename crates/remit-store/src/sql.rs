@@ -680,10 +680,11 @@ macro_rules! impl_repositories {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(StoreError::query("read a remit's steps and its agent's risk"))?;
-                // Steps this store reserved ahead count as used in the
-                // database but were not.
+                // What this store reserved ahead counts as used in the
+                // database but was not.
                 let steps_used = row.0 - self.spare_steps(jti);
-                Ok(Usage { steps_used, risk_spent: row.1 })
+                let risk_spent = row.1 - self.spare_risk(agent, window_start);
+                Ok(Usage { steps_used, risk_spent })
             }
 
             async fn risk_spent(&self, agent: &Id, window_start: i64) -> Result<i64, StoreError> {
@@ -695,7 +696,9 @@ macro_rules! impl_repositories {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(StoreError::query("read risk budget"))?;
-                Ok(row.map_or(0, |(spent,)| spent))
+                // Less what this store reserved ahead and did not spend.
+                let spent = row.map_or(0, |(spent,)| spent);
+                Ok(spent - self.spare_risk(agent, window_start))
             }
         }
 

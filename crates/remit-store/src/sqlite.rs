@@ -7,31 +7,26 @@
 //! processes on the same file see them at their next periodic catch-up
 //! (run one `remit serve` per SQLite file; use PostgreSQL for replicas).
 //!
-//! # Steps are reserved ahead
+//! # Steps and risk are reserved ahead
 //!
 //! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call) runs once
-//! per allowed gateway call. Its steps come from ranges this store reserves
-//! ahead in one commit and hands out from memory ([`held`]); the database
-//! never lets reservations exceed a remit's `max_steps`, reserves single
-//! steps near the limit, and gets unused steps back after a second idle or
-//! at close. The commits that remain (reservations, risk spends) run
-//! inline:
+//! per allowed gateway call. Its steps and risk come from what this store
+//! reserved ahead in one commit and hands out from memory ([`held`]): the
+//! database never lets a reservation exceed a remit's `max_steps` or a
+//! window's risk limit, reservations shrink to what a call needs near a
+//! limit, and what is unused goes back after a second idle or at close.
 //!
-//! # The per-call counters run inline
+//! # Reservations run inline
 //!
-//! Through sqlx every statement hops to a
-//! connection's worker thread and back, and at gateway concurrency those
-//! hand-offs cost more than the statements. So the counters run on the
-//! calling task's thread, on one `rusqlite` connection to the same file
-//! behind a mutex ([`counters`]): the same statements, order, all-or-nothing
-//! transaction and refusals as the pool path, and nothing awaited while the
-//! lock is held. That connection never waits on SQLite (`busy_timeout` 0):
-//! when another connection holds the write lock it rolls back what it did
-//! and the call is counted through the sqlx counters pool instead (one
-//! connection, 30 s busy timeout, sleeping on its own thread), as it is
-//! when the mutex is poisoned. Calls that arrive while another is being
-//! counted are counted together in one commit, each in its own savepoint.
-//! PostgreSQL always uses its pool.
+//! Through sqlx every statement hops to a connection's worker thread and
+//! back. So reservations run on the calling task's thread, on one
+//! `rusqlite` connection to the same file behind a mutex ([`counters`]),
+//! nothing awaited while the lock is held. That connection never waits on
+//! SQLite (`busy_timeout` 0): when another connection holds the write lock,
+//! the call is counted without reservation, through the sqlx counters pool
+//! (one connection, 30 s busy timeout, sleeping on its own thread), as it
+//! is when the mutex is poisoned. PostgreSQL always counts through its
+//! pool, call by call.
 //!
 //! # Checkpoints
 //!
@@ -44,7 +39,7 @@
 //! # Durability of the step and budget counters
 //!
 //! Everything is committed with `synchronous=FULL` (the WAL is synced at
-//! every commit) except the per-call counters of
+//! every commit) except the reservations and per-call counters of
 //! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call), which are
 //! committed with `synchronous=NORMAL` (inline and on the fallback
 //! connection alike): a commit there is atomic and survives a crash of the
@@ -225,50 +220,41 @@ impl SqliteStore {
         &self.counters
     }
 
-    /// Gives back every step this store reserved ahead and has not used
-    /// ([`held`]), so the database counts exactly the steps used; `None`
-    /// when the database was busy (nothing given back). The store does this
-    /// by itself for ranges idle for a second and when closed.
+    /// Gives back every step and risk point this store reserved ahead and
+    /// has not used (see the module documentation), so the database counts
+    /// exactly what was used; `None` when the database stayed busy (nothing
+    /// given back). The store does this by itself for reservations idle for
+    /// a second and when closed.
     pub fn release_held(&self) -> Result<Option<usize>, StoreError> {
         self.held.release(&self.inline.conn, true)
     }
 
-    /// Counts a call: its steps from the ranges reserved ahead ([`held`]),
-    /// its risk (if any) inline; or the whole call inline or through the
-    /// counters pool when a reservation would mean waiting on SQLite.
+    /// Counts a call from what is reserved ahead ([`held`]), or, when a
+    /// reservation would mean waiting on SQLite, inline or through the
+    /// counters pool.
     async fn count_call(
         &self,
         chain: &[Id],
         risk: Option<&RiskSpend>,
     ) -> Result<CallUsage, StoreError> {
         let risk = crate::sql::checked_risk(risk)?;
-        let taken = match self.held.take(&self.inline.conn, chain) {
-            Took::Steps(taken) => taken,
-            Took::Refused(refusal) => return Err(refusal),
+        match self.held.take(&self.inline.conn, chain, risk) {
+            Took::Counted(taken) => Ok(CallUsage {
+                steps_used: taken.leaf_steps,
+                risk_spent: taken.risk_spent,
+            }),
+            Took::Refused(refusal) => Err(refusal),
             Took::Busy => {
                 let mut counted = self.count_exactly(chain, risk).await?;
-                // The leaf's count in the database includes the steps this
-                // store holds unused.
+                // The database's counts include what this store holds
+                // unused.
                 if let Some(leaf) = chain.first() {
-                    counted.steps_used -= self.held.spare(leaf);
+                    counted.steps_used -= self.held.spare_steps(leaf);
                 }
-                return Ok(counted);
-            }
-        };
-        let Some(risk) = risk else {
-            return Ok(CallUsage {
-                steps_used: taken.leaf(),
-                risk_spent: None,
-            });
-        };
-        match self.count_exactly(&[], Some(risk)).await {
-            Ok(spent) => Ok(CallUsage {
-                steps_used: taken.leaf(),
-                risk_spent: spent.risk_spent,
-            }),
-            Err(refusal) => {
-                self.held.give_back(&taken);
-                Err(refusal)
+                if let (Some(spent), Some(r)) = (counted.risk_spent.as_mut(), risk) {
+                    *spent -= self.held.spare_risk(&r.agent, r.window_start);
+                }
+                Ok(counted)
             }
         }
     }
@@ -276,15 +262,18 @@ impl SqliteStore {
     /// Takes one step of `jti` from the range reserved ahead, or in the
     /// database when reserving would mean waiting.
     async fn count_step(&self, jti: &Id) -> Result<StepCount, StoreError> {
-        match self.held.take(&self.inline.conn, std::slice::from_ref(jti)) {
-            Took::Steps(taken) => Ok(StepCount {
-                used: taken.leaf(),
-                max: taken.leaf_max(),
+        match self
+            .held
+            .take(&self.inline.conn, std::slice::from_ref(jti), None)
+        {
+            Took::Counted(taken) => Ok(StepCount {
+                used: taken.leaf_steps,
+                max: taken.leaf_max,
             }),
             Took::Refused(refusal) => Err(refusal),
             Took::Busy => {
                 let mut counted = self.consume_step_in_db(jti).await?;
-                counted.used -= self.held.spare(jti);
+                counted.used -= self.held.spare_steps(jti);
                 Ok(counted)
             }
         }
@@ -306,7 +295,13 @@ impl SqliteStore {
     /// Steps of `jti` reserved by this store and not used yet (they count
     /// as used in the database).
     fn spare_steps(&self, jti: &Id) -> i64 {
-        self.held.spare(jti)
+        self.held.spare_steps(jti)
+    }
+
+    /// Risk points of `agent`'s window reserved by this store and not
+    /// spent yet (they count as spent in the database).
+    fn spare_risk(&self, agent: &Id, window_start: i64) -> i64 {
+        self.held.spare_risk(agent, window_start)
     }
 
     #[allow(clippy::unused_async)]

@@ -532,7 +532,7 @@ pub(super) fn stop(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Stop
     }
 }
 
-fn is_foreign_key_violation(error: &rusqlite::Error) -> bool {
+pub(super) fn is_foreign_key_violation(error: &rusqlite::Error) -> bool {
     error.sqlite_error().map(|e| e.extended_code) == Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
 }
 

@@ -1,34 +1,39 @@
-//! Steps reserved ahead, so most calls count in memory.
+//! Steps and risk reserved ahead, so most calls count in memory.
 //!
-//! A gateway call takes one step of every remit in its chain. Committing
-//! that to SQLite on every call (a write transaction: file locks, a WAL
-//! frame) was the largest store cost on the call path. Instead this process
-//! reserves a *range* of a remit's steps in one commit and hands them out
-//! from memory, one per call, until the range is used up; then it reserves
-//! the next range. The database stays the arbiter between processes on the
+//! A gateway call takes one step of every remit in its chain and, for a
+//! tool above low risk, risk points from its agent's budget in the current
+//! window. Committing that to SQLite on every call (a write transaction:
+//! file locks, a WAL frame) was the largest store cost on the call path.
+//! Instead this process reserves a *range* of a remit's steps (and a part
+//! of an agent's window budget) in one commit and hands them out from
+//! memory, call by call, until the range is used up; then it reserves the
+//! next one. The database stays the arbiter between processes on the
 //! same file (`remit serve` and `remit wrap` share it): a reservation is an
 //! ordinary all-or-nothing write that never takes a step beyond
-//! `max_steps`, so no process can ever use more steps than the remit has.
+//! `max_steps` nor a risk point beyond the window's limit, so no process
+//! can ever use more than the remit and the budget allow. A call whose
+//! links or budget need a new reservation reserves all of them in one
+//! transaction, or nothing.
 //!
-//! How much is reserved ([`block`]): 1/16 of what the remit has left, at
-//! least one and at most [`MAX_BLOCK`]; a remit without a step limit
-//! reserves [`MAX_BLOCK`]. Close to the limit (fewer than 32 steps left)
-//! every reservation is a single step, taken by the call that reserved it,
+//! How much is reserved ([`block`]): 1/16 of what is left, at least what
+//! the call needs and at most [`MAX_BLOCK`] (steps or risk points); a remit
+//! without a step limit reserves [`MAX_BLOCK`] steps. Close to a limit
+//! (fewer than 32 left) every reservation is just what the call takes,
 //! exactly as without reservations.
 //!
 //! What it changes, and only this:
 //!
-//! - Steps reserved by this process and not used yet count as used for
-//!   every other process until they are given back: at the latest
-//!   [`IDLE`] after the remit's last call here ([`Held::release`], run by
-//!   the store's periodic task), or when the store is closed. Another
-//!   process may thus be refused a step for that long while this one holds
-//!   at most 1/16 of what was left.
-//! - If the process dies holding a range, the unused steps stay counted as
-//!   used (the remit ends up with fewer steps, never more).
-//! - The step number a call is told (`steps_used`, which the policy sees)
-//!   is its place in this process's range: exact with one process, and
-//!   never below the true count.
+//! - What this process reserved and has not used yet counts as used for
+//!   every other process until it is given back: at the latest [`IDLE`]
+//!   after the last call here that used it ([`Held::release`], run by the
+//!   store's periodic task), or when the store is closed. Another process
+//!   may thus be refused for that long while this one holds at most 1/16
+//!   of what was left.
+//! - If the process dies holding a reservation, what it did not use stays
+//!   counted as used (fewer steps and less risk, never more).
+//! - The counts a call is told (`steps_used`, `risk_spent`, which the
+//!   policy sees) are this process's: exact with one process, and never
+//!   below what this process used.
 //!
 //! Reservations are committed like the counters before them
 //! (`synchronous=NORMAL` on the inline connection; see the store's
@@ -40,39 +45,46 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::counters::{cached, repair, stop, Stop, Transaction};
+use super::counters::{cached, is_foreign_key_violation, repair, stop, Stop, Transaction};
 use crate::error::StoreError;
-use crate::model::Id;
-use crate::sql::step_refused;
+use crate::model::{Id, RiskSpend};
+use crate::sql::{risk_exhausted, step_refused};
 
-/// The most steps one reservation takes.
+/// The most steps, or risk points, one reservation takes.
 pub(crate) const MAX_BLOCK: i64 = 64;
 
-/// How long a range may go unused before its steps are given back.
+/// How long a reservation may go unused before it is given back.
 pub(crate) const IDLE: Duration = Duration::from_secs(1);
 
-/// How long giving every range back waits for another writer.
+/// How long giving everything back waits for another writer.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
-/// How many steps to reserve for a remit that has used `used` of `max`.
-pub(crate) fn block(max: Option<i64>, used: i64) -> i64 {
-    match max {
-        None => MAX_BLOCK,
-        Some(max) => (max.saturating_sub(used) / 16).clamp(1, MAX_BLOCK),
+/// How much to reserve when `left` remains and the call needs `needed`
+/// (`None`: no limit).
+pub(crate) fn block(left: Option<i64>, needed: i64) -> i64 {
+    match left {
+        None => MAX_BLOCK.max(needed),
+        Some(left) => (left / 16).min(MAX_BLOCK).max(needed),
     }
 }
 
-/// The ranges of steps this process holds, by remit.
+/// What this process holds, by remit and by agent window.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
-    ranges: Mutex<HashMap<Id, Range>>,
+    state: Mutex<Holdings>,
+}
+
+#[derive(Debug, Default)]
+struct Holdings {
+    steps: HashMap<Id, Range>,
+    risk: HashMap<(Id, i64), Budget>,
 }
 
 /// Steps `last + 1 ..= end` of one remit are reserved here.
 #[derive(Clone, Copy, Debug)]
 struct Range {
     /// The steps used as this process counts them: the number of the last
-    /// step handed out, less the steps given back since.
+    /// step handed out.
     last: i64,
     /// The number of the last step reserved.
     end: i64,
@@ -88,12 +100,32 @@ impl Range {
     }
 }
 
+/// Risk points of one agent's window reserved here.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    /// The window's spend in the database after this process's last
+    /// reservation.
+    reserved_to: i64,
+    /// Of what this process reserved, the points not spent yet.
+    spare: i64,
+    /// When points were last spent (or reserved).
+    touched: Instant,
+}
+
+impl Budget {
+    /// The window's spend as this process counts it.
+    fn spent(&self) -> i64 {
+        self.reserved_to - self.spare
+    }
+}
+
 /// What [`Held::take`] did.
 #[derive(Debug)]
 pub(crate) enum Took {
-    /// One step of every link was taken.
-    Steps(Taken),
-    /// A link has no step left (or was never recorded); nothing was taken.
+    /// One step of every link, and the risk, were taken.
+    Counted(Taken),
+    /// A link has no step left (or was never recorded), or the budget
+    /// has too little left; nothing was taken.
     Refused(StoreError),
     /// A reservation would have had to wait for SQLite (or the inline
     /// connection is closed or poisoned); nothing was taken: count the
@@ -101,131 +133,191 @@ pub(crate) enum Took {
     Busy,
 }
 
-/// The steps one call took: each link's step number (and limit), leaf
-/// first.
+/// What one call took.
 #[derive(Debug)]
-pub(crate) struct Taken(Vec<(Id, i64, Option<i64>)>);
-
-impl Taken {
-    /// The leaf's step number: the steps it has used, this call included
-    /// (0 for an empty chain).
-    pub(crate) fn leaf(&self) -> i64 {
-        self.0.first().map_or(0, |(_, number, _)| *number)
-    }
-
+pub(crate) struct Taken {
+    /// The leaf's steps used, this call included (0 for an empty chain).
+    pub(crate) leaf_steps: i64,
     /// The leaf's step limit.
-    pub(crate) fn leaf_max(&self) -> Option<i64> {
-        self.0.first().and_then(|(_, _, max)| *max)
-    }
+    pub(crate) leaf_max: Option<i64>,
+    /// The window's spend after this call, when it spent risk.
+    pub(crate) risk_spent: Option<i64>,
+}
+
+/// A reservation the call needs.
+struct Need<'a> {
+    /// Links without a spare step, leaf first.
+    links: Vec<&'a Id>,
+    /// Risk points beyond the window's spare ones.
+    risk: Option<(&'a RiskSpend, i64)>,
+}
+
+/// What one reservation took.
+struct Reserved<'a> {
+    /// Per link: the remit, the steps it had used, its limit, the steps
+    /// reserved.
+    links: Vec<(&'a Id, i64, Option<i64>, i64)>,
+    /// The window's spend before, and the points reserved.
+    risk: Option<(i64, i64)>,
 }
 
 impl Held {
-    fn ranges(&self) -> MutexGuard<'_, HashMap<Id, Range>> {
-        self.ranges.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> MutexGuard<'_, Holdings> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes one step of every remit in `chain` (leaf first), all or
-    /// nothing, reserving a new range on `conn` for each link whose range is
-    /// used up, in one transaction.
-    pub(crate) fn take(&self, conn: &Mutex<Option<Connection>>, chain: &[Id]) -> Took {
-        let mut ranges = self.ranges();
+    /// Takes one step of every remit in `chain` (leaf first) and `risk`
+    /// (a positive spend, if any), all or nothing, reserving on `conn` in
+    /// one transaction whatever has too little spare.
+    pub(crate) fn take(
+        &self,
+        conn: &Mutex<Option<Connection>>,
+        chain: &[Id],
+        risk: Option<&RiskSpend>,
+    ) -> Took {
+        let mut held = self.state();
         let now = Instant::now();
-        let needed: Vec<&Id> = chain
-            .iter()
-            .filter(|jti| ranges.get(*jti).is_none_or(|r| r.spare() < 1))
-            .collect();
-        if !needed.is_empty() {
+        let need = Need {
+            links: chain
+                .iter()
+                .filter(|jti| held.steps.get(*jti).is_none_or(|r| r.spare() < 1))
+                .collect(),
+            risk: risk.and_then(|r| {
+                let key = (r.agent.clone(), r.window_start);
+                let spare = held.risk.get(&key).map_or(0, |b| b.spare);
+                (spare < r.amount).then_some((r, r.amount - spare))
+            }),
+        };
+        if !need.links.is_empty() || need.risk.is_some() {
             let reserved = match conn.lock() {
                 Ok(guard) => match guard.as_ref() {
-                    Some(conn) => reserve(conn, &needed),
+                    Some(conn) => reserve(conn, &need, |r| {
+                        held.risk
+                            .get(&(r.agent.clone(), r.window_start))
+                            .map_or(0, |b| b.spare)
+                    }),
                     None => Err(Stop::Busy),
                 },
                 Err(_poisoned) => Err(Stop::Busy),
             };
-            match reserved {
-                Ok(reserved) => {
-                    for (jti, used, max, steps) in reserved {
-                        let range = Range {
-                            last: used,
-                            end: used + steps,
-                            max,
-                            touched: now,
-                        };
-                        ranges.insert(jti.clone(), range);
-                    }
-                }
+            let reserved = match reserved {
+                Ok(reserved) => reserved,
                 Err(Stop::Busy) => return Took::Busy,
                 Err(Stop::Answer(refusal)) => return Took::Refused(refusal),
+            };
+            for (jti, used, max, steps) in reserved.links {
+                let range = Range {
+                    last: used,
+                    end: used + steps,
+                    max,
+                    touched: now,
+                };
+                held.steps.insert(jti.clone(), range);
+            }
+            if let (Some((before, points)), Some(r)) = (reserved.risk, risk) {
+                let budget = held
+                    .risk
+                    .entry((r.agent.clone(), r.window_start))
+                    .or_insert(Budget {
+                        reserved_to: 0,
+                        spare: 0,
+                        touched: now,
+                    });
+                budget.reserved_to = before + points;
+                budget.spare += points;
             }
         }
-        let mut taken = Vec::with_capacity(chain.len());
-        for jti in chain {
-            // INVARIANT: every link has a range with a spare step: it had
-            // one, or one was just reserved (at least one step).
-            let Some(range) = ranges.get_mut(jti).filter(|r| r.spare() >= 1) else {
+        let mut taken = Taken {
+            leaf_steps: 0,
+            leaf_max: None,
+            risk_spent: None,
+        };
+        // INVARIANT: every link has a spare step and the window enough
+        // spare points: they had them, or they were just reserved.
+        if chain
+            .iter()
+            .any(|jti| held.steps.get(jti).is_none_or(|r| r.spare() < 1))
+        {
+            return Took::Busy;
+        }
+        if let Some(r) = risk {
+            let Some(budget) = held
+                .risk
+                .get_mut(&(r.agent.clone(), r.window_start))
+                .filter(|b| b.spare >= r.amount)
+            else {
                 return Took::Busy;
             };
-            range.last += 1;
-            range.touched = now;
-            taken.push((jti.clone(), range.last, range.max));
+            budget.spare -= r.amount;
+            budget.touched = now;
+            taken.risk_spent = Some(budget.spent());
         }
-        Took::Steps(Taken(taken))
-    }
-
-    /// Gives back the steps of a call refused after it took them (its risk
-    /// budget was spent): each becomes a spare step of its remit's range
-    /// again, even if later calls took steps meanwhile or the range was
-    /// renewed (the database counts it either way), so a refused call uses
-    /// no step. Only a range already given back to the database (idle for
-    /// [`IDLE`] while the refused call waited) keeps the step used.
-    pub(crate) fn give_back(&self, taken: &Taken) {
-        let mut ranges = self.ranges();
-        for (jti, _, _) in &taken.0 {
-            if let Some(range) = ranges.get_mut(jti) {
-                range.last -= 1;
+        for (i, jti) in chain.iter().enumerate() {
+            if let Some(range) = held.steps.get_mut(jti) {
+                range.last += 1;
+                range.touched = now;
+                if i == 0 {
+                    taken.leaf_steps = range.last;
+                    taken.leaf_max = range.max;
+                }
             }
         }
+        Took::Counted(taken)
     }
 
     /// Steps of `jti` reserved here and not used.
-    pub(crate) fn spare(&self, jti: &Id) -> i64 {
-        self.ranges().get(jti).map_or(0, Range::spare)
+    pub(crate) fn spare_steps(&self, jti: &Id) -> i64 {
+        self.state().steps.get(jti).map_or(0, Range::spare)
     }
 
-    /// Gives the unused steps of every range idle for [`IDLE`] (of every
-    /// range, with `all`, waiting up to [`RELEASE_WAIT`] for another
-    /// writer) back to the database in one transaction, and
-    /// forgets those ranges. Returns how many ranges were released, or
-    /// `None` when the database was busy: then nothing changed, and the next
-    /// call retries.
+    /// Risk points of `agent`'s window reserved here and not spent.
+    pub(crate) fn spare_risk(&self, agent: &Id, window_start: i64) -> i64 {
+        self.state()
+            .risk
+            .get(&(agent.clone(), window_start))
+            .map_or(0, |b| b.spare)
+    }
+
+    /// Gives what every reservation idle for [`IDLE`] (every one, with
+    /// `all`, waiting up to [`RELEASE_WAIT`] for another writer) did not use
+    /// back to the database in one transaction, and forgets those
+    /// reservations. Returns how many were released, or `None` when the
+    /// database was busy: then nothing changed, and the next call retries.
     pub(crate) fn release(
         &self,
         conn: &Mutex<Option<Connection>>,
         all: bool,
     ) -> Result<Option<usize>, StoreError> {
-        let mut ranges = self.ranges();
+        let mut held = self.state();
         let now = Instant::now();
-        let idle: Vec<(Id, i64)> = ranges
+        let idle = |touched: Instant| all || now.duration_since(touched) >= IDLE;
+        let steps: Vec<(Id, i64)> = held
+            .steps
             .iter()
-            .filter(|(_, r)| all || now.duration_since(r.touched) >= IDLE)
+            .filter(|(_, r)| idle(r.touched))
             .map(|(jti, r)| (jti.clone(), r.spare()))
             .collect();
-        if idle.is_empty() {
+        let risk: Vec<((Id, i64), i64)> = held
+            .risk
+            .iter()
+            .filter(|(_, b)| idle(b.touched))
+            .map(|(key, b)| (key.clone(), b.spare))
+            .collect();
+        if steps.is_empty() && risk.is_empty() {
             return Ok(Some(0));
         }
-        let unused: Vec<&(Id, i64)> = idle.iter().filter(|(_, spare)| *spare > 0).collect();
-        if !unused.is_empty() {
+        if steps.iter().any(|(_, spare)| *spare > 0) || risk.iter().any(|(_, spare)| *spare > 0) {
             let given = match conn.lock() {
                 Ok(guard) => match guard.as_ref() {
                     // Giving everything back (at close) waits a little for
                     // another writer; the periodic release never waits.
                     Some(conn) if all => {
                         let _ = conn.busy_timeout(RELEASE_WAIT);
-                        let given = give(conn, &unused);
+                        let given = give(conn, &steps, &risk);
                         let _ = conn.busy_timeout(Duration::ZERO);
                         given
                     }
-                    Some(conn) => give(conn, &unused),
+                    Some(conn) => give(conn, &steps, &risk),
                     None => Err(Stop::Busy),
                 },
                 Err(_poisoned) => Err(Stop::Busy),
@@ -236,26 +328,35 @@ impl Held {
                 Err(Stop::Answer(error)) => return Err(error),
             }
         }
-        for (jti, _) in &idle {
-            ranges.remove(jti);
+        for (jti, _) in &steps {
+            held.steps.remove(jti);
         }
-        Ok(Some(idle.len()))
+        for (key, _) in &risk {
+            held.risk.remove(key);
+        }
+        Ok(Some(steps.len() + risk.len()))
     }
 }
 
-const RESERVE: &str = "reserve a remit's steps";
+const RESERVE: &str = "reserve a call's steps and risk";
 
-/// What one reservation took: the remit, the steps it had used before,
-/// its limit, and the steps reserved.
-type Reserved<'a> = (&'a Id, i64, Option<i64>, i64);
-
-/// Reserves a range for each of `needed` (leaf first) in one transaction,
-/// or refuses with the first link that has no step left, reserving nothing.
-fn reserve<'a>(conn: &Connection, needed: &[&'a Id]) -> Result<Vec<Reserved<'a>>, Stop> {
+/// Reserves what `need` lists in one transaction (links leaf first, then
+/// the risk), or refuses with the first link that has no step left or the
+/// budget that has too little, reserving nothing. `spare` is the risk this
+/// process already holds in the window (what it reports as spent leaves it
+/// out).
+fn reserve<'a>(
+    conn: &Connection,
+    need: &Need<'a>,
+    spare: impl Fn(&RiskSpend) -> i64,
+) -> Result<Reserved<'a>, Stop> {
     repair(conn)?;
     let tx = Transaction::begin(conn).map_err(stop(RESERVE))?;
-    let mut reserved = Vec::with_capacity(needed.len());
-    for &jti in needed {
+    let mut reserved = Reserved {
+        links: Vec::with_capacity(need.links.len()),
+        risk: None,
+    };
+    for &jti in &need.links {
         let row = cached(
             conn,
             "SELECT steps_used, max_steps FROM issued_remits WHERE jti = ?1",
@@ -275,30 +376,78 @@ fn reserve<'a>(conn: &Connection, needed: &[&'a Id]) -> Result<Vec<Reserved<'a>>
             }
             Some(found) => found,
         };
-        let steps = block(max, used);
+        let steps = block(max.map(|max| max - used), 1);
         cached(
             conn,
             "UPDATE issued_remits SET steps_used = steps_used + ?2 WHERE jti = ?1",
         )
         .and_then(|mut update| update.execute((jti.as_str(), steps)))
         .map_err(stop(RESERVE))?;
-        reserved.push((jti, used, max, steps));
+        reserved.links.push((jti, used, max, steps));
+    }
+    if let Some((r, needed)) = need.risk {
+        let spent = cached(
+            conn,
+            "SELECT spent FROM risk_budgets WHERE agent_id = ?1 AND window_start = ?2",
+        )
+        .and_then(|mut select| {
+            select
+                .query_row((r.agent.as_str(), r.window_start), |row| {
+                    row.get::<_, i64>(0)
+                })
+                .optional()
+        })
+        .map_err(stop(RESERVE))?
+        .unwrap_or(0);
+        if spent + needed > r.limit {
+            return Err(risk_exhausted(r, spent - spare(r)).into());
+        }
+        let points = block(Some(r.limit - spent), needed);
+        let upsert = cached(
+            conn,
+            "INSERT INTO risk_budgets (agent_id, window_start, spent) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (agent_id, window_start) \
+             DO UPDATE SET spent = risk_budgets.spent + excluded.spent",
+        )
+        .and_then(|mut upsert| upsert.execute((r.agent.as_str(), r.window_start, points)));
+        match upsert {
+            Ok(_) => {}
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound {
+                    what: "agent",
+                    id: r.agent.to_string(),
+                }
+                .into())
+            }
+            Err(e) => return Err(stop(RESERVE)(e)),
+        }
+        reserved.risk = Some((spent, points));
     }
     tx.commit().map_err(stop(RESERVE))?;
     Ok(reserved)
 }
 
-/// Gives `(jti, unused steps)` back in one transaction.
-fn give(conn: &Connection, unused: &[&(Id, i64)]) -> Result<(), Stop> {
-    const GIVE: &str = "give back reserved steps";
+/// Gives `(jti, unused steps)` and `((agent, window), unused points)` back
+/// in one transaction.
+fn give(conn: &Connection, steps: &[(Id, i64)], risk: &[((Id, i64), i64)]) -> Result<(), Stop> {
+    const GIVE: &str = "give back reserved steps and risk";
     repair(conn)?;
     let tx = Transaction::begin(conn).map_err(stop(GIVE))?;
-    for (jti, spare) in unused {
+    for (jti, spare) in steps.iter().filter(|(_, spare)| *spare > 0) {
         cached(
             conn,
             "UPDATE issued_remits SET steps_used = MAX(steps_used - ?2, 0) WHERE jti = ?1",
         )
         .and_then(|mut update| update.execute((jti.as_str(), *spare)))
+        .map_err(stop(GIVE))?;
+    }
+    for ((agent, window), spare) in risk.iter().filter(|(_, spare)| *spare > 0) {
+        cached(
+            conn,
+            "UPDATE risk_budgets SET spent = MAX(spent - ?3, 0) \
+             WHERE agent_id = ?1 AND window_start = ?2",
+        )
+        .and_then(|mut update| update.execute((agent.as_str(), *window, *spare)))
         .map_err(stop(GIVE))?;
     }
     tx.commit().map_err(stop(GIVE))?;

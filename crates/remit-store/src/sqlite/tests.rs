@@ -637,3 +637,91 @@ async fn a_handle_that_dies_holding_steps_leaves_them_used_never_free() {
         held + 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handles_reserving_risk_ahead_never_spend_more_than_the_limit_and_lose_nothing() {
+    const LIMIT: i64 = 800;
+    let dir = tempfile::tempdir().unwrap();
+    // The window's reservations start at 800 / 16 = 50 points.
+    let first = store(&dir, None, NEVER).await;
+    let second = SqliteStore::open_with(&dir.path().join("remit.db"), NEVER)
+        .await
+        .unwrap();
+    let spend = |s: SqliteStore, amount: i64| async move {
+        let mut spent = 0;
+        for _ in 0..200 {
+            match s
+                .consume_call(&[id("c1")], Some(&risk("agt_a", amount, LIMIT)))
+                .await
+            {
+                Ok(_) => spent += amount,
+                Err(StoreError::RiskBudgetExhausted { spent, limit, .. }) => {
+                    assert!(spent <= limit)
+                }
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        spent
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(spend(first.clone(), 3)),
+        tokio::spawn(spend(second.clone(), 2))
+    );
+    let spent = a.unwrap() + b.unwrap();
+    assert!(spent <= LIMIT, "spent {spent} of {LIMIT}");
+    // Refused calls took no step: c1 counts the granted calls only.
+    first.release_held().unwrap().unwrap();
+    second.release_held().unwrap().unwrap();
+    let granted_steps = steps_in_db(&first, "c1").await;
+    assert!(granted_steps >= spent / 3 && granted_steps <= spent / 2);
+    // What either handle held unused comes back, and is spent once.
+    assert_eq!(first.risk_spent(&id("agt_a"), 3_600).await.unwrap(), spent);
+    let mut more = 0;
+    while first
+        .consume_call(&[id("c1")], Some(&risk("agt_a", 1, LIMIT)))
+        .await
+        .is_ok()
+    {
+        more += 1;
+    }
+    assert_eq!(spent + more, LIMIT);
+    match second
+        .consume_call(&[id("c1")], Some(&risk("agt_a", 1, LIMIT)))
+        .await
+    {
+        Err(StoreError::RiskBudgetExhausted { spent, .. }) => assert_eq!(spent, LIMIT),
+        other => panic!("expected an exhausted budget, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_risk_counts_as_spent_in_the_database_but_not_in_what_a_call_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    let counted = s
+        .consume_call(&[id("c1")], Some(&risk("agt_a", 2, 1_600)))
+        .await
+        .unwrap();
+    assert_eq!(counted.risk_spent, Some(2));
+    let raw: i64 = sqlx::query_scalar("SELECT spent FROM risk_budgets")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(raw, super::held::MAX_BLOCK, "1,600 / 16 capped at 64");
+    assert_eq!(usage(&s, "c1").await, (1, 2));
+    // A spend larger than the block reserves what it needs.
+    let counted = s
+        .consume_call(&[id("c1")], Some(&risk("agt_a", 100, 1_600)))
+        .await
+        .unwrap();
+    assert_eq!(counted.risk_spent, Some(102));
+    s.close().await;
+    let reopened = SqliteStore::open_with(&dir.path().join("remit.db"), NEVER)
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.risk_spent(&id("agt_a"), 3_600).await.unwrap(),
+        102,
+        "closing gave the unspent points back"
+    );
+}
