@@ -65,6 +65,20 @@ pub struct ServeArgs {
     /// OTEL_EXPORTER_OTLP_ENDPOINT].
     #[arg(long, env = "REMIT_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Threads that serve requests [default: one less than the CPUs, at
+    /// least one: a core stays free for the receipt writer, which signs and
+    /// syncs every receipt while calls wait for it].
+    #[arg(long, env = "REMIT_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+}
+
+/// The request threads for `requested` (the flag) on a machine with
+/// `cpus` CPUs: as asked, or one less than the CPUs (at least one).
+fn worker_threads(requested: Option<u16>, cpus: usize) -> usize {
+    match requested {
+        Some(n) => usize::from(n),
+        None => cpus.saturating_sub(1).max(1),
+    }
 }
 
 /// `writeln!` into a String (which cannot fail).
@@ -210,8 +224,14 @@ fn announcement(report: &StartReport) -> String {
 
 /// Runs `remit serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let workers = worker_threads(args.workers, cpus);
     let (options, otlp_endpoint) = options(args)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
         // Logs on stderr, and trace export when an OTLP endpoint is set;
         // the guard flushes queued spans when the server stops.
@@ -244,5 +264,18 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn one_core_is_left_to_the_receipt_writer_unless_told_otherwise() {
+        assert_eq!(worker_threads(None, 2), 1);
+        assert_eq!(worker_threads(None, 16), 15);
+        assert_eq!(worker_threads(None, 1), 1, "never zero threads");
+        assert_eq!(worker_threads(Some(4), 2), 4);
     }
 }
