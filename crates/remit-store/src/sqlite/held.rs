@@ -177,25 +177,22 @@ impl Held {
     ) -> Took {
         let mut held = self.state();
         let now = Instant::now();
+        // The window the risk is spent in, keyed once.
+        let window = risk.map(|r| (r.agent.clone(), r.window_start));
         let need = Need {
             links: chain
                 .iter()
                 .filter(|jti| held.steps.get(*jti).is_none_or(|r| r.spare() < 1))
                 .collect(),
-            risk: risk.and_then(|r| {
-                let key = (r.agent.clone(), r.window_start);
-                let spare = held.risk.get(&key).map_or(0, |b| b.spare);
+            risk: risk.zip(window.as_ref()).and_then(|(r, key)| {
+                let spare = held.risk.get(key).map_or(0, |b| b.spare);
                 (spare < r.amount).then_some((r, r.amount - spare))
             }),
         };
         if !need.links.is_empty() || need.risk.is_some() {
             let reserved = match conn.lock() {
                 Ok(guard) => match guard.as_ref() {
-                    Some(conn) => reserve(conn, &need, |r| {
-                        held.risk
-                            .get(&(r.agent.clone(), r.window_start))
-                            .map_or(0, |b| b.spare)
-                    }),
+                    Some(conn) => reserve(conn, &need),
                     None => Err(Stop::Busy),
                 },
                 Err(_poisoned) => Err(Stop::Busy),
@@ -214,15 +211,12 @@ impl Held {
                 };
                 held.steps.insert(jti.clone(), range);
             }
-            if let (Some((before, points)), Some(r)) = (reserved.risk, risk) {
-                let budget = held
-                    .risk
-                    .entry((r.agent.clone(), r.window_start))
-                    .or_insert(Budget {
-                        reserved_to: 0,
-                        spare: 0,
-                        touched: now,
-                    });
+            if let (Some((before, points)), Some(key)) = (reserved.risk, window.clone()) {
+                let budget = held.risk.entry(key).or_insert(Budget {
+                    reserved_to: 0,
+                    spare: 0,
+                    touched: now,
+                });
                 budget.reserved_to = before + points;
                 budget.spare += points;
             }
@@ -240,12 +234,8 @@ impl Held {
         {
             return Took::Busy;
         }
-        if let Some(r) = risk {
-            let Some(budget) = held
-                .risk
-                .get_mut(&(r.agent.clone(), r.window_start))
-                .filter(|b| b.spare >= r.amount)
-            else {
+        if let Some((r, key)) = risk.zip(window.as_ref()) {
+            let Some(budget) = held.risk.get_mut(key).filter(|b| b.spare >= r.amount) else {
                 return Took::Busy;
             };
             budget.spare -= r.amount;
@@ -342,14 +332,8 @@ const RESERVE: &str = "reserve a call's steps and risk";
 
 /// Reserves what `need` lists in one transaction (links leaf first, then
 /// the risk), or refuses with the first link that has no step left or the
-/// budget that has too little, reserving nothing. `spare` is the risk this
-/// process already holds in the window (what it reports as spent leaves it
-/// out).
-fn reserve<'a>(
-    conn: &Connection,
-    need: &Need<'a>,
-    spare: impl Fn(&RiskSpend) -> i64,
-) -> Result<Reserved<'a>, Stop> {
+/// budget that has too little, reserving nothing.
+fn reserve<'a>(conn: &Connection, need: &Need<'a>) -> Result<Reserved<'a>, Stop> {
     repair(conn)?;
     let tx = Transaction::begin(conn).map_err(stop(RESERVE))?;
     let mut reserved = Reserved {
@@ -400,7 +384,10 @@ fn reserve<'a>(
         .map_err(stop(RESERVE))?
         .unwrap_or(0);
         if spent + needed > r.limit {
-            return Err(risk_exhausted(r, spent - spare(r)).into());
+            // The spend reported leaves out what this process holds unspent
+            // (the call needed the rest of its amount).
+            let spare = r.amount - needed;
+            return Err(risk_exhausted(r, spent - spare).into());
         }
         let points = block(Some(r.limit - spent), needed);
         let upsert = cached(
