@@ -306,7 +306,6 @@ pub async fn serve(
             let store = SqliteStore::open(&path).await?;
             let watched = store.clone();
             crate::metrics::watch_store(move || crate::metrics::StoreCounts {
-                counter_batches: watched.counter_batches(),
                 counter_fallbacks: watched.counter_fallbacks(),
                 wal_checkpoints: watched.wal_checkpoints(),
             });

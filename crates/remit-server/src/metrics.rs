@@ -13,8 +13,7 @@
 //! | `remit_store_errors_total` | `kind` | store failures answered as 5xx (`unavailable`, `internal`) |
 //! | `remit_receipt_append_seconds` | — | durable receipt appends (fsync and checkpoint included) |
 //! | `remit_receipt_append_failures_total` | — | appends that failed (the request answered 500) |
-//! | `remit_sqlite_counter_batches_total` | — | commits that counted several concurrent calls together (embedded store) |
-//! | `remit_sqlite_counter_fallbacks_total` | — | calls counted through the pool because the inline connection would have waited on the write lock; a steady rise means something else holds it |
+//! | `remit_sqlite_counter_fallbacks_total` | — | calls counted through the counters pool because the steps or risk they needed could not be reserved without waiting on the write lock (embedded store); a steady rise means something else holds it |
 //! | `remit_sqlite_wal_checkpoints_total` | — | WAL checkpoints completed by the checkpoint task |
 //!
 //! `/metrics` is on the API listener and needs no credentials by default
@@ -81,9 +80,7 @@ struct Metrics {
 /// each scrape (the store keeps the totals; nothing is recorded here).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreCounts {
-    /// Commits that counted several concurrent calls together.
-    pub counter_batches: u64,
-    /// Calls counted through the pool because the inline connection
+    /// Calls counted through the counters pool because their reservation
     /// would have waited on the write lock.
     pub counter_fallbacks: u64,
     /// WAL checkpoints completed.
@@ -105,7 +102,7 @@ impl std::fmt::Debug for StoreSource {
 struct StoreCollector {
     source: Arc<StoreSource>,
     /// Prototypes, for their descriptions and options.
-    counters: [IntCounter; 3],
+    counters: [IntCounter; 2],
 }
 
 impl StoreCollector {
@@ -114,12 +111,8 @@ impl StoreCollector {
             source,
             counters: [
                 IntCounter::new(
-                    "remit_sqlite_counter_batches_total",
-                    "Commits that counted several concurrent calls together",
-                )?,
-                IntCounter::new(
                     "remit_sqlite_counter_fallbacks_total",
-                    "Calls counted through the pool because the inline connection would have waited",
+                    "Calls counted through the pool because their reservation would have waited on the write lock",
                 )?,
                 IntCounter::new(
                     "remit_sqlite_wal_checkpoints_total",
@@ -141,11 +134,7 @@ impl Collector for StoreCollector {
             return Vec::new();
         };
         let counts = read();
-        let values = [
-            counts.counter_batches,
-            counts.counter_fallbacks,
-            counts.wal_checkpoints,
-        ];
+        let values = [counts.counter_fallbacks, counts.wal_checkpoints];
         // A fresh counter per scrape: the totals live in the store, and two
         // scrapes at once must not add into one another.
         self.counters
@@ -353,14 +342,12 @@ mod tests {
     #[test]
     fn a_watched_store_is_read_at_each_scrape_and_a_new_one_replaces_it() {
         watch_store(|| StoreCounts {
-            counter_batches: 7,
-            counter_fallbacks: 2,
+            counter_fallbacks: 7,
             wal_checkpoints: 40,
         });
         let text = render();
         for line in [
-            "remit_sqlite_counter_batches_total 7",
-            "remit_sqlite_counter_fallbacks_total 2",
+            "remit_sqlite_counter_fallbacks_total 7",
             "remit_sqlite_wal_checkpoints_total 40",
         ] {
             assert!(
@@ -371,21 +358,21 @@ mod tests {
         // Scraping twice does not add the totals up.
         assert!(render()
             .lines()
-            .any(|l| l == "remit_sqlite_counter_batches_total 7"));
+            .any(|l| l == "remit_sqlite_counter_fallbacks_total 7"));
         watch_store(|| StoreCounts {
-            counter_batches: 1,
+            counter_fallbacks: 1,
             ..StoreCounts::default()
         });
         let text = render();
         assert!(
             text.lines()
-                .any(|l| l == "remit_sqlite_counter_batches_total 1"),
+                .any(|l| l == "remit_sqlite_counter_fallbacks_total 1"),
             "{text}"
         );
         assert!(
             !text
                 .lines()
-                .any(|l| l == "remit_sqlite_counter_batches_total 7"),
+                .any(|l| l == "remit_sqlite_counter_fallbacks_total 7"),
             "{text}"
         );
     }

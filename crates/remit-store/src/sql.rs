@@ -6,8 +6,8 @@
 //! backend type that has a `pool` field, a `counters()` pool and three
 //! hooks: `notify_in_tx(&mut tx, epoch)`, `notify_committed(epoch)` and
 //! `count_call(chain, risk)`, which runs [`BudgetRepo::consume_call`]
-//! (PostgreSQL: `consume_call_via_pool`, generated here; SQLite: an inline
-//! connection first).
+//! (PostgreSQL: `consume_call_via_pool`, generated here; SQLite: steps and
+//! risk reserved ahead first).
 //!
 //! [`BudgetRepo::consume_call`]: crate::BudgetRepo::consume_call
 //!
@@ -180,7 +180,8 @@ macro_rules! impl_repositories {
 
             /// [`BudgetRepo::consume_call`] through the counters pool: the
             /// path PostgreSQL always takes, and SQLite's fallback (and its
-            /// benchmark baseline) when the inline connection is busy.
+            /// benchmark baseline) when a reservation finds the database
+            /// busy.
             #[doc(hidden)]
             pub async fn consume_call_via_pool(
                 &self,

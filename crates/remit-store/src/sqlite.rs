@@ -20,17 +20,18 @@
 //!
 //! Through sqlx every statement hops to a connection's worker thread and
 //! back. So reservations run on the calling task's thread, on one
-//! `rusqlite` connection to the same file behind a mutex ([`counters`]),
+//! `rusqlite` connection to the same file behind a mutex ([`inline`]),
 //! nothing awaited while the lock is held. That connection never waits on
 //! SQLite (`busy_timeout` 0): when another connection holds the write lock,
 //! the call is counted without reservation, through the sqlx counters pool
 //! (one connection, 30 s busy timeout, sleeping on its own thread), as it
-//! is when the mutex is poisoned. PostgreSQL always counts through its
-//! pool, call by call.
+//! is when the mutex is poisoned or the connection closed
+//! ([`SqliteStore::counter_fallbacks`] counts these calls). PostgreSQL
+//! always counts through its pool, call by call.
 //!
 //! # Checkpoints
 //!
-//! The counters connection never checkpoints (`wal_autocheckpoint` 0), so
+//! The inline connection never checkpoints (`wal_autocheckpoint` 0), so
 //! no checkpoint copy or fsync runs inside a call. A task started with the
 //! store runs `PRAGMA wal_checkpoint(PASSIVE)` through the main pool every
 //! second ([`checkpoint`]), which keeps the WAL bounded; [`SqliteStore::close`]
@@ -41,8 +42,8 @@
 //! Everything is committed with `synchronous=FULL` (the WAL is synced at
 //! every commit) except the reservations and per-call counters of
 //! [`BudgetRepo::consume_call`](crate::BudgetRepo::consume_call), which are
-//! committed with `synchronous=NORMAL` (inline and on the fallback
-//! connection alike): a commit there is atomic and survives a crash of the
+//! committed with `synchronous=NORMAL` (on the inline connection and on the
+//! counters pool alike): a commit there is atomic and survives a crash of the
 //! process, but not necessarily a power loss or an OS crash. The
 //! consequence, and the only one: after a power loss, the steps and risk
 //! spent by the calls of the last moments before it (those not yet covered
@@ -52,18 +53,18 @@
 //! risk in the window. The database is never corrupted by it, every such
 //! call has its own durable receipt (the receipt log is synced before any
 //! answer), and an auditor counting a remit's receipts sees the overrun.
-//! Running the counters inline changes none of this; a reserved range is
-//! one such commit (a power loss can forget it, and the steps it handed
-//! out since), and a process that dies holding a range leaves its unused
-//! steps counted as used.
+//! A reserved range is one such commit (a power loss can forget it, and
+//! the steps it handed out since), and a process that dies holding a range
+//! leaves its unused steps counted as used.
 
 mod checkpoint;
-mod counters;
 mod held;
+mod inline;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,8 +78,8 @@ use crate::model::{CallUsage, Id, RiskSpend, StepCount};
 use crate::revocation::RevocationSignals;
 use crate::Store;
 use checkpoint::{Checkpointer, CHECKPOINT_EVERY};
-use counters::{Counted, InlineCounters};
 use held::{Held, Took};
+use inline::InlineConn;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,13 +89,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
-    /// One connection, `synchronous=NORMAL`, for the per-call counters
-    /// when the inline connection would have to wait.
+    /// One connection, `synchronous=NORMAL`, that counts a call when a
+    /// reservation would have to wait on the inline connection.
     counters: SqlitePool,
-    /// The per-call counters on the caller's thread.
-    inline: Arc<InlineCounters>,
+    /// The connection reservations run on, on the caller's thread.
+    inline: Arc<InlineConn>,
     /// Steps reserved ahead and handed out from memory.
     held: Arc<Held>,
+    /// Calls counted through `counters` because a reservation found the
+    /// database busy.
+    fallbacks: Arc<AtomicU64>,
     /// The passive WAL checkpoint the inline connection never runs.
     checkpointer: Arc<Checkpointer>,
     revocations: Arc<broadcast::Sender<i64>>,
@@ -142,7 +146,7 @@ impl SqliteStore {
                 source,
             })?;
         let file = path.to_owned();
-        let inline = tokio::task::spawn_blocking(move || InlineCounters::open(&file))
+        let inline = tokio::task::spawn_blocking(move || InlineConn::open(&file))
             .await
             .map_err(|joined| StoreError::Unreachable {
                 url: shown.clone(),
@@ -150,7 +154,7 @@ impl SqliteStore {
             })?
             .map_err(|error| StoreError::Unreachable {
                 url: shown,
-                source: counters::driver_error(error),
+                source: inline::driver_error(error),
             })?;
         let inline = Arc::new(inline);
         let held = Arc::new(Held::default());
@@ -158,7 +162,7 @@ impl SqliteStore {
             let (inline, held) = (Arc::clone(&inline), Arc::clone(&held));
             // Each tick also gives back the steps of ranges gone idle.
             let release = move || {
-                if let Err(error) = held.release(&inline.conn, false) {
+                if let Err(error) = held.release(&inline, false) {
                     tracing::warn!(%error, "giving back reserved steps failed; retrying");
                 }
             };
@@ -170,6 +174,7 @@ impl SqliteStore {
             counters,
             inline,
             held,
+            fallbacks: Arc::default(),
             checkpointer: Arc::new(checkpointer),
             revocations: Arc::new(sender),
             assertion_sweep: Arc::default(),
@@ -197,17 +202,13 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    /// How many calls since open were counted through the pool because the
-    /// inline connection would have had to wait (for metrics: a steadily
-    /// rising number means something else keeps the write lock busy).
+    /// How many calls since open were handed to the counters pool (and
+    /// answered there, allowed or refused) because the reservation they
+    /// needed found the database busy or the inline connection unusable.
+    /// For metrics: a steadily rising number means something else keeps the
+    /// write lock busy.
     pub fn counter_fallbacks(&self) -> u64 {
-        self.inline.fallbacks()
-    }
-
-    /// How many times calls that arrived together were counted in one
-    /// commit (for metrics: how much concurrency the counters see).
-    pub fn counter_batches(&self) -> u64 {
-        self.inline.batches()
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// How many WAL checkpoints the checkpoint task has completed.
@@ -226,26 +227,26 @@ impl SqliteStore {
     /// given back). The store does this by itself for reservations idle for
     /// a second and when closed.
     pub fn release_held(&self) -> Result<Option<usize>, StoreError> {
-        self.held.release(&self.inline.conn, true)
+        self.held.release(&self.inline, true)
     }
 
     /// Counts a call from what is reserved ahead ([`held`]), or, when a
-    /// reservation would mean waiting on SQLite, inline or through the
-    /// counters pool.
+    /// reservation would mean waiting on SQLite, through the counters pool.
     async fn count_call(
         &self,
         chain: &[Id],
         risk: Option<&RiskSpend>,
     ) -> Result<CallUsage, StoreError> {
         let risk = crate::sql::checked_risk(risk)?;
-        match self.held.take(&self.inline.conn, chain, risk) {
+        match self.held.take(&self.inline, chain, risk) {
             Took::Counted(taken) => Ok(CallUsage {
                 steps_used: taken.leaf_steps,
                 risk_spent: taken.risk_spent,
             }),
             Took::Refused(refusal) => Err(refusal),
             Took::Busy => {
-                let mut counted = self.count_exactly(chain, risk).await?;
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                let mut counted = self.consume_call_via_pool(chain, risk).await?;
                 // The database's counts include what this store holds
                 // unused.
                 if let Some(leaf) = chain.first() {
@@ -264,7 +265,7 @@ impl SqliteStore {
     async fn count_step(&self, jti: &Id) -> Result<StepCount, StoreError> {
         match self
             .held
-            .take(&self.inline.conn, std::slice::from_ref(jti), None)
+            .take(&self.inline, std::slice::from_ref(jti), None)
         {
             Took::Counted(taken) => Ok(StepCount {
                 used: taken.leaf_steps,
@@ -276,19 +277,6 @@ impl SqliteStore {
                 counted.used -= self.held.spare_steps(jti);
                 Ok(counted)
             }
-        }
-    }
-
-    /// Counts a call with no reservation: inline, or through the counters
-    /// pool when that would mean waiting on SQLite.
-    async fn count_exactly(
-        &self,
-        chain: &[Id],
-        risk: Option<&RiskSpend>,
-    ) -> Result<CallUsage, StoreError> {
-        match self.inline.consume_call(chain, risk).await {
-            Counted::Done(counted) => counted,
-            Counted::FallBack => self.consume_call_via_pool(chain, risk).await,
         }
     }
 

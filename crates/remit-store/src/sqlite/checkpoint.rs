@@ -1,13 +1,13 @@
-//! The WAL checkpoint the inline counters never run themselves.
+//! The WAL checkpoint the inline connection never runs itself.
 //!
-//! The counters connection has `wal_autocheckpoint=0`, so a call never pays
+//! The inline connection has `wal_autocheckpoint=0`, so a call never pays
 //! for a checkpoint (copying the WAL into the database file and syncing
 //! it). Instead a task started with the store runs a passive checkpoint
 //! through the main pool every second: it copies what no reader still
 //! needs, never waits for readers or writers, and lets the next writer
 //! restart the WAL from its beginning, so the file stays bounded by about a
 //! second of writes. It runs on the `synchronous=FULL` pool, so each tick
-//! also makes the counters committed before it durable.
+//! also makes the reservations committed before it durable.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

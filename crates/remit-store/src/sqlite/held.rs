@@ -35,9 +35,10 @@
 //!   policy sees) are this process's: exact with one process, and never
 //!   below what this process used.
 //!
-//! Reservations are committed like the counters before them
-//! (`synchronous=NORMAL` on the inline connection; see the store's
-//! durability notes).
+//! Reservations are committed on the inline connection ([`super::inline`],
+//! `synchronous=NORMAL`; see the store's durability notes), which never
+//! waits on SQLite: when it would have to, [`Held::take`] answers
+//! [`Took::Busy`] and the store counts the call without reservation.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -45,7 +46,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::counters::{cached, is_foreign_key_violation, repair, stop, Stop, Transaction};
+use super::inline::{
+    cached, is_foreign_key_violation, repair, stop, InlineConn, Stop, Transaction,
+};
 use crate::error::StoreError;
 use crate::model::{Id, RiskSpend};
 use crate::sql::{risk_exhausted, step_refused};
@@ -167,14 +170,9 @@ impl Held {
     }
 
     /// Takes one step of every remit in `chain` (leaf first) and `risk`
-    /// (a positive spend, if any), all or nothing, reserving on `conn` in
+    /// (a positive spend, if any), all or nothing, reserving on `inline` in
     /// one transaction whatever has too little spare.
-    pub(crate) fn take(
-        &self,
-        conn: &Mutex<Option<Connection>>,
-        chain: &[Id],
-        risk: Option<&RiskSpend>,
-    ) -> Took {
+    pub(crate) fn take(&self, inline: &InlineConn, chain: &[Id], risk: Option<&RiskSpend>) -> Took {
         let mut held = self.state();
         let now = Instant::now();
         // The window the risk is spent in, keyed once.
@@ -190,14 +188,7 @@ impl Held {
             }),
         };
         if !need.links.is_empty() || need.risk.is_some() {
-            let reserved = match conn.lock() {
-                Ok(guard) => match guard.as_ref() {
-                    Some(conn) => reserve(conn, &need),
-                    None => Err(Stop::Busy),
-                },
-                Err(_poisoned) => Err(Stop::Busy),
-            };
-            let reserved = match reserved {
+            let reserved = match inline.with(|conn| reserve(conn, &need)) {
                 Ok(reserved) => reserved,
                 Err(Stop::Busy) => return Took::Busy,
                 Err(Stop::Answer(refusal)) => return Took::Refused(refusal),
@@ -275,7 +266,7 @@ impl Held {
     /// database was busy: then nothing changed, and the next call retries.
     pub(crate) fn release(
         &self,
-        conn: &Mutex<Option<Connection>>,
+        inline: &InlineConn,
         all: bool,
     ) -> Result<Option<usize>, StoreError> {
         let mut held = self.state();
@@ -297,21 +288,17 @@ impl Held {
             return Ok(Some(0));
         }
         if steps.iter().any(|(_, spare)| *spare > 0) || risk.iter().any(|(_, spare)| *spare > 0) {
-            let given = match conn.lock() {
-                Ok(guard) => match guard.as_ref() {
-                    // Giving everything back (at close) waits a little for
-                    // another writer; the periodic release never waits.
-                    Some(conn) if all => {
-                        let _ = conn.busy_timeout(RELEASE_WAIT);
-                        let given = give(conn, &steps, &risk);
-                        let _ = conn.busy_timeout(Duration::ZERO);
-                        given
-                    }
-                    Some(conn) => give(conn, &steps, &risk),
-                    None => Err(Stop::Busy),
-                },
-                Err(_poisoned) => Err(Stop::Busy),
-            };
+            let given = inline.with(|conn| {
+                if !all {
+                    return give(conn, &steps, &risk);
+                }
+                // Giving everything back (at close) waits a little for
+                // another writer; the periodic release never waits.
+                let _ = conn.busy_timeout(RELEASE_WAIT);
+                let given = give(conn, &steps, &risk);
+                let _ = conn.busy_timeout(Duration::ZERO);
+                given
+            });
             match given {
                 Ok(()) => {}
                 Err(Stop::Busy) => return Ok(None),

@@ -1,6 +1,6 @@
-//! The inline counters and the checkpoint task, seen from inside the store:
-//! which path answered, what a busy attempt left behind, whether the WAL
-//! stays bounded.
+//! Reservations on the inline connection and the checkpoint task, seen from
+//! inside the store: which path answered, what a busy reservation left
+//! behind, whether the WAL stays bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -9,7 +9,6 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::checkpoint::checkpoint_once;
-use super::counters::{count_batch, Answer, Counted, Next, Queue, Waiting, MAX_ROUNDS};
 use super::SqliteStore;
 use crate::model::*;
 use crate::repo::*;
@@ -86,11 +85,11 @@ async fn poll(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-// Refusals on the inline path first: each takes nothing, and the inline
-// connection (not the pool) gave the answer.
+// Refusals first: each takes nothing, and the reservation (not the pool,
+// which refuses the same calls alike) gave the answer.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exhausted_steps_are_refused_inline_and_roll_the_leaf_back() {
+async fn exhausted_steps_are_refused_by_the_reservation_and_roll_the_leaf_back() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, Some(1), NEVER).await;
     s.consume_call(&[id("r1")], None).await.unwrap();
@@ -104,11 +103,11 @@ async fn exhausted_steps_are_refused_inline_and_roll_the_leaf_back() {
     }
     assert_eq!(usage(&s, "c1").await, (0, 0));
     assert_eq!(usage(&s, "r1").await, (1, 0));
-    assert_eq!(s.inline.fallbacks(), 0);
+    assert_eq!(s.counter_fallbacks(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exhausted_risk_budget_is_refused_inline_and_takes_no_step() {
+async fn an_exhausted_risk_budget_is_refused_by_the_reservation_and_takes_no_step() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, None, NEVER).await;
     let chain = [id("c1"), id("r1")];
@@ -131,11 +130,11 @@ async fn an_exhausted_risk_budget_is_refused_inline_and_takes_no_step() {
     }
     assert_eq!(usage(&s, "c1").await, (1, 2));
     assert_eq!(usage(&s, "r1").await, (1, 2));
-    assert_eq!(s.inline.fallbacks(), 0);
+    assert_eq!(s.counter_fallbacks(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unrecorded_remit_is_refused_inline_and_takes_nothing() {
+async fn an_unrecorded_remit_is_refused_by_the_reservation_and_takes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, None, NEVER).await;
     for (chain, risk) in [
@@ -150,11 +149,11 @@ async fn an_unrecorded_remit_is_refused_inline_and_takes_nothing() {
         }
     }
     assert_eq!(usage(&s, "c1").await, (0, 0));
-    assert_eq!(s.inline.fallbacks(), 0);
+    assert_eq!(s.counter_fallbacks(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_agent_is_refused_inline_and_takes_no_step() {
+async fn an_unknown_agent_is_refused_by_the_reservation_and_takes_no_step() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, None, NEVER).await;
     match s
@@ -168,11 +167,11 @@ async fn an_unknown_agent_is_refused_inline_and_takes_no_step() {
     }
     assert_eq!(usage(&s, "c1").await, (0, 0));
     assert_eq!(usage(&s, "r1").await, (0, 0));
-    assert_eq!(s.inline.fallbacks(), 0);
+    assert_eq!(s.counter_fallbacks(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_negative_amount_or_limit_is_refused_inline_and_takes_nothing() {
+async fn a_negative_amount_or_limit_is_refused_before_any_reservation() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, None, NEVER).await;
     for (amount, limit) in [(-1, 5), (1, -5)] {
@@ -186,98 +185,10 @@ async fn a_negative_amount_or_limit_is_refused_inline_and_takes_nothing() {
         ));
     }
     assert_eq!(usage(&s, "r1").await, (0, 0));
-    assert_eq!(s.inline.fallbacks(), 0);
-}
-
-/// A batch of calls as the queue hands it to the counting task.
-fn batch(calls: &[(&[&str], Option<RiskSpend>)]) -> Vec<Waiting> {
-    calls
-        .iter()
-        .map(|(chain, risk)| Waiting {
-            chain: chain.iter().map(|j| id(j)).collect(),
-            risk: risk.clone(),
-            answer: tokio::sync::oneshot::channel().0,
-        })
-        .collect()
-}
-
-/// Counts `calls` as one batch on the store's inline connection.
-fn count_together(s: &SqliteStore, calls: &[(&[&str], Option<RiskSpend>)]) -> Vec<Counted> {
-    let guard = s.inline.conn.lock().unwrap();
-    count_batch(guard.as_ref().unwrap(), &batch(calls))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_call_in_a_batch_rolls_back_only_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir, Some(2), NEVER).await;
-    let both: &[&str] = &["c1", "r1"];
-    let counted = count_together(
-        &s,
-        &[
-            (both, Some(risk("agt_a", 1, 10))),
-            // Over the budget alone: refused before any step.
-            (both, Some(risk("agt_a", 11, 10))),
-            // An agent the store does not know: its steps roll back.
-            (both, Some(risk("ghost", 1, 10))),
-            (both, Some(risk("agt_a", 1, 10))),
-            // The root's two steps are gone: the leaf's step rolls back.
-            (both, Some(risk("agt_a", 1, 10))),
-            (&["c1"], None),
-        ],
-    );
-    let answers: Vec<String> = counted
-        .into_iter()
-        .map(|c| match c {
-            Counted::Done(Ok(u)) => format!("ok {} {:?}", u.steps_used, u.risk_spent),
-            Counted::Done(Err(StoreError::RiskBudgetExhausted { .. })) => "risk".into(),
-            Counted::Done(Err(StoreError::NotFound { what, .. })) => format!("no {what}"),
-            Counted::Done(Err(StoreError::StepsExhausted { jti, .. })) => format!("steps {jti}"),
-            Counted::Done(Err(other)) => panic!("unexpected {other}"),
-            Counted::FallBack => "fallback".into(),
-        })
-        .collect();
-    assert_eq!(
-        answers,
-        [
-            "ok 1 Some(1)",
-            "risk",
-            "no agent",
-            "ok 2 Some(2)",
-            "steps r1",
-            "ok 3 None"
-        ],
-        "each call sees the counts of the calls before it"
-    );
-    // Committed together: only the allowed calls' statements remain.
-    assert_eq!(usage(&s, "c1").await, (3, 2));
-    assert_eq!(usage(&s, "r1").await.0, 2);
-    let ghost = s.usage(&id("c1"), &id("ghost"), 3_600).await.unwrap();
-    assert_eq!(ghost.risk_spent, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_that_cannot_take_the_write_lock_falls_back_whole_and_counts_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir, None, NEVER).await;
-    let both: &[&str] = &["c1", "r1"];
-    let holder = hold_write_lock(s.path());
-    let counted = count_together(&s, &[(both, Some(risk("agt_a", 1, 10))), (&["c1"], None)]);
-    assert!(
-        counted.iter().all(|c| matches!(c, Counted::FallBack)),
-        "{counted:?}"
-    );
-    holder.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(usage(&s, "c1").await, (0, 0));
-    assert_eq!(usage(&s, "r1").await.0, 0);
-    // The connection is usable again: the next batch counts.
-    let counted = count_together(&s, &[(both, None), (both, None)]);
-    assert!(counted.iter().all(|c| matches!(c, Counted::Done(Ok(_)))));
-    assert_eq!(usage(&s, "r1").await.0, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn uncontended_calls_from_many_tasks_are_all_counted_inline() {
+async fn uncontended_calls_from_many_tasks_are_all_counted_from_reservations() {
     const MAX: usize = 25;
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, Some(MAX as i64), NEVER).await;
@@ -312,7 +223,7 @@ async fn uncontended_calls_from_many_tasks_are_all_counted_inline() {
     let leaves = usage(&s, "c1").await.0 + usage(&s, "c2").await.0;
     assert_eq!(leaves as usize, MAX);
     assert_eq!(usage(&s, "r1").await, (MAX as i64, MAX as i64));
-    assert_eq!(s.inline.fallbacks(), 0, "nothing else held the write lock");
+    assert_eq!(s.counter_fallbacks(), 0, "nothing else held the write lock");
 }
 
 /// Holds SQLite's write lock on its own connection until dropped or
@@ -324,7 +235,7 @@ fn hold_write_lock(path: &Path) -> rusqlite::Connection {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
+async fn a_reservation_that_finds_the_write_lock_taken_leaves_nothing_and_the_pool_counts_once() {
     let dir = tempfile::tempdir().unwrap();
     // r1 (10 steps) is reserved one step at a time, so each call below must
     // reserve on the locked database; c1 (no limit) holds a range.
@@ -332,7 +243,7 @@ async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
     s.consume_call(&[id("c1"), id("r1")], Some(&risk("agt_a", 1, 10)))
         .await
         .unwrap();
-    assert_eq!(s.inline.fallbacks(), 0);
+    assert_eq!(s.counter_fallbacks(), 0);
     let cases: [(Vec<Id>, Option<RiskSpend>); 2] = [
         (vec![id("c1"), id("r1")], Some(risk("agt_a", 1, 10))),
         (vec![id("r1")], None),
@@ -344,12 +255,13 @@ async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
             let s = s.clone();
             async move { s.consume_call(&chain, spend.as_ref()).await }
         });
-        let inline = s.inline.clone();
-        poll("the inline attempt to fall back", || {
-            inline.fallbacks() > round as u64
+        let waiting = s.clone();
+        poll("the call to be handed to the pool", || {
+            waiting.counter_fallbacks() > round as u64
         })
         .await;
-        // The attempt left nothing behind, and the pool waits on the lock.
+        // The reservation left nothing behind, and the pool waits on the
+        // lock.
         assert_eq!(usage(&s, "r1").await, expected);
         assert!(!call.is_finished());
         holder.execute_batch("COMMIT").unwrap();
@@ -366,17 +278,108 @@ async fn a_busy_inline_attempt_rolls_back_and_the_pool_counts_the_call_once() {
         assert_eq!(usage(&s, "r1").await, expected, "counted exactly once");
     }
     assert_eq!(usage(&s, "c1").await.0, 2);
-    assert_eq!(s.inline.fallbacks(), 2);
+    assert_eq!(s.counter_fallbacks(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_that_find_the_write_lock_taken_are_counted_by_the_pool_exactly_and_never_past_the_limit(
+) {
+    const MAX: i64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    // r1 (4 steps) is reserved one step at a time; c1 and c2 have no limit.
+    let s = store(&dir, Some(MAX), NEVER).await;
+    s.record_remit(&remit("c2", Some("r1"), None))
+        .await
+        .unwrap();
+    let spend = || Some(risk("agt_a", 1, 1_000));
+    // c1 now holds a range of steps and the window a range of points.
+    s.consume_call(&[id("c1"), id("r1")], spend().as_ref())
+        .await
+        .unwrap();
+    // Another connection writes: every call below needs an r1 reservation
+    // it cannot take without waiting, so all four go to the pool, which has
+    // 3 steps of r1 left for them.
+    let holder = hold_write_lock(s.path());
+    let calls = [
+        (vec![id("c1"), id("r1")], spend()),
+        (vec![id("c1"), id("r1")], spend()),
+        (vec![id("c2"), id("r1")], spend()),
+        (vec![id("r1")], None),
+    ];
+    let running: Vec<_> = calls
+        .iter()
+        .map(|(chain, spend)| {
+            let (s, chain, spend) = (s.clone(), chain.clone(), spend.clone());
+            tokio::spawn(async move { s.consume_call(&chain, spend.as_ref()).await })
+        })
+        .collect();
+    let waiting = s.clone();
+    poll("the four calls to be handed to the pool", || {
+        waiting.counter_fallbacks() == 4
+    })
+    .await;
+    assert_eq!(steps_in_db(&s, "r1").await, 1, "nothing reserved meanwhile");
+    assert!(running.iter().all(|call| !call.is_finished()), "they wait");
+    holder.execute_batch("ROLLBACK").unwrap();
+    // What each granted call was told, by its leaf.
+    let mut told: Vec<(String, i64, Option<i64>)> = Vec::new();
+    for ((chain, _), call) in calls.iter().zip(running) {
+        match call.await.unwrap() {
+            Ok(counted) => {
+                told.push((chain[0].to_string(), counted.steps_used, counted.risk_spent))
+            }
+            Err(StoreError::StepsExhausted { jti, max }) => {
+                assert_eq!((jti.as_str(), max), ("r1", MAX))
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(told.len(), 3, "r1 had 3 steps left: {told:?}");
+    // The counts leave out what this store holds unused (c1's steps, the
+    // window's points): c1 counts on from 1, c2 from 0, the window from 1,
+    // in whatever order the pool counted them. At least one c1 call and
+    // two spends were granted.
+    let leaf = |name: &str| -> Vec<i64> {
+        let mut steps: Vec<i64> = told
+            .iter()
+            .filter(|(leaf, ..)| leaf == name)
+            .map(|(_, steps, _)| *steps)
+            .collect();
+        steps.sort_unstable();
+        steps
+    };
+    let (c1, c2) = (leaf("c1"), leaf("c2"));
+    assert!(!c1.is_empty());
+    assert_eq!(c1, (2..2 + c1.len() as i64).collect::<Vec<_>>(), "{told:?}");
+    assert_eq!(c2, (1..1 + c2.len() as i64).collect::<Vec<_>>(), "{told:?}");
+    let r1 = leaf("r1");
+    assert!(r1.iter().all(|steps| (2..=MAX).contains(steps)), "{told:?}");
+    let mut spent: Vec<i64> = told.iter().filter_map(|(.., spent)| *spent).collect();
+    spent.sort_unstable();
+    assert!(spent.len() >= 2);
+    assert_eq!(spent, (2..2 + spent.len() as i64).collect::<Vec<_>>());
+    // The database counts each granted call once and the refused one not
+    // at all: neither its leaf step nor its spend.
+    assert_eq!(usage(&s, "r1").await, (MAX, 1 + spent.len() as i64));
+    assert_eq!(usage(&s, "c1").await.0, 1 + c1.len() as i64);
+    assert_eq!(usage(&s, "c2").await.0, c2.len() as i64);
+    // With the lock free, the reservation itself refuses the next call.
+    assert!(matches!(
+        s.consume_call(&[id("r1")], None).await,
+        Err(StoreError::StepsExhausted { .. })
+    ));
+    assert_eq!(steps_in_db(&s, "r1").await, MAX, "never past the limit");
+    assert_eq!(s.counter_fallbacks(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poisoned_inline_lock_falls_back_to_the_pool() {
+async fn a_poisoned_inline_connection_lock_sends_the_call_to_the_pool() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, None, NEVER).await;
     let inline = s.inline.clone();
     let poisoner = std::thread::spawn(move || {
         let _held = inline.conn.lock().unwrap();
-        panic!("poison the counters lock");
+        panic!("poison the inline connection's lock");
     });
     assert!(poisoner.join().is_err());
     let counted = s
@@ -385,7 +388,7 @@ async fn a_poisoned_inline_lock_falls_back_to_the_pool() {
         .unwrap();
     assert_eq!((counted.steps_used, counted.risk_spent), (1, Some(2)));
     assert_eq!(usage(&s, "r1").await, (1, 2));
-    assert_eq!(s.inline.fallbacks(), 1);
+    assert_eq!(s.counter_fallbacks(), 1);
 }
 
 /// The WAL file's size in bytes.
@@ -413,7 +416,7 @@ async fn the_wal_stays_bounded_when_each_checkpoint_catches_up() {
         assert_eq!(done.checkpointed, done.wal_frames, "{done:?}");
         sizes.push(wal_size(s.path()));
     }
-    assert_eq!(s.inline.fallbacks(), 0);
+    assert_eq!(s.counter_fallbacks(), 0);
     // Each round restarts the WAL from its beginning: without checkpoints
     // the file would be ROUNDS times the first round's size.
     let first = sizes[0];
@@ -471,49 +474,6 @@ async fn expired_assertions_are_swept_once_a_period_not_on_every_use() {
     assert_eq!(rows(s.clone()).await, 3);
     s.use_assertion(&agent, "j4", 100, 60).await.unwrap();
     assert_eq!(rows(s.clone()).await, 2, "j1 and j2 swept, j3 and j4 kept");
-}
-
-/// A waiting call, and what its task would be told.
-fn waiter(jti: &str) -> (Waiting, tokio::sync::oneshot::Receiver<Answer>) {
-    let (answer, told) = tokio::sync::oneshot::channel();
-    let waiting = Waiting {
-        chain: vec![id(jti)],
-        risk: None,
-        answer,
-    };
-    (waiting, told)
-}
-
-#[test]
-fn a_counting_task_hands_the_lead_to_the_oldest_live_caller_after_its_rounds() {
-    let mut queue = Queue {
-        counting: true,
-        ..Queue::default()
-    };
-    let (gone, told_gone) = waiter("r0");
-    drop(told_gone);
-    let (oldest, mut told_oldest) = waiter("r1");
-    let (newest, mut told_newest) = waiter("r2");
-    queue.waiting.extend([gone, oldest, newest]);
-    // Before the cap, everything queued is counted as one batch.
-    match queue.next(MAX_ROUNDS - 1) {
-        Next::Count(batch) => {
-            assert_eq!(batch.len(), 3);
-            queue.waiting = batch;
-        }
-        Next::Stop => panic!("stopped with calls queued before the cap"),
-    }
-    // At the cap: the caller that stopped waiting is dropped, the oldest
-    // live one is told to lead, and the queue stays marked as counted.
-    assert!(matches!(queue.next(MAX_ROUNDS), Next::Stop));
-    assert!(matches!(told_oldest.try_recv(), Ok(Answer::Lead)));
-    assert!(told_newest.try_recv().is_err(), "the newest still waits");
-    assert_eq!(queue.waiting.len(), 1);
-    assert!(queue.counting, "the new leader counts; no other task may");
-    // An empty queue ends counting, at or before the cap.
-    queue.waiting.clear();
-    assert!(matches!(queue.next(MAX_ROUNDS), Next::Stop));
-    assert!(!queue.counting);
 }
 
 // Steps reserved ahead (`held`): the database stays the arbiter.
