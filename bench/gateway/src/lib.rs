@@ -166,6 +166,8 @@ pub struct Measurement {
     pub p99: Duration,
     /// Completed calls per second over the whole run.
     pub throughput: f64,
+    /// Each call's start (since the run began) and latency, in start order.
+    pub samples: Vec<(Duration, Duration)>,
 }
 
 /// Sends `calls` `tools/call` requests to `url` with `concurrency` workers,
@@ -192,22 +194,24 @@ pub async fn load(
             .pool_max_idle_per_host(1)
             .build(connector);
         workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(calls / concurrency + 1);
+            let mut samples = Vec::with_capacity(calls / concurrency + 1);
             let mut n = worker;
             while n < calls {
                 let begin = Instant::now();
                 call(&client, &uri, &auth, n, first_proof + n).await?;
-                latencies.push(begin.elapsed());
+                samples.push((begin - started, begin.elapsed()));
                 n += concurrency;
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok(samples)
         }));
     }
-    let mut latencies = Vec::with_capacity(calls);
+    let mut samples = Vec::with_capacity(calls);
     for worker in workers {
-        latencies.extend(worker.await.context("load worker panicked")??);
+        samples.extend(worker.await.context("load worker panicked")??);
     }
     let wall = started.elapsed();
+    samples.sort_unstable();
+    let mut latencies: Vec<Duration> = samples.iter().map(|(_, latency)| *latency).collect();
     latencies.sort_unstable();
     let pick = |q: usize| latencies[(latencies.len() * q / 100).min(latencies.len() - 1)];
     Ok(Measurement {
@@ -216,6 +220,7 @@ pub async fn load(
         p50: pick(50),
         p99: pick(99),
         throughput: calls as f64 / wall.as_secs_f64(),
+        samples,
     })
 }
 

@@ -8,7 +8,9 @@
 //! Environment: `CALLS` (default 20000) and `CONCURRENCY` (default 16) for
 //! the throughput phase, `LATENCY_CALLS` (default 5000) for the phase at
 //! concurrency 1, `REMIT_BIN` (default `target/release/remit`), `SKIP_REMIT=1`
-//! to measure only the baselines.
+//! to measure only the baselines, `SAMPLES_CSV=FILE` to write every timed
+//! call (phase, path, start and latency in µs) for lining slow calls up
+//! against time.
 
 mod remit;
 
@@ -28,6 +30,27 @@ fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// Writes each timed call as `phase,path,start_us,latency_us`.
+fn write_samples(file: &std::path::Path, rows: &[(&str, &str, Measurement)]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(file).with_context(|| format!("create {}", file.display()))?,
+    );
+    writeln!(out, "phase,path,start_us,latency_us")?;
+    for (phase, name, m) in rows {
+        for (start, latency) in &m.samples {
+            writeln!(
+                out,
+                "{phase},{name},{:.0},{:.1}",
+                micros(*start),
+                micros(*latency)
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 struct Target {
@@ -98,6 +121,10 @@ async fn main() -> anyhow::Result<()> {
             );
             rows.push((phase, target.name, m));
         }
+    }
+
+    if let Some(file) = std::env::var_os("SAMPLES_CSV") {
+        write_samples(std::path::Path::new(&file), &rows)?;
     }
 
     println!("| phase | path | calls | concurrency | p50 | p99 | calls/s | added p50 / p99 vs plain proxy |");
