@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `remit_decisions_total` | `outcome`, `action` | gateway decisions: allow, deny, escalate |
 //! | `remit_decision_seconds` | `outcome` | time to decide |
+//! | `remit_gateway_stage_seconds` | `stage` | time in one stage of a gateway call: `authenticate` (chain, DPoP proof, replay check), `upstream` (one request to an upstream MCP server), `receipt_wait` (what a ready answer waited for its receipt to be durable): tells Remit's own time from the upstream's and the disk's |
 //! | `remit_http_request_duration_seconds` | `method`, `route`, `status` | every HTTP request, by route template (`/v1/agents/{id}`), never by raw path |
 //! | `remit_revocations_total` | `kind` | new revocations made by this process |
 //! | `remit_store_errors_total` | `kind` | store failures answered as 5xx (`unavailable`, `internal`) |
@@ -63,11 +64,36 @@ impl Outcome {
     }
 }
 
+/// A stage of a gateway call worth timing on its own: where a slow call's
+/// time went (Remit, the upstream, or the disk under the receipt log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Checking the remit chain, the DPoP proof and its replay.
+    Authenticate,
+    /// One request to an upstream MCP server, sent to answered.
+    Upstream,
+    /// What an answer, otherwise ready, waited for its receipt to be
+    /// durable.
+    ReceiptWait,
+}
+
+impl Stage {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authenticate => "authenticate",
+            Self::Upstream => "upstream",
+            Self::ReceiptWait => "receipt_wait",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Metrics {
     registry: Registry,
     decisions: IntCounterVec,
     decision_seconds: HistogramVec,
+    stage_seconds: HistogramVec,
     http: HistogramVec,
     revocations: IntCounterVec,
     store_errors: IntCounterVec,
@@ -168,6 +194,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         histogram("remit_decision_seconds", "Time to reach a gateway decision"),
         &["outcome"],
     )?;
+    let stage_seconds = HistogramVec::new(
+        histogram(
+            "remit_gateway_stage_seconds",
+            "Time in one stage of a gateway call",
+        ),
+        &["stage"],
+    )?;
     let http = HistogramVec::new(
         histogram(
             "remit_http_request_duration_seconds",
@@ -193,6 +226,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     registry.register(Box::new(decisions.clone()))?;
     registry.register(Box::new(decision_seconds.clone()))?;
+    registry.register(Box::new(stage_seconds.clone()))?;
     registry.register(Box::new(http.clone()))?;
     registry.register(Box::new(revocations.clone()))?;
     registry.register(Box::new(store_errors.clone()))?;
@@ -204,6 +238,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         registry,
         decisions,
         decision_seconds,
+        stage_seconds,
         http,
         revocations,
         store_errors,
@@ -235,6 +270,15 @@ pub fn decision(outcome: Outcome, action: &str, seconds: f64) {
             .inc();
         m.decision_seconds
             .with_label_values(&[outcome.as_str()])
+            .observe(seconds);
+    }
+}
+
+/// Records `seconds` spent in one `stage` of a gateway call.
+pub fn stage(stage: Stage, seconds: f64) {
+    if let Some(m) = metrics() {
+        m.stage_seconds
+            .with_label_values(&[stage.as_str()])
             .observe(seconds);
     }
 }

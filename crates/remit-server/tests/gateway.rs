@@ -742,6 +742,44 @@ async fn initialize_list_and_call_through_the_pipeline() {
     );
 }
 
+/// The count of `remit_gateway_stage_seconds` observations for `stage`.
+fn stage_count(stage: &str) -> u64 {
+    let prefix = format!("remit_gateway_stage_seconds_count{{stage=\"{stage}\"}} ");
+    remit_server::metrics::render()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_call_is_timed_stage_by_stage_in_the_metrics() {
+    let gw = Gw::start().await;
+    let chain = gw.remit(gw.read_grant()).await;
+    let before: Vec<u64> = ["authenticate", "upstream", "receipt_wait"]
+        .iter()
+        .map(|s| stage_count(s))
+        .collect();
+    let r = gw.call(&chain, "echo", json!({"text": "timed"})).await;
+    assert_eq!(
+        r.body["result"]["content"][0]["text"], "timed",
+        "{}",
+        r.body
+    );
+    let after: Vec<u64> = ["authenticate", "upstream", "receipt_wait"]
+        .iter()
+        .map(|s| stage_count(s))
+        .collect();
+    // Other tests in this binary may call at the same time: each stage
+    // rose by at least this call's one observation.
+    for ((stage, b), a) in ["authenticate", "upstream", "receipt_wait"]
+        .iter()
+        .zip(&before)
+        .zip(&after)
+    {
+        assert!(a > b, "{stage}: {b} -> {a}");
+    }
+}
+
 #[tokio::test]
 async fn a_secret_in_a_result_is_redacted_above_the_holders_class() {
     let gw = Gw::start().await;

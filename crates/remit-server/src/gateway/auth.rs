@@ -17,6 +17,7 @@ use axum::http::HeaderMap;
 use remit_store::Store;
 use remit_token::{pop, ProofRequest, VerifiedChain};
 
+use crate::metrics::Stage;
 use crate::state::{AppState, Inactive};
 
 /// How the caller proved possession of the remit.
@@ -152,11 +153,17 @@ pub async fn authenticate<S: Store>(
     server: &str,
     now: u64,
 ) -> Result<Caller, AuthError> {
-    let (caller, proof) = verify(state, headers, method, server, now)?;
-    if let Some(proof) = proof {
-        refuse_replay_across_replicas(state, &caller, &proof, now).await?;
+    let started = std::time::Instant::now();
+    let checked = async {
+        let (caller, proof) = verify(state, headers, method, server, now)?;
+        if let Some(proof) = proof {
+            refuse_replay_across_replicas(state, &caller, &proof, now).await?;
+        }
+        Ok::<_, AuthError>(caller)
     }
-    Ok(caller)
+    .await;
+    crate::metrics::stage(Stage::Authenticate, started.elapsed().as_secs_f64());
+    checked
 }
 
 /// Everything [`authenticate`] checks without the store: the chain, and the

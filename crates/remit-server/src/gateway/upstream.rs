@@ -39,6 +39,7 @@ use tokio::sync::oneshot;
 use super::bless::tool_hash;
 use super::jsonrpc::{self, UpstreamReply};
 use super::settings::UpstreamSettings;
+use crate::metrics::Stage;
 
 /// The protocol version the gateway speaks to upstreams.
 pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -270,9 +271,10 @@ impl Upstream {
                 Transport::Http(h) => h.call(method, params).await,
             }
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| UpstreamError::Timeout(timeout))?
+        let started = Instant::now();
+        let answered = tokio::time::timeout(timeout, work).await;
+        crate::metrics::stage(Stage::Upstream, started.elapsed().as_secs_f64());
+        answered.map_err(|_| UpstreamError::Timeout(timeout))?
     }
 
     /// Every item of a paginated list method (`tools/list` under `tools`,

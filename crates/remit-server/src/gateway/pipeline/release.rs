@@ -15,6 +15,7 @@ use super::{record, refuse, store_refusal, Answer, Facts, Refusal};
 use crate::gateway::auth::Caller;
 use crate::gateway::hold::{self, HeldRequest};
 use crate::gateway::jsonrpc;
+use crate::metrics::Stage;
 use crate::state::{now, AppState, PendingReceipt};
 
 /// Stages 6 and 7: scans what the upstream returned, redacts it above the
@@ -215,6 +216,7 @@ pub(super) async fn release_with<S: Store>(
         Kind::Allow
     };
     let ledger = ledger_decision(&read, shadow);
+    let waiting = std::time::Instant::now();
     let recorded = match call_receipt {
         Some(call) if !redact && result_report.findings.is_empty() => {
             call.durable().await.map_err(|p| p.detail().to_owned())
@@ -226,6 +228,7 @@ pub(super) async fn release_with<S: Store>(
         }
         None => record(state, Some(caller), kind, &facts, Some(ledger)).await,
     };
+    crate::metrics::stage(Stage::ReceiptWait, waiting.elapsed().as_secs_f64());
     let receipt = match recorded {
         Ok(r) => r,
         Err(detail) => {
