@@ -168,6 +168,55 @@ pub struct Measurement {
     pub throughput: f64,
     /// Each call's start (since the run began) and latency, in start order.
     pub samples: Vec<(Duration, Duration)>,
+    /// How long the run took.
+    pub wall: Duration,
+}
+
+impl Measurement {
+    /// One measurement of several runs of the same load against the same
+    /// target (rounds interleaved with other targets): percentiles over all
+    /// calls, throughput over the runs' summed time, and each call's start
+    /// counted in this target's own time (the runs laid end to end).
+    pub fn combine(runs: Vec<Measurement>) -> anyhow::Result<Measurement> {
+        let Some(first) = runs.first() else {
+            bail!("no runs to combine");
+        };
+        let concurrency = first.concurrency;
+        let (mut calls, mut wall) = (0, Duration::ZERO);
+        let mut samples = Vec::new();
+        for run in runs {
+            calls += run.calls;
+            samples.extend(run.samples.into_iter().map(|(start, l)| (wall + start, l)));
+            wall += run.wall;
+        }
+        Ok(summarize(calls, concurrency, samples, wall))
+    }
+}
+
+/// Percentiles and throughput of `samples` taken over `wall`.
+fn summarize(
+    calls: usize,
+    concurrency: usize,
+    samples: Vec<(Duration, Duration)>,
+    wall: Duration,
+) -> Measurement {
+    let mut latencies: Vec<Duration> = samples.iter().map(|(_, latency)| *latency).collect();
+    latencies.sort_unstable();
+    let pick = |q: usize| {
+        latencies
+            .get((latencies.len() * q / 100).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Measurement {
+        calls,
+        concurrency,
+        p50: pick(50),
+        p99: pick(99),
+        throughput: calls as f64 / wall.as_secs_f64(),
+        samples,
+        wall,
+    }
 }
 
 /// Sends `calls` `tools/call` requests to `url` with `concurrency` workers,
@@ -211,17 +260,7 @@ pub async fn load(
     }
     let wall = started.elapsed();
     samples.sort_unstable();
-    let mut latencies: Vec<Duration> = samples.iter().map(|(_, latency)| *latency).collect();
-    latencies.sort_unstable();
-    let pick = |q: usize| latencies[(latencies.len() * q / 100).min(latencies.len() - 1)];
-    Ok(Measurement {
-        calls,
-        concurrency,
-        p50: pick(50),
-        p99: pick(99),
-        throughput: calls as f64 / wall.as_secs_f64(),
-        samples,
-    })
+    Ok(summarize(calls, concurrency, samples, wall))
 }
 
 async fn call(

@@ -11,6 +11,11 @@
 //! to measure only the baselines, `SAMPLES_CSV=FILE` to write every timed
 //! call (phase, path, start and latency in µs) for lining slow calls up
 //! against time.
+//!
+//! Comparing two builds: `REMIT_BIN_B=<other remit>` starts a second
+//! gateway ("remit B") under the same load, and `ROUNDS=N` (default 1)
+//! splits each phase into N rounds that visit every path in turn, so a
+//! machine whose speed drifts during the run drifts under all paths alike.
 
 mod remit;
 
@@ -66,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let calls = env_usize("CALLS", 20_000)?;
     let concurrency = env_usize("CONCURRENCY", 16)?;
     let latency_calls = env_usize("LATENCY_CALLS", 5_000)?;
+    let rounds = env_usize("ROUNDS", 1)?.max(1);
     let warmup = 500;
 
     let upstream = start_upstream().await?;
@@ -84,19 +90,24 @@ async fn main() -> anyhow::Result<()> {
             used: 0,
         },
     ];
-    let _gateway = if std::env::var_os("SKIP_REMIT").is_some() {
-        None
-    } else {
+    let mut gateways = Vec::new();
+    if std::env::var_os("SKIP_REMIT").is_none() {
         let proofs = warmup * 2 + calls + latency_calls;
-        let gateway = remit::Gateway::start(upstream, proofs).await?;
-        targets.push(Target {
-            name: "remit",
-            url: gateway.url.clone(),
-            auth: gateway.auth.clone(),
-            used: 0,
-        });
-        Some(gateway)
-    };
+        let mut bins = vec![("remit", remit::remit_bin())];
+        if let Some(b) = std::env::var_os("REMIT_BIN_B") {
+            bins.push(("remit B", b.into()));
+        }
+        for (name, bin) in bins {
+            let gateway = remit::Gateway::start(&bin, upstream, proofs).await?;
+            targets.push(Target {
+                name,
+                url: gateway.url.clone(),
+                auth: gateway.auth.clone(),
+                used: 0,
+            });
+            gateways.push(gateway);
+        }
+    }
 
     let mut rows: Vec<(&'static str, &'static str, Measurement)> = Vec::new();
     for (phase, n, c) in [
@@ -108,10 +119,25 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{} warm-up", target.name))?;
             target.used += warmup;
-            let m = load(&target.url, &target.auth, n, c, target.used)
-                .await
-                .with_context(|| format!("{} {phase}", target.name))?;
-            target.used += n;
+        }
+        // Each round sends its share of the n calls (the first rounds take
+        // the remainder) to every target in turn.
+        let mut runs: Vec<Vec<Measurement>> = targets.iter().map(|_| Vec::new()).collect();
+        for round in 0..rounds {
+            let share = n / rounds + usize::from(round < n % rounds);
+            if share == 0 {
+                continue;
+            }
+            for (target, runs) in targets.iter_mut().zip(&mut runs) {
+                let m = load(&target.url, &target.auth, share, c, target.used)
+                    .await
+                    .with_context(|| format!("{} {phase}", target.name))?;
+                target.used += share;
+                runs.push(m);
+            }
+        }
+        for (target, runs) in targets.iter().zip(runs) {
+            let m = Measurement::combine(runs)?;
             eprintln!(
                 "{phase:>10} {:<12} c={c:<3} p50 {:>8.1} us  p99 {:>8.1} us  {:>8.0} calls/s",
                 target.name,
@@ -135,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
             .find(|(p, n, _)| p == phase && *n == "plain proxy")
             .map(|(_, _, b)| b);
         let added = match (name, baseline) {
-            (&"remit", Some(b)) => format!(
+            (&("remit" | "remit B"), Some(b)) => format!(
                 "{:+.1} us / {:+.1} us",
                 micros(m.p50) - micros(b.p50),
                 micros(m.p99) - micros(b.p99)
@@ -150,6 +176,16 @@ async fn main() -> anyhow::Result<()> {
             micros(m.p99),
             m.throughput
         );
+    }
+    for (phase, _, b) in rows.iter().filter(|(_, n, _)| *n == "remit B") {
+        if let Some((_, _, a)) = rows.iter().find(|(p, n, _)| p == phase && *n == "remit") {
+            println!(
+                "{phase}: remit B against remit: p50 {:+.1} us, p99 {:+.1} us, calls/s x{:.3}",
+                micros(b.p50) - micros(a.p50),
+                micros(b.p99) - micros(a.p99),
+                b.throughput / a.throughput,
+            );
+        }
     }
     Ok(())
 }

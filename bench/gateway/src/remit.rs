@@ -35,7 +35,8 @@ impl Drop for Gateway {
     }
 }
 
-fn remit_bin() -> PathBuf {
+/// The `remit` binary to start: `REMIT_BIN`, else the release build.
+pub fn remit_bin() -> PathBuf {
     std::env::var_os("REMIT_BIN").map_or_else(
         || {
             let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -67,8 +68,7 @@ fn run(bin: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::R
 impl Gateway {
     /// Starts the gateway, registers `upstream` and an agent, and signs
     /// `proofs` proofs for the agent's chain.
-    pub async fn start(upstream: SocketAddr, proofs: usize) -> anyhow::Result<Self> {
-        let bin = remit_bin();
+    pub async fn start(bin: &Path, upstream: SocketAddr, proofs: usize) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let dir = data.path();
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -76,7 +76,7 @@ impl Gateway {
             .port();
         let listen = format!("127.0.0.1:{port}");
         let base = format!("http://{listen}");
-        let mut child = Command::new(&bin)
+        let mut child = Command::new(bin)
             .args(["serve", "--data", "data", "--listen", &listen])
             .current_dir(dir)
             .env("RUST_LOG", "warn")
@@ -93,7 +93,7 @@ impl Gateway {
         ];
         let upstream_url = format!("http://{upstream}/mcp");
         run(
-            &bin,
+            bin,
             dir,
             &[
                 "server",
@@ -108,14 +108,14 @@ impl Gateway {
             &env,
         )?;
         run(
-            &bin,
+            bin,
             dir,
             &["server", "bless", SERVER, "--risk", "low"],
             &env,
         )?;
-        run(&bin, dir, &["keys", "generate", "--out", "agent.jwk"], &[])?;
+        run(bin, dir, &["keys", "generate", "--out", "agent.jwk"], &[])?;
         run(
-            &bin,
+            bin,
             dir,
             &[
                 "agent",
@@ -133,7 +133,7 @@ impl Gateway {
         )?;
         let tool = format!("{SERVER}/{TOOL}");
         let issued = run(
-            &bin,
+            bin,
             dir,
             &[
                 "issue",
