@@ -99,9 +99,9 @@ fn sqlite_writes(c: &mut Criterion) {
 
 /// `consume_call` for a one-link chain, as the gateway makes it (from tasks
 /// on a 2-worker tokio runtime): (a) `pool`, with a risk spend, every
-/// statement through the sqlx counters pool (the path before inline
-/// counters, still SQLite's fallback); (b) `inline`, with a risk spend: the
-/// step from a range reserved ahead, the spend on the inline rusqlite
+/// statement through the sqlx counters pool (SQLite's fallback when a
+/// reservation finds the database busy); (b) `inline`, with a risk spend:
+/// the step and the spend from ranges reserved ahead on the inline rusqlite
 /// connection; (c) `steps`, no risk (a low-risk tool): the step from a
 /// range reserved ahead only. From 1 task (latency) and from 16 at once
 /// (time per call = 1 / throughput, the gateway's concurrency).
