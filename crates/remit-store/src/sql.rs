@@ -3,13 +3,19 @@
 //! SQLite (3.35+) and PostgreSQL agree on everything used here: numbered
 //! parameters (`$1`), `RETURNING`, `ON CONFLICT ... DO UPDATE ... WHERE`,
 //! `WITH RECURSIVE`. The macro below implements every repository trait for a
-//! backend type that has a `pool` field, a `counters()` pool and three
-//! hooks: `notify_in_tx(&mut tx, epoch)`, `notify_committed(epoch)` and
-//! `count_call(chain, risk)`, which runs [`BudgetRepo::consume_call`]
-//! (PostgreSQL: `consume_call_via_pool`, generated here; SQLite: steps and
-//! risk reserved ahead first).
+//! backend type that has a `pool` field, a `counters()` pool and these
+//! hooks: `notify_in_tx(&mut tx, epoch)`, `notify_committed(epoch)`,
+//! `count_call(chain, risk)` and `count_step(jti)`, which run
+//! [`BudgetRepo::consume_call`] and [`RemitRepo::consume_step`]
+//! (PostgreSQL: `consume_call_via_pool` and `consume_step_in_db`, generated
+//! here; SQLite: steps and risk reserved ahead first), and `spare_steps` and
+//! `spare_risk`: what the store reserved ahead and has not used, which the
+//! database counts as used (PostgreSQL: 0). Every count read from the
+//! database is reported through `steps_less_spare` or `risk_less_spare`,
+//! the only places that subtract it.
 //!
 //! [`BudgetRepo::consume_call`]: crate::BudgetRepo::consume_call
+//! [`RemitRepo::consume_step`]: crate::RemitRepo::consume_step
 //!
 //! Atomicity does not rely on application-level locks: conditional updates
 //! (`... WHERE used < max RETURNING`) and single-row sequencers (the
@@ -154,6 +160,19 @@ macro_rules! impl_repositories {
         }
 
         impl $store {
+            /// `jti`'s steps used, from the database's count `in_db`, which
+            /// includes the steps this store reserved and has not used.
+            fn steps_less_spare(&self, jti: &Id, in_db: i64) -> i64 {
+                in_db - self.spare_steps(jti)
+            }
+
+            /// An agent's spend in a window, from the database's `in_db`,
+            /// which includes the points this store reserved and has not
+            /// spent.
+            fn risk_less_spare(&self, agent: &Id, window_start: i64, in_db: i64) -> i64 {
+                in_db - self.spare_risk(agent, window_start)
+            }
+
             /// [`RemitRepo::consume_step`] in one statement on the main
             /// pool, reserving nothing ahead.
             pub(crate) async fn consume_step_in_db(&self, jti: &Id) -> Result<StepCount, StoreError> {
@@ -167,7 +186,10 @@ macro_rules! impl_repositories {
                 .await
                 .map_err(StoreError::query("count a step"))?;
                 match row {
-                    Some((used, max)) => Ok(StepCount { used, max }),
+                    Some((used, max)) => Ok(StepCount {
+                        used: self.steps_less_spare(jti, used),
+                        max,
+                    }),
                     None => match self.fetch_remit(jti.as_str()).await? {
                         None => Err(not_found("remit", jti.as_str())),
                         Some(remit) => Err(StoreError::StepsExhausted {
@@ -181,7 +203,8 @@ macro_rules! impl_repositories {
             /// [`BudgetRepo::consume_call`] through the counters pool: the
             /// path PostgreSQL always takes, and SQLite's fallback (and its
             /// benchmark baseline) when a reservation finds the database
-            /// busy.
+            /// busy. The counts it reports, allowed or refused, leave out
+            /// what this store holds reserved and unused.
             #[doc(hidden)]
             pub async fn consume_call_via_pool(
                 &self,
@@ -217,7 +240,10 @@ macro_rules! impl_repositories {
                         .await
                         .map_err(StoreError::query(action))?;
                     return match row {
-                        Some((steps_used,)) => Ok(CallUsage { steps_used, risk_spent: None }),
+                        Some((used,)) => Ok(CallUsage {
+                            steps_used: self.steps_less_spare(jti, used),
+                            risk_spent: None,
+                        }),
                         None => Err(refused(pool, jti).await),
                     };
                 }
@@ -239,7 +265,9 @@ macro_rules! impl_repositories {
                         drop(tx);
                         return Err(error);
                     };
-                    leaf_steps.get_or_insert(used);
+                    // Inside the transaction: on SQLite it holds the write
+                    // lock, so no reservation moves the count or the spare.
+                    leaf_steps.get_or_insert_with(|| self.steps_less_spare(jti, used));
                 }
                 let mut usage = CallUsage {
                     steps_used: leaf_steps.unwrap_or_default(),
@@ -254,7 +282,10 @@ macro_rules! impl_repositories {
                         .fetch_optional(&mut *tx)
                         .await;
                     match row {
-                        Ok(Some((spent,))) => usage.risk_spent = Some(spent),
+                        Ok(Some((spent,))) => {
+                            usage.risk_spent =
+                                Some(self.risk_less_spare(&r.agent, r.window_start, spent));
+                        }
                         Ok(None) => {
                             let spent = sqlx::query_as::<$db, (i64,)>(RISK_SPENT_SQL)
                                 .bind(r.agent.as_str())
@@ -263,6 +294,7 @@ macro_rules! impl_repositories {
                                 .await
                                 .map_err(StoreError::query("read risk budget"))?
                                 .map_or(0, |(s,)| s);
+                            let spent = self.risk_less_spare(&r.agent, r.window_start, spent);
                             return Err(risk_exhausted(r, spent));
                         }
                         Err(e) if is_foreign_key_violation(&e) => {
@@ -651,7 +683,7 @@ macro_rules! impl_repositories {
                 .fetch_optional(&self.pool)
                 .await;
                 match row {
-                    Ok(Some((spent,))) => Ok(spent),
+                    Ok(Some((spent,))) => Ok(self.risk_less_spare(agent, window_start, spent)),
                     Ok(None) => {
                         let spent = self.risk_spent(agent, window_start).await?;
                         Err(exhausted(spent))
@@ -681,11 +713,10 @@ macro_rules! impl_repositories {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(StoreError::query("read a remit's steps and its agent's risk"))?;
-                // What this store reserved ahead counts as used in the
-                // database but was not.
-                let steps_used = row.0 - self.spare_steps(jti);
-                let risk_spent = row.1 - self.spare_risk(agent, window_start);
-                Ok(Usage { steps_used, risk_spent })
+                Ok(Usage {
+                    steps_used: self.steps_less_spare(jti, row.0),
+                    risk_spent: self.risk_less_spare(agent, window_start, row.1),
+                })
             }
 
             async fn risk_spent(&self, agent: &Id, window_start: i64) -> Result<i64, StoreError> {
@@ -697,9 +728,8 @@ macro_rules! impl_repositories {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(StoreError::query("read risk budget"))?;
-                // Less what this store reserved ahead and did not spend.
                 let spent = row.map_or(0, |(spent,)| spent);
-                Ok(spent - self.spare_risk(agent, window_start))
+                Ok(self.risk_less_spare(agent, window_start, spent))
             }
         }
 

@@ -246,15 +246,10 @@ impl SqliteStore {
             Took::Refused(refusal) => Err(refusal),
             Took::Busy => {
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                let mut counted = self.consume_call_via_pool(chain, risk).await?;
-                // The database's counts include what this store holds
-                // unused.
-                if let Some(leaf) = chain.first() {
-                    counted.steps_used -= self.held.spare_steps(leaf);
-                }
-                if let (Some(spent), Some(r)) = (counted.risk_spent.as_mut(), risk) {
-                    *spent -= self.held.spare_risk(&r.agent, r.window_start);
-                }
+                // Its counts already leave out what this store holds unused.
+                let counted = self.consume_call_via_pool(chain, risk).await?;
+                // It landed on top of what is held for its other links.
+                self.held.counted_in_db(chain, risk);
                 Ok(counted)
             }
         }
@@ -272,22 +267,19 @@ impl SqliteStore {
                 max: taken.leaf_max,
             }),
             Took::Refused(refusal) => Err(refusal),
-            Took::Busy => {
-                let mut counted = self.consume_step_in_db(jti).await?;
-                counted.used -= self.held.spare_steps(jti);
-                Ok(counted)
-            }
+            Took::Busy => self.consume_step_in_db(jti).await,
         }
     }
 
     /// Steps of `jti` reserved by this store and not used yet (they count
-    /// as used in the database).
+    /// as used in the database). Read only by `steps_less_spare`.
     fn spare_steps(&self, jti: &Id) -> i64 {
         self.held.spare_steps(jti)
     }
 
     /// Risk points of `agent`'s window reserved by this store and not
-    /// spent yet (they count as spent in the database).
+    /// spent yet (they count as spent in the database). Read only by
+    /// `risk_less_spare`.
     fn spare_risk(&self, agent: &Id, window_start: i64) -> i64 {
         self.held.spare_risk(agent, window_start)
     }

@@ -246,6 +246,24 @@ impl Held {
         Took::Counted(taken)
     }
 
+    /// Moves the ranges of `chain` and the window of `risk` up by a call
+    /// the database counted without them (the busy fallback), so later
+    /// calls counted from them are told counts that include it.
+    pub(crate) fn counted_in_db(&self, chain: &[Id], risk: Option<&RiskSpend>) {
+        let mut held = self.state();
+        for jti in chain {
+            if let Some(range) = held.steps.get_mut(jti) {
+                range.last += 1;
+                range.end += 1;
+            }
+        }
+        if let Some(r) = risk {
+            if let Some(budget) = held.risk.get_mut(&(r.agent.clone(), r.window_start)) {
+                budget.reserved_to += r.amount;
+            }
+        }
+    }
+
     /// Steps of `jti` reserved here and not used.
     pub(crate) fn spare_steps(&self, jti: &Id) -> i64 {
         self.state().steps.get(jti).map_or(0, Range::spare)

@@ -372,16 +372,113 @@ async fn calls_that_find_the_write_lock_taken_are_counted_by_the_pool_exactly_an
     assert_eq!(s.counter_fallbacks(), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poisoned_inline_connection_lock_sends_the_call_to_the_pool() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_the_pool_refuses_on_its_risk_budget_is_told_the_spend_without_the_points_held_unspent(
+) {
+    const LIMIT: i64 = 100;
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, None, NEVER).await;
+    // The window reserves 100 / 16 = 6 points: 1 spent, 5 held unspent.
+    let counted = s
+        .consume_call(&[id("c1")], Some(&risk("agt_a", 1, LIMIT)))
+        .await
+        .unwrap();
+    assert_eq!(counted.risk_spent, Some(1));
+    assert_eq!(spent_in_db(&s).await, 6);
+    // Each spend needs a reservation that finds the write lock taken, so
+    // the pool answers: 1 + 100 > 100 (in the transaction), and 101 above
+    // the limit (before it).
+    for (round, amount) in [LIMIT, LIMIT + 1].into_iter().enumerate() {
+        let holder = hold_write_lock(s.path());
+        let call = tokio::spawn({
+            let s = s.clone();
+            async move {
+                s.consume_call(&[id("c1")], Some(&risk("agt_a", amount, LIMIT)))
+                    .await
+            }
+        });
+        let waiting = s.clone();
+        poll("the call to be handed to the pool", || {
+            waiting.counter_fallbacks() > round as u64
+        })
+        .await;
+        holder.execute_batch("ROLLBACK").unwrap();
+        match call.await.unwrap() {
+            Err(StoreError::RiskBudgetExhausted {
+                spent,
+                requested,
+                limit,
+                ..
+            }) => assert_eq!((spent, requested, limit), (1, amount, LIMIT)),
+            other => panic!("expected an exhausted budget, got {other:?}"),
+        }
+    }
+    // The refusals took nothing, and the 5 points are still held.
+    assert_eq!(usage(&s, "c1").await, (1, 1));
+    assert_eq!(spent_in_db(&s).await, 6);
+    assert_eq!(s.counter_fallbacks(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_count_the_database_paths_report_leaves_out_what_this_store_holds_unused() {
+    const LIMIT: i64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    // c1 holds 63 steps unused, the window 5 points (see above).
+    s.consume_call(&[id("c1")], Some(&risk("agt_a", 1, LIMIT)))
+        .await
+        .unwrap();
+    // Straight to the database, as the busy fallback counts: each path
+    // reports this store's counts, not the database's.
+    assert_eq!(s.consume_step_in_db(&id("c1")).await.unwrap().used, 2);
+    let one_link = s.consume_call_via_pool(&[id("c1")], None).await.unwrap();
+    assert_eq!((one_link.steps_used, one_link.risk_spent), (3, None));
+    let chain = [id("c1"), id("r1")];
+    let counted = s
+        .consume_call_via_pool(&chain, Some(&risk("agt_a", 2, LIMIT)))
+        .await
+        .unwrap();
+    assert_eq!((counted.steps_used, counted.risk_spent), (4, Some(3)));
+    assert_eq!(
+        s.spend_risk(&id("agt_a"), 3_600, 2, LIMIT).await.unwrap(),
+        5
+    );
+    for amount in [LIMIT, LIMIT + 1] {
+        match s
+            .consume_call_via_pool(&chain, Some(&risk("agt_a", amount, LIMIT)))
+            .await
+        {
+            Err(StoreError::RiskBudgetExhausted { spent, .. }) => assert_eq!(spent, 5),
+            other => panic!("expected an exhausted budget, got {other:?}"),
+        }
+        match s.spend_risk(&id("agt_a"), 3_600, amount, LIMIT).await {
+            Err(StoreError::RiskBudgetExhausted { spent, .. }) => assert_eq!(spent, 5),
+            other => panic!("expected an exhausted budget, got {other:?}"),
+        }
+    }
+    assert_eq!(usage(&s, "c1").await, (4, 5));
+    assert_eq!(s.risk_spent(&id("agt_a"), 3_600).await.unwrap(), 5);
+    // The database counts the same calls with the reservations on top.
+    assert_eq!(steps_in_db(&s, "c1").await, 64 + 3);
+    assert_eq!(spent_in_db(&s).await, 6 + 4);
+}
+
+/// Poisons the inline connection's lock: from then on every call that needs
+/// a reservation goes to the pool.
+fn poison_inline(s: &SqliteStore) {
     let inline = s.inline.clone();
     let poisoner = std::thread::spawn(move || {
         let _held = inline.conn.lock().unwrap();
         panic!("poison the inline connection's lock");
     });
     assert!(poisoner.join().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_inline_connection_lock_sends_the_call_to_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    poison_inline(&s);
     let counted = s
         .consume_call(&[id("c1"), id("r1")], Some(&risk("agt_a", 2, 5)))
         .await
@@ -389,6 +486,44 @@ async fn a_poisoned_inline_connection_lock_sends_the_call_to_the_pool() {
     assert_eq!((counted.steps_used, counted.risk_spent), (1, Some(2)));
     assert_eq!(usage(&s, "r1").await, (1, 2));
     assert_eq!(s.counter_fallbacks(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_the_pool_counts_are_included_in_what_later_calls_are_told_from_reservations() {
+    const LIMIT: i64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, None, NEVER).await;
+    // c1 holds 63 steps unused, the window 5 points.
+    s.consume_call(&[id("c1")], Some(&risk("agt_a", 1, LIMIT)))
+        .await
+        .unwrap();
+    poison_inline(&s);
+    let told = |c: CallUsage| (c.steps_used, c.risk_spent);
+    // Alternately through the pool (r1 or 10 points need a reservation) and
+    // from what is held (c1's steps and the 5 points).
+    let calls = [
+        (vec![id("c1")], Some(10), (2, Some(11)), 1),
+        (vec![id("c1")], Some(1), (3, Some(12)), 1),
+        (vec![id("c1"), id("r1")], None, (4, None), 2),
+        (vec![id("c1")], Some(1), (5, Some(13)), 2),
+    ];
+    for (chain, amount, expected, fallbacks) in calls {
+        let spend = amount.map(|amount| risk("agt_a", amount, LIMIT));
+        let counted = s.consume_call(&chain, spend.as_ref()).await.unwrap();
+        assert_eq!(told(counted), expected, "{chain:?} {amount:?}");
+        assert_eq!(s.counter_fallbacks(), fallbacks);
+    }
+    assert_eq!(usage(&s, "c1").await, (5, 13));
+    // A step the pool takes (nothing can be held for n1) is told exactly.
+    s.record_remit(&remit("n1", None, Some(10_000)))
+        .await
+        .unwrap();
+    assert_eq!(s.consume_step(&id("n1")).await.unwrap().used, 1);
+    assert_eq!(
+        s.consume_call(&[id("n1")], None).await.unwrap().steps_used,
+        2
+    );
+    assert_eq!(usage(&s, "n1").await.0, 2);
 }
 
 /// The WAL file's size in bytes.
@@ -486,6 +621,17 @@ async fn steps_in_db(s: &SqliteStore, jti: &str) -> i64 {
         .fetch_one(&s.pool)
         .await
         .unwrap()
+}
+
+/// The risk `agt_a` has spent in its window as the database counts it
+/// (reservations included).
+async fn spent_in_db(s: &SqliteStore) -> i64 {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT spent FROM risk_budgets WHERE agent_id = 'agt_a' AND window_start = 3600",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
