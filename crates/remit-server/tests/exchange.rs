@@ -2,159 +2,21 @@
 //! application on 127.0.0.1:0, on SQLite and PostgreSQL (own schema).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::SocketAddr;
+mod support;
+
 use std::sync::Arc;
 
 use remit_server::oidc::{OidcIssuerConfig, OidcVerifier};
-use remit_server::{AppState, FileReceiptLog, Settings};
-use remit_store::{PgStore, SqliteStore, Store};
 use remit_token::{
     b64, delegate, DelegateRequest, EcdsaP256Signer, Grant, Jwks, Pattern, Signer as _,
     UnverifiedChain, UnverifiedRemit, VerifiedChain, VerifyOptions,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use support::{extend, jti, leaf, now, postgres_with, sqlite_with, Options, Reply, Server};
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const REMIT_TYPE: &str = "urn:remit:params:oauth:token-type:remit";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-struct Server {
-    addr: SocketAddr,
-    token: String,
-    /// The issuer key, so a restarted server verifies the same remits.
-    issuer: remit_token::PrivateJwk,
-    db: Db,
-    /// Its public URL (shared by a restarted server).
-    public: String,
-    _dir: tempfile::TempDir,
-}
-
-/// Where a test server's database is, to reopen it or write to it directly.
-#[derive(Clone)]
-enum Db {
-    Sqlite(std::path::PathBuf),
-    Postgres { url: String, schema: String },
-}
-
-impl Db {
-    /// Runs SQL on the database behind the server's back.
-    async fn execute(&self, sql: &str) {
-        use sqlx::Connection as _;
-        match self {
-            Self::Sqlite(path) => {
-                let url = format!("sqlite://{}", path.display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                    sqlx::query(statement).execute(&mut conn).await.unwrap();
-                }
-            }
-            Self::Postgres { url, schema } => {
-                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                let sql = format!("SET search_path TO \"{schema}\"; {sql}");
-                for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                    sqlx::query(statement).execute(&mut conn).await.unwrap();
-                }
-            }
-        }
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-async fn start_with<S: Store>(
-    store: S,
-    dir: tempfile::TempDir,
-    oidc: Arc<OidcVerifier>,
-    issuer: EcdsaP256Signer,
-    db: Db,
-    public_url: Option<String>,
-) -> Server {
-    let receipt_key = EcdsaP256Signer::generate().unwrap();
-    let log = FileReceiptLog::open(dir.path(), receipt_key, "remit.test/receipts").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let token = remit_server::setup::new_admin_token().unwrap();
-    let hash = remit_server::setup::sha256(token.as_bytes());
-    let issuer_jwk = issuer.to_private_jwk().unwrap();
-    // Replicas share one public URL (the `iss` they mint and accept).
-    let public = public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let mut settings = Settings::new(public.clone());
-    settings.oidc = oidc;
-    let state = AppState::new(store, issuer, hash, settings, Arc::new(log))
-        .await
-        .unwrap();
-    tokio::spawn(remit_server::launch::run(
-        state,
-        listener,
-        std::future::pending(),
-    ));
-    Server {
-        addr,
-        token,
-        issuer: issuer_jwk,
-        db,
-        public,
-        _dir: dir,
-    }
-}
-
-async fn sqlite() -> Server {
-    sqlite_with(Arc::default()).await
-}
-
-async fn sqlite_with(oidc: Arc<OidcVerifier>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let issuer = EcdsaP256Signer::generate().unwrap();
-    start_with(store, dir, oidc, issuer, Db::Sqlite(path), None).await
-}
-
-async fn postgres() -> Option<Server> {
-    postgres_with(Arc::default()).await
-}
-
-async fn postgres_with(oidc: Arc<OidcVerifier>) -> Option<Server> {
-    let required = std::env::var("REMIT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
-    let Ok(url) = std::env::var("REMIT_TEST_DATABASE_URL") else {
-        assert!(!required, "REMIT_TEST_DATABASE_URL unset");
-        eprintln!("REMIT_TEST_DATABASE_URL unset: PostgreSQL scenario not run");
-        return None;
-    };
-    let mut bytes = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    let schema = format!("exch_{}", hex::encode(bytes));
-    match PgStore::connect_in_schema(&url, &schema).await {
-        Ok(store) => {
-            let db = Db::Postgres { url, schema };
-            let issuer = EcdsaP256Signer::generate().unwrap();
-            Some(start_with(store, tempfile::tempdir().unwrap(), oidc, issuer, db, None).await)
-        }
-        Err(e) if required => panic!("PostgreSQL required but unreachable: {e}"),
-        Err(e) => {
-            eprintln!("PostgreSQL unreachable ({e}): scenario not run");
-            None
-        }
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn urlencode(text: &str) -> String {
     text.bytes()
@@ -168,134 +30,7 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").unwrap();
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
-}
-
 impl Server {
-    /// Another process on the same database with the same issuer key, as
-    /// a replica started after this one (or this one restarted).
-    async fn restart(&self) -> Server {
-        let issuer = EcdsaP256Signer::from_jwk(&self.issuer).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        match &self.db {
-            Db::Sqlite(path) => {
-                let store = SqliteStore::open(path).await.unwrap();
-                start_with(
-                    store,
-                    dir,
-                    Arc::default(),
-                    issuer,
-                    self.db.clone(),
-                    Some(self.url()),
-                )
-                .await
-            }
-            Db::Postgres { url, schema } => {
-                let store = PgStore::connect_in_schema(url, schema).await.unwrap();
-                start_with(
-                    store,
-                    dir,
-                    Arc::default(),
-                    issuer,
-                    self.db.clone(),
-                    Some(self.url()),
-                )
-                .await
-            }
-        }
-    }
-
-    async fn send(&self, method: &str, path: &str, admin: bool, ct: &str, body: &str) -> Reply {
-        let bearer = admin.then_some(self.token.as_str());
-        self.send_as(method, path, bearer, ct, body).await
-    }
-
-    /// A request with `Authorization: Bearer <bearer>` when given.
-    async fn send_as(
-        &self,
-        method: &str,
-        path: &str,
-        bearer: Option<&str>,
-        ct: &str,
-        body: &str,
-    ) -> Reply {
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\ncontent-type: {ct}\r\n",
-            self.addr,
-            body.len()
-        );
-        if let Some(bearer) = bearer {
-            request.push_str(&format!("authorization: Bearer {bearer}\r\n"));
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        stream.read_to_end(&mut out).await.unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        Reply {
-            status: head[9..12].parse().unwrap(),
-            headers: head.to_owned(),
-            body,
-        }
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send("POST", path, true, "application/json", &body.to_string())
-            .await
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.send("GET", path, true, "application/json", "").await
-    }
-
-    async fn register(&self, id: &str, owner: &str) -> EcdsaP256Signer {
-        let key = EcdsaP256Signer::generate().unwrap();
-        let reply = self
-            .post(
-                "/v1/agents",
-                &json!({"id": id, "public_jwk": key.public_jwk(), "owner": owner, "risk_tier": "low"}),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        key
-    }
-
-    async fn issue(&self, agent: &str, sub: &str, tools: &[&str]) -> String {
-        let reply = self
-            .post(
-                "/v1/remits",
-                &json!({"agent": agent, "sub": sub, "grants": [{"type": "remit_tool", "tools": tools}], "ttl_secs": 300}),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        reply.json()["remit"].as_str().unwrap().to_owned()
-    }
-
-    fn url(&self) -> String {
-        self.public.clone()
-    }
-
     /// An RFC 7523-style assertion signed by `key` for agent `id`.
     fn assertion(&self, id: &str, key: &EcdsaP256Signer, claims: Value) -> String {
         let mut body = json!({
@@ -334,41 +69,22 @@ impl Server {
         self.send(
             "POST",
             "/oauth/token",
-            false,
-            "application/x-www-form-urlencoded",
+            None,
+            Some("application/x-www-form-urlencoded"),
             &body,
         )
         .await
     }
 
-    async fn active(&self, chain: &str) -> bool {
-        let reply = self
-            .send(
-                "POST",
-                "/oauth/introspect",
-                true,
-                "application/x-www-form-urlencoded",
-                &format!("token={chain}"),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.json()["active"].as_bool().unwrap()
-    }
-
-    async fn receipts(&self) -> Vec<Value> {
-        let reply = self.get("/v1/receipts?limit=1000").await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.json()["leaves"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str::<Value>(l.as_str().unwrap()).unwrap()["receipt"].clone())
-            .collect()
-    }
-
     async fn jwks(&self) -> Jwks {
         let reply = self
-            .send("GET", "/.well-known/jwks.json", false, "text/plain", "")
+            .send(
+                "GET",
+                "/.well-known/jwks.json",
+                None,
+                Some("text/plain"),
+                "",
+            )
             .await;
         let doc = reply.json();
         let mut jwks = Jwks::new();
@@ -391,10 +107,6 @@ fn sign(key: &EcdsaP256Signer, claims: &Value) -> String {
     let input = format!("{header}.{}", b64::encode(claims.to_string()));
     let sig = key.sign(input.as_bytes()).unwrap();
     format!("{input}.{}", b64::encode(sig))
-}
-
-fn leaf(chain: &str) -> UnverifiedRemit {
-    UnverifiedRemit::parse(chain.rsplit('~').next().unwrap()).unwrap()
 }
 
 fn assert_oauth_error(reply: &Reply, error: &str, mentions: &str) {
@@ -506,12 +218,7 @@ async fn malformed_requests_get_rfc6749_errors(s: Server) {
     let actor = s.assertion("reader", &reader, json!({}));
     let reply = s.exchange("garbage", &actor, &["fs.read"]).await;
     assert_oauth_error(&reply, "invalid_grant", "subject_token");
-    let r = s
-        .post(
-            "/v1/revocations",
-            &json!({"kind": "jti", "value": leaf(&subject).claims().jti}),
-        )
-        .await;
+    let r = s.revoke("jti", &jti(&subject)).await;
     assert_eq!(r.status, 201);
     let actor = s.assertion("reader", &reader, json!({}));
     let reply = s.exchange(&subject, &actor, &["fs.read"]).await;
@@ -593,16 +300,7 @@ async fn an_exchanged_remit_is_narrower_nested_and_verifies_offline(s: Server) {
     let helper = s.register("helper", "alice").await;
     let root = s.issue("planner", "alice", &["fs.*", "db.query"]).await;
     // The subject is a chain: planner delegated offline to helper.
-    let parsed = UnverifiedChain::parse(&root).unwrap();
-    let grants = vec![Grant::tools(vec![Pattern::try_from("fs.*").unwrap()])];
-    let child = delegate(
-        &parsed,
-        &planner,
-        &DelegateRequest::new("helper", helper.public_jwk().clone(), grants),
-        now(),
-    )
-    .unwrap();
-    let subject = format!("{root}~{child}");
+    let subject = extend(&root, &planner, "helper", &helper, "fs.*");
     let actor = s.assertion("reader", &reader, json!({}));
     let reply = s.exchange(&subject, &actor, &["fs.read"]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -656,8 +354,8 @@ async fn an_exchanged_remit_is_narrower_nested_and_verifies_offline(s: Server) {
         .send(
             "GET",
             "/.well-known/oauth-authorization-server",
-            false,
-            "text/plain",
+            None,
+            Some("text/plain"),
             "",
         )
         .await
@@ -688,30 +386,9 @@ async fn revoking_the_subject_reaches_the_exchanged_remit(s: Server) {
         let twice = reply.json()["access_token"].as_str().unwrap().to_owned();
         assert!(s.active(&exchanged).await && s.active(&twice).await);
         let reply = match kind {
-            "subtree" => {
-                s.post(
-                    "/v1/revocations",
-                    &json!({"kind": "subtree", "value": leaf(&subject).claims().jti}),
-                )
-                .await
-            }
-            "agent" => {
-                s.post(
-                    "/v1/revocations",
-                    &json!({"kind": "agent", "value": "planner"}),
-                )
-                .await
-            }
-            _ => {
-                s.send(
-                    "POST",
-                    "/oauth/revoke",
-                    true,
-                    "application/x-www-form-urlencoded",
-                    &format!("token={subject}"),
-                )
-                .await
-            }
+            "subtree" => s.revoke("subtree", &jti(&subject)).await,
+            "agent" => s.revoke("agent", "planner").await,
+            _ => s.form("/oauth/revoke", &subject).await,
         };
         assert!(reply.status == 201 || reply.status == 200, "{}", reply.body);
         assert!(!s.active(&subject).await, "{kind}: subject");
@@ -742,15 +419,7 @@ async fn exchange_twice(s: &Server) -> Exchanged {
     let writer = s.register("writer", "alice").await;
     let sibling = s.issue("planner", "alice", &["fs.*"]).await;
     let root = s.issue("planner", "alice", &["fs.*"]).await;
-    let grants = vec![Grant::tools(vec![Pattern::try_from("fs.*").unwrap()])];
-    let child = delegate(
-        &UnverifiedChain::parse(&root).unwrap(),
-        &planner,
-        &DelegateRequest::new("helper", helper.public_jwk().clone(), grants),
-        now(),
-    )
-    .unwrap();
-    let subject = format!("{root}~{child}");
+    let subject = extend(&root, &planner, "helper", &helper, "fs.*");
     let actor = s.assertion("reader", &reader, json!({}));
     let reply = s.exchange(&subject, &actor, &["fs.*"]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -775,11 +444,11 @@ impl Server {
     /// authenticates (no MCP server is registered), 401 when it does not.
     async fn gateway_status(&self, chain: &str) -> Reply {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
-        self.send_as(
+        self.send(
             "POST",
             "/mcp/nowhere",
-            Some(chain),
-            "application/json",
+            Some(&format!("Bearer {chain}")),
+            Some("application/json"),
             &body,
         )
         .await
@@ -807,9 +476,7 @@ async fn revoking_a_key_that_signed_a_subject_link_reaches_the_exchanged_remit(s
         .iter()
         .filter(|r| r["kind"] == "revoke")
         .count();
-    let reply = s
-        .post("/v1/revocations", &json!({"kind": "kid", "value": kid}))
-        .await;
+    let reply = s.revoke("kid", &kid).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_eq!(reply.json()["propagated"], 2, "{}", reply.body);
     assert!(!s.active(&e.subject).await, "subject");
@@ -1041,8 +708,14 @@ fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
 
 impl Server {
     async fn admin_as(&self, bearer: &str) -> Reply {
-        self.send_as("GET", "/v1/agents", Some(bearer), "application/json", "")
-            .await
+        self.send(
+            "GET",
+            "/v1/agents",
+            Some(&format!("Bearer {bearer}")),
+            Some("application/json"),
+            "",
+        )
+        .await
     }
 
     async fn exchange_id_token(&self, id_token: &str, actor: &str, tools: &[&str]) -> Reply {
@@ -1175,11 +848,11 @@ async fn an_admin_identity_uses_the_admin_api_and_is_named_in_receipts(s: Server
     let token = idp.rs256(&idp.claims("ops-lead", json!({"groups": ["dev", "remit-admins"]})));
     let key = EcdsaP256Signer::generate().unwrap();
     let reply = s
-        .send_as(
+        .send(
             "POST",
             "/v1/agents",
-            Some(&token),
-            "application/json",
+            Some(&format!("Bearer {token}")),
+            Some("application/json"),
             &json!({"id": "oidc-agent", "public_jwk": key.public_jwk(), "owner": "alice", "risk_tier": "low"}).to_string(),
         )
         .await;
@@ -1292,9 +965,7 @@ async fn an_id_token_exchanges_for_a_root_remit_the_policy_allows(s: Server, idp
     assert_eq!(last["kind"], "issue", "{last}");
     assert_eq!(last["actors"][0], json!({"id": "alice", "kind": "user"}));
     // Revoking the user kills it.
-    let reply = s
-        .post("/v1/revocations", &json!({"kind": "sub", "value": "alice"}))
-        .await;
+    let reply = s.revoke("sub", "alice").await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert!(!s.active(remit).await);
     let again = idp.rs256(&idp.claims("alice", json!({})));
@@ -1326,8 +997,14 @@ async fn an_admin_identity_decides_approvals_in_its_own_name(s: Server, idp: Idp
         let admin = admin.clone();
         let s = &s;
         async move {
-            s.send_as("POST", &path, Some(&admin), "application/json", &body)
-                .await
+            s.send(
+                "POST",
+                &path,
+                Some(&format!("Bearer {admin}")),
+                Some("application/json"),
+                &body,
+            )
+            .await
         }
     };
     // Negative first: an ID-token admin cannot record the decision as
@@ -1360,11 +1037,19 @@ async fn an_admin_identity_decides_approvals_in_its_own_name(s: Server, idp: Idp
     assert_eq!(reply.json()["decided_by"], "admin");
 }
 
+/// Server options trusting `idp` for admin identities.
+fn oidc(idp: &Idp) -> Options {
+    Options {
+        oidc: idp.verifier(),
+        ..Options::default()
+    }
+}
+
 async fn with_idp(backend: &str) -> Option<(Server, Idp)> {
     let idp = Idp::start().await;
     let server = match backend {
-        "sqlite" => Some(sqlite_with(idp.verifier()).await),
-        _ => postgres_with(idp.verifier()).await,
+        "sqlite" => Some(sqlite_with(oidc(&idp)).await),
+        _ => postgres_with(oidc(&idp)).await,
     };
     server.map(|s| (s, idp))
 }
@@ -1392,20 +1077,7 @@ with_an_idp_on_both_backends!(
     an_admin_identity_decides_approvals_in_its_own_name,
 );
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() {
-                if let Some(server) = super::postgres().await { super::$name(server).await }
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
     an_exchange_wider_than_the_subject_is_refused,
     forged_replayed_or_loose_actor_assertions_are_refused,
     malformed_requests_get_rfc6749_errors,

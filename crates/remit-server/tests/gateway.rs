@@ -4,6 +4,8 @@
 //! fail (they are never skipped).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use hyper::body::Bytes;
 use remit_ledger::{Kind, SignedReceipt};
 use remit_policy::{EngineKind, Preset};
 use remit_server::gateway::GatewayConfig;
-use remit_server::{AppState, FileReceiptLog, Settings};
+use remit_server::AppState;
 use remit_store::SqliteStore;
 use remit_token::{
     delegate, mint, pop, DelegateRequest, EcdsaP256Signer, Grant, MintRequest, Pattern,
@@ -105,26 +107,9 @@ impl Gw {
         std::fs::write(dir.path().join("outside.txt"), "not yours").unwrap();
         let description_file = dir.path().join("echo-description.txt");
         let prompt_description_file = dir.path().join("summarize-description.txt");
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        let log = FileReceiptLog::open(
-            dir.path(),
-            EcdsaP256Signer::generate().unwrap(),
-            "remit.test/receipts",
-        )
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let admin = remit_server::setup::new_admin_token().unwrap();
-        let hash = remit_server::setup::sha256(admin.as_bytes());
-        let state = AppState::new(
-            store,
-            EcdsaP256Signer::generate().unwrap(),
-            hash,
-            Settings::new(format!("http://{addr}")),
-            Arc::new(log),
-        )
-        .await
-        .unwrap();
+        let store = support::sqlite_store(dir.path()).await;
+        let served = support::serve(store, dir.path(), support::Options::default()).await;
+        let state = served.state;
         let mut config = GatewayConfig {
             tools_cache_ttl: Duration::ZERO,
             upstream_timeout: Duration::from_secs(20),
@@ -151,17 +136,12 @@ impl Gw {
             }
             state.set_policy_folder(remit_server::policy::PolicyFolder::read(&folder).unwrap());
         }
-        tokio::spawn(remit_server::launch::run(
-            state.clone(),
-            listener,
-            std::future::pending(),
-        ));
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http();
         let gw = Gw {
-            addr,
-            admin,
+            addr: served.addr,
+            admin: served.admin_token,
             state,
             agent: EcdsaP256Signer::generate().unwrap(),
             root,

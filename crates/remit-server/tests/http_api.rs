@@ -2,294 +2,14 @@
 //! this process, on SQLite and on PostgreSQL (own schema per test).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::SocketAddr;
+mod support;
 
 use std::sync::Arc;
 
-use remit_server::{AppState, FileReceiptLog, ReceiptLog, ReceiptLogError, Settings};
-use remit_store::{PgStore, SqliteStore, Store};
-use remit_token::{
-    delegate, DelegateRequest, EcdsaP256Signer, Grant, Pattern, Signer as _, UnverifiedChain,
-    UnverifiedRemit,
-};
+use remit_server::{ReceiptLog, ReceiptLogError};
+use remit_token::{EcdsaP256Signer, Grant, Pattern, Signer as _, UnverifiedRemit};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-struct Server {
-    addr: SocketAddr,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    fn is_problem(&self) -> bool {
-        self.headers
-            .to_ascii_lowercase()
-            .contains("content-type: application/problem+json")
-    }
-}
-
-async fn start<S: Store>(store: S, dir: tempfile::TempDir) -> Server {
-    let receipt_key = EcdsaP256Signer::generate().unwrap();
-    let log = FileReceiptLog::open(dir.path(), receipt_key, "remit.test/receipts").unwrap();
-    start_with(store, dir, Arc::new(log)).await
-}
-
-async fn start_with<S: Store>(
-    store: S,
-    dir: tempfile::TempDir,
-    receipts: Arc<dyn ReceiptLog>,
-) -> Server {
-    start_as(
-        store,
-        dir,
-        receipts,
-        EcdsaP256Signer::generate().unwrap(),
-        None,
-    )
-    .await
-}
-
-/// A server with this `issuer` key, at `public_url` (its own address when
-/// `None`): replicas behind one load balancer share both.
-async fn start_as<S: Store>(
-    store: S,
-    dir: tempfile::TempDir,
-    receipts: Arc<dyn ReceiptLog>,
-    issuer: EcdsaP256Signer,
-    public_url: Option<&str>,
-) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let token = remit_server::setup::new_admin_token().unwrap();
-    let hash = remit_server::setup::sha256(token.as_bytes());
-    let settings =
-        Settings::new(public_url.map_or_else(|| format!("http://{addr}"), str::to_owned));
-    let state = AppState::new(store, issuer, hash, settings, receipts)
-        .await
-        .unwrap();
-    tokio::spawn(remit_server::launch::run(
-        state,
-        listener,
-        std::future::pending(),
-    ));
-    Server {
-        addr,
-        token,
-        _dir: dir,
-    }
-}
-
-async fn sqlite() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    start(store, dir).await
-}
-
-async fn postgres() -> Option<Server> {
-    let store = postgres_store().await?;
-    Some(start(store, tempfile::tempdir().unwrap()).await)
-}
-
-/// A store in a fresh schema of the test database, or `None` (with a
-/// note) when no server is configured and none is required.
-async fn postgres_store() -> Option<PgStore> {
-    let required = std::env::var("REMIT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
-    let url = match std::env::var("REMIT_TEST_DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) if required => {
-            panic!("REMIT_TEST_REQUIRE_POSTGRES=1 but REMIT_TEST_DATABASE_URL is unset")
-        }
-        Err(_) => {
-            eprintln!("REMIT_TEST_DATABASE_URL unset: PostgreSQL scenario not run");
-            return None;
-        }
-    };
-    let mut bytes = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    let schema = format!("srv_{}", hex::encode(bytes));
-    match PgStore::connect_in_schema(&url, &schema).await {
-        Ok(store) => Some(store),
-        Err(e) if required => panic!("PostgreSQL required but unreachable: {e}"),
-        Err(e) => {
-            eprintln!("PostgreSQL unreachable ({e}): scenario not run");
-            None
-        }
-    }
-}
-
-impl Server {
-    async fn raw(&self, request: String) -> Reply {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        stream.read_to_end(&mut out).await.unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let status = head[9..12].parse().unwrap();
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        Reply {
-            status,
-            headers: head.to_owned(),
-            body,
-        }
-    }
-
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        content_type: Option<&str>,
-        body: &str,
-    ) -> Reply {
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        if let Some(auth) = auth {
-            request.push_str(&format!("authorization: {auth}\r\n"));
-        }
-        if let Some(ct) = content_type {
-            request.push_str(&format!("content-type: {ct}\r\n"));
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        self.raw(request).await
-    }
-
-    fn bearer(&self) -> String {
-        format!("Bearer {}", self.token)
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.send("GET", path, Some(&self.bearer()), None, "").await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(
-            "POST",
-            path,
-            Some(&self.bearer()),
-            Some("application/json"),
-            &body.to_string(),
-        )
-        .await
-    }
-
-    async fn form(&self, path: &str, token: &str) -> Reply {
-        self.send(
-            "POST",
-            path,
-            Some(&self.bearer()),
-            Some("application/x-www-form-urlencoded"),
-            &format!("token={token}"),
-        )
-        .await
-    }
-
-    /// Registers an agent owned by alice (the standard policy lets a user
-    /// issue only to their own agents).
-    async fn register(&self, id: &str) -> EcdsaP256Signer {
-        self.register_owned(id, "alice").await
-    }
-
-    async fn register_owned(&self, id: &str, owner: &str) -> EcdsaP256Signer {
-        let key = EcdsaP256Signer::generate().unwrap();
-        let reply = self
-            .post(
-                "/v1/agents",
-                &json!({"id": id, "public_jwk": key.public_jwk(), "owner": owner, "risk_tier": "low"}),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        key
-    }
-
-    async fn issue(&self, agent: &str, sub: &str, tools: &[&str]) -> String {
-        let reply = self
-            .post(
-                "/v1/remits",
-                &json!({"agent": agent, "sub": sub, "grants": [{"type": "remit_tool", "tools": tools}], "ttl_secs": 300}),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        reply.json()["remit"].as_str().unwrap().to_owned()
-    }
-
-    async fn active(&self, chain: &str) -> Value {
-        let reply = self.form("/oauth/introspect", chain).await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.json()
-    }
-
-    async fn revoke(&self, kind: &str, value: &str) -> Reply {
-        self.post("/v1/revocations", &json!({"kind": kind, "value": value}))
-            .await
-    }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").unwrap();
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Offline delegation by the holder of `chain`'s leaf.
-fn extend(
-    chain: &str,
-    holder: &EcdsaP256Signer,
-    agent: &str,
-    to: &EcdsaP256Signer,
-    tool: &str,
-) -> String {
-    let parsed = UnverifiedChain::parse(chain).unwrap();
-    let grants = vec![Grant::tools(vec![Pattern::try_from(tool).unwrap()])];
-    let child = delegate(
-        &parsed,
-        holder,
-        &DelegateRequest::new(agent, to.public_jwk().clone(), grants),
-        now(),
-    )
-    .unwrap();
-    format!("{chain}~{child}")
-}
-
-fn jti(remit: &str) -> String {
-    let leaf = remit.rsplit('~').next().unwrap();
-    UnverifiedRemit::parse(leaf).unwrap().claims().jti.clone()
-}
+use support::{extend, jti, now, postgres_store, sqlite_with, start, Options, Reply, Server};
 
 // ---------------------------------------------------------------- scenarios
 
@@ -470,11 +190,11 @@ async fn public_endpoints_answer_without_credentials(s: Server) {
 }
 
 async fn life_of_a_remit(s: Server) {
-    let planner = s.register("planner").await;
-    let reader = s.register("reader").await;
+    let planner = s.register("planner", "alice").await;
+    let reader = s.register("reader", "alice").await;
     let root = s.issue("planner", "alice", &["fs.*"]).await;
 
-    let info = s.active(&root).await;
+    let info = s.introspect(&root).await;
     assert_eq!(info["active"], true);
     assert_eq!(info["sub"], "alice");
     assert_eq!(info["act"]["sub"], "planner");
@@ -484,7 +204,7 @@ async fn life_of_a_remit(s: Server) {
     );
 
     let chain = extend(&root, &planner, "reader", &reader, "fs.read");
-    let info = s.active(&chain).await;
+    let info = s.introspect(&chain).await;
     assert_eq!(info["active"], true);
     assert_eq!(info["act"]["sub"], "reader");
     assert_eq!(info["act"]["act"]["sub"], "planner");
@@ -492,9 +212,9 @@ async fn life_of_a_remit(s: Server) {
 
     let revoked = s.form("/oauth/revoke", &chain).await;
     assert_eq!(revoked.status, 200);
-    assert_eq!(s.active(&chain).await, json!({"active": false}));
+    assert_eq!(s.introspect(&chain).await, json!({"active": false}));
     // RFC 7009 revocation kills the presented remit's subtree, not its parent.
-    assert_eq!(s.active(&root).await["active"], true);
+    assert_eq!(s.introspect(&root).await["active"], true);
 
     let listed = s.get("/v1/revocations").await.json();
     assert_eq!(listed["revocations"][0]["kind"], "subtree");
@@ -502,7 +222,7 @@ async fn life_of_a_remit(s: Server) {
 }
 
 async fn forged_and_foreign_remits_are_inactive(s: Server) {
-    let planner = s.register("planner").await;
+    let planner = s.register("planner", "alice").await;
     let root = s.issue("planner", "alice", &["fs.*"]).await;
     // Signed by a key that is not this server's issuer key.
     let stranger = EcdsaP256Signer::generate().unwrap();
@@ -513,13 +233,16 @@ async fn forged_and_foreign_remits_are_inactive(s: Server) {
         now(),
     )
     .unwrap();
-    assert_eq!(s.active(foreign.compact()).await, json!({"active": false}));
+    assert_eq!(
+        s.introspect(foreign.compact()).await,
+        json!({"active": false})
+    );
     // One altered signature character and the remit does not verify.
     let mut tampered = root.clone();
     tampered.pop();
     tampered.push(if root.ends_with('A') { 'B' } else { 'A' });
-    assert_eq!(s.active(&tampered).await["active"], false);
-    assert_eq!(s.active("not-a-token").await["active"], false);
+    assert_eq!(s.introspect(&tampered).await["active"], false);
+    assert_eq!(s.introspect("not-a-token").await["active"], false);
     // Revoking garbage through RFC 7009 is a quiet 200 that revokes nothing.
     assert_eq!(s.form("/oauth/revoke", "not-a-token").await.status, 200);
     assert_eq!(
@@ -529,8 +252,8 @@ async fn forged_and_foreign_remits_are_inactive(s: Server) {
 }
 
 async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
-    let agent_key = s.register_owned("worker", "carol").await;
-    let _bobs = s.register_owned("worker-b", "bob").await;
+    let agent_key = s.register("worker", "carol").await;
+    let _bobs = s.register("worker-b", "bob").await;
     for (kind, value) in [
         ("jti", None),
         ("subtree", None),
@@ -544,7 +267,7 @@ async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
             ("carol", "worker")
         };
         let remit = s.issue(agent, sub, &["db.query"]).await;
-        assert_eq!(s.active(&remit).await["active"], true, "{kind} before");
+        assert_eq!(s.introspect(&remit).await["active"], true, "{kind} before");
         let value = match value {
             None => jti(&remit),
             Some("ISSUER") => UnverifiedRemit::parse(&remit).unwrap().kid().to_owned(),
@@ -554,7 +277,7 @@ async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
         assert_eq!(reply.status, 201, "{}", reply.body);
         assert_eq!(reply.json()["newly_revoked"], true);
         assert_eq!(
-            s.active(&remit).await,
+            s.introspect(&remit).await,
             json!({"active": false}),
             "{kind} after"
         );
@@ -581,16 +304,16 @@ async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
 }
 
 async fn agent_revocation_and_disable_refuse_new_remits(s: Server) {
-    let planner = s.register("planner").await;
-    let helper = s.register("helper").await;
+    let planner = s.register("planner", "alice").await;
+    let helper = s.register("helper", "alice").await;
     let root = s.issue("planner", "alice", &["fs.*"]).await;
     let chain = extend(&root, &planner, "helper", &helper, "fs.read");
-    assert_eq!(s.active(&chain).await["active"], true);
+    assert_eq!(s.introspect(&chain).await["active"], true);
     // Disabling the intermediate agent kills what was delegated through it.
     let disabled = s.post("/v1/agents/planner/disable", &json!({})).await;
     assert_eq!(disabled.status, 200, "{}", disabled.body);
     assert_eq!(disabled.json()["status"], "disabled");
-    assert_eq!(s.active(&chain).await["active"], false);
+    assert_eq!(s.introspect(&chain).await["active"], false);
     let refused = s
         .post("/v1/remits", &json!({"agent": "planner", "sub": "alice", "grants": [{"type": "remit_tool", "tools": ["fs.read"]}]}))
         .await;
@@ -623,23 +346,23 @@ async fn agent_revocation_and_disable_refuse_new_remits(s: Server) {
 }
 
 async fn subtree_revocation_kills_grandchildren_not_siblings(s: Server) {
-    let planner = s.register("planner").await;
-    let left = s.register("left").await;
-    let grand = s.register("grand").await;
-    let right = s.register("right").await;
+    let planner = s.register("planner", "alice").await;
+    let left = s.register("left", "alice").await;
+    let grand = s.register("grand", "alice").await;
+    let right = s.register("right", "alice").await;
     let root = s.issue("planner", "alice", &["fs.*"]).await;
     let left_chain = extend(&root, &planner, "left", &left, "fs.*");
     let grand_chain = extend(&left_chain, &left, "grand", &grand, "fs.read");
     let right_chain = extend(&root, &planner, "right", &right, "fs.*");
     for chain in [&root, &left_chain, &grand_chain, &right_chain] {
-        assert_eq!(s.active(chain).await["active"], true);
+        assert_eq!(s.introspect(chain).await["active"], true);
     }
     let reply = s.revoke("subtree", &jti(&left_chain)).await;
     assert_eq!(reply.status, 201);
-    assert_eq!(s.active(&left_chain).await["active"], false);
-    assert_eq!(s.active(&grand_chain).await["active"], false);
-    assert_eq!(s.active(&right_chain).await["active"], true);
-    assert_eq!(s.active(&root).await["active"], true);
+    assert_eq!(s.introspect(&left_chain).await["active"], false);
+    assert_eq!(s.introspect(&grand_chain).await["active"], false);
+    assert_eq!(s.introspect(&right_chain).await["active"], true);
+    assert_eq!(s.introspect(&root).await["active"], true);
 }
 
 async fn servers_and_tools_are_pinned(s: Server) {
@@ -698,22 +421,10 @@ async fn servers_and_tools_are_pinned(s: Server) {
     assert_eq!(agents["agents"], json!([]));
 }
 
-/// The receipts the server wrote, as parsed leaves.
-async fn receipts(s: &Server) -> Vec<Value> {
-    let reply = s.get("/v1/receipts?from=0&limit=1000").await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.json()["leaves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|leaf| serde_json::from_str(leaf.as_str().unwrap()).unwrap())
-        .collect()
-}
-
 /// Asserts that the last request added exactly one receipt, at `id`, of
 /// `kind`, naming `action`; returns it.
 async fn one_new_receipt(s: &Server, before: usize, id: &Value, kind: &str, action: &str) -> Value {
-    let all = receipts(s).await;
+    let all = s.signed_receipts().await;
     assert_eq!(all.len(), before + 1, "exactly one receipt: {all:?}");
     let receipt = all[before]["receipt"].clone();
     assert_eq!(id, &json!(before), "receipt_id is the log index");
@@ -732,7 +443,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
     let bad_page = s.get("/v1/receipts?limit=0").await;
     assert_eq!(bad_page.status, 400);
     assert!(bad_page.is_problem());
-    assert!(receipts(&s).await.is_empty());
+    assert!(s.signed_receipts().await.is_empty());
 
     let key = EcdsaP256Signer::generate().unwrap();
     let r = s
@@ -760,7 +471,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
         .await;
     assert_eq!(refused.status, 409, "{}", refused.body);
     assert_eq!(
-        receipts(&s).await.len(),
+        s.signed_receipts().await.len(),
         1,
         "a refused mutation records nothing"
     );
@@ -813,7 +524,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
     assert_eq!(again.status, 200);
     assert!(again.json().get("receipt_id").is_none());
     assert_eq!(
-        receipts(&s).await.len(),
+        s.signed_receipts().await.len(),
         5,
         "a repeated revocation changes nothing"
     );
@@ -834,7 +545,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
     }
 
     let second = s.issue("planner", "alice", &["github.*"]).await;
-    assert_eq!(receipts(&s).await.len(), 10);
+    assert_eq!(s.signed_receipts().await.len(), 10);
     let r = s.form("/oauth/revoke", &second).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let action = format!("revoke.subtree:{}", jti(&second));
@@ -842,7 +553,7 @@ async fn every_mutation_yields_exactly_one_receipt_of_its_kind(s: Server) {
     let r = s.form("/oauth/revoke", &second).await;
     assert_eq!(r.status, 200);
     assert_eq!(
-        receipts(&s).await.len(),
+        s.signed_receipts().await.len(),
         11,
         "revoking an inactive token records nothing"
     );
@@ -921,9 +632,11 @@ impl ReceiptLog for BrokenLog {
 
 #[tokio::test]
 async fn a_mutation_whose_receipt_cannot_be_recorded_never_answers_success() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    let s = start_with(store, dir, Arc::new(BrokenLog)).await;
+    let s = sqlite_with(Options {
+        receipts: Some(Arc::new(BrokenLog)),
+        ..Options::default()
+    })
+    .await;
     let key = EcdsaP256Signer::generate().unwrap();
     let r = s
         .post(
@@ -979,7 +692,7 @@ async fn mcp_with_proof(s: &Server, chain: &str, proof: &str) -> Reply {
 /// cache, so only the shared store can refuse a proof replayed at the other.
 #[tokio::test]
 async fn a_dpop_proof_accepted_by_one_replica_is_refused_by_another() {
-    let Some(store) = postgres_store().await else {
+    let Some((store, db)) = postgres_store().await else {
         return;
     };
     let issuer = EcdsaP256Signer::generate()
@@ -989,18 +702,16 @@ async fn a_dpop_proof_accepted_by_one_replica_is_refused_by_another() {
     let public = "http://gateway.test";
     let mut replicas = Vec::new();
     for _ in 0..2 {
+        let options = Options {
+            issuer: Some(EcdsaP256Signer::from_jwk(&issuer).unwrap()),
+            public_url: Some(public.to_owned()),
+            ..Options::default()
+        };
         let dir = tempfile::tempdir().unwrap();
-        let log = FileReceiptLog::open(
-            dir.path(),
-            EcdsaP256Signer::generate().unwrap(),
-            "remit.test/receipts",
-        )
-        .unwrap();
-        let key = EcdsaP256Signer::from_jwk(&issuer).unwrap();
-        replicas.push(start_as(store.clone(), dir, Arc::new(log), key, Some(public)).await);
+        replicas.push(start(store.clone(), db.clone(), dir, options).await);
     }
     let (a, b) = (&replicas[0], &replicas[1]);
-    let planner = a.register("planner").await;
+    let planner = a.register("planner", "alice").await;
     let chain = a.issue("planner", "alice", &["x/*"]).await;
     let proof = |()| {
         remit_token::pop::create_proof(
@@ -1036,20 +747,7 @@ async fn a_dpop_proof_accepted_by_one_replica_is_refused_by_another() {
     assert_eq!(fresh.status, 404, "{}", fresh.body);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() {
-                if let Some(server) = super::postgres().await { super::$name(server).await }
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
     missing_or_wrong_admin_credentials_are_refused,
     malformed_and_oversized_bodies_get_precise_problems,
     public_endpoints_answer_without_credentials,

@@ -7,15 +7,15 @@
 //! on purpose are listed in `remit_server::openapi::UNDOCUMENTED_PREFIXES`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use remit_server::openapi::{ApiDoc, UNDOCUMENTED_PREFIXES};
-use remit_server::{AppState, FileReceiptLog, Settings};
-use remit_store::SqliteStore;
+use remit_server::{AppState, Settings};
 use remit_token::EcdsaP256Signer;
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -261,15 +261,8 @@ struct App {
 
 async fn app(metrics_require_admin: bool) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    let receipts = FileReceiptLog::open(
-        dir.path(),
-        EcdsaP256Signer::generate().unwrap(),
-        "t/receipts",
-    )
-    .unwrap();
-    let token = remit_server::setup::new_admin_token().unwrap();
-    let hash = remit_server::setup::sha256(token.as_bytes());
+    let store = support::sqlite_store(dir.path()).await;
+    let (token, hash) = support::admin_token();
     let mut settings = Settings::new("http://127.0.0.1:9");
     settings.metrics_require_admin = metrics_require_admin;
     let state = AppState::new(
@@ -277,7 +270,7 @@ async fn app(metrics_require_admin: bool) -> App {
         EcdsaP256Signer::generate().unwrap(),
         hash,
         settings,
-        Arc::new(receipts),
+        support::receipt_log(dir.path()),
     )
     .await
     .unwrap();

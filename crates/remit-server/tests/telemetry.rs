@@ -3,6 +3,8 @@
 //! decodes the protobuf) inside the caller's trace.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +12,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use remit_server::{AppState, FileReceiptLog, Settings};
-use remit_store::SqliteStore;
-use remit_token::EcdsaP256Signer;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -60,39 +58,14 @@ async fn a_request_span_is_exported_in_the_callers_trace() {
     let guard = Arc::new(remit_server::telemetry::init(Some(&collector)).unwrap());
     assert!(guard.exporting());
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    let log = FileReceiptLog::open(
-        dir.path(),
-        EcdsaP256Signer::generate().unwrap(),
-        "remit.test/receipts",
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = AppState::new(
-        store,
-        EcdsaP256Signer::generate().unwrap(),
-        [0; 32],
-        Settings::new(format!("http://{addr}")),
-        Arc::new(log),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(remit_server::launch::run(
-        state,
-        listener,
-        std::future::pending(),
-    ));
-
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /healthz HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ntraceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    let server = support::sqlite().await;
+    let answer = server
+        .raw(format!(
+            "GET /healthz HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ntraceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n\r\n",
+            server.addr
+        ))
+        .await;
+    assert!(answer.headers.starts_with("HTTP/1.1 200"));
 
     // Flush (a blocking call) off the async threads, then wait for the span.
     let flusher = Arc::clone(&guard);

@@ -1,25 +1,12 @@
 //! `remit audit` end to end: append, verify, tamper, prove, show, export.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use remit_ledger::merkle::{verify_inclusion, Hash};
-
-const BIN: &str = env!("CARGO_BIN_EXE_remit");
-
-fn remit(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
+use support::{init_log, json, key_with_jwks, remit_in};
 
 const EVENTS: &str = r#"{"kind":"issue","time":1764072000000,"root_jti":"r1","leaf_jti":"r1","actors":[{"kind":"user","id":"alice"},{"kind":"agent","id":"planner"}]}
 {"kind":"delegate","time":1764072001000,"root_jti":"r1","leaf_jti":"l2","actors":[{"kind":"user","id":"alice"},{"kind":"agent","id":"planner"},{"kind":"agent","id":"coder"}]}
@@ -27,49 +14,12 @@ const EVENTS: &str = r#"{"kind":"issue","time":1764072000000,"root_jti":"r1","le
 "#;
 
 fn setup(dir: &Path) {
-    assert!(remit(
-        dir,
-        &["keys", "generate", "--out", "gw.jwk", "--kid", "gw1"]
-    )
-    .status
-    .success());
-    assert!(remit(
-        dir,
-        &["keys", "generate", "--out", "other.jwk", "--kid", "other"]
-    )
-    .status
-    .success());
-    std::fs::write(
-        dir.join("jwks.json"),
-        remit(dir, &["keys", "jwks", "gw.jwk"]).stdout,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("other.json"),
-        remit(dir, &["keys", "jwks", "other.jwk"]).stdout,
-    )
-    .unwrap();
-    let init = remit(
-        dir,
-        &[
-            "audit",
-            "init",
-            "--log",
-            "log",
-            "--origin",
-            "remit.example/audit",
-            "--note-key-out",
-            "note.key",
-        ],
-    );
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    std::fs::write(dir.join("note.pub"), &init.stdout).unwrap();
+    key_with_jwks(dir, "gw.jwk", "gw1", "jwks.json");
+    key_with_jwks(dir, "other.jwk", "other", "other.json");
+    let note_pub = init_log(dir, "remit.example/audit");
+    std::fs::write(dir.join("note.pub"), note_pub).unwrap();
     std::fs::write(dir.join("events.jsonl"), EVENTS).unwrap();
-    let append = remit(
+    let append = remit_in(
         dir,
         &[
             "audit",
@@ -93,7 +43,7 @@ fn verify_refuses_a_tampered_leaf_and_an_untrusted_key() {
     let dir = tmp.path();
     setup(dir);
     let verify = |jwks: &str| {
-        remit(
+        remit_in(
             dir,
             &[
                 "audit",
@@ -137,7 +87,7 @@ fn prove_show_and_export_agree_with_the_log() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     setup(dir);
-    let proof = json(&remit(
+    let proof = json(&remit_in(
         dir,
         &["audit", "prove", "--log", "log", "--index", "1"],
     ));
@@ -146,21 +96,21 @@ fn prove_show_and_export_agree_with_the_log() {
     verify_inclusion(&h(&proof["leaf_hash"]), 1, 3, &path, &h(&proof["root"])).unwrap();
     assert!(verify_inclusion(&h(&proof["leaf_hash"]), 0, 3, &path, &h(&proof["root"])).is_err());
 
-    let show = remit(dir, &["audit", "show", "--log", "log", "--user", "alice"]);
+    let show = remit_in(dir, &["audit", "show", "--log", "log", "--user", "alice"]);
     let text = String::from_utf8(show.stdout).unwrap();
     assert!(
         text.contains("user:alice → agent:planner → agent:coder"),
         "{text}"
     );
     assert!(!text.contains("bob"), "{text}");
-    let by_jti = json(&remit(
+    let by_jti = json(&remit_in(
         dir,
         &["audit", "show", "--log", "log", "--jti", "r9", "--json"],
     ));
     assert_eq!(by_jti.as_array().unwrap().len(), 1);
     assert_eq!(by_jti[0]["receipt"]["tool"], "fs.delete");
 
-    let ocsf = remit(
+    let ocsf = remit_in(
         dir,
         &["audit", "export", "--log", "log", "--format", "ocsf"],
     );

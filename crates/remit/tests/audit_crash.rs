@@ -3,23 +3,22 @@
 //! is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use remit_ledger::{LogDir, SignedReceipt};
+use support::{init_log, key_with_jwks, remit_command, remit_in};
 
-const BIN: &str = env!("CARGO_BIN_EXE_remit");
 const ROUNDS: u32 = 6;
 
+/// Runs `remit ARGS` in `dir`, which must exit rather than die by a signal.
 fn remit(dir: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = remit_in(dir, args);
     assert!(
         out.status.code().is_some(),
         "remit {args:?} died: {}",
@@ -32,37 +31,13 @@ fn remit(dir: &Path, args: &[&str]) -> std::process::Output {
 fn sigkill_under_load_loses_no_acknowledged_receipt() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    assert!(remit(
-        dir,
-        &["keys", "generate", "--out", "gw.jwk", "--kid", "gw1"]
-    )
-    .status
-    .success());
-    let jwks = remit(dir, &["keys", "jwks", "gw.jwk"]);
-    std::fs::write(dir.join("jwks.json"), &jwks.stdout).unwrap();
-    let init = remit(
-        dir,
-        &[
-            "audit",
-            "init",
-            "--log",
-            "log",
-            "--origin",
-            "remit.example/crash",
-            "--note-key-out",
-            "note.key",
-        ],
-    );
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    key_with_jwks(dir, "gw.jwk", "gw1", "jwks.json");
+    init_log(dir, "remit.example/crash");
 
     // (index, round) of every acknowledged receipt.
     let mut acknowledged: Vec<(u64, u32)> = Vec::new();
     for round in 0..ROUNDS {
-        let mut child = Command::new(BIN)
+        let mut child = remit_command()
             .current_dir(dir)
             .args([
                 "audit",
@@ -132,7 +107,7 @@ fn sigkill_under_load_loses_no_acknowledged_receipt() {
                 "--json",
             ],
         );
-        let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+        let report = support::json(&verify);
         assert!(verify.status.success(), "round {round}: {report}");
         assert_eq!(report["ok"], true);
 

@@ -1,42 +1,12 @@
 //! `remit policy` end to end through the binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// A scratch folder removed on drop (no extra dev-dependency for the CLI crate).
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> TempDir {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!(
-        "remit-policy-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    TempDir(p)
-}
-
-fn remit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_remit"))
-        .args(args)
-        .output()
-        .expect("run remit")
-}
+use support::{json, remit};
 
 fn text(o: &Output) -> String {
     format!(
@@ -66,7 +36,7 @@ const CONTEXT: &str = r#"{
 
 #[test]
 fn validate_refuses_a_conflicting_override_and_names_it() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let d = new_folder(tmp.path(), "standard", "cedar");
     std::fs::write(
         Path::new(&d).join("overrides/dup.cedar"),
@@ -75,7 +45,7 @@ fn validate_refuses_a_conflicting_override_and_names_it() {
     .unwrap();
     let o = remit(&["policy", "validate", &d, "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json(&o);
     assert_eq!(v["valid"], false);
     let errors = v["errors"].to_string();
     assert!(
@@ -86,7 +56,7 @@ fn validate_refuses_a_conflicting_override_and_names_it() {
 
 #[test]
 fn validate_refuses_a_schema_type_error() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let d = new_folder(tmp.path(), "lockdown", "cedar");
     std::fs::write(
         Path::new(&d).join("overrides/typo.cedar"),
@@ -100,7 +70,7 @@ fn validate_refuses_a_schema_type_error() {
 
 #[test]
 fn eval_refuses_an_oversized_context_and_an_unknown_tool() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let d = new_folder(tmp.path(), "standard", "cedar");
     let ctx = tmp.path().join("ctx.json");
     let mut big: serde_json::Value = serde_json::from_str(CONTEXT).unwrap();
@@ -138,14 +108,14 @@ fn eval_refuses_an_oversized_context_and_an_unknown_tool() {
         "--json",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json(&o);
     assert_eq!(v["decision"], "deny");
     assert_eq!(v["cause"], "invalid_request");
 }
 
 #[test]
 fn eval_allows_escalates_and_explains_on_both_engines() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx.json");
     std::fs::write(&ctx, CONTEXT).unwrap();
     let c = ctx.to_str().unwrap();
@@ -171,7 +141,7 @@ fn eval_allows_escalates_and_explains_on_both_engines() {
             "--json",
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = json(&o);
         assert_eq!(v["decision"], "allow");
         assert_eq!(v["by"][0]["id"], "std-medium-within-budget");
         versions.push(v["policy_version"].as_str().unwrap().to_owned());
@@ -201,7 +171,7 @@ fn eval_allows_escalates_and_explains_on_both_engines() {
 
 #[test]
 fn eval_reads_a_resource_only_when_the_remit_grants_it_on_both_engines() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let ungranted = tmp.path().join("ungranted.json");
     let base = CONTEXT.replacen(
         '{',
@@ -231,12 +201,12 @@ fn eval_reads_a_resource_only_when_the_remit_grants_it_on_both_engines() {
         };
         let o = eval(&ungranted);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = json(&o);
         assert_eq!(v["decision"], "deny");
         assert_eq!(v["by"][0]["id"], "std-content-not-granted");
         let o = eval(&granted);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = json(&o);
         assert_eq!(v["decision"], "allow");
         assert_eq!(v["by"][0]["id"], "std-read-resource");
     }
@@ -244,7 +214,7 @@ fn eval_reads_a_resource_only_when_the_remit_grants_it_on_both_engines() {
 
 #[test]
 fn hash_is_stable_and_changes_with_an_override() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let d = new_folder(tmp.path(), "permissive", "cedar");
     let h1 = remit(&["policy", "hash", &d]);
     assert!(h1.status.success());
@@ -263,7 +233,7 @@ fn hash_is_stable_and_changes_with_an_override() {
 
 #[test]
 fn new_refuses_an_unknown_preset_and_a_non_empty_folder() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("x");
     let o = remit(&[
         "policy",
@@ -283,7 +253,7 @@ fn new_refuses_an_unknown_preset_and_a_non_empty_folder() {
 
 #[test]
 fn test_runs_a_decision_table_and_reports_failures() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let d = new_folder(tmp.path(), "lockdown", "rego");
     let cases = tmp.path().join("cases.yaml");
     std::fs::write(
@@ -319,7 +289,7 @@ cases:
 
 #[test]
 fn shipped_tables_pass_through_the_cli() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../remit-policy/tests/cases");
     for preset in ["lockdown", "standard", "permissive"] {
         let d = new_folder(tmp.path(), preset, "cedar");

@@ -1,12 +1,18 @@
 //! `remit scan` from the outside: exit codes, output, redaction, limits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
+use support::{remit_command, stdout};
+
+/// Runs `remit scan ARGS` with `stdin` and `env`, without a scan key from
+/// the test's own environment.
 fn remit(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_remit"));
+    let mut cmd = remit_command();
     cmd.arg("scan")
         .args(args)
         .env_remove("REMIT_SCAN_HMAC_KEY")
@@ -26,10 +32,6 @@ fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
         .join(format!("scan-cli-{}-{name}", std::process::id()));
     std::fs::write(&path, contents).unwrap();
     path
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
 }
 
 const DOC: &[u8] =

@@ -4,83 +4,45 @@
 //! audit of the receipt log the server wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
+use support::{remit_command, stderr, stdout, Running};
 
-struct Running {
-    child: Child,
+/// A first start of `remit serve`: where it listens and its admin token.
+struct Served {
     url: String,
     token: String,
+    _process: Running,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_remit"))
-        .arg("serve")
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("REMIT_DATABASE")
-        .env_remove("REMIT_CONFIG")
-        .env_remove("REMIT_LISTEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut token, mut lines) = (None, None, Vec::new());
-    for _ in 0..40 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        let trimmed = line.trim();
-        if let Some(rest) = trimmed.strip_prefix("listening on") {
-            url = Some(rest.trim().to_owned());
-        }
-        if trimmed.starts_with("remit_admin_") {
-            token = Some(trimmed.to_owned());
-        }
-        let done = line.contains("remit keys generate");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    Running {
-        child,
-        url: url.unwrap_or_else(|| panic!("no address announced: {lines:?}")),
-        token: token.unwrap_or_else(|| panic!("no admin token announced: {lines:?}")),
+/// `remit serve` on a free port with its data in `data`.
+fn serve(data: &Path) -> Served {
+    let process = support::serve(|c| {
+        c.arg("--data").arg(data).args(["--listen", "127.0.0.1:0"]);
+    });
+    let token = process
+        .token
+        .clone()
+        .unwrap_or_else(|| panic!("no admin token announced: {:?}", process.lines));
+    Served {
+        url: process.url.clone(),
+        token,
+        _process: process,
     }
 }
 
 /// Runs `remit ARGS` against `server` with `token`.
 fn remit(server: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_remit"))
+    remit_command()
         .args(args)
         .env("REMIT_SERVER", server)
         .env("REMIT_ADMIN_TOKEN", token)
         .output()
         .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn ok(out: Output) -> String {
@@ -95,21 +57,24 @@ fn ok(out: Output) -> String {
 }
 
 /// `POST /oauth/introspect` with the admin token.
-fn introspect(s: &Running, remit: &str) -> Value {
-    let addr = s.url.strip_prefix("http://").unwrap();
-    let body = format!("token={remit}");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST /oauth/introspect HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\nauthorization: Bearer {}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
-        s.token,
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+fn introspect(s: &Served, remit: &str) -> Value {
+    let reply = support::http(
+        &s.url,
+        "POST",
+        "/oauth/introspect",
+        &[
+            ("authorization", &format!("Bearer {}", s.token)),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("token={remit}"),
+    );
+    assert!(
+        reply.headers.starts_with("HTTP/1.1 200"),
+        "{}\r\n\r\n{}",
+        reply.headers,
+        reply.body
+    );
+    serde_json::from_str(&reply.body).unwrap()
 }
 
 #[test]

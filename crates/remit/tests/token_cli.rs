@@ -1,33 +1,22 @@
 //! `remit token` end to end through the binary: exit codes and output shape.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn remit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_remit"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::path::Path;
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use support::{json, remit, stdout};
 
-struct Dir(PathBuf);
+/// A scratch folder for one test's keys, tokens and files.
+struct Dir(tempfile::TempDir);
 
 impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir =
-            std::env::temp_dir().join(format!("remit-token-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
+    fn new() -> Dir {
+        Dir(tempfile::tempdir().unwrap())
     }
 
     fn path(&self, file: &str) -> String {
-        self.0.join(file).to_str().unwrap().to_owned()
+        self.0.path().join(file).to_str().unwrap().to_owned()
     }
 
     fn key(&self, name: &str) -> String {
@@ -36,12 +25,6 @@ impl Dir {
             .status
             .success());
         path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -109,7 +92,7 @@ fn setup(dir: &Dir) -> (String, String, String, String, String) {
 
 #[test]
 fn verify_refuses_escalated_delegation_with_exit_1_naming_link_and_rule() {
-    let dir = Dir::new("escalate");
+    let dir = Dir::new();
     let (jwks, a, b, root, chain) = setup(&dir);
     // The CLI itself refuses to delegate a tool the parent lacks.
     let out = remit(&[
@@ -149,7 +132,7 @@ fn verify_refuses_escalated_delegation_with_exit_1_naming_link_and_rule() {
     let spliced = format!("{other_root}~{child}");
     let out = remit(&["token", "verify", "--jwks", &jwks, &spliced, "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     assert_eq!(v["valid"], false);
     assert_eq!(v["link"], 1);
     assert_eq!(v["rule"], "prf_mismatch");
@@ -161,7 +144,7 @@ fn verify_refuses_escalated_delegation_with_exit_1_naming_link_and_rule() {
 
 #[test]
 fn verify_denies_a_call_outside_the_leaf_with_exit_1() {
-    let dir = Dir::new("deny");
+    let dir = Dir::new();
     let (jwks, _, _, _, chain) = setup(&dir);
     let out = remit(&[
         "token",
@@ -193,7 +176,7 @@ fn verify_denies_a_call_outside_the_leaf_with_exit_1() {
         "--json",
     ]);
     assert!(out.status.success(), "{}", stdout(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     assert_eq!(v["valid"], true);
     assert_eq!(v["call"]["allowed"], true);
     assert_eq!(v["authority"]["class"], "INTERNAL");
@@ -206,7 +189,7 @@ fn verify_denies_a_call_outside_the_leaf_with_exit_1() {
 
 #[test]
 fn mint_refuses_overlong_ttl_and_inspect_marks_output_unverified() {
-    let dir = Dir::new("mint");
+    let dir = Dir::new();
     let (_, a, _, root, _) = setup(&dir);
     let out = remit(&[
         "token",
@@ -228,7 +211,7 @@ fn mint_refuses_overlong_ttl_and_inspect_marks_output_unverified() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ttl"));
     let out = remit(&["token", "inspect", &root, "--json"]);
     assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     assert_eq!(v["verified"], false);
     assert_eq!(v["links"][0]["claims"]["sub"], "alice");
     assert_eq!(v["links"][0]["claims"]["max_steps"], 10);
