@@ -115,19 +115,10 @@ pub struct Actor {
     pub kind: ActorKind,
 }
 
-/// Data classification, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Classification {
-    /// May be published.
-    Public,
-    /// Internal to the organization.
-    Internal,
-    /// Limited to those who need it.
-    Confidential,
-    /// The most sensitive data.
-    Restricted,
-}
+/// Data classification, lowest first; a receipt's `classification`,
+/// serialized as the uppercase name (`"CONFIDENTIAL"`). The one type every
+/// Remit crate shares, re-exported here.
+pub use remit_class::Classification;
 
 /// The outcome of a policy decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

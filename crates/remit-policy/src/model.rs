@@ -211,29 +211,10 @@ impl<'de> Deserialize<'de> for EntityRef {
 }
 
 /// Data classification, ordered: a payload may go only to a destination whose
-/// clearance is at least its class. Cedar and Rego see it as a number 0..=3.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Classification {
-    /// 0: may be published.
-    #[default]
-    Public,
-    /// 1: internal to the organisation.
-    Internal,
-    /// 2: confidential (personal data, customer data).
-    Confidential,
-    /// 3: restricted (secrets, regulated data).
-    Restricted,
-}
-
-impl Classification {
-    /// The level the policies compare: PUBLIC 0 .. RESTRICTED 3.
-    pub fn level(self) -> i64 {
-        self as i64
-    }
-}
+/// clearance is at least its class. Cedar and Rego see it as a number 0..=3
+/// ([`Classification::level`]). The one type every Remit crate shares,
+/// re-exported here.
+pub use remit_class::Classification;
 
 /// How much harm a tool can do; `irreversible` cannot be undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

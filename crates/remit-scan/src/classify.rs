@@ -2,53 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::finding::FindingType;
 
-/// Data classification, ordered: `Public < Internal < Confidential < Restricted`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Classification {
-    /// Nothing sensitive found.
-    Public,
-    /// Infrastructure details (IP and MAC addresses, bank codes).
-    Internal,
-    /// Personal contact data (email, phone, date of birth).
-    Confidential,
-    /// Identifiers, financial data and credentials.
-    Restricted,
-}
-
-impl Classification {
-    /// The level's name (`PUBLIC`, ..., `RESTRICTED`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Public => "PUBLIC",
-            Self::Internal => "INTERNAL",
-            Self::Confidential => "CONFIDENTIAL",
-            Self::Restricted => "RESTRICTED",
-        }
-    }
-
-    /// Parses a level name, case-insensitively.
-    pub fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::Public,
-            Self::Internal,
-            Self::Confidential,
-            Self::Restricted,
-        ]
-        .into_iter()
-        .find(|c| c.name().eq_ignore_ascii_case(name))
-    }
-}
-
-impl std::fmt::Display for Classification {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The scanner's verdict on a payload: the highest class among its findings,
+/// `PUBLIC` when there are none. The one type every Remit crate shares,
+/// re-exported here; what each level means to the scanner is
+/// [`ClassMap::default`]'s mapping:
+///
+/// - `PUBLIC`: nothing sensitive found;
+/// - `INTERNAL`: infrastructure details (IP and MAC addresses, bank codes);
+/// - `CONFIDENTIAL`: personal contact data (email, phone, date of birth);
+/// - `RESTRICTED`: identifiers, financial data and credentials.
+pub use remit_class::Classification;
 
 /// Which classification each finding type maps to.
 ///
@@ -114,10 +79,5 @@ mod tests {
         map.set(FindingType::Email, Classification::Restricted);
         assert_eq!(map.get(FindingType::Email), Classification::Restricted);
         assert_eq!(map.get(FindingType::Phone), Classification::Confidential);
-        assert_eq!(
-            Classification::from_name("internal"),
-            Some(Classification::Internal)
-        );
-        assert_eq!(Classification::from_name("secret"), None);
     }
 }

@@ -820,7 +820,7 @@ fn decide_delegate<S: Store>(
     let p = subject.leaf_claims();
     let context = ContextInput {
         args: json!({}),
-        data_class: crate::remits::policy_class(p.class),
+        data_class: p.class,
         pii: Default::default(),
         secrets: Default::default(),
         chain_depth: p.depth.saturating_add(1),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use remit_policy::model::{self, Directory, RiskTier};
 use remit_policy::{EngineKind, LoadError, Manifest, PolicyEngine, PolicySource, Preset};
-use remit_store::{Classification, Status, Store, StoreError};
+use remit_store::{Status, Store, StoreError};
 
 /// Why a policy folder could not be read, written or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +263,7 @@ pub async fn directory_from_registry<S: Store>(store: &S) -> Result<Directory, S
                     server: server.id.to_string(),
                     name: tool.name.to_string(),
                     risk: risk(tool.risk),
-                    destination_clearance: classification(tool.clearance),
+                    destination_clearance: tool.clearance,
                     external: false,
                 },
             );
@@ -297,16 +297,6 @@ pub fn risk(risk: remit_store::RiskTier) -> model::Risk {
         remit_store::RiskTier::Medium => model::Risk::Medium,
         remit_store::RiskTier::High => model::Risk::High,
         remit_store::RiskTier::Critical => model::Risk::Irreversible,
-    }
-}
-
-/// The store's classification in the policy's type.
-pub fn classification(class: Classification) -> model::Classification {
-    match class {
-        Classification::Public => model::Classification::Public,
-        Classification::Internal => model::Classification::Internal,
-        Classification::Confidential => model::Classification::Confidential,
-        Classification::Restricted => model::Classification::Restricted,
     }
 }
 

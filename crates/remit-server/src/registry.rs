@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use remit_store::{
-    Agent, Classification, Id, McpServer, NewAgent, NewMcpServer, RevocationKind, RevocationTarget,
-    RiskTier, Store, Tool,
+    Agent, Classification, ClassificationText, Id, McpServer, NewAgent, NewMcpServer,
+    RevocationKind, RevocationTarget, RiskTier, Store, Tool,
 };
 use remit_token::EcPublicJwk;
 use serde::Deserialize;
@@ -189,6 +189,7 @@ pub struct AddServer {
     /// Where the gateway forwards calls (`http://` or `https://`).
     pub url: String,
     /// The most sensitive data it may receive.
+    #[serde(with = "remit_store::lowercase_class")]
     #[schema(value_type = crate::openapi::schema::Clearance)]
     pub clearance: Classification,
 }
@@ -198,7 +199,7 @@ fn server_json(server: &McpServer) -> Value {
         "id": server.id.as_str(),
         "name": server.name,
         "url": server.url,
-        "clearance": server.clearance,
+        "clearance": server.clearance.as_str(),
         "status": server.status,
         "created_at": server.created_at,
         "updated_at": server.updated_at,
@@ -210,7 +211,7 @@ fn tool_json(tool: &Tool) -> Value {
         "server": tool.server.as_str(),
         "name": tool.name.as_str(),
         "risk": tool.risk,
-        "clearance": tool.clearance,
+        "clearance": tool.clearance.as_str(),
         "description_sha256": tool.description_sha256,
         "created_at": tool.created_at,
     })
@@ -296,6 +297,7 @@ pub struct AddTool {
     #[schema(value_type = crate::openapi::schema::RiskTier)]
     pub risk: RiskTier,
     /// The most sensitive data it may receive.
+    #[serde(with = "remit_store::lowercase_class")]
     #[schema(value_type = crate::openapi::schema::Clearance)]
     pub clearance: Classification,
     /// The reviewed description text.

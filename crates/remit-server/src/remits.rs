@@ -162,7 +162,7 @@ pub(crate) fn issued_context(body: &IssueRemit) -> ContextInput {
     let hour = u8::try_from((now() / 3600) % 24).unwrap_or(0);
     ContextInput {
         args: json!({}),
-        data_class: policy_class(body.class.unwrap_or(Classification::Internal)),
+        data_class: body.class.unwrap_or(Classification::Internal),
         pii: Default::default(),
         secrets: Default::default(),
         chain_depth: 0,
@@ -263,16 +263,6 @@ async fn refuse<S: Store>(
         HeaderValue::from_static(crate::problem::PROBLEM_JSON),
     );
     Ok(response)
-}
-
-/// The token's classification in the policy's type.
-pub fn policy_class(class: Classification) -> remit_policy::Classification {
-    match class {
-        Classification::Public => remit_policy::Classification::Public,
-        Classification::Internal => remit_policy::Classification::Internal,
-        Classification::Confidential => remit_policy::Classification::Confidential,
-        Classification::Restricted => remit_policy::Classification::Restricted,
-    }
 }
 
 fn to_i64(value: u64) -> i64 {

@@ -68,10 +68,10 @@ mod sqlite;
 
 pub use error::{redact_url, StoreError};
 pub use model::{
-    Agent, Approval, ApprovalState, CallUsage, Classification, ExchangeLink, Id, IssuedRemit,
-    McpServer, NewAgent, NewApproval, NewMcpServer, NewObservation, Observation, PromptPin,
-    Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend, RiskTier, Status, StepCount,
-    StoredCheckpoint, Tool, Usage, Verdict, MAX_ID_LEN,
+    lowercase_class, Agent, Approval, ApprovalState, CallUsage, Classification, ClassificationText,
+    ExchangeLink, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer, NewObservation,
+    Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend,
+    RiskTier, Status, StepCount, StoredCheckpoint, Tool, Usage, Verdict, MAX_ID_LEN,
 };
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
 pub use repo::{

@@ -116,12 +116,114 @@ text_enum!(
     Status, "status" { Active = "active", Disabled = "disabled" }
 );
 
-text_enum!(
-    /// Data classification: of a payload, or a destination's clearance.
-    Classification, "classification" {
-        Public = "public", Internal = "internal", Confidential = "confidential", Restricted = "restricted"
+/// Data classification: of a payload, or a destination's clearance. The one
+/// type every Remit crate shares, re-exported here; the store keeps it as a
+/// lowercase word ([`ClassificationText`]).
+pub use remit_class::Classification;
+
+/// The word the store keeps for a [`Classification`]: `public`, `internal`,
+/// `confidential` or `restricted`, in the database and in the registry API.
+///
+/// Lowercase, unlike the uppercase name tokens and receipts carry; existing
+/// databases hold these words, so they never change.
+pub trait ClassificationText: Sized {
+    /// The word stored in the database and shown to users.
+    fn as_str(&self) -> &'static str;
+
+    /// Parses the stored or user-given word, exactly (lowercase only).
+    fn parse(text: &str) -> Result<Self, StoreError>;
+}
+
+impl ClassificationText for Classification {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Classification::Public => "public",
+            Classification::Internal => "internal",
+            Classification::Confidential => "confidential",
+            Classification::Restricted => "restricted",
+        }
     }
-);
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Classification::ALL
+            .into_iter()
+            .find(|class| class.as_str() == text)
+            .ok_or_else(|| StoreError::Invalid {
+                what: "classification",
+                value: text.to_owned(),
+                reason: "expected one of: public internal confidential restricted",
+            })
+    }
+}
+
+/// Reads a classification column: an unknown word means a corrupt row.
+pub(crate) fn stored_classification(text: &str) -> Result<Classification, StoreError> {
+    Classification::parse(text).map_err(|e| StoreError::Corrupt {
+        what: "classification",
+        detail: e.to_string(),
+    })
+}
+
+/// Serde helper for the registry API's form of a [`Classification`]: the
+/// store's lowercase word (`"restricted"`), and only that, as
+/// `#[serde(with = "remit_store::lowercase_class")]` (or `::option` for an
+/// `Option`).
+pub mod lowercase_class {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Classification;
+
+    /// The lowercase form; serde's remote derive checks at compile time that
+    /// it names every level. Named `Classification` so that error messages
+    /// read as they always have.
+    #[derive(Serialize, Deserialize)]
+    #[serde(
+        remote = "Classification",
+        rename = "Classification",
+        rename_all = "lowercase"
+    )]
+    enum Lowercase {
+        Public,
+        Internal,
+        Confidential,
+        Restricted,
+    }
+
+    /// Writes the lowercase word.
+    pub fn serialize<S: Serializer>(class: &Classification, s: S) -> Result<S::Ok, S::Error> {
+        Lowercase::serialize(class, s)
+    }
+
+    /// Reads the lowercase word; any other text is refused.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Classification, D::Error> {
+        Lowercase::deserialize(d)
+    }
+
+    /// The same for an optional field (pair it with `#[serde(default)]`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use super::Classification;
+
+        #[derive(Serialize, Deserialize)]
+        struct Word(#[serde(with = "super::Lowercase")] Classification);
+
+        /// Writes the lowercase word, or `null`.
+        pub fn serialize<S: Serializer>(
+            class: &Option<Classification>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            class.map(Word).serialize(s)
+        }
+
+        /// Reads the lowercase word, or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Classification>, D::Error> {
+            Ok(Option::<Word>::deserialize(d)?.map(|word| word.0))
+        }
+    }
+}
 
 text_enum!(
     /// Where a held call stands. One-shot use is recorded separately
@@ -484,5 +586,79 @@ mod tests {
             Some(RevocationKind::Subtree)
         );
         assert_eq!(Classification::Restricted.as_str(), "restricted");
+    }
+
+    #[test]
+    fn classifications_are_stored_as_the_lowercase_words() {
+        let words = ["public", "internal", "confidential", "restricted"];
+        for (class, word) in Classification::ALL.into_iter().zip(words) {
+            assert_eq!(class.as_str(), word);
+            assert_eq!(Classification::parse(word).unwrap(), class);
+            assert_eq!(stored_classification(word).unwrap(), class);
+        }
+        for bad in ["RESTRICTED", "Restricted", "secret", "", " public"] {
+            assert!(matches!(
+                Classification::parse(bad),
+                Err(StoreError::Invalid { .. })
+            ));
+            assert!(matches!(
+                stored_classification(bad),
+                Err(StoreError::Corrupt { .. })
+            ));
+        }
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Clearances {
+        #[serde(with = "lowercase_class")]
+        clearance: Classification,
+        #[serde(default, with = "lowercase_class::option")]
+        default: Option<Classification>,
+    }
+
+    #[test]
+    fn the_registry_api_speaks_the_lowercase_words() {
+        for class in Classification::ALL {
+            let value = Clearances {
+                clearance: class,
+                default: Some(class),
+            };
+            let json = serde_json::to_string(&value).unwrap();
+            let word = class.as_str();
+            assert_eq!(
+                json,
+                format!(r#"{{"clearance":"{word}","default":"{word}"}}"#)
+            );
+            assert_eq!(serde_json::from_str::<Clearances>(&json).unwrap(), value);
+        }
+        assert_eq!(
+            serde_json::from_str::<Clearances>(r#"{"clearance":"public"}"#).unwrap(),
+            Clearances {
+                clearance: Classification::Public,
+                default: None
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Clearances {
+                clearance: Classification::Public,
+                default: None
+            })
+            .unwrap(),
+            r#"{"clearance":"public","default":null}"#
+        );
+        let err = serde_json::from_str::<Clearances>(r#"{"clearance":"RESTRICTED"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "unknown variant `RESTRICTED`, expected one of `public`, `internal`, \
+                 `confidential`, `restricted`"
+            ),
+            "{err}"
+        );
+        assert!(
+            serde_json::from_str::<Clearances>(r#"{"clearance":"public","default":"Public"}"#)
+                .is_err()
+        );
     }
 }

@@ -5,8 +5,9 @@
 
 use crate::error::StoreError;
 use crate::model::{
-    Agent, Approval, ApprovalState, Classification, Id, IssuedRemit, McpServer, NewObservation,
-    Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, RiskTier, Status, Tool,
+    stored_classification, Agent, Approval, ApprovalState, Id, IssuedRemit, McpServer,
+    NewObservation, Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, RiskTier,
+    Status, Tool,
 };
 
 #[derive(Debug, sqlx::FromRow)]
@@ -57,7 +58,7 @@ impl TryFrom<ServerRow> for McpServer {
             id: Id::stored("server id", r.id)?,
             name: r.name,
             url: r.url,
-            clearance: Classification::stored(&r.clearance)?,
+            clearance: stored_classification(&r.clearance)?,
             status: Status::stored(&r.status)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -82,7 +83,7 @@ impl TryFrom<ToolRow> for Tool {
             server: Id::stored("server id", r.server_id)?,
             name: Id::stored("tool name", r.name)?,
             risk: RiskTier::stored(&r.risk)?,
-            clearance: Classification::stored(&r.clearance)?,
+            clearance: stored_classification(&r.clearance)?,
             description_sha256: r.description_sha256,
             created_at: r.created_at,
         })

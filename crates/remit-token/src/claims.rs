@@ -9,47 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::grant::Grant;
 use crate::jwk::{EcPublicJwk, Thumbprint};
 
-/// Highest data classification a holder may receive, ordered
-/// `PUBLIC < INTERNAL < CONFIDENTIAL < RESTRICTED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Classification {
-    /// May be published.
-    Public,
-    /// Inside the organisation.
-    Internal,
-    /// A need-to-know group.
-    Confidential,
-    /// Named people only.
-    Restricted,
-}
-
-impl std::str::FromStr for Classification {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text.to_ascii_uppercase().as_str() {
-            "PUBLIC" => Ok(Classification::Public),
-            "INTERNAL" => Ok(Classification::Internal),
-            "CONFIDENTIAL" => Ok(Classification::Confidential),
-            "RESTRICTED" => Ok(Classification::Restricted),
-            _ => Err(format!(
-                "unknown class {text:?}: use PUBLIC, INTERNAL, CONFIDENTIAL or RESTRICTED"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Classification {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Classification::Public => "PUBLIC",
-            Classification::Internal => "INTERNAL",
-            Classification::Confidential => "CONFIDENTIAL",
-            Classification::Restricted => "RESTRICTED",
-        })
-    }
-}
+/// Highest data classification a holder may receive: the `class` claim,
+/// serialized as the uppercase name (`"CONFIDENTIAL"`). The one type every
+/// Remit crate shares, re-exported here.
+pub use remit_class::Classification;
 
 /// RFC 8693 actor claim: the agent acting now, with earlier actors nested.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

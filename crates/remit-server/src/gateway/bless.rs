@@ -7,7 +7,9 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use remit_store::{Classification, Id, McpServer, PromptPin, RiskTier, Store, StoreError, Tool};
+use remit_store::{
+    Classification, ClassificationText, Id, McpServer, PromptPin, RiskTier, Store, StoreError, Tool,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -50,7 +52,7 @@ pub struct Bless {
     #[schema(value_type = Option<crate::openapi::schema::RiskTier>, nullable = false)]
     pub risk: Option<RiskTier>,
     /// Clearance of tools pinned for the first time; the server's when absent.
-    #[serde(default)]
+    #[serde(default, with = "remit_store::lowercase_class::option")]
     #[schema(value_type = Option<crate::openapi::schema::Clearance>, nullable = false)]
     pub clearance: Option<Classification>,
     /// Only these tools (all the upstream lists when absent).
@@ -69,7 +71,7 @@ pub struct SetTool {
     #[schema(value_type = Option<crate::openapi::schema::RiskTier>, nullable = false)]
     pub risk: Option<RiskTier>,
     /// New clearance.
-    #[serde(default)]
+    #[serde(default, with = "remit_store::lowercase_class::option")]
     #[schema(value_type = Option<crate::openapi::schema::Clearance>, nullable = false)]
     pub clearance: Option<Classification>,
 }
@@ -91,7 +93,7 @@ fn tool_json(tool: &Tool) -> Value {
         "server": tool.server.as_str(),
         "name": tool.name.as_str(),
         "risk": tool.risk,
-        "clearance": tool.clearance,
+        "clearance": tool.clearance.as_str(),
         "description_sha256": tool.description_sha256,
         "created_at": tool.created_at,
     })

@@ -627,9 +627,7 @@ fn show(
             writeln!(
                 out,
                 "        data      {} {}",
-                e.classification
-                    .map(|c| format!("{c:?}").to_uppercase())
-                    .unwrap_or_default(),
+                e.classification.map(|c| c.name()).unwrap_or_default(),
                 findings.join(" ")
             )?;
         }

@@ -244,7 +244,7 @@ pub(super) async fn read_content<S: Store>(
     };
     let mut facts = Facts {
         tool: format!("mcp:{tool_id}"),
-        class: Some(remit_ledger::Classification::Public),
+        class: Some(remit_class::Classification::Public),
         ..Facts::default()
     };
     facts.args_hash = state

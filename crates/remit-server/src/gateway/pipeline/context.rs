@@ -4,69 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use remit_class::Classification;
 use remit_policy::{
     Action, ContextInput, DecisionRequest, EntityKind, EntityRef, ProofOfPossession, RequestContext,
 };
 use remit_scan::{FindingType, ScanReport};
-use remit_store::{Classification as StoreClass, RiskTier, Usage};
+use remit_store::{RiskTier, Usage};
 use serde_json::{json, Value};
 
 use crate::gateway::auth::Caller;
 use crate::state::now;
-
-pub(super) fn class_of(class: remit_scan::Classification) -> remit_policy::Classification {
-    match class {
-        remit_scan::Classification::Public => remit_policy::Classification::Public,
-        remit_scan::Classification::Internal => remit_policy::Classification::Internal,
-        remit_scan::Classification::Confidential => remit_policy::Classification::Confidential,
-        remit_scan::Classification::Restricted => remit_policy::Classification::Restricted,
-    }
-}
-
-pub(super) fn holder_class(class: remit_token::Classification) -> remit_policy::Classification {
-    match class {
-        remit_token::Classification::Public => remit_policy::Classification::Public,
-        remit_token::Classification::Internal => remit_policy::Classification::Internal,
-        remit_token::Classification::Confidential => remit_policy::Classification::Confidential,
-        remit_token::Classification::Restricted => remit_policy::Classification::Restricted,
-    }
-}
-
-pub(super) fn ledger_class(class: remit_scan::Classification) -> remit_ledger::Classification {
-    match class {
-        remit_scan::Classification::Public => remit_ledger::Classification::Public,
-        remit_scan::Classification::Internal => remit_ledger::Classification::Internal,
-        remit_scan::Classification::Confidential => remit_ledger::Classification::Confidential,
-        remit_scan::Classification::Restricted => remit_ledger::Classification::Restricted,
-    }
-}
-
-pub(super) fn scan_level(class: remit_scan::Classification) -> u8 {
-    match class {
-        remit_scan::Classification::Public => 0,
-        remit_scan::Classification::Internal => 1,
-        remit_scan::Classification::Confidential => 2,
-        remit_scan::Classification::Restricted => 3,
-    }
-}
-
-pub(super) fn store_level(class: StoreClass) -> u8 {
-    match class {
-        StoreClass::Public => 0,
-        StoreClass::Internal => 1,
-        StoreClass::Confidential => 2,
-        StoreClass::Restricted => 3,
-    }
-}
-
-pub(super) fn token_level(class: remit_token::Classification) -> u8 {
-    match class {
-        remit_token::Classification::Public => 0,
-        remit_token::Classification::Internal => 1,
-        remit_token::Classification::Confidential => 2,
-        remit_token::Classification::Restricted => 3,
-    }
-}
 
 /// Risk points a call to a tool of this tier costs.
 pub fn risk_cost(risk: RiskTier) -> i64 {
@@ -158,9 +105,9 @@ pub(super) fn decision_request(
         } else {
             json!({})
         },
-        data_class: c.report.map_or(remit_policy::Classification::Public, |r| {
-            class_of(r.classification)
-        }),
+        data_class: c
+            .report
+            .map_or(Classification::Public, |r| r.classification),
         pii,
         secrets,
         chain_depth: claims.depth,
@@ -192,7 +139,7 @@ pub(super) fn decision_request(
             ProofOfPossession::Bearer
         })
         .with_granted(c.granted)
-        .with_holder_clearance(holder_class(claims.class));
+        .with_holder_clearance(claims.class);
     let resource = match c.content {
         Some(Content::Resource { server, uri }) => {
             context = context.with_resource_uri(uri).map_err(|e| e.to_string())?;

@@ -95,7 +95,7 @@ pub struct Facts {
     /// Findings counted by type.
     pub findings: BTreeMap<String, u32>,
     /// The highest classification seen.
-    pub class: Option<remit_ledger::Classification>,
+    pub class: Option<remit_class::Classification>,
 }
 
 /// Records a receipt for `facts`; `Err` carries the JSON-RPC error to send

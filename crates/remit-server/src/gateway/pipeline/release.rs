@@ -8,8 +8,7 @@ use rmcp::model::{ErrorCode, RequestId};
 use serde_json::{json, Value};
 
 use super::context::{
-    count_findings, decision_request, findings_clause, ledger_class, ledger_decision, policy_ids,
-    scan_level, token_level, CallContext,
+    count_findings, decision_request, findings_clause, ledger_decision, policy_ids, CallContext,
 };
 use super::{record, refuse, store_refusal, Answer, Facts, Refusal};
 use crate::gateway::auth::Caller;
@@ -103,10 +102,10 @@ pub(super) async fn release_with<S: Store>(
     };
     count_findings(&result_report, "result:", &mut facts.findings);
     if let Some(class) = facts.class {
-        facts.class = Some(class.max(ledger_class(result_report.classification)));
+        facts.class = Some(class.max(result_report.classification));
     }
     let holder = caller.chain.leaf_claims().class;
-    let redact = scan_level(result_report.classification) > token_level(holder);
+    let redact = result_report.classification > holder;
     let mut result = result;
     if redact {
         let redacted = result_report.redact_input(&result_bytes);

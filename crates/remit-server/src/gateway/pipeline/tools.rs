@@ -14,8 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::context::{
     approval_id, call_hash, count_findings, decision_request, finding_names, findings_clause,
-    ledger_class, ledger_decision, policy_ids, risk_cost, scan_level, shape, store_level,
-    CallContext,
+    ledger_decision, policy_ids, risk_cost, shape, CallContext,
 };
 use super::release::release;
 use super::{
@@ -284,13 +283,13 @@ pub(super) async fn call_tool<S: Store>(
         )),
     };
     count_findings(&report, "", &mut facts.findings);
-    facts.class = Some(ledger_class(report.classification));
-    if scan_level(report.classification) > store_level(tool.clearance) {
+    facts.class = Some(report.classification);
+    if report.classification > tool.clearance {
         let reason = format!(
             "the arguments carry {} data ({}) and {tool_id} is cleared only for {}",
-            report.classification.name(),
+            report.classification,
             finding_names(&report),
-            tool.clearance.as_str().to_uppercase()
+            tool.clearance
         );
         if !shadow {
             refuse_with!(deny("gw-above-clearance", reason));
