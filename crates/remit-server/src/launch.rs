@@ -230,7 +230,7 @@ pub async fn serve(
         .version()
         .to_string();
     let receipt_kid = remit_token::Signer::key_id(&receipt.signer).to_owned();
-    let origin = format!("remit/receipts/{receipt_kid}");
+    let origin = receipt_origin(&receipt_kid);
     // On PostgreSQL the receipt log lives in the database, one sequence
     // shared by every replica; on SQLite it is the file log in the data
     // directory (opened below, once the store is open).
@@ -334,6 +334,13 @@ pub async fn serve(
             run(state, listener, shutdown).await
         }
     }
+}
+
+/// The origin line of the control plane's receipt log checkpoints, named
+/// by the receipt key: the same for every replica (and every wrap) that
+/// appends to one shared log.
+pub(crate) fn receipt_origin(receipt_kid: &str) -> String {
+    format!("remit/receipts/{receipt_kid}")
 }
 
 fn missing_receipt_key() -> ServeError {

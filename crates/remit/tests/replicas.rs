@@ -2,108 +2,49 @@
 //! schema), sharing one data directory (keys, admin token hash, policy):
 //! a revocation on A is refused by B, registry changes on A are known to
 //! B's policy, both append to one receipt log, and `remit audit verify
-//! --server` checks it through either of them.
+//! --server` checks it through either of them. A `remit wrap` on the same
+//! store appends to that log too and obeys the servers' revocations.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-struct Running {
-    child: Child,
-    url: String,
-    token: Option<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{remit_command, Running};
 
 /// Starts a replica on `port`; every replica announces the same public
 /// URL (the issuer identity in `iss`), as behind one load balancer.
 fn serve(data: &Path, database: &str, port: u16, public_url: &str) -> Running {
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_remit"))
-        .arg("serve")
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", &listen, "--database", database])
-        .args(["--public-url", public_url])
-        .env_remove("REMIT_DATABASE")
-        .env_remove("REMIT_CONFIG")
-        .env_remove("REMIT_LISTEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut token, mut lines) = (None::<String>, None, Vec::new());
-    for _ in 0..40 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        let trimmed = line.trim();
-        if let Some(rest) = trimmed.strip_prefix("listening on") {
-            url = Some(rest.trim().to_owned());
-        }
-        if trimmed.starts_with("remit_admin_") {
-            token = Some(trimmed.to_owned());
-        }
-        let done = line.contains("remit keys generate");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    assert_eq!(url.as_deref(), Some(public_url), "{lines:?}");
-    Running {
-        child,
-        url: format!("http://{listen}"),
-        token,
-    }
+    let mut replica = support::serve(|c| {
+        c.arg("--data")
+            .arg(data)
+            .args(["--listen", &listen, "--database", database])
+            .args(["--public-url", public_url]);
+    });
+    assert_eq!(replica.url, public_url, "{:?}", replica.lines);
+    // Reached at its own port, not at the public URL all replicas share.
+    replica.url = format!("http://{listen}");
+    replica
 }
 
 fn http(url: &str, method: &str, path: &str, token: &str, ct: &str, body: &str) -> (u16, Value) {
-    let addr = url.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        loop {
-            let (size, tail) = rest.split_once("\r\n").unwrap();
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                break out;
-            }
-            out.push_str(&tail[..size]);
-            rest = &tail[size + 2..];
-        }
-    } else {
-        body.to_owned()
-    };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    let reply = support::http(
+        url,
+        method,
+        path,
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("content-type", ct),
+        ],
+        body,
+    );
+    let body = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+    (reply.status, body)
 }
 
 fn post(url: &str, token: &str, path: &str, body: &Value) -> (u16, Value) {
@@ -249,17 +190,275 @@ fn two_processes_on_one_postgres_database_share_revocations_registry_and_log() {
         w.join().unwrap();
     }
     for url in [&a.url, &b.url] {
-        let out = Command::new(env!("CARGO_BIN_EXE_remit"))
+        let out = remit_command()
             .args(["audit", "verify", "--server", url, "--json"])
             .env("REMIT_ADMIN_TOKEN", &token)
             .output()
             .unwrap();
-        let report: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let report = support::json(&out);
         assert_eq!(out.status.code(), Some(0), "{report}");
         assert_eq!(report["ok"], true, "{report}");
         // register + issue attempts + issue + revoke + 20 registrations
         assert!(report["size"].as_u64().unwrap() >= 24, "{report}");
         assert_eq!(report["unsealed"], 0, "{report}");
     }
+}
+
+/// The repository root (the test upstream and the Python environment).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a `remit` client command against `url` as the admin.
+fn remit_cli(dir: &Path, url: &str, token: &str, args: &[&str]) -> Output {
+    let out = remit_command()
+        .args(args)
+        .current_dir(dir)
+        .env("REMIT_SERVER", url)
+        .env("REMIT_ADMIN_TOKEN", token)
+        .env_remove("REMIT_DATABASE")
+        .env_remove("REMIT_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "remit {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A running `remit wrap`: one JSON-RPC line in, one answer line out.
+struct Wrapped {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Wrapped {
+    fn ask(&mut self, message: &Value) -> Value {
+        writeln!(self.input, "{message}").unwrap();
+        self.input.flush().unwrap();
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    fn call(&mut self, id: u64, tool: &str, args: &Value) -> Value {
+        self.ask(&json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args},
+        }))
+    }
+}
+
+impl Drop for Wrapped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The events in the server's receipt log, oldest first.
+fn events(url: &str, token: &str) -> Vec<remit_ledger::Event> {
+    let (status, body) = http(
+        url,
+        "GET",
+        "/v1/receipts?limit=1000",
+        token,
+        "application/json",
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    body["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|leaf| {
+            remit_ledger::SignedReceipt::parse(leaf.as_str().unwrap().as_bytes())
+                .unwrap()
+                .receipt
+                .event
+        })
+        .collect()
+}
+
+/// `remit wrap` on the replicas' PostgreSQL store: its calls are receipted
+/// in the log the servers share (one audit covers them), a revocation made
+/// at a server reaches the running wrap, and a log of its own is refused.
+#[test]
+fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocations() {
+    let Some(database) = fresh_database() else {
+        return;
+    };
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test-deps (the test upstream is a Python MCP server)",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("notes.txt"), "meeting at noon\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let server = serve(&data, &database, port, &public_url);
+    let token = server
+        .token
+        .clone()
+        .expect("first start prints the admin token");
+    let cli = |args: &[&str]| remit_cli(dir.path(), &server.url, &token, args);
+
+    let upstream = format!(
+        "stdio:{} {} {}",
+        python.display(),
+        repo_root().join("tests/upstream/server.py").display(),
+        files.display()
+    );
+    cli(&[
+        "server",
+        "add",
+        "--id",
+        "files",
+        "--url",
+        &upstream,
+        "--clearance",
+        "internal",
+    ]);
+    cli(&["server", "bless", "files", "--risk", "low"]);
+    cli(&["keys", "generate", "--out", "planner.jwk"]);
+    cli(&[
+        "agent",
+        "register",
+        "--id",
+        "planner",
+        "--jwk",
+        "planner.jwk",
+        "--owner",
+        "alice",
+        "--risk-tier",
+        "low",
+    ]);
+    let (status, issued) = post(
+        &server.url,
+        &token,
+        "/v1/remits",
+        &json!({
+            "agent": "planner", "sub": "alice", "max_steps": 20, "ttl_secs": 600,
+            "grants": [{"type": "remit_tool", "tools": ["files/read_file"],
+                        "args": {"path": {"prefix": format!("{}/", files.display())}}}],
+        }),
+    );
+    assert_eq!(status, 201, "{issued}");
+    std::fs::write(
+        dir.path().join("planner.remit"),
+        issued["remit"].as_str().unwrap(),
+    )
+    .unwrap();
+
+    let wrap = |extra: &[&str]| {
+        let mut command = remit_command();
+        command
+            .args([
+                "wrap",
+                "--remit",
+                "planner.remit",
+                "--key",
+                "planner.jwk",
+                "--server",
+                "files",
+            ])
+            .arg("--data")
+            .arg(&data)
+            .args(["--database", &database, "--public-url", &public_url])
+            .args(extra)
+            .current_dir(dir.path())
+            .env_remove("REMIT_DATABASE")
+            .env_remove("REMIT_CONFIG");
+        command
+    };
+
+    // Refused first: a log of its own would split the audit trail.
+    let refused = wrap(&["--log", "elsewhere"]).output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("drop --log"), "{said}");
+
+    let before = events(&server.url, &token).len();
+    let mut child = wrap(&[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut wrapped = Wrapped {
+        input: child.stdin.take().unwrap(),
+        output: BufReader::new(child.stdout.take().unwrap()),
+        child,
+    };
+    let inside = json!({"path": files.join("notes.txt").display().to_string()});
+    let allowed = wrapped.call(1, "read_file", &inside);
+    assert!(
+        allowed["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("meeting at noon")),
+        "{allowed}"
+    );
+    let allowed_receipt = allowed["result"]["_meta"]["receipt_id"].as_u64().unwrap();
+    let denied = wrapped.call(2, "echo", &json!({"text": "hi"}));
+    let denied_receipt = denied["error"]["data"]["receipt_id"].as_u64().unwrap();
+
+    // Both are in the server's log, at the indices the wrap named.
+    let log = events(&server.url, &token);
+    assert!(log.len() >= before + 2);
+    let at = |i: u64| &log[usize::try_from(i).unwrap()];
+    assert_eq!(at(allowed_receipt).kind, remit_ledger::Kind::Allow);
+    assert_eq!(
+        at(allowed_receipt).tool.as_deref(),
+        Some("mcp:files/read_file")
+    );
+    assert_eq!(
+        at(allowed_receipt).leaf_jti.as_ref(),
+        issued["jti"].as_str().map(str::to_owned).as_ref()
+    );
+    assert_eq!(at(denied_receipt).kind, remit_ledger::Kind::Deny);
+
+    // Revoked at the server: the running wrap learns it by notification.
+    let (status, body) = post(
+        &server.url,
+        &token,
+        "/v1/revocations",
+        &json!({"kind": "jti", "value": issued["jti"]}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut id = 10;
+    eventually("the running wrap refuses the revoked remit", || {
+        id += 1;
+        let answer = wrapped.call(id, "read_file", &inside);
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("revoked"))
+    });
+    drop(wrapped);
+
+    // One audit covers the server's and the wrap's receipts.
+    let out = remit_command()
+        .args(["audit", "verify", "--server", &server.url, "--json"])
+        .env("REMIT_ADMIN_TOKEN", &token)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(
+        report["size"].as_u64().unwrap() > denied_receipt,
+        "{report}"
+    );
 }

@@ -11,8 +11,13 @@
 //! (to sign receipts), the store (registry, pins, revocations, step and
 //! risk budgets; SQLite by default, so a revocation made on the control
 //! plane reaches the wrap within the follower's poll) and the policy
-//! folder. Receipts go to a log of the wrap's own (`<data>/wrap/<server>/log`
-//! by default), because two processes must not append to one file log.
+//! folder. On SQLite, receipts go to a log of the wrap's own
+//! (`<data>/wrap/<server>/log` by default), because two processes must not
+//! append to one file log. On PostgreSQL (`--database postgres://…`) the
+//! wrap is one more writer of the store and of the receipt log the
+//! `remit serve` replicas share: its calls are in the log an auditor
+//! verifies with `remit audit verify --server`, and revocations reach it by
+//! notification.
 //!
 //! # Authentication
 //!
@@ -25,7 +30,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use remit_store::{Id, McpServer, ServerRepo as _, SqliteStore, Status, Store};
+use remit_store::{Id, McpServer, PgStore, SqliteStore, Status, Store};
 use remit_token::{EcdsaP256Signer, Signer as _};
 use serde_json::Value;
 use tokio::io::{
@@ -36,9 +41,9 @@ use tokio::sync::mpsc;
 use super::auth::{resource_url, Caller, Scheme};
 use super::jsonrpc;
 use super::pipeline::{self, Answer, Facts, Refusal};
-use crate::launch::{install_policy, ServeError, POLICY_DIR};
+use crate::launch::{install_policy, receipt_origin, Database, ServeError, POLICY_DIR};
 use crate::policy::PolicyFolder;
-use crate::receipts::{FileReceiptLog, ReceiptLog};
+use crate::receipts::{FileReceiptLog, StoreReceiptLog};
 use crate::setup::{DataDir, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
 use crate::state::{now, AppState, Inactive, Settings};
 
@@ -52,8 +57,13 @@ pub struct WrapOptions {
     pub data_dir: PathBuf,
     /// The policy folder (default `<data>/policy`).
     pub policy_dir: Option<PathBuf>,
-    /// Where the wrap's receipt log lives (default `<data>/wrap/<server>`).
+    /// Where the wrap's receipt log lives on SQLite (default
+    /// `<data>/wrap/<server>`); refused on PostgreSQL, whose log is shared.
     pub log_dir: Option<PathBuf>,
+    /// The store: the data directory's SQLite file when `None`. On
+    /// PostgreSQL the wrap shares the store and the receipt log of the
+    /// `remit serve` replicas (revocations reach it by notification).
+    pub database: Option<Database>,
     /// The registered server this command is (its pins, clearance, risk).
     pub server: String,
     /// The command to spawn; empty means the server's registered `stdio:` url.
@@ -93,6 +103,10 @@ pub enum WrapError {
         /// The key's thumbprint.
         found: String,
     },
+    /// `--log` names a log of the wrap's own, but on PostgreSQL receipts
+    /// go to the log shared with `remit serve`.
+    #[error("--log {} names a receipt log of the wrap's own, but on PostgreSQL the wrap appends to the log shared with remit serve; drop --log", .0.display())]
+    LogOnSharedStore(PathBuf),
     /// The remit does not verify or is revoked at start.
     #[error("the remit is not active: {0}")]
     Inactive(String),
@@ -104,25 +118,48 @@ pub enum WrapError {
 /// Where receipts went and what runs, for the caller to report on stderr.
 #[derive(Debug, Clone)]
 pub struct WrapReport {
-    /// The receipt log directory.
-    pub log: PathBuf,
+    /// Where receipts go: the wrap's own log directory, or the log shared
+    /// with the `remit serve` replicas of a PostgreSQL store.
+    pub receipts: String,
     /// The upstream transport url the wrap forwards to.
     pub upstream: String,
+}
+
+/// The state a wrap runs the pipeline on, per store.
+#[derive(Debug)]
+enum Backend {
+    /// The data directory's SQLite file (or another), with a log of the
+    /// wrap's own.
+    Sqlite(AppState<SqliteStore>),
+    /// A PostgreSQL store shared with `remit serve`, and its shared log.
+    Postgres(AppState<PgStore>),
 }
 
 /// A prepared wrap: state opened, server and caller checked.
 #[derive(Debug)]
 pub struct Wrap {
-    state: AppState<SqliteStore>,
+    backend: Backend,
     server: McpServer,
     chain: String,
     resource: String,
     report: WrapReport,
 }
 
+/// What [`Wrap::open`] checks on either store: the server and the remit.
+struct Checked {
+    server: McpServer,
+    chain: String,
+    resource: String,
+}
+
 impl Wrap {
     /// Opens the data directory, the store, the policy and the receipt log,
     /// and checks the server and the remit, before any message is read.
+    ///
+    /// On SQLite (the default) receipts go to a log of the wrap's own
+    /// (`--log`); on PostgreSQL they go to the log the `remit serve`
+    /// replicas share, so `remit audit verify --server` covers the wrap's
+    /// calls too.
     pub async fn open(options: WrapOptions) -> Result<Self, WrapError> {
         let data = DataDir::prepare(&options.data_dir).map_err(ServeError::from)?;
         let issuer = data.key(ISSUER_KEY_FILE).map_err(ServeError::from)?;
@@ -132,79 +169,70 @@ impl Wrap {
             .clone()
             .unwrap_or_else(|| data.path().join(POLICY_DIR));
         let folder = PolicyFolder::read(&policy_dir).map_err(ServeError::from)?;
-        let log_dir = options
-            .log_dir
-            .clone()
-            .unwrap_or_else(|| data.path().join("wrap").join(&options.server));
-        std::fs::create_dir_all(&log_dir)?;
-        let kid = receipt.signer.key_id().to_owned();
-        let log = FileReceiptLog::open(&log_dir, receipt.signer, &format!("remit/wrap/{kid}"))
-            .map_err(ServeError::from)?;
-        let report_log = log.dir().to_owned();
-        let receipts: Arc<dyn ReceiptLog> = Arc::new(log);
-        let store = SqliteStore::open(&data.sqlite_path())
-            .await
-            .map_err(ServeError::from)?;
         let mut settings = Settings::new(options.public_url.clone());
         settings.audience.clone_from(&options.audience);
         // No admin API is served: the admin hash is of a random token nobody holds.
         let admin = crate::setup::new_admin_token().map_err(ServeError::from)?;
-        let state = AppState::new(
-            store,
-            issuer.signer,
-            crate::setup::sha256(admin.as_bytes()),
-            settings,
-            receipts,
-        )
-        .await
-        .map_err(ServeError::from)?;
-        state.gateway().set_config(options.gateway.clone());
-        install_policy(&state, &folder).await?;
-
-        let server_error = |detail: String| WrapError::Server {
-            server: options.server.clone(),
-            detail,
+        let admin_hash = crate::setup::sha256(admin.as_bytes());
+        let kid = receipt.signer.key_id().to_owned();
+        let database = options
+            .database
+            .clone()
+            .unwrap_or_else(|| Database::Sqlite(data.sqlite_path()));
+        let (backend, checked, receipts) = match database {
+            Database::Sqlite(path) => {
+                let log_dir = options
+                    .log_dir
+                    .clone()
+                    .unwrap_or_else(|| data.path().join("wrap").join(&options.server));
+                std::fs::create_dir_all(&log_dir)?;
+                let log =
+                    FileReceiptLog::open(&log_dir, receipt.signer, &format!("remit/wrap/{kid}"))
+                        .map_err(ServeError::from)?;
+                let receipts = log.dir().display().to_string();
+                let store = SqliteStore::open(&path).await.map_err(ServeError::from)?;
+                let state =
+                    AppState::new(store, issuer.signer, admin_hash, settings, Arc::new(log))
+                        .await
+                        .map_err(ServeError::from)?;
+                let checked = check_start(&state, &options, &folder).await?;
+                (Backend::Sqlite(state), checked, receipts)
+            }
+            Database::Postgres(url) => {
+                if let Some(dir) = &options.log_dir {
+                    return Err(WrapError::LogOnSharedStore(dir.clone()));
+                }
+                let shown = Database::Postgres(url.clone()).shown();
+                let store = PgStore::connect(&url).await.map_err(ServeError::from)?;
+                let log = StoreReceiptLog::open(
+                    store.clone(),
+                    data.path(),
+                    receipt.signer,
+                    &receipt_origin(&kid),
+                )
+                .await
+                .map_err(ServeError::from)?;
+                let state =
+                    AppState::new(store, issuer.signer, admin_hash, settings, Arc::new(log))
+                        .await
+                        .map_err(ServeError::from)?;
+                let checked = check_start(&state, &options, &folder).await?;
+                (
+                    Backend::Postgres(state),
+                    checked,
+                    format!("the log shared with remit serve in {shown}"),
+                )
+            }
         };
-        let id =
-            Id::parse("server id", &options.server).map_err(|e| server_error(e.to_string()))?;
-        let mut server = state
-            .store()
-            .server(&id)
-            .await
-            .map_err(|e| server_error(e.to_string()))?;
-        if server.status != Status::Active {
-            return Err(server_error("it is disabled".into()));
-        }
-        if !options.command.is_empty() {
-            // Quoted so arguments holding spaces stay whole when the
-            // upstream splits the command line again.
-            let line = shlex::try_join(options.command.iter().map(String::as_str))
-                .map_err(|e| server_error(format!("the command cannot be quoted: {e}")))?;
-            server.url = format!("stdio:{line}");
-        } else if !server.url.starts_with("stdio:") {
-            return Err(server_error(format!(
-                "its registered url {:?} is not a stdio: command; give the command after --",
-                server.url
-            )));
-        }
-
-        let resource = resource_url(&state.settings().public_url, &options.server);
-        let chain = options.chain.trim().to_owned();
-        let verified = check(&state, &chain, &resource).map_err(WrapError::Inactive)?;
-        let expected = verified.leaf_claims().cnf.jkt.as_str().to_owned();
-        let found = options.holder.thumbprint().as_str().to_owned();
-        if expected != found {
-            return Err(WrapError::NotHolder { expected, found });
-        }
         let report = WrapReport {
-            log: report_log,
-            upstream: server.url.clone(),
+            receipts,
+            upstream: checked.server.url.clone(),
         };
         Ok(Self {
-            state,
-            server,
-            chain,
-            resource,
+            backend,
+            server: checked.server,
+            chain: checked.chain,
+            resource: checked.resource,
             report,
         })
     }
@@ -261,7 +289,10 @@ impl Wrap {
         while tasks.join_next().await.is_some() {}
         // Gives back the steps reserved ahead and not used (they would
         // otherwise stay counted as used by the remit).
-        this.state.store().close().await;
+        match &this.backend {
+            Backend::Sqlite(state) => state.store().close().await,
+            Backend::Postgres(state) => state.store().close().await,
+        }
         drop(tx);
         writer
             .await
@@ -271,7 +302,14 @@ impl Wrap {
 
     /// One message in, at most one answer out. Every refusal has a receipt.
     async fn handle_line(&self, line: &[u8]) -> Option<Value> {
-        let state = &self.state;
+        match &self.backend {
+            Backend::Sqlite(state) => self.handle_on(state, line).await,
+            Backend::Postgres(state) => self.handle_on(state, line).await,
+        }
+    }
+
+    /// [`Self::handle_line`] on the state of either store.
+    async fn handle_on<S: Store>(&self, state: &AppState<S>, line: &[u8]) -> Option<Value> {
         let config = state.gateway().config();
         let facts = Facts {
             tool: format!("mcp:{}", self.server.id),
@@ -318,6 +356,56 @@ impl Wrap {
             Answer::Message(body) | Answer::InsufficientScope { message: body, .. } => Some(body),
         }
     }
+}
+
+/// Checks, before any message is read, that the server is registered,
+/// active and runs over stdio (or is given a command), and that the remit
+/// is active here and bound to the key the wrap was given.
+async fn check_start<S: Store>(
+    state: &AppState<S>,
+    options: &WrapOptions,
+    folder: &PolicyFolder,
+) -> Result<Checked, WrapError> {
+    state.gateway().set_config(options.gateway.clone());
+    install_policy(state, folder).await?;
+    let server_error = |detail: String| WrapError::Server {
+        server: options.server.clone(),
+        detail,
+    };
+    let id = Id::parse("server id", &options.server).map_err(|e| server_error(e.to_string()))?;
+    let mut server = state
+        .store()
+        .server(&id)
+        .await
+        .map_err(|e| server_error(e.to_string()))?;
+    if server.status != Status::Active {
+        return Err(server_error("it is disabled".into()));
+    }
+    if !options.command.is_empty() {
+        // Quoted so arguments holding spaces stay whole when the
+        // upstream splits the command line again.
+        let line = shlex::try_join(options.command.iter().map(String::as_str))
+            .map_err(|e| server_error(format!("the command cannot be quoted: {e}")))?;
+        server.url = format!("stdio:{line}");
+    } else if !server.url.starts_with("stdio:") {
+        return Err(server_error(format!(
+            "its registered url {:?} is not a stdio: command; give the command after --",
+            server.url
+        )));
+    }
+    let resource = resource_url(&state.settings().public_url, &options.server);
+    let chain = options.chain.trim().to_owned();
+    let verified = check(state, &chain, &resource).map_err(WrapError::Inactive)?;
+    let expected = verified.leaf_claims().cnf.jkt.as_str().to_owned();
+    let found = options.holder.thumbprint().as_str().to_owned();
+    if expected != found {
+        return Err(WrapError::NotHolder { expected, found });
+    }
+    Ok(Checked {
+        server,
+        chain,
+        resource,
+    })
 }
 
 /// Verifies the chain for this server (deployment audience or the server's

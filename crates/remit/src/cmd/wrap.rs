@@ -37,7 +37,12 @@ pub struct WrapArgs {
     /// [gateway] table (limits, shadow mode, budgets, the upstream's `env`).
     #[arg(long, env = "REMIT_CONFIG")]
     config: Option<PathBuf>,
-    /// Receipt log directory [default: <data>/wrap/<server>].
+    /// The store shared with `remit serve`: sqlite://PATH or
+    /// postgres://USER@HOST:PORT/DB [default: the SQLite file in <data>].
+    /// On PostgreSQL receipts go to the log the servers share.
+    #[arg(long, env = "REMIT_DATABASE")]
+    database: Option<String>,
+    /// Receipt log directory, on SQLite only [default: <data>/wrap/<server>].
     #[arg(long)]
     log: Option<PathBuf>,
     /// The control plane's public URL (server-scoped remits name
@@ -67,12 +72,19 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("{} is not a private JWK", args.key.display()))?;
     let holder = EcdsaP256Signer::from_jwk(&key)
         .with_context(|| format!("{} is not a P-256 private key", args.key.display()))?;
-    let gateway = match &args.config {
-        Some(path) => remit_server::FileConfig::load(path)?
-            .gateway_config()
-            .with_context(|| format!("configuration file {}", path.display()))?,
-        None => remit_server::gateway::GatewayConfig::default(),
+    let file = match &args.config {
+        Some(path) => remit_server::FileConfig::load(path)?,
+        None => remit_server::FileConfig::default(),
     };
+    let gateway = file.gateway_config().with_context(|| match &args.config {
+        Some(path) => format!("configuration file {}", path.display()),
+        None => "gateway defaults".to_owned(),
+    })?;
+    let database = args
+        .database
+        .or(file.database)
+        .map(|url| remit_server::Database::parse(&url))
+        .transpose()?;
     let options = WrapOptions {
         gateway,
         data_dir: match args.data {
@@ -81,6 +93,7 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
         },
         policy_dir: args.policy,
         log_dir: args.log,
+        database,
         server: args.server,
         command: args.command,
         chain,
@@ -94,7 +107,7 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "remit wrap: forwarding to {} ; receipts in {}",
             wrap.report().upstream,
-            wrap.report().log.display()
+            wrap.report().receipts
         );
         wrap.run(tokio::io::stdin(), tokio::io::stdout()).await?;
         anyhow::Ok(())
