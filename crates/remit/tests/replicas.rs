@@ -92,6 +92,31 @@ fn issue(url: &str, token: &str, agent: &str) -> (u16, Value) {
     )
 }
 
+/// Revokes the remit `jti` at the server `url`.
+fn revoke_jti(url: &str, token: &str, jti: &Value) {
+    let (status, body) = post(
+        url,
+        token,
+        "/v1/revocations",
+        &json!({"kind": "jti", "value": jti}),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+/// `remit audit verify --server url`: the report, after checking that it
+/// passed.
+fn audit_verify(url: &str, token: &str) -> Value {
+    let out = remit_command()
+        .args(["audit", "verify", "--server", url, "--json"])
+        .env("REMIT_ADMIN_TOKEN", token)
+        .output()
+        .unwrap();
+    let report = support::json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    report
+}
+
 /// Waits (bounded) for `check`; replicas converge through NOTIFY and a
 /// periodic catch-up, so the test polls instead of sleeping a fixed time.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -161,13 +186,7 @@ fn two_processes_on_one_postgres_database_share_revocations_registry_and_log() {
     assert!(active(&b.url, &token, &remit), "B honours what A issued");
 
     // Revoked on A, refused by B.
-    let (status, body) = post(
-        &a.url,
-        &token,
-        "/v1/revocations",
-        &json!({"kind": "jti", "value": body["jti"]}),
-    );
-    assert_eq!(status, 201, "{body}");
+    revoke_jti(&a.url, &token, &body["jti"]);
     assert!(!active(&a.url, &token, &remit));
     eventually("B refuses the remit revoked on A", || {
         !active(&b.url, &token, &remit)
@@ -190,14 +209,7 @@ fn two_processes_on_one_postgres_database_share_revocations_registry_and_log() {
         w.join().unwrap();
     }
     for url in [&a.url, &b.url] {
-        let out = remit_command()
-            .args(["audit", "verify", "--server", url, "--json"])
-            .env("REMIT_ADMIN_TOKEN", &token)
-            .output()
-            .unwrap();
-        let report = support::json(&out);
-        assert_eq!(out.status.code(), Some(0), "{report}");
-        assert_eq!(report["ok"], true, "{report}");
+        let report = audit_verify(url, &token);
         // register + issue attempts + issue + revoke + 20 registrations
         assert!(report["size"].as_u64().unwrap() >= 24, "{report}");
         assert_eq!(report["unsealed"], 0, "{report}");
@@ -431,13 +443,7 @@ fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocation
     assert_eq!(at(denied_receipt).kind, remit_ledger::Kind::Deny);
 
     // Revoked at the server: the running wrap learns it by notification.
-    let (status, body) = post(
-        &server.url,
-        &token,
-        "/v1/revocations",
-        &json!({"kind": "jti", "value": issued["jti"]}),
-    );
-    assert_eq!(status, 201, "{body}");
+    revoke_jti(&server.url, &token, &issued["jti"]);
     let mut id = 10;
     eventually("the running wrap refuses the revoked remit", || {
         id += 1;
@@ -449,14 +455,7 @@ fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocation
     drop(wrapped);
 
     // One audit covers the server's and the wrap's receipts.
-    let out = remit_command()
-        .args(["audit", "verify", "--server", &server.url, "--json"])
-        .env("REMIT_ADMIN_TOKEN", &token)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(report["ok"], true, "{report}");
+    let report = audit_verify(&server.url, &token);
     assert!(
         report["size"].as_u64().unwrap() > denied_receipt,
         "{report}"

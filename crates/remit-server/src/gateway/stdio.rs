@@ -179,6 +179,7 @@ impl Wrap {
             .database
             .clone()
             .unwrap_or_else(|| Database::Sqlite(data.sqlite_path()));
+        let shown = database.shown();
         let (backend, checked, receipts) = match database {
             Database::Sqlite(path) => {
                 let log_dir = options
@@ -202,7 +203,6 @@ impl Wrap {
                 if let Some(dir) = &options.log_dir {
                     return Err(WrapError::LogOnSharedStore(dir.clone()));
                 }
-                let shown = Database::Postgres(url.clone()).shown();
                 let store = PgStore::connect(&url).await.map_err(ServeError::from)?;
                 let log = StoreReceiptLog::open(
                     store.clone(),
