@@ -386,7 +386,10 @@ async fn exchange<S: Store>(
     root_request.acr.clone_from(&p.acr);
     root_request.amr.clone_from(&p.amr);
     root_request.policy = Some(decision.policy_version().to_owned());
-    let root = mint(state.issuer(), &root_request, now).map_err(|e| {
+    let issuer = state
+        .issuer()
+        .map_err(|e| refuse(OAuthError::server("minting", &e)))?;
+    let root = mint(issuer, &root_request, now).map_err(|e| {
         refuse(OAuthError::grant(format!(
             "cannot mint the exchanged remit: {e}"
         )))
@@ -565,7 +568,10 @@ async fn issue_for_identity<S: Store>(
     }
     let user = Id::parse("user (sub)", identity.user.as_str())
         .map_err(|e| refuse(OAuthError::grant(format!("subject_token: {e}"))))?;
-    let kid = state.issuer_kid().to_owned();
+    let issuer = state
+        .issuer()
+        .map_err(|e| refuse(OAuthError::server("minting", &e)))?;
+    let kid = issuer.key_id().to_owned();
     if let Some(target) = state.revocations().find(&RemitFacts {
         chain: &[],
         agent: actor.id.as_str(),
@@ -613,7 +619,7 @@ async fn issue_for_identity<S: Store>(
     mint_request.acr.clone_from(&identity.acr);
     mint_request.amr.clone_from(&identity.amr);
     mint_request.policy = Some(decision.policy_version().to_owned());
-    let remit = mint(state.issuer(), &mint_request, now)
+    let remit = mint(issuer, &mint_request, now)
         .map_err(|e| refuse(OAuthError::grant(format!("cannot mint the remit: {e}"))))?;
     let c = remit.claims();
     let jti =

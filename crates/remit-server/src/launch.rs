@@ -144,6 +144,8 @@ pub struct StartReport {
     pub issuer_key: (PathBuf, bool),
     /// The issuer key id.
     pub issuer_kid: String,
+    /// The issuer's public JWKS file (what `remit wrap` verifies with).
+    pub issuer_jwks: PathBuf,
     /// Receipt key file and whether it was generated now.
     pub receipt_key: (PathBuf, bool),
     /// The receipt log directory.
@@ -214,6 +216,7 @@ pub async fn serve(
     let oidc = std::sync::Arc::new(OidcVerifier::new(options.oidc.clone())?);
     let data = DataDir::prepare(&options.data_dir)?;
     let issuer = data.key(ISSUER_KEY_FILE)?;
+    let issuer_jwks = data.publish_issuer_jwks(&issuer.signer)?;
     let receipt = data.key(RECEIPT_KEY_FILE)?;
     let admin = data.admin_token()?;
     let policy_dir = data.path().join(POLICY_DIR);
@@ -278,6 +281,7 @@ pub async fn serve(
         data_dir: data.path().to_owned(),
         issuer_key: (issuer.path.clone(), issuer.created),
         issuer_kid: remit_token::Signer::key_id(&issuer.signer).to_owned(),
+        issuer_jwks,
         receipt_key: (receipt.path.clone(), receipt.created),
         receipt_log,
         note_verifier: String::new(),

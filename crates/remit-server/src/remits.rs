@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
 use remit_store::{Id, IssuedRemit, RemitFacts, Status, Store};
-use remit_token::{mint, Classification, EcPublicJwk, Grant, MintRequest};
+use remit_token::{mint, Classification, EcPublicJwk, Grant, MintRequest, Signer as _};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -75,7 +75,15 @@ pub async fn issue<S: Store>(
             ),
         ));
     }
-    let kid = state.issuer_kid().to_owned();
+    let issuer = state.issuer().map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no-issuer-key",
+            "Cannot mint here",
+            e.to_string(),
+        )
+    })?;
+    let kid = issuer.key_id().to_owned();
     if let Some(target) = state.revocations().find(&RemitFacts {
         chain: &[],
         agent: agent_id.as_str(),
@@ -113,7 +121,7 @@ pub async fn issue<S: Store>(
         request.max_depth = depth;
     }
     let issued_at = now();
-    let remit = mint(state.issuer(), &request, issued_at)
+    let remit = mint(issuer, &request, issued_at)
         .map_err(|e| Problem::invalid(format!("cannot issue this remit: {e}")))?;
     let claims = remit.claims();
     let jti = Id::parse("remit jti", claims.jti.as_str())?;

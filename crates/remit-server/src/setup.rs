@@ -7,10 +7,14 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use remit_token::{EcdsaP256Signer, PrivateJwk};
+use remit_token::{EcdsaP256Signer, PrivateJwk, Signer as _};
 
 /// File holding the issuer's private JWK (signs remits).
 pub const ISSUER_KEY_FILE: &str = "issuer.jwk";
+/// File holding the issuer's public JWKS, rewritten by every `remit serve`
+/// start: what `remit wrap` verifies remits with, so it never needs
+/// [`ISSUER_KEY_FILE`].
+pub const ISSUER_JWKS_FILE: &str = "issuer.jwks.json";
 /// File holding the receipt signer's private JWK (signs receipts and checkpoints).
 pub const RECEIPT_KEY_FILE: &str = "receipt.jwk";
 /// File holding the hex SHA-256 of the admin token.
@@ -144,6 +148,21 @@ impl DataDir {
         }
     }
 
+    /// Writes the issuer's public JWKS to [`ISSUER_JWKS_FILE`], replacing
+    /// an older one in one rename (a wrap starting meanwhile reads the old
+    /// document or the new one, never half of one).
+    pub fn publish_issuer_jwks(&self, issuer: &EcdsaP256Signer) -> Result<PathBuf, SetupError> {
+        let key = issuer.public_jwk().clone().published(issuer.key_id());
+        let mut text = serde_json::to_vec_pretty(&serde_json::json!({ "keys": [key] }))
+            .map_err(|e| SetupError::Crypto(e.to_string()))?;
+        text.push(b'\n');
+        let path = self.root.join(ISSUER_JWKS_FILE);
+        let temporary = self.root.join(format!("{ISSUER_JWKS_FILE}.new"));
+        std::fs::write(&temporary, &text).map_err(io("writing", &temporary))?;
+        std::fs::rename(&temporary, &path).map_err(io("replacing", &path))?;
+        Ok(path)
+    }
+
     /// Loads the admin token hash, generating a token (returned once) if none.
     pub fn admin_token(&self) -> Result<AdminToken, SetupError> {
         let path = self.root.join(ADMIN_HASH_FILE);
@@ -206,7 +225,6 @@ pub(crate) fn write_secret(path: &Path, contents: &[u8]) -> Result<(), SetupErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use remit_token::Signer as _;
 
     #[test]
     fn keys_are_private_files_reused_on_restart() {
@@ -225,6 +243,25 @@ mod tests {
             let mode = std::fs::metadata(data.path()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o700);
         }
+    }
+
+    #[test]
+    fn the_published_issuer_jwks_verifies_the_issuers_remits_and_holds_no_private_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::prepare(dir.path()).unwrap();
+        let issuer = data.key(ISSUER_KEY_FILE).unwrap().signer;
+        let path = data.publish_issuer_jwks(&issuer).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("\"d\""), "a private scalar in {text}");
+        let jwks = remit_token::Jwks::from_json(&text).unwrap();
+        assert_eq!(jwks.len(), 1);
+        assert!(jwks.get(issuer.key_id()).is_some());
+        // A second start replaces it with the key it then holds.
+        let other = EcdsaP256Signer::generate().unwrap();
+        data.publish_issuer_jwks(&other).unwrap();
+        let jwks = remit_token::Jwks::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(jwks.get(issuer.key_id()).is_none());
+        assert!(jwks.get(other.key_id()).is_some());
     }
 
     #[test]

@@ -55,6 +55,65 @@ impl Settings {
     }
 }
 
+/// The issuer key as this process holds it.
+///
+/// `remit serve` mints remits and holds the private half; `remit wrap`
+/// only verifies them and holds the public JWKS, so a host that runs a wrap
+/// (an agent's machine, another server on a shared PostgreSQL) never has a
+/// key that could mint itself a wider remit.
+#[derive(Debug)]
+pub enum IssuerKey {
+    /// The private key: remits are minted and verified here.
+    Signing(EcdsaP256Signer),
+    /// Only the published keys: remits are verified here, never minted.
+    Verifying(IssuerJwks),
+}
+
+impl From<EcdsaP256Signer> for IssuerKey {
+    fn from(signer: EcdsaP256Signer) -> Self {
+        Self::Signing(signer)
+    }
+}
+
+/// The issuer's published keys (what `/.well-known/jwks.json` serves), read
+/// from a JWKS document with at least one key.
+#[derive(Debug)]
+pub struct IssuerJwks {
+    jwks: Jwks,
+    document: serde_json::Value,
+}
+
+/// Why a JWKS document cannot verify remits.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerJwksError {
+    /// The text is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    /// The text is not a JWKS of P-256 keys with `kid`s.
+    #[error("not a JWKS of P-256 keys: {0}")]
+    Invalid(#[from] remit_token::JwksError),
+    /// The document has no key.
+    #[error("the JWKS has no key")]
+    Empty,
+}
+
+impl IssuerJwks {
+    /// Parses a JWKS document (`{"keys": [...]}`).
+    pub fn from_json(text: &str) -> Result<Self, IssuerJwksError> {
+        let document = serde_json::from_str(text)?;
+        let jwks = Jwks::from_json(text)?;
+        if jwks.is_empty() {
+            return Err(IssuerJwksError::Empty);
+        }
+        Ok(Self { jwks, document })
+    }
+}
+
+/// Asked to mint where only the issuer's public key is held.
+#[derive(Debug, thiserror::Error)]
+#[error("this process holds only the issuer's public key and cannot mint remits (remits are minted by `remit serve`)")]
+pub struct NoIssuerKey;
+
 /// Shared state of one server process. Cheap to clone.
 #[derive(Debug)]
 pub struct AppState<S: Store> {
@@ -72,7 +131,7 @@ impl<S: Store> Clone for AppState<S> {
 #[derive(Debug)]
 struct Inner<S> {
     store: S,
-    issuer: EcdsaP256Signer,
+    issuer: Option<EcdsaP256Signer>,
     jwks: Jwks,
     jwks_document: serde_json::Value,
     admin_hash: [u8; 32],
@@ -112,22 +171,33 @@ pub enum Inactive {
 
 impl<S: Store> AppState<S> {
     /// Builds the state and starts following revocations in the store.
+    /// With [`IssuerKey::Verifying`] the state verifies remits but refuses
+    /// to mint ([`NoIssuerKey`]).
     pub async fn new(
         store: S,
-        issuer: EcdsaP256Signer,
+        issuer: impl Into<IssuerKey>,
         admin_hash: [u8; 32],
         settings: Settings,
         receipts: Arc<dyn ReceiptLog>,
     ) -> Result<Self, remit_store::StoreError> {
         let follower = RevocationFollower::start(store.clone(), REVOCATION_POLL).await?;
-        let mut jwks = Jwks::new();
-        let published = issuer.public_jwk().clone().published(issuer.key_id());
-        jwks.insert(issuer.key_id(), issuer.public_jwk())
-            .map_err(|e| remit_store::StoreError::Corrupt {
-                what: "issuer key",
-                detail: e.to_string(),
-            })?;
-        let jwks_document = serde_json::json!({ "keys": [published] });
+        let (issuer, jwks, jwks_document) = match issuer.into() {
+            IssuerKey::Signing(signer) => {
+                let mut jwks = Jwks::new();
+                let published = signer.public_jwk().clone().published(signer.key_id());
+                jwks.insert(signer.key_id(), signer.public_jwk())
+                    .map_err(|e| remit_store::StoreError::Corrupt {
+                        what: "issuer key",
+                        detail: e.to_string(),
+                    })?;
+                (
+                    Some(signer),
+                    jwks,
+                    serde_json::json!({ "keys": [published] }),
+                )
+            }
+            IssuerKey::Verifying(IssuerJwks { jwks, document }) => (None, jwks, document),
+        };
         let policy = remit_policy::preset::load(
             EngineKind::Cedar,
             &[Preset::Standard.source(EngineKind::Cedar)],
@@ -172,14 +242,11 @@ impl<S: Store> AppState<S> {
         &self.inner.store
     }
 
-    /// The key remits are minted with.
-    pub fn issuer(&self) -> &EcdsaP256Signer {
-        &self.inner.issuer
-    }
-
-    /// The issuer key's id (the `kid` of every root remit).
-    pub fn issuer_kid(&self) -> &str {
-        self.inner.issuer.key_id()
+    /// The key remits are minted with; its `kid` is the one every root
+    /// remit minted here names. A state built with only the public JWKS
+    /// (`remit wrap`) has none.
+    pub fn issuer(&self) -> Result<&EcdsaP256Signer, NoIssuerKey> {
+        self.inner.issuer.as_ref().ok_or(NoIssuerKey)
     }
 
     /// The published JWKS document.
@@ -492,4 +559,30 @@ fn receipt_problem(error: &crate::receipts::ReceiptLogError) -> Problem {
         "Receipt not recorded",
         format!("the change was not confirmed because its receipt could not be recorded: {error}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issuer_jwks_that_cannot_verify_a_remit_is_refused() {
+        assert!(matches!(
+            IssuerJwks::from_json("not json"),
+            Err(IssuerJwksError::NotJson(_))
+        ));
+        assert!(matches!(
+            IssuerJwks::from_json(r#"{"kty": "EC"}"#),
+            Err(IssuerJwksError::Invalid(_))
+        ));
+        assert!(matches!(
+            IssuerJwks::from_json(r#"{"keys": []}"#),
+            Err(IssuerJwksError::Empty)
+        ));
+        let signer = EcdsaP256Signer::generate().unwrap();
+        let key = signer.public_jwk().clone().published(signer.key_id());
+        let text = serde_json::json!({ "keys": [key] }).to_string();
+        let parsed = IssuerJwks::from_json(&text).unwrap();
+        assert!(parsed.jwks.get(signer.key_id()).is_some());
+    }
 }

@@ -399,7 +399,12 @@ async fn a_remit_for_another_audience_is_refused() {
     );
     request.issuer = gw.state.settings().public_url.clone();
     request.audience = gw.url("/mcp/other-server");
-    let remit = mint(gw.state.issuer(), &request, remit_server::state::now()).unwrap();
+    let remit = mint(
+        gw.state.issuer().unwrap(),
+        &request,
+        remit_server::state::now(),
+    )
+    .unwrap();
     let r = gw
         .call(remit.compact(), "echo", json!({"text": "hi"}))
         .await;
@@ -418,7 +423,12 @@ async fn a_remit_for_another_audience_is_refused() {
 
     // The same remit scoped to this server's resource URL is accepted.
     request.audience = gw.resource();
-    let remit = mint(gw.state.issuer(), &request, remit_server::state::now()).unwrap();
+    let remit = mint(
+        gw.state.issuer().unwrap(),
+        &request,
+        remit_server::state::now(),
+    )
+    .unwrap();
     let r = gw
         .call(remit.compact(), "echo", json!({"text": "hi"}))
         .await;
@@ -1783,7 +1793,12 @@ async fn lockdown_refuses_a_bearer_remit_at_the_gateway_and_allows_it_with_dpop(
     );
     request.issuer = gw.state.settings().public_url.clone();
     request.audience = gw.resource();
-    let remit = mint(gw.state.issuer(), &request, remit_server::state::now()).unwrap();
+    let remit = mint(
+        gw.state.issuer().unwrap(),
+        &request,
+        remit_server::state::now(),
+    )
+    .unwrap();
     let chain = remit.compact();
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"low risk"}}})
         .to_string()

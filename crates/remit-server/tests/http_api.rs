@@ -251,6 +251,39 @@ async fn forged_and_foreign_remits_are_inactive(s: Server) {
     );
 }
 
+/// A server holding only the issuer's public JWKS (what `remit wrap`
+/// holds) verifies remits the issuer key mints elsewhere, and mints none.
+#[tokio::test]
+async fn a_server_with_only_the_public_issuer_jwks_verifies_remits_but_mints_none() {
+    let s = sqlite_with(Options {
+        verify_only: true,
+        ..Options::default()
+    })
+    .await;
+    let planner = s.register("planner", "alice").await;
+    let reply = s
+        .post(
+            "/v1/remits",
+            &json!({"agent": "planner", "sub": "alice", "ttl_secs": 300,
+                    "grants": [{"type": "remit_tool", "tools": ["fs.*"]}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.json()["type"], "urn:remit:problem:no-issuer-key");
+    assert!(reply.body.contains("cannot mint"), "{}", reply.body);
+
+    let issuer = EcdsaP256Signer::from_jwk(&s.issuer).unwrap();
+    let grants = vec![Grant::tools(vec![Pattern::try_from("fs.*").unwrap()])];
+    let mut request =
+        remit_token::MintRequest::new("alice", "planner", planner.public_jwk().clone(), grants);
+    request.issuer = s.url();
+    let minted = remit_token::mint(&issuer, &request, now()).unwrap();
+    assert!(s.active(minted.compact()).await);
+    let stranger = EcdsaP256Signer::generate().unwrap();
+    let foreign = remit_token::mint(&stranger, &request, now()).unwrap();
+    assert!(!s.active(foreign.compact()).await);
+}
+
 async fn every_revocation_class_makes_the_remit_inactive(s: Server) {
     let agent_key = s.register("worker", "carol").await;
     let _bobs = s.register("worker-b", "bob").await;

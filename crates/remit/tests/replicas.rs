@@ -3,7 +3,8 @@
 //! a revocation on A is refused by B, registry changes on A are known to
 //! B's policy, both append to one receipt log, and `remit audit verify
 //! --server` checks it through either of them. A `remit wrap` on the same
-//! store appends to that log too and obeys the servers' revocations.
+//! store, from a data directory of its own with only the issuer's public
+//! JWKS, appends to that log too and obeys the servers' revocations.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use remit_token::Signer as _;
 use serde_json::{json, Value};
 use support::{remit_command, Running};
 
@@ -217,6 +219,20 @@ fn two_processes_on_one_postgres_database_share_revocations_registry_and_log() {
 }
 
 /// The repository root (the test upstream and the Python environment).
+/// Copies a directory tree of plain files.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -375,6 +391,18 @@ fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocation
     )
     .unwrap();
 
+    // The wrap runs as on another host: its data directory holds the
+    // issuer's *public* JWKS (as the server publishes it), the shared log's
+    // receipt and note keys and the policy, never the issuer's private key.
+    let host = dir.path().join("agent-host");
+    std::fs::create_dir_all(&host).unwrap();
+    let (status, published) = http(&server.url, "GET", "/.well-known/jwks.json", "", "", "");
+    assert_eq!(status, 200, "{published}");
+    std::fs::write(host.join("issuer.jwks.json"), published.to_string()).unwrap();
+    for file in ["receipt.jwk", "note.key"] {
+        std::fs::copy(data.join(file), host.join(file)).unwrap();
+    }
+    copy_dir(&data.join("policy"), &host.join("policy"));
     let wrap = |extra: &[&str]| {
         let mut command = remit_command();
         command
@@ -388,7 +416,7 @@ fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocation
                 "files",
             ])
             .arg("--data")
-            .arg(&data)
+            .arg(&host)
             .args(["--database", &database, "--public-url", &public_url])
             .args(extra)
             .current_dir(dir.path())
@@ -402,6 +430,27 @@ fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocation
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("drop --log"), "{said}");
+
+    // A JWKS of another issuer: the remit does not verify, nothing starts.
+    let stranger = remit_token::EcdsaP256Signer::generate().unwrap();
+    let key = stranger.public_jwk().clone().published("stranger");
+    std::fs::write(
+        dir.path().join("stranger.json"),
+        json!({ "keys": [key] }).to_string(),
+    )
+    .unwrap();
+    let refused = wrap(&["--issuer-jwks", "stranger.json"]).output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("the remit is not active"), "{said}");
+    // No JWKS at all: a precise error saying where it comes from.
+    let refused = wrap(&["--issuer-jwks", "missing.json"]).output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("missing.json") && said.contains("/.well-known/jwks.json"),
+        "{said}"
+    );
 
     let before = events(&server.url, &token).len();
     let mut child = wrap(&[])
@@ -453,6 +502,11 @@ fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocation
             .is_some_and(|m| m.contains("revoked"))
     });
     drop(wrapped);
+
+    assert!(
+        !host.join("issuer.jwk").exists(),
+        "the wrap wrote or read an issuer private key on the agent's host"
+    );
 
     // One audit covers the server's and the wrap's receipts.
     let report = audit_verify(&server.url, &token);

@@ -7,8 +7,9 @@
 //!
 //! # What it shares with `remit serve`
 //!
-//! The data directory: the issuer key (to verify remits), the receipt key
-//! (to sign receipts), the store (registry, pins, revocations, step and
+//! The data directory: the issuer's public JWKS (to verify remits; the
+//! wrap never reads the issuer's private key, so a host running it cannot
+//! mint), the receipt key (to sign receipts), the store (registry, pins, revocations, step and
 //! risk budgets; SQLite by default, so a revocation made on the control
 //! plane reaches the wrap within the follower's poll) and the policy
 //! folder. On SQLite, receipts go to a log of the wrap's own
@@ -44,8 +45,8 @@ use super::pipeline::{self, Answer, Facts, Refusal};
 use crate::launch::{install_policy, receipt_origin, Database, ServeError, POLICY_DIR};
 use crate::policy::PolicyFolder;
 use crate::receipts::{FileReceiptLog, StoreReceiptLog};
-use crate::setup::{DataDir, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
-use crate::state::{now, AppState, Inactive, Settings};
+use crate::setup::{DataDir, ISSUER_JWKS_FILE, RECEIPT_KEY_FILE};
+use crate::state::{now, AppState, Inactive, IssuerJwks, IssuerKey, Settings};
 
 /// Longest line read from the agent host.
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
@@ -55,6 +56,10 @@ pub const MAX_LINE: usize = 8 * 1024 * 1024;
 pub struct WrapOptions {
     /// The data directory shared with `remit serve`.
     pub data_dir: PathBuf,
+    /// The issuer's public JWKS remits are verified with (default
+    /// `<data>/issuer.jwks.json`, which `remit serve` writes at every
+    /// start). The wrap never reads the issuer's private key.
+    pub issuer_jwks: Option<PathBuf>,
     /// The policy folder (default `<data>/policy`).
     pub policy_dir: Option<PathBuf>,
     /// Where the wrap's receipt log lives on SQLite (default
@@ -87,6 +92,14 @@ pub enum WrapError {
     /// The data directory, store, policy or receipt log did not open.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The issuer's public JWKS is missing or unusable.
+    #[error("issuer JWKS {}: {detail} (remit serve writes it at every start; on another host pass --issuer-jwks with a copy of the server's /.well-known/jwks.json)", .path.display())]
+    IssuerJwks {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// The server is not registered, or disabled.
     #[error("MCP server {server:?}: {detail} (register and bless it with `remit server add` / `remit server bless` first)")]
     Server {
@@ -145,6 +158,17 @@ pub struct Wrap {
     report: WrapReport,
 }
 
+/// Reads the issuer's public keys: all a wrap needs to verify remits.
+fn read_issuer_jwks(path: &std::path::Path) -> Result<IssuerKey, WrapError> {
+    let bad = |detail: String| WrapError::IssuerJwks {
+        path: path.to_owned(),
+        detail,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let jwks = IssuerJwks::from_json(&text).map_err(|e| bad(e.to_string()))?;
+    Ok(IssuerKey::Verifying(jwks))
+}
+
 /// What [`Wrap::open`] checks on either store: the server and the remit.
 struct Checked {
     server: McpServer,
@@ -162,7 +186,12 @@ impl Wrap {
     /// calls too.
     pub async fn open(options: WrapOptions) -> Result<Self, WrapError> {
         let data = DataDir::prepare(&options.data_dir).map_err(ServeError::from)?;
-        let issuer = data.key(ISSUER_KEY_FILE).map_err(ServeError::from)?;
+        let issuer = read_issuer_jwks(
+            &options
+                .issuer_jwks
+                .clone()
+                .unwrap_or_else(|| data.path().join(ISSUER_JWKS_FILE)),
+        )?;
         let receipt = data.key(RECEIPT_KEY_FILE).map_err(ServeError::from)?;
         let policy_dir = options
             .policy_dir
@@ -192,10 +221,9 @@ impl Wrap {
                         .map_err(ServeError::from)?;
                 let receipts = log.dir().display().to_string();
                 let store = SqliteStore::open(&path).await.map_err(ServeError::from)?;
-                let state =
-                    AppState::new(store, issuer.signer, admin_hash, settings, Arc::new(log))
-                        .await
-                        .map_err(ServeError::from)?;
+                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log))
+                    .await
+                    .map_err(ServeError::from)?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (Backend::Sqlite(state), checked, receipts)
             }
@@ -212,10 +240,9 @@ impl Wrap {
                 )
                 .await
                 .map_err(ServeError::from)?;
-                let state =
-                    AppState::new(store, issuer.signer, admin_hash, settings, Arc::new(log))
-                        .await
-                        .map_err(ServeError::from)?;
+                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log))
+                    .await
+                    .map_err(ServeError::from)?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (
                     Backend::Postgres(state),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use remit_server::oidc::OidcVerifier;
+use remit_server::state::{IssuerJwks, IssuerKey};
 use remit_server::{AppState, FileReceiptLog, ReceiptLog, Settings};
 use remit_store::{PgStore, SqliteStore, Store};
 use remit_token::{
@@ -58,6 +59,9 @@ pub struct Options {
     pub public_url: Option<String>,
     /// The OpenID Connect issuers it trusts.
     pub oidc: Arc<OidcVerifier>,
+    /// Holds only the issuer's public JWKS, as `remit wrap` does: it
+    /// verifies remits the issuer key mints elsewhere and mints none.
+    pub verify_only: bool,
 }
 
 /// An application served on 127.0.0.1:0 until the test ends.
@@ -65,6 +69,8 @@ pub struct Served<S: Store> {
     pub addr: SocketAddr,
     pub admin_token: String,
     pub state: AppState<S>,
+    /// The issuer key (held by the state unless `verify_only`).
+    pub issuer: PrivateJwk,
 }
 
 /// Serves the application over `store`, as `options` say, on a free
@@ -76,6 +82,14 @@ pub async fn serve<S: Store>(store: S, dir: &Path, options: Options) -> Served<S
     let issuer = options
         .issuer
         .unwrap_or_else(|| EcdsaP256Signer::generate().unwrap());
+    let private = issuer.to_private_jwk().unwrap();
+    let issuer = if options.verify_only {
+        let key = issuer.public_jwk().clone().published(issuer.key_id());
+        let jwks = json!({ "keys": [key] }).to_string();
+        IssuerKey::Verifying(IssuerJwks::from_json(&jwks).unwrap())
+    } else {
+        IssuerKey::Signing(issuer)
+    };
     let receipts = options.receipts.unwrap_or_else(|| receipt_log(dir));
     let mut settings = Settings::new(
         options
@@ -95,6 +109,7 @@ pub async fn serve<S: Store>(store: S, dir: &Path, options: Options) -> Served<S
         addr,
         admin_token,
         state,
+        issuer: private,
     }
 }
 
@@ -147,7 +162,7 @@ pub async fn start<S: Store>(store: S, db: Db, dir: tempfile::TempDir, options: 
     Server {
         addr: served.addr,
         token: served.admin_token,
-        issuer: served.state.issuer().to_private_jwk().unwrap(),
+        issuer: served.issuer,
         db,
         public: served.state.settings().public_url.clone(),
         _dir: dir,

@@ -168,6 +168,11 @@ fn announcement(report: &StartReport) -> String {
     );
     outln!(
         out,
+        "  issuer JWKS     {} (public; what remit wrap verifies with)",
+        report.issuer_jwks.display()
+    );
+    outln!(
+        out,
         "  receipt key     {} ({})",
         report.receipt_key.0.display(),
         made(report.receipt_key.1)

@@ -30,6 +30,12 @@ pub struct WrapArgs {
     /// [default: $XDG_DATA_HOME/remit or ~/.local/share/remit].
     #[arg(long, env = "REMIT_DATA")]
     data: Option<PathBuf>,
+    /// The issuer's public JWKS remits are verified with [default:
+    /// <data>/issuer.jwks.json, written by every `remit serve` start]. On
+    /// another host: a copy of the server's /.well-known/jwks.json. The
+    /// wrap never needs the issuer's private key.
+    #[arg(long, value_name = "FILE")]
+    issuer_jwks: Option<PathBuf>,
     /// The registered MCP server this command is (its pins and clearance).
     #[arg(long)]
     server: String,
@@ -91,6 +97,7 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
             Some(dir) => dir,
             None => super::serve::default_data_dir()?,
         },
+        issuer_jwks: args.issuer_jwks,
         policy_dir: args.policy,
         log_dir: args.log,
         database,
