@@ -10,7 +10,9 @@
 //! concurrency 1, `REMIT_BIN` (default `target/release/remit`), `SKIP_REMIT=1`
 //! to measure only the baselines, `SAMPLES_CSV=FILE` to write every timed
 //! call (phase, path, start and latency in µs) for lining slow calls up
-//! against time.
+//! against time. For each Remit gateway it also prints, per phase, how many
+//! receipts shared one durable write and the mean time of the stages its
+//! `/metrics` reports (authenticate, upstream, receipt_wait).
 //!
 //! Comparing two builds: `REMIT_BIN_B=<other remit>` starts a second
 //! gateway ("remit B") under the same load, and `ROUNDS=N` (default 1)
@@ -98,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
             bins.push(("remit B", b.into()));
         }
         for (name, bin) in bins {
-            let gateway = remit::Gateway::start(&bin, upstream, proofs).await?;
+            let gateway = remit::Gateway::start(name, &bin, upstream, proofs).await?;
             targets.push(Target {
                 name,
                 url: gateway.url.clone(),
@@ -120,6 +122,10 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("{} warm-up", target.name))?;
             target.used += warmup;
         }
+        let mut before = Vec::new();
+        for gateway in &gateways {
+            before.push(gateway.scrape().await?);
+        }
         // Each round sends its share of the n calls (the first rounds take
         // the remainder) to every target in turn.
         let mut runs: Vec<Vec<Measurement>> = targets.iter().map(|_| Vec::new()).collect();
@@ -135,6 +141,10 @@ async fn main() -> anyhow::Result<()> {
                 target.used += share;
                 runs.push(m);
             }
+        }
+        for (gateway, before) in gateways.iter().zip(before) {
+            let now = gateway.scrape().await?;
+            eprintln!("{phase:>10} {:<12} {}", gateway.name, now.since(&before));
         }
         for (target, runs) in targets.iter().zip(runs) {
             let m = Measurement::combine(runs)?;

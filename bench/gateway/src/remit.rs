@@ -20,8 +20,12 @@ const SERVER: &str = "bench";
 /// A running `remit serve`, killed on drop.
 #[derive(Debug)]
 pub struct Gateway {
+    /// Its name in the results ("remit", "remit B").
+    pub name: &'static str,
     /// `POST` here to reach the upstream through the pipeline.
     pub url: String,
+    /// The server's base URL (`/metrics` is under it).
+    pub base: String,
     /// The agent's chain and proofs.
     pub auth: Auth,
     child: Child,
@@ -68,7 +72,12 @@ fn run(bin: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::R
 impl Gateway {
     /// Starts the gateway, registers `upstream` and an agent, and signs
     /// `proofs` proofs for the agent's chain.
-    pub async fn start(bin: &Path, upstream: SocketAddr, proofs: usize) -> anyhow::Result<Self> {
+    pub async fn start(
+        name: &'static str,
+        bin: &Path,
+        upstream: SocketAddr,
+        proofs: usize,
+    ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let dir = data.path();
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -176,7 +185,9 @@ impl Gateway {
             )?);
         }
         Ok(Self {
+            name,
             url,
+            base,
             auth: Auth::Dpop {
                 chain,
                 proofs: Arc::new(signed),
@@ -184,6 +195,79 @@ impl Gateway {
             child,
             _data: data,
         })
+    }
+}
+
+impl Gateway {
+    /// The counters [`Scrape`] reads, from `/metrics` now.
+    pub async fn scrape(&self) -> anyhow::Result<Scrape> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET /metrics HTTP/1.0\r\nhost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        };
+        let pair = |sum: &str, count: &str| value(sum).zip(value(count));
+        let stage = |stage: &str| {
+            pair(
+                &format!("remit_gateway_stage_seconds_sum{{stage=\"{stage}\"}}"),
+                &format!("remit_gateway_stage_seconds_count{{stage=\"{stage}\"}}"),
+            )
+        };
+        Ok(Scrape {
+            batches: pair(
+                "remit_receipt_batch_size_sum",
+                "remit_receipt_batch_size_count",
+            ),
+            stages: [
+                stage("authenticate"),
+                stage("upstream"),
+                stage("receipt_wait"),
+            ],
+        })
+    }
+}
+
+/// Sums and counts from a gateway's `/metrics`; `None` where its build
+/// does not export the metric.
+#[derive(Debug, Clone, Copy)]
+pub struct Scrape {
+    /// Receipts written and durable writes (`remit_receipt_batch_size`).
+    pub batches: Option<(f64, f64)>,
+    /// Seconds and observations of the `authenticate`, `upstream` and
+    /// `receipt_wait` stages (`remit_gateway_stage_seconds`).
+    pub stages: [Option<(f64, f64)>; 3],
+}
+
+impl Scrape {
+    /// What happened between `before` and this scrape, for a person.
+    pub fn since(&self, before: &Self) -> String {
+        let delta = |now: Option<(f64, f64)>, then: Option<(f64, f64)>| {
+            now.zip(then)
+                .map(|((s1, c1), (s0, c0))| (s1 - s0, (c1 - c0).max(1.0)))
+        };
+        let mut out = Vec::new();
+        if let Some((receipts, writes)) = delta(self.batches, before.batches) {
+            out.push(format!(
+                "{:.1} receipts per durable write",
+                receipts / writes
+            ));
+        }
+        for (name, (now, then)) in ["authenticate", "upstream", "receipt_wait"]
+            .iter()
+            .zip(self.stages.iter().zip(before.stages))
+        {
+            if let Some((seconds, count)) = delta(*now, then) {
+                out.push(format!("{name} mean {:.1} us", seconds / count * 1e6));
+            }
+        }
+        out.join(", ")
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `remit_revocations_total` | `kind` | new revocations made by this process |
 //! | `remit_store_errors_total` | `kind` | store failures answered as 5xx (`unavailable`, `internal`) |
 //! | `remit_receipt_append_seconds` | — | durable receipt appends (fsync and checkpoint included) |
+//! | `remit_receipt_batch_size` | — | receipts made durable by one write and sync of the receipt log: how many calls shared a sync (group commit) |
 //! | `remit_receipt_append_failures_total` | — | appends that failed (the request answered 500) |
 //! | `remit_sqlite_counter_fallbacks_total` | — | calls counted through the counters pool because the steps or risk they needed could not be reserved without waiting on the write lock (embedded store); a steady rise means something else holds it |
 //! | `remit_sqlite_wal_checkpoints_total` | — | WAL checkpoints completed by the checkpoint task |
@@ -41,6 +42,11 @@ const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+
+/// Receipts per durable write: 1 to the largest batch ([`MAX_BATCH`]).
+///
+/// [`MAX_BATCH`]: crate::receipts::group::MAX_BATCH
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
 /// A gateway decision's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +104,7 @@ struct Metrics {
     revocations: IntCounterVec,
     store_errors: IntCounterVec,
     receipt_append: Histogram,
+    receipt_batch: Histogram,
     receipt_failures: IntCounter,
     store: Arc<StoreSource>,
 }
@@ -220,6 +227,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "remit_receipt_append_seconds",
         "Durable receipt append latency",
     ))?;
+    let receipt_batch = Histogram::with_opts(
+        HistogramOpts::new(
+            "remit_receipt_batch_size",
+            "Receipts made durable by one write and sync of the receipt log",
+        )
+        .buckets(BATCH_BUCKETS.to_vec()),
+    )?;
     let receipt_failures = IntCounter::new(
         "remit_receipt_append_failures_total",
         "Receipt appends that failed",
@@ -231,6 +245,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(revocations.clone()))?;
     registry.register(Box::new(store_errors.clone()))?;
     registry.register(Box::new(receipt_append.clone()))?;
+    registry.register(Box::new(receipt_batch.clone()))?;
     registry.register(Box::new(receipt_failures.clone()))?;
     let store = Arc::new(StoreSource::default());
     registry.register(Box::new(StoreCollector::new(store.clone())?))?;
@@ -243,6 +258,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         revocations,
         store_errors,
         receipt_append,
+        receipt_batch,
         receipt_failures,
         store,
     })
@@ -317,6 +333,14 @@ pub fn receipt_append(seconds: f64, ok: bool) {
     }
 }
 
+/// Records one durable write of the receipt log holding `receipts`
+/// receipts (how many calls shared its sync).
+pub fn receipt_batch(receipts: usize) {
+    if let Some(m) = metrics() {
+        m.receipt_batch.observe(receipts as f64);
+    }
+}
+
 /// Exports `read`'s counts as the `remit_sqlite_*_total` counters from now
 /// on, in place of any store watched before (one server per process; a
 /// test that starts another replaces the first).
@@ -359,6 +383,7 @@ mod tests {
         revocation("subtree");
         store_error("unavailable");
         receipt_append(0.003, true);
+        receipt_batch(5);
         http_request("GET", "/v1/agents/{id}", 200, 0.001);
         let text = render();
         assert!(
@@ -375,6 +400,10 @@ mod tests {
         );
         assert!(
             text.contains("remit_receipt_append_seconds_count"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"remit_receipt_batch_size_bucket{le="8"}"#),
             "{text}"
         );
         assert!(

@@ -122,9 +122,7 @@ impl Durable {
     /// returns its index.
     pub async fn wait(self) -> Result<u64, ReceiptLogError> {
         match self {
-            Durable::Queued(pending) => pending.await.map_err(|_| {
-                ReceiptLogError::Task("the receipt writer dropped this receipt".into())
-            })?,
+            Durable::Queued(pending) => pending.wait().await,
             Durable::Blocking(task) => task
                 .await
                 .map_err(|e| ReceiptLogError::Task(e.to_string()))?,

@@ -293,6 +293,18 @@ mod tests {
         mpsc::Receiver<usize>,
         mpsc::Sender<bool>,
     ) {
+        gated_holding(super::super::group::HOLD_MAX)
+    }
+
+    /// [`gated`], holding a batch back for company at most `hold`.
+    fn gated_holding(
+        hold: std::time::Duration,
+    ) -> (
+        GroupCommit,
+        Arc<SharedLog<GatedStore>>,
+        mpsc::Receiver<usize>,
+        mpsc::Sender<bool>,
+    ) {
         let (entered, entered_rx) = mpsc::channel();
         let (release_tx, release) = mpsc::channel();
         let store = GatedStore {
@@ -311,7 +323,7 @@ mod tests {
             (0, empty),
             Box::new(|_: &str| Ok(())),
         );
-        let group = GroupCommit::start("test-receipts", writer).unwrap();
+        let group = GroupCommit::start_holding("test-receipts", writer, hold).unwrap();
         (group, shared, entered_rx, release_tx)
     }
 
@@ -323,18 +335,18 @@ mod tests {
         // Five more arrive while the first batch is being written.
         let mut queued: Vec<_> = (1..6).map(|n| group.submit(event(n)).unwrap()).collect();
         // Not durable yet, so no index yet.
-        assert!(first.try_recv().is_err());
+        assert!(!first.is_answered());
         release.send(true).unwrap();
-        assert_eq!(first.blocking_recv().unwrap().unwrap(), 0);
+        assert_eq!(first.wait_blocking().unwrap(), 0);
         // The five share one batch, whose sync fails: every one is refused.
         assert_eq!(entered.recv().unwrap(), 5);
         for pending in &mut queued {
-            assert!(pending.try_recv().is_err(), "answered before the sync");
+            assert!(!pending.is_answered(), "answered before the sync");
         }
         release.send(false).unwrap();
         for pending in queued {
             assert!(matches!(
-                pending.blocking_recv().unwrap(),
+                pending.wait_blocking(),
                 Err(ReceiptLogError::Batch(_))
             ));
         }
@@ -343,7 +355,7 @@ mod tests {
         let next = group.submit(event(6)).unwrap();
         assert_eq!(entered.recv().unwrap(), 1);
         release.send(true).unwrap();
-        assert_eq!(next.blocking_recv().unwrap().unwrap(), 1);
+        assert_eq!(next.wait_blocking().unwrap(), 1);
         let link = shared
             .with(|log| log.read(1).unwrap().receipt.prev.unwrap().hash)
             .unwrap();
@@ -362,10 +374,53 @@ mod tests {
         assert_eq!(entered.recv().unwrap(), 1);
         // The store holds the batch (written, not yet synced): no answer,
         // and the log does not count it.
-        assert!(pending.try_recv().is_err());
+        assert!(!pending.is_answered());
         assert_eq!(shared.size(), 0);
         release.send(true).unwrap();
-        assert_eq!(pending.blocking_recv().unwrap().unwrap(), 0);
+        assert_eq!(pending.wait_blocking().unwrap(), 0);
+        assert_eq!(shared.size(), 1);
+    }
+
+    #[test]
+    fn a_batch_nobody_waits_on_is_held_for_company_and_written_at_once_when_wanted() {
+        use std::time::Duration;
+        let (group, shared, entered, release) = gated_holding(Duration::from_secs(5));
+        // Callers have been needing their receipts long after queueing them.
+        group.assume_gap(Duration::from_secs(60));
+        let first = group.submit(event(0)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // Held back: nothing written yet, so the next receipt shares the write.
+        assert!(
+            entered.try_recv().is_err(),
+            "written without waiting for company"
+        );
+        let second = group.submit(event(1)).unwrap();
+        // A caller waits on one: the batch is written now, not after the hold.
+        let waiter = std::thread::spawn(move || second.wait_blocking());
+        assert_eq!(
+            entered.recv_timeout(Duration::from_secs(2)).unwrap(),
+            2,
+            "one write for both receipts, as soon as one was wanted"
+        );
+        release.send(true).unwrap();
+        assert_eq!(waiter.join().unwrap().unwrap(), 1);
+        assert_eq!(first.wait_blocking().unwrap(), 0);
+        assert_eq!(shared.size(), 2);
+    }
+
+    #[test]
+    fn closing_the_log_writes_what_was_queued_even_while_a_waiter_is_alive() {
+        use std::time::Duration;
+        let (group, shared, entered, release) = gated_holding(Duration::from_secs(5));
+        group.assume_gap(Duration::from_secs(60));
+        let pending = group.submit(event(0)).unwrap();
+        release.send(true).unwrap();
+        // The drop must not wait for `pending` to go (it holds a sender of
+        // the writer's queue) nor for the hold: it writes and stops.
+        let closing = std::thread::spawn(move || drop(group));
+        assert_eq!(entered.recv_timeout(Duration::from_secs(2)).unwrap(), 1);
+        closing.join().unwrap();
+        assert_eq!(pending.wait_blocking().unwrap(), 0);
         assert_eq!(shared.size(), 1);
     }
 }
