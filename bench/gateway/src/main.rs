@@ -16,8 +16,10 @@
 //!
 //! Comparing two builds: `REMIT_BIN_B=<other remit>` starts a second
 //! gateway ("remit B") under the same load, and `ROUNDS=N` (default 1)
-//! splits each phase into N rounds that visit every path in turn, so a
-//! machine whose speed drifts during the run drifts under all paths alike.
+//! splits each phase into N rounds that visit every path in turn (in
+//! reverse order every other round), so a machine whose speed drifts
+//! during the run drifts under all paths alike and no path always follows
+//! the same one.
 
 mod remit;
 
@@ -127,14 +129,19 @@ async fn main() -> anyhow::Result<()> {
             before.push(gateway.scrape().await?);
         }
         // Each round sends its share of the n calls (the first rounds take
-        // the remainder) to every target in turn.
+        // the remainder) to every target in turn, in reverse order every
+        // other round, so no path always runs right after another.
         let mut runs: Vec<Vec<Measurement>> = targets.iter().map(|_| Vec::new()).collect();
         for round in 0..rounds {
             let share = n / rounds + usize::from(round < n % rounds);
             if share == 0 {
                 continue;
             }
-            for (target, runs) in targets.iter_mut().zip(&mut runs) {
+            let mut order: Vec<_> = targets.iter_mut().zip(&mut runs).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for (target, runs) in order {
                 let m = load(&target.url, &target.auth, share, c, target.used)
                     .await
                     .with_context(|| format!("{} {phase}", target.name))?;

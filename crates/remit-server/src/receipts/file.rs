@@ -285,26 +285,23 @@ mod tests {
         e
     }
 
-    /// A group commit over a gated store, with the channels that drive it
-    /// and the checkpoints it stored.
-    fn gated() -> (
+    /// A group commit over a gated store, the log it writes and the
+    /// channels that drive it (batch sizes out, sync outcomes in).
+    type Gated = (
         GroupCommit,
         Arc<SharedLog<GatedStore>>,
         mpsc::Receiver<usize>,
         mpsc::Sender<bool>,
-    ) {
+    );
+
+    /// A group commit over a gated store, with the channels that drive it
+    /// and the checkpoints it stored.
+    fn gated() -> Gated {
         gated_holding(super::super::group::HOLD_MAX)
     }
 
     /// [`gated`], holding a batch back for company at most `hold`.
-    fn gated_holding(
-        hold: std::time::Duration,
-    ) -> (
-        GroupCommit,
-        Arc<SharedLog<GatedStore>>,
-        mpsc::Receiver<usize>,
-        mpsc::Sender<bool>,
-    ) {
+    fn gated_holding(hold: std::time::Duration) -> Gated {
         let (entered, entered_rx) = mpsc::channel();
         let (release_tx, release) = mpsc::channel();
         let store = GatedStore {
@@ -381,12 +378,19 @@ mod tests {
         assert_eq!(shared.size(), 1);
     }
 
+    /// [`gated_holding`] for up to 5 s, with callers that have been needing
+    /// their receipts a minute after queueing them: a batch is held back
+    /// until it is wanted or the log closes.
+    fn gated_long_gap() -> Gated {
+        let gated = gated_holding(std::time::Duration::from_secs(5));
+        gated.0.assume_gap(std::time::Duration::from_secs(60));
+        gated
+    }
+
     #[test]
     fn a_batch_nobody_waits_on_is_held_for_company_and_written_at_once_when_wanted() {
         use std::time::Duration;
-        let (group, shared, entered, release) = gated_holding(Duration::from_secs(5));
-        // Callers have been needing their receipts long after queueing them.
-        group.assume_gap(Duration::from_secs(60));
+        let (group, shared, entered, release) = gated_long_gap();
         let first = group.submit(event(0)).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         // Held back: nothing written yet, so the next receipt shares the write.
@@ -411,8 +415,7 @@ mod tests {
     #[test]
     fn closing_the_log_writes_what_was_queued_even_while_a_waiter_is_alive() {
         use std::time::Duration;
-        let (group, shared, entered, release) = gated_holding(Duration::from_secs(5));
-        group.assume_gap(Duration::from_secs(60));
+        let (group, shared, entered, release) = gated_long_gap();
         let pending = group.submit(event(0)).unwrap();
         release.send(true).unwrap();
         // The drop must not wait for `pending` to go (it holds a sender of
