@@ -7,7 +7,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use remit_token::{EcdsaP256Signer, PrivateJwk, Signer as _};
+use remit_token::{EcdsaP256Signer, PrivateJwk};
 
 /// File holding the issuer's private JWK (signs remits).
 pub const ISSUER_KEY_FILE: &str = "issuer.jwk";
@@ -152,8 +152,7 @@ impl DataDir {
     /// an older one in one rename (a wrap starting meanwhile reads the old
     /// document or the new one, never half of one).
     pub fn publish_issuer_jwks(&self, issuer: &EcdsaP256Signer) -> Result<PathBuf, SetupError> {
-        let key = issuer.public_jwk().clone().published(issuer.key_id());
-        let mut text = serde_json::to_vec_pretty(&serde_json::json!({ "keys": [key] }))
+        let mut text = serde_json::to_vec_pretty(&crate::state::published_jwks(issuer))
             .map_err(|e| SetupError::Crypto(e.to_string()))?;
         text.push(b'\n');
         let path = self.root.join(ISSUER_JWKS_FILE);
@@ -225,6 +224,7 @@ pub(crate) fn write_secret(path: &Path, contents: &[u8]) -> Result<(), SetupErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use remit_token::Signer as _;
 
     #[test]
     fn keys_are_private_files_reused_on_restart() {

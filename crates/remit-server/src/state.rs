@@ -109,6 +109,13 @@ impl IssuerJwks {
     }
 }
 
+/// The JWKS document that publishes `signer`'s public key under its `kid`:
+/// what `/.well-known/jwks.json` serves and `issuer.jwks.json` holds.
+pub fn published_jwks(signer: &EcdsaP256Signer) -> serde_json::Value {
+    let key = signer.public_jwk().clone().published(signer.key_id());
+    serde_json::json!({ "keys": [key] })
+}
+
 /// Asked to mint where only the issuer's public key is held.
 #[derive(Debug, thiserror::Error)]
 #[error("this process holds only the issuer's public key and cannot mint remits (remits are minted by `remit serve`)")]
@@ -184,17 +191,13 @@ impl<S: Store> AppState<S> {
         let (issuer, jwks, jwks_document) = match issuer.into() {
             IssuerKey::Signing(signer) => {
                 let mut jwks = Jwks::new();
-                let published = signer.public_jwk().clone().published(signer.key_id());
                 jwks.insert(signer.key_id(), signer.public_jwk())
                     .map_err(|e| remit_store::StoreError::Corrupt {
                         what: "issuer key",
                         detail: e.to_string(),
                     })?;
-                (
-                    Some(signer),
-                    jwks,
-                    serde_json::json!({ "keys": [published] }),
-                )
+                let document = published_jwks(&signer);
+                (Some(signer), jwks, document)
             }
             IssuerKey::Verifying(IssuerJwks { jwks, document }) => (None, jwks, document),
         };

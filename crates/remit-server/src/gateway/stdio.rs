@@ -9,10 +9,10 @@
 //!
 //! The data directory: the issuer's public JWKS (to verify remits; the
 //! wrap never reads the issuer's private key, so a host running it cannot
-//! mint), the receipt key (to sign receipts), the store (registry, pins, revocations, step and
-//! risk budgets; SQLite by default, so a revocation made on the control
-//! plane reaches the wrap within the follower's poll) and the policy
-//! folder. On SQLite, receipts go to a log of the wrap's own
+//! mint), the receipt key (to sign receipts), the store (registry, pins,
+//! revocations, step and risk budgets; SQLite by default, so a revocation
+//! made on the control plane reaches the wrap within the follower's poll)
+//! and the policy folder. On SQLite, receipts go to a log of the wrap's own
 //! (`<data>/wrap/<server>/log` by default), because two processes must not
 //! append to one file log. On PostgreSQL (`--database postgres://…`) the
 //! wrap is one more writer of the store and of the receipt log the

@@ -84,8 +84,7 @@ pub async fn serve<S: Store>(store: S, dir: &Path, options: Options) -> Served<S
         .unwrap_or_else(|| EcdsaP256Signer::generate().unwrap());
     let private = issuer.to_private_jwk().unwrap();
     let issuer = if options.verify_only {
-        let key = issuer.public_jwk().clone().published(issuer.key_id());
-        let jwks = json!({ "keys": [key] }).to_string();
+        let jwks = remit_server::state::published_jwks(&issuer).to_string();
         IssuerKey::Verifying(IssuerJwks::from_json(&jwks).unwrap())
     } else {
         IssuerKey::Signing(issuer)
