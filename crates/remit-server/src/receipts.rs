@@ -61,6 +61,17 @@ pub enum ReceiptLogError {
         /// The key file.
         key: PathBuf,
     },
+    /// The shared log in the database was written with other keys than
+    /// this process holds: what it appended would not verify beside the
+    /// rest, so it does not start.
+    #[error("the receipt log in the database is signed with {theirs}, but this process holds {ours}; every server and wrap on one database must share receipt.jwk and note.key (copy them from the first server's data directory)")]
+    ForeignLogKey {
+        /// The key the log was written with (receipt `kid`, or the
+        /// checkpoint's note key).
+        theirs: String,
+        /// The key this process holds.
+        ours: String,
+    },
     /// An earlier append panicked while holding the log; nothing more is
     /// appended until a restart reopens (and recovers) it.
     #[error("the receipt log is unavailable after an earlier failure; restart the server")]
@@ -237,6 +248,7 @@ impl<S: remit_store::Store> StoreReceiptLog<S> {
         let signer = Arc::new(signer);
         let size = store.log_size().await.map_err(store_error)?;
         let leaves = store.leaves(0, size).await.map_err(store_error)?;
+        refuse_foreign_keys(&store, size, leaves.last(), &signer, &note).await?;
         let mut mirror = Mirror::default();
         extend(&mut mirror, leaves)?;
         let runtime = tokio::runtime::Handle::current();
@@ -342,6 +354,43 @@ impl<S: remit_store::Store> BatchWriter for StoreWriter<S> {
 
 /// Extends `mirror` with leaves read from the store, checking that each
 /// continues the sequence (its index) and the hash link of the one before.
+/// Refuses a shared log whose newest receipt or checkpoint was signed with
+/// another receipt or note key than this process's: a replica or wrap given
+/// fresh keys would otherwise append receipts no auditor can verify beside
+/// the others.
+async fn refuse_foreign_keys<S: remit_store::Store>(
+    store: &S,
+    size: u64,
+    last: Option<&Vec<u8>>,
+    signer: &EcdsaP256Signer,
+    note: &NoteSigner,
+) -> Result<(), ReceiptLogError> {
+    if let Some(leaf) = last {
+        let parsed = remit_ledger::SignedReceipt::parse(leaf).map_err(|e| {
+            ReceiptLogError::Log(LogError::Corrupt {
+                index: size.saturating_sub(1),
+                reason: e.to_string(),
+            })
+        })?;
+        if parsed.kid != signer.key_id() {
+            return Err(ReceiptLogError::ForeignLogKey {
+                theirs: format!("receipt key {:?}", parsed.kid),
+                ours: format!("receipt key {:?}", signer.key_id()),
+            });
+        }
+    }
+    if let Some(checkpoint) = store.latest_checkpoint().await.map_err(store_error)? {
+        let ours = note.verifier();
+        if ours.open(&checkpoint.text).is_err() {
+            return Err(ReceiptLogError::ForeignLogKey {
+                theirs: "another checkpoint (note) key".into(),
+                ours: format!("note key {}", ours.to_vkey()),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn extend(mirror: &mut Mirror, leaves: Vec<Vec<u8>>) -> Result<(), ReceiptLogError> {
     for leaf in leaves {
         let index = mirror.tree.size();
@@ -685,6 +734,41 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(late.append(events::server_added("late", 2)).unwrap(), 80);
+    }
+
+    #[test]
+    fn a_store_log_written_with_other_keys_is_refused_not_forked() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = runtime
+            .block_on(remit_store::SqliteStore::open(&dir.path().join("t.db")))
+            .unwrap();
+        let key = EcdsaP256Signer::generate().unwrap();
+        let jwk = key.to_private_jwk().unwrap();
+        let open = |data: &Path, key: EcdsaP256Signer| {
+            runtime.block_on(StoreReceiptLog::open(store.clone(), data, key, "o/r"))
+        };
+        let first = open(dir.path(), key).unwrap();
+        first.append(events::server_added("s", 1)).unwrap();
+        drop(first);
+        // A replica or wrap given a fresh receipt key: refused.
+        let stranger = EcdsaP256Signer::generate().unwrap();
+        assert!(matches!(
+            open(dir.path(), stranger),
+            Err(ReceiptLogError::ForeignLogKey { .. })
+        ));
+        // The right receipt key but a fresh note key (another data
+        // directory without note.key): refused too.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let same = EcdsaP256Signer::from_jwk(&jwk).unwrap();
+        assert!(matches!(
+            open(elsewhere.path(), same),
+            Err(ReceiptLogError::ForeignLogKey { .. })
+        ));
+        // Both keys shared: it opens and appends after the rest.
+        let same = EcdsaP256Signer::from_jwk(&jwk).unwrap();
+        let again = open(dir.path(), same).unwrap();
+        assert_eq!(again.append(events::server_added("t", 2)).unwrap(), 1);
     }
 
     fn audit_file_log(log: &FileReceiptLog) -> remit_ledger::AuditReport {

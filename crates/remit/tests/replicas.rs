@@ -443,6 +443,15 @@ fn a_wrap_on_the_shared_store_appends_to_the_shared_log_and_obeys_its_revocation
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("the remit is not active"), "{said}");
+    // Without the shared log's note key the wrap would sign checkpoints
+    // nobody can verify beside the servers': refused, nothing generated.
+    std::fs::rename(host.join("note.key"), dir.path().join("note.key.aside")).unwrap();
+    let refused = wrap(&[]).output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("note.key is missing"), "{said}");
+    assert!(!host.join("note.key").exists());
+    std::fs::rename(dir.path().join("note.key.aside"), host.join("note.key")).unwrap();
     // No JWKS at all: a precise error saying where it comes from.
     let refused = wrap(&["--issuer-jwks", "missing.json"]).output().unwrap();
     assert!(!refused.status.success());

@@ -44,7 +44,7 @@ use super::jsonrpc;
 use super::pipeline::{self, Answer, Facts, Refusal};
 use crate::launch::{install_policy, receipt_origin, Database, ServeError, POLICY_DIR};
 use crate::policy::PolicyFolder;
-use crate::receipts::{FileReceiptLog, StoreReceiptLog};
+use crate::receipts::{FileReceiptLog, StoreReceiptLog, NOTE_KEY_FILE};
 use crate::setup::{DataDir, ISSUER_JWKS_FILE, RECEIPT_KEY_FILE};
 use crate::state::{now, AppState, Inactive, IssuerJwks, IssuerKey, Settings};
 
@@ -120,6 +120,10 @@ pub enum WrapError {
     /// go to the log shared with `remit serve`.
     #[error("--log {} names a receipt log of the wrap's own, but on PostgreSQL the wrap appends to the log shared with remit serve; drop --log", .0.display())]
     LogOnSharedStore(PathBuf),
+    /// On PostgreSQL the wrap appends to the servers' log with their keys;
+    /// one is missing from its data directory.
+    #[error("{} is missing: on PostgreSQL the wrap signs the shared receipt log with the servers' receipt.jwk and note.key; copy both from a server's data directory", .0.display())]
+    SharedLogKeyMissing(PathBuf),
     /// The remit does not verify or is revoked at start.
     #[error("the remit is not active: {0}")]
     Inactive(String),
@@ -192,6 +196,20 @@ impl Wrap {
                 .clone()
                 .unwrap_or_else(|| data.path().join(ISSUER_JWKS_FILE)),
         )?;
+        let database = options
+            .database
+            .clone()
+            .unwrap_or_else(|| Database::Sqlite(data.sqlite_path()));
+        if matches!(database, Database::Postgres(_)) {
+            // One of the shared log's writers: its keys come from the
+            // servers, never generated here.
+            for file in [RECEIPT_KEY_FILE, NOTE_KEY_FILE] {
+                let path = data.path().join(file);
+                if !path.exists() {
+                    return Err(WrapError::SharedLogKeyMissing(path));
+                }
+            }
+        }
         let receipt = data.key(RECEIPT_KEY_FILE).map_err(ServeError::from)?;
         let policy_dir = options
             .policy_dir
@@ -204,10 +222,6 @@ impl Wrap {
         let admin = crate::setup::new_admin_token().map_err(ServeError::from)?;
         let admin_hash = crate::setup::sha256(admin.as_bytes());
         let kid = receipt.signer.key_id().to_owned();
-        let database = options
-            .database
-            .clone()
-            .unwrap_or_else(|| Database::Sqlite(data.sqlite_path()));
         let shown = database.shown();
         let (backend, checked, receipts) = match database {
             Database::Sqlite(path) => {
