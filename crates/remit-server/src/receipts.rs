@@ -684,15 +684,29 @@ mod tests {
         assert!(log.latest_checkpoint().unwrap().contains("\n3\n"));
     }
 
-    #[test]
-    fn two_store_logs_on_one_database_append_one_sequence_without_a_fork() {
+    /// A runtime, a data directory holding an SQLite store, the store and
+    /// a receipt key (as a JWK, to give each log its own copy).
+    fn store_setup() -> (
+        tokio::runtime::Runtime,
+        tempfile::TempDir,
+        remit_store::SqliteStore,
+        remit_token::PrivateJwk,
+    ) {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = runtime
             .block_on(remit_store::SqliteStore::open(&dir.path().join("t.db")))
             .unwrap();
-        let key = EcdsaP256Signer::generate().unwrap();
-        let jwk = key.to_private_jwk().unwrap();
+        let jwk = EcdsaP256Signer::generate()
+            .unwrap()
+            .to_private_jwk()
+            .unwrap();
+        (runtime, dir, store, jwk)
+    }
+
+    #[test]
+    fn two_store_logs_on_one_database_append_one_sequence_without_a_fork() {
+        let (runtime, dir, store, jwk) = store_setup();
         // Two "replicas": same database, same keys (one data directory).
         let logs: Vec<Arc<dyn ReceiptLog>> = (0..2)
             .map(|_| {
@@ -738,17 +752,11 @@ mod tests {
 
     #[test]
     fn a_store_log_written_with_other_keys_is_refused_not_forked() {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = runtime
-            .block_on(remit_store::SqliteStore::open(&dir.path().join("t.db")))
-            .unwrap();
-        let key = EcdsaP256Signer::generate().unwrap();
-        let jwk = key.to_private_jwk().unwrap();
+        let (runtime, dir, store, jwk) = store_setup();
         let open = |data: &Path, key: EcdsaP256Signer| {
             runtime.block_on(StoreReceiptLog::open(store.clone(), data, key, "o/r"))
         };
-        let first = open(dir.path(), key).unwrap();
+        let first = open(dir.path(), EcdsaP256Signer::from_jwk(&jwk).unwrap()).unwrap();
         first.append(events::server_added("s", 1)).unwrap();
         drop(first);
         // A replica or wrap given a fresh receipt key: refused.
