@@ -248,9 +248,9 @@ impl<S: remit_store::Store> StoreReceiptLog<S> {
         let signer = Arc::new(signer);
         let size = store.log_size().await.map_err(store_error)?;
         let leaves = store.leaves(0, size).await.map_err(store_error)?;
-        refuse_foreign_keys(&store, size, leaves.last(), &signer, &note).await?;
         let mut mirror = Mirror::default();
-        extend(&mut mirror, leaves)?;
+        let newest_kid = extend(&mut mirror, leaves)?;
+        refuse_foreign_keys(&store, newest_kid.as_deref(), &signer, &note).await?;
         let runtime = tokio::runtime::Handle::current();
         let writer = StoreWriter {
             store: store.clone(),
@@ -360,24 +360,15 @@ impl<S: remit_store::Store> BatchWriter for StoreWriter<S> {
 /// the others.
 async fn refuse_foreign_keys<S: remit_store::Store>(
     store: &S,
-    size: u64,
-    last: Option<&Vec<u8>>,
+    newest_kid: Option<&str>,
     signer: &EcdsaP256Signer,
     note: &NoteSigner,
 ) -> Result<(), ReceiptLogError> {
-    if let Some(leaf) = last {
-        let parsed = remit_ledger::SignedReceipt::parse(leaf).map_err(|e| {
-            ReceiptLogError::Log(LogError::Corrupt {
-                index: size.saturating_sub(1),
-                reason: e.to_string(),
-            })
-        })?;
-        if parsed.kid != signer.key_id() {
-            return Err(ReceiptLogError::ForeignLogKey {
-                theirs: format!("receipt key {:?}", parsed.kid),
-                ours: format!("receipt key {:?}", signer.key_id()),
-            });
-        }
+    if let Some(kid) = newest_kid.filter(|kid| *kid != signer.key_id()) {
+        return Err(ReceiptLogError::ForeignLogKey {
+            theirs: format!("receipt key {kid:?}"),
+            ours: format!("receipt key {:?}", signer.key_id()),
+        });
     }
     if let Some(checkpoint) = store.latest_checkpoint().await.map_err(store_error)? {
         let ours = note.verifier();
@@ -391,7 +382,10 @@ async fn refuse_foreign_keys<S: remit_store::Store>(
     Ok(())
 }
 
-fn extend(mirror: &mut Mirror, leaves: Vec<Vec<u8>>) -> Result<(), ReceiptLogError> {
+/// Adds `leaves` to the mirror, checking each one's index and link;
+/// returns the key id that signed the last of them.
+fn extend(mirror: &mut Mirror, leaves: Vec<Vec<u8>>) -> Result<Option<String>, ReceiptLogError> {
+    let mut newest_kid = None;
     for leaf in leaves {
         let index = mirror.tree.size();
         let corrupt = |reason: String| ReceiptLogError::Log(LogError::Corrupt { index, reason });
@@ -411,8 +405,9 @@ fn extend(mirror: &mut Mirror, leaves: Vec<Vec<u8>>) -> Result<(), ReceiptLogErr
         }
         mirror.last_receipt = Some(parsed.receipt_hash());
         mirror.tree.push(remit_ledger::merkle::leaf_hash(&leaf));
+        newest_kid = Some(parsed.kid);
     }
-    Ok(())
+    Ok(newest_kid)
 }
 
 impl<S: remit_store::Store> ReceiptLog for StoreReceiptLog<S> {
