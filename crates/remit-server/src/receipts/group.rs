@@ -82,9 +82,14 @@ struct Demand {
     gap_us: AtomicU64,
 }
 
+/// `d` in whole microseconds, saturating.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 impl Demand {
     fn observe(&self, gap: Duration) {
-        let gap = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
+        let gap = micros(gap);
         let old = self.gap_us.load(Ordering::Relaxed);
         // An average over about the last eight waits; a lost update between
         // two racing waiters only makes it a little older.
@@ -232,8 +237,7 @@ impl GroupCommit {
     /// queueing them.
     #[cfg(test)]
     pub(crate) fn assume_gap(&self, gap: Duration) {
-        let micros = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
-        self.demand.gap_us.store(micros, Ordering::Relaxed);
+        self.demand.gap_us.store(micros(gap), Ordering::Relaxed);
     }
 
     /// Queues `event` and blocks this thread until it is durable. Not for
