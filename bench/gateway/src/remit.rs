@@ -225,14 +225,13 @@ impl Gateway {
                 "remit_receipt_batch_size_sum",
                 "remit_receipt_batch_size_count",
             ),
-            stages: [
-                stage("authenticate"),
-                stage("upstream"),
-                stage("receipt_wait"),
-            ],
+            stages: STAGES.map(stage),
         })
     }
 }
+
+/// The `remit_gateway_stage_seconds` stages [`Scrape`] reads.
+const STAGES: [&str; 3] = ["authenticate", "upstream", "receipt_wait"];
 
 /// Sums and counts from a gateway's `/metrics`; `None` where its build
 /// does not export the metric.
@@ -240,8 +239,7 @@ impl Gateway {
 pub struct Scrape {
     /// Receipts written and durable writes (`remit_receipt_batch_size`).
     pub batches: Option<(f64, f64)>,
-    /// Seconds and observations of the `authenticate`, `upstream` and
-    /// `receipt_wait` stages (`remit_gateway_stage_seconds`).
+    /// Seconds and observations of each of [`STAGES`].
     pub stages: [Option<(f64, f64)>; 3],
 }
 
@@ -259,10 +257,7 @@ impl Scrape {
                 receipts / writes
             ));
         }
-        for (name, (now, then)) in ["authenticate", "upstream", "receipt_wait"]
-            .iter()
-            .zip(self.stages.iter().zip(before.stages))
-        {
+        for (name, (now, then)) in STAGES.iter().zip(self.stages.iter().zip(before.stages)) {
             if let Some((seconds, count)) = delta(*now, then) {
                 out.push(format!("{name} mean {:.1} us", seconds / count * 1e6));
             }
