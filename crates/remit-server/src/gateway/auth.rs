@@ -261,7 +261,10 @@ async fn refuse_replay_across_replicas<S: Store>(
     }
 }
 
-fn check<S: Store>(
+/// The chain in `text`, verified and not revoked at `now`, addressed to
+/// the deployment or to this server's `resource` URL; both transports
+/// (HTTP and the stdio wrap) check a caller's remit with it.
+pub(super) fn check<S: Store>(
     state: &AppState<S>,
     text: &str,
     now: u64,

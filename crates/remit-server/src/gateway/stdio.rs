@@ -46,7 +46,7 @@ use crate::launch::{install_policy, receipt_origin, Database, ServeError, POLICY
 use crate::policy::PolicyFolder;
 use crate::receipts::{FileReceiptLog, StoreReceiptLog, NOTE_KEY_FILE};
 use crate::setup::{DataDir, ISSUER_JWKS_FILE, RECEIPT_KEY_FILE};
-use crate::state::{now, AppState, Inactive, IssuerJwks, IssuerKey, Settings};
+use crate::state::{now, AppState, IssuerJwks, IssuerKey, Settings};
 
 /// Longest line read from the agent host.
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
@@ -449,28 +449,12 @@ async fn check_start<S: Store>(
     })
 }
 
-/// Verifies the chain for this server (deployment audience or the server's
-/// resource URL) and checks it against the revocation set, as the HTTP
-/// transport does.
+/// The chain checked for this server at this moment, as the HTTP
+/// transport checks it ([`super::auth::check`]), its refusal as text.
 fn check<S: Store>(
     state: &AppState<S>,
     text: &str,
     resource: &str,
 ) -> Result<Arc<remit_token::VerifiedChain>, String> {
-    let now = now();
-    let chain = match state.check_chain(text, now) {
-        Ok(chain) => chain,
-        Err(Inactive::Invalid(_)) => state
-            .check_chain_for(text, now, resource)
-            .map_err(|e| e.to_string())?,
-        Err(revoked) => return Err(revoked.to_string()),
-    };
-    let aud = chain.leaf_claims().aud.as_str();
-    if aud != state.settings().audience && aud != resource {
-        return Err(format!(
-            "the remit's audience {aud:?} is neither {:?} nor {resource:?}",
-            state.settings().audience
-        ));
-    }
-    Ok(chain)
+    super::auth::check(state, text, now(), resource).map_err(|e| e.to_string())
 }
