@@ -20,7 +20,12 @@
 //! reverse order every other round), so a machine whose speed drifts
 //! during the run drifts under all paths alike and no path always follows
 //! the same one.
+//!
+//! Before the load it times, on this machine, the two costs every allowed
+//! call pays in series (one ES256 verify, one leaf-sized durable write; see
+//! [`anchors`]) and prints them after the results.
 
+mod anchors;
 mod remit;
 
 use std::time::Duration;
@@ -77,6 +82,11 @@ async fn main() -> anyhow::Result<()> {
     let latency_calls = env_usize("LATENCY_CALLS", 5_000)?;
     let rounds = env_usize("ROUNDS", 1)?.max(1);
     let warmup = 500;
+
+    // On the disk of the gateways' data directories (temporary directories).
+    let scratch = tempfile::tempdir()?;
+    let anchors = anchors::measure(scratch.path())?;
+    drop(scratch);
 
     let upstream = start_upstream().await?;
     let proxy = start_proxy(upstream).await?;
@@ -204,5 +214,12 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    println!(
+        "machine anchors (medians): ES256 verify {:.1} us, ES256 sign {:.1} us, {}-byte write + fdatasync into written blocks {:.1} us; an allowed call pays one verify, one sign and one such write in series",
+        micros(anchors.verify),
+        micros(anchors.sign),
+        anchors::LEAF_BYTES,
+        micros(anchors.durable_write)
+    );
     Ok(())
 }
