@@ -193,6 +193,14 @@ impl Measurement {
     }
 }
 
+/// The `q`th percentile (0–100) of `sorted` (ascending); zero when empty.
+pub fn percentile(sorted: &[Duration], q: usize) -> Duration {
+    sorted
+        .get((sorted.len() * q / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
 /// Percentiles and throughput of `samples` taken over `wall`.
 fn summarize(
     calls: usize,
@@ -202,17 +210,11 @@ fn summarize(
 ) -> Measurement {
     let mut latencies: Vec<Duration> = samples.iter().map(|(_, latency)| *latency).collect();
     latencies.sort_unstable();
-    let pick = |q: usize| {
-        latencies
-            .get((latencies.len() * q / 100).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
     Measurement {
         calls,
         concurrency,
-        p50: pick(50),
-        p99: pick(99),
+        p50: percentile(&latencies, 50),
+        p99: percentile(&latencies, 99),
         throughput: calls as f64 / wall.as_secs_f64(),
         samples,
         wall,

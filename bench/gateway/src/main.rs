@@ -21,9 +21,9 @@
 //! during the run drifts under all paths alike and no path always follows
 //! the same one.
 //!
-//! Before the load it times, on this machine, the two costs every allowed
-//! call pays in series (one ES256 verify, one leaf-sized durable write; see
-//! [`anchors`]) and prints them after the results.
+//! Before the load it times, on this machine, the costs every allowed call
+//! pays in series (one ES256 verify, one ES256 signature, one leaf-sized
+//! durable write; see [`anchors`]) and prints them after the results.
 
 mod anchors;
 mod remit;
