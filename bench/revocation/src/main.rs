@@ -40,7 +40,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_micros(100);
 
 struct Replica<S: Store> {
-    state: AppState<S>,
+    state: remit_server::Gateway<S>,
     router: axum::Router,
 }
 
@@ -65,6 +65,7 @@ async fn replica<S: Store>(
     let hash = remit_server::setup::sha256(token.as_bytes());
     let settings = Settings::new("http://remit.bench");
     let state = AppState::new(store, issuer, hash, settings, Arc::new(log)).await?;
+    let state = remit_server::Gateway::new(state, remit_server::GatewayConfig::default())?;
     let router = remit_server::router(state.clone());
     Ok(Replica { state, router })
 }

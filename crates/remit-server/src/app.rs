@@ -10,12 +10,15 @@ use axum::{Json, Router};
 use remit_store::Store;
 
 use crate::problem::Problem;
+use crate::gateway::Gateway;
 use crate::state::AppState;
-use crate::{metrics, openapi, telemetry};
+use crate::{observe, openapi};
 use crate::{receipts_api, registry, remits, revocation};
 
-/// Builds the whole HTTP application over `state`.
-pub fn router<S: Store>(state: AppState<S>) -> Router {
+/// Builds the whole HTTP application over `gateway` (the control plane's
+/// handlers take the application state it carries).
+pub fn router<S: Store>(gateway: Gateway<S>) -> Router {
+    let state = gateway.app().clone();
     let limit = state.settings().max_body_bytes;
     let admin = Router::new()
         .route(
@@ -52,7 +55,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             state.clone(),
             require_admin::<S>,
         ));
-    let metrics_route = Router::new().route("/metrics", get(metrics::handler));
+    let metrics_route = Router::new().route("/metrics", get(observe::handler));
     let metrics_route = if state.settings().metrics_require_admin {
         metrics_route.route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -80,9 +83,9 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(metrics_route)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(telemetry::observe))
+        .layer(middleware::from_fn(observe::observe))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(gateway)
 }
 
 async fn not_found(request: Request) -> Problem {

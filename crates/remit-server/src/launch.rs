@@ -10,9 +10,13 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::gateway::settings::{GatewaySettings, SettingsError};
-use crate::gateway::GatewayConfig;
+use crate::gateway::{Gateway, GatewayConfig, RuntimeError};
 use crate::oidc::{OidcIssuerConfig, OidcVerifier};
-use crate::policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
+use crate::policy::{PolicyFolder, PolicyFolderError};
+use remit_runtime::start::{
+    install_policy, receipt_origin, spawn_policy_refresh, Database, POLICY_DIR,
+};
+use remit_runtime::state::PolicyRebuildError;
 use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
 use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
 use crate::state::{AppState, Settings};
@@ -70,46 +74,6 @@ impl FileConfig {
             path: path.to_owned(),
             detail: e.to_string(),
         })
-    }
-}
-
-/// Which database to run on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Database {
-    /// An embedded SQLite file.
-    Sqlite(PathBuf),
-    /// A PostgreSQL server (URL kept as given; shown redacted).
-    Postgres(String),
-}
-
-impl Database {
-    /// Parses `sqlite://PATH`, `sqlite:PATH` or `postgres(ql)://...`.
-    pub fn parse(url: &str) -> Result<Self, ServeError> {
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            if path.is_empty() {
-                return Err(ServeError::Store(StoreError::UnsupportedUrl {
-                    url: url.to_owned(),
-                }));
-            }
-            return Ok(Self::Sqlite(PathBuf::from(path)));
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Self::Postgres(url.to_owned()));
-        }
-        Err(ServeError::Store(StoreError::UnsupportedUrl {
-            url: remit_store::redact_url(url),
-        }))
-    }
-
-    /// The URL with any password removed, for display.
-    pub fn shown(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres(url) => remit_store::redact_url(url),
-        }
     }
 }
 
@@ -195,6 +159,12 @@ pub enum ServeError {
     /// An OpenID Connect issuer is misconfigured.
     #[error(transparent)]
     Oidc(#[from] crate::oidc::OidcConfigError),
+    /// The policy could not be installed over the registry.
+    #[error(transparent)]
+    PolicyInstall(#[from] PolicyRebuildError),
+    /// The gateway's runtime could not be built.
+    #[error(transparent)]
+    GatewayRuntime(#[from] RuntimeError),
     /// Binding or serving failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -315,7 +285,7 @@ pub async fn serve(
             });
             let closing = store.clone();
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
-            state.gateway().set_config(options.gateway.clone());
+            let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
             on_ready(&report);
@@ -331,7 +301,7 @@ pub async fn serve(
             report.note_verifier = log.note_verifier_key();
             let receipts: std::sync::Arc<dyn ReceiptLog> = std::sync::Arc::new(log);
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
-            state.gateway().set_config(options.gateway.clone());
+            let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
             on_ready(&report);
@@ -340,62 +310,15 @@ pub async fn serve(
     }
 }
 
-/// The origin line of the control plane's receipt log checkpoints, named
-/// by the receipt key: the same for every replica (and every wrap) that
-/// appends to one shared log.
-pub(crate) fn receipt_origin(receipt_kid: &str) -> String {
-    format!("remit/receipts/{receipt_kid}")
-}
-
 fn missing_receipt_key() -> ServeError {
     ServeError::Receipts(ReceiptLogError::Task(
         "the receipt key was already given to another log".into(),
     ))
 }
 
-/// The policy folder inside the data directory.
-pub const POLICY_DIR: &str = "policy";
-
-/// Loads `folder` over the registry's entities into `state`.
-pub async fn install_policy<S: Store>(
-    state: &AppState<S>,
-    folder: &PolicyFolder,
-) -> Result<(), ServeError> {
-    state.set_policy_folder(folder.clone());
-    let directory = directory_from_registry(state.store()).await?;
-    state.set_policy(folder.load(None, directory)?);
-    Ok(())
-}
-
-/// Rebuilds the policy's entity directory from the store every
-/// [`crate::state::POLICY_REFRESH`]: how a replica learns of agents, servers
-/// and tools registered through another replica (mutations on this process
-/// rebuild at once). Each tick also repairs missing revocation propagation
-/// ([`AppState::repair_propagation`]). The task ends with the runtime.
-pub fn spawn_policy_refresh<S: Store>(state: &AppState<S>) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::state::POLICY_REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match state.rebuild_policy().await {
-                Ok(true) => tracing::info!("policy entities rebuilt: the registry changed"),
-                Ok(false) => {}
-                Err(error) => tracing::warn!(%error, "periodic policy rebuild failed"),
-            }
-            // A replica of an older Remit may have crashed between a
-            // revocation and its propagation: repair it here too.
-            if let Err(error) = state.repair_propagation().await {
-                tracing::warn!(%error, "checking revocation propagation failed");
-            }
-        }
-    });
-}
-
 /// Serves the application over an already bound listener.
 pub async fn run<S: Store>(
-    state: AppState<S>,
+    state: Gateway<S>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {

@@ -1,5 +1,7 @@
 //! The Remit control plane: an axum application that registers agents and
-//! MCP servers, issues remits, revokes them and answers introspection.
+//! MCP servers, issues remits, revokes them and answers introspection. It
+//! serves the MCP gateway's routes beside its own (`remit-gateway`) and
+//! builds both on the services of `remit-runtime`.
 //!
 //! # Model
 //!
@@ -77,25 +79,23 @@
 
 pub mod app;
 pub mod exchange;
-pub mod gateway;
 pub mod launch;
-pub mod metrics;
-pub mod oidc;
+pub mod observe;
 pub mod openapi;
-pub mod policy;
-pub mod problem;
-pub mod receipts;
 pub mod receipts_api;
 pub mod registry;
 pub mod remits;
 pub mod revocation;
-pub mod setup;
-pub mod state;
-pub mod telemetry;
+
+pub use remit_gateway as gateway;
+pub use remit_gateway::problem;
+pub use remit_runtime::{metrics, oidc, policy, receipts, setup, start, state, telemetry};
 
 pub use app::router;
-pub use launch::{serve, Database, FileConfig, ServeError, ServeOptions, StartReport};
+pub use launch::{serve, FileConfig, ServeError, ServeOptions, StartReport};
 pub use policy::{directory_from_registry, PolicyFolder, PolicyFolderError};
 pub use problem::Problem;
 pub use receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
+pub use remit_gateway::{Gateway, GatewayConfig};
+pub use start::Database;
 pub use state::{AppState, Settings};

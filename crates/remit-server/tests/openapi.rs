@@ -275,7 +275,9 @@ async fn app(metrics_require_admin: bool) -> App {
     .await
     .unwrap();
     App {
-        router: remit_server::router(state),
+        router: remit_server::router(
+            remit_server::Gateway::new(state, remit_server::GatewayConfig::default()).unwrap(),
+        ),
         token,
         _dir: dir,
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use remit_server::oidc::OidcVerifier;
 use remit_server::state::{IssuerJwks, IssuerKey};
-use remit_server::{AppState, FileReceiptLog, ReceiptLog, Settings};
+use remit_server::{AppState, FileReceiptLog, Gateway, GatewayConfig, ReceiptLog, Settings};
 use remit_store::{PgStore, SqliteStore, Store};
 use remit_token::{
     delegate, DelegateRequest, EcdsaP256Signer, Grant, Pattern, PrivateJwk, Signer as _,
@@ -68,7 +68,7 @@ pub struct Options {
 pub struct Served<S: Store> {
     pub addr: SocketAddr,
     pub admin_token: String,
-    pub state: AppState<S>,
+    pub state: Gateway<S>,
     /// The issuer key (held by the state unless `verify_only`).
     pub issuer: PrivateJwk,
 }
@@ -99,6 +99,7 @@ pub async fn serve<S: Store>(store: S, dir: &Path, options: Options) -> Served<S
     let state = AppState::new(store, issuer, hash, settings, receipts)
         .await
         .unwrap();
+    let state = Gateway::new(state, GatewayConfig::default()).unwrap();
     tokio::spawn(remit_server::launch::run(
         state.clone(),
         listener,

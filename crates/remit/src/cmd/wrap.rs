@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use remit_server::gateway::stdio::{Wrap, WrapOptions};
+use remit_server::gateway::wrap::{Wrap, WrapOptions};
 use remit_token::{EcdsaP256Signer, PrivateJwk};
 
 /// Run an MCP server over stdio behind the gateway pipeline.

@@ -2,6 +2,7 @@
 //! JSON-RPC message and gets a JSON answer (or 202 for a notification);
 //! `GET` is 405 (no server-initiated stream); `DELETE` ends the session.
 
+use crate::Gateway;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 use super::auth::{self, AuthError, Caller};
 use super::jsonrpc::{self, FrameError};
 use super::pipeline::{self, Answer, Facts, Refusal};
-use crate::state::{now, AppState};
+use remit_runtime::state::now;
 
 /// The session header of MCP streamable HTTP.
 pub const SESSION_HEADER: &str = "mcp-session-id";
@@ -27,7 +28,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-async fn unauthorized<S: Store>(state: &AppState<S>, server: &str, error: AuthError) -> Response {
+async fn unauthorized<S: Store>(state: &Gateway<S>, server: &str, error: AuthError) -> Response {
     let facts = Facts {
         tool: format!("mcp:{server}"),
         ..Facts::default()
@@ -53,7 +54,7 @@ async fn unauthorized<S: Store>(state: &AppState<S>, server: &str, error: AuthEr
 }
 
 async fn server_for<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     server: &str,
 ) -> Result<McpServer, Response> {
@@ -98,7 +99,7 @@ async fn server_for<S: Store>(
 
 /// `POST /mcp/{server}`: one JSON-RPC message through the pipeline.
 pub async fn post<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path(server): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -177,7 +178,7 @@ pub async fn post<S: Store>(
 }
 
 async fn frame_refusal<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     facts: &Facts,
     error: &FrameError,
@@ -210,7 +211,7 @@ pub async fn get_stream() -> Response {
 
 /// `DELETE /mcp/{server}`: ends the caller's session.
 pub async fn delete<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -233,9 +234,9 @@ pub async fn delete<S: Store>(
 /// remit, not whether a call will be allowed), but its id must be one.
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp/{server}", tag = "discovery",
     params(("server" = String, Path, description = "The MCP server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "RFC 9728 protected resource metadata", body = crate::openapi::schema::ProtectedResourceMetadata)))]
+    responses((status = 200, description = "RFC 9728 protected resource metadata", body = crate::schema::ProtectedResourceMetadata)))]
 pub async fn resource_metadata<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path(server): Path<String>,
 ) -> Response {
     if let Err(error) = Id::parse("server id", server.as_str()) {

@@ -132,7 +132,7 @@ impl From<StoreError> for Problem {
                 )
             }
             StoreError::Unreachable { .. } | StoreError::Query { .. } => {
-                crate::metrics::store_error("unavailable");
+                remit_runtime::metrics::store_error("unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store-unavailable",
@@ -142,10 +142,27 @@ impl From<StoreError> for Problem {
                 .logged(&error)
             }
             _ => {
-                crate::metrics::store_error("internal");
+                remit_runtime::metrics::store_error("internal");
                 Self::internal("a store operation", &error)
             }
         }
+    }
+}
+
+impl From<remit_runtime::RecordError> for Problem {
+    fn from(error: remit_runtime::RecordError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "receipt-failed",
+            "Receipt not recorded",
+            error.to_string(),
+        )
+    }
+}
+
+impl From<remit_runtime::state::PolicyRebuildError> for Problem {
+    fn from(error: remit_runtime::state::PolicyRebuildError) -> Self {
+        Self::internal("reloading the policy", &error)
     }
 }
 

@@ -18,6 +18,7 @@ mod context;
 mod release;
 mod tools;
 
+use crate::Gateway;
 use std::collections::BTreeMap;
 
 use remit_ledger::{Actor, ActorKind, Event, Kind};
@@ -28,7 +29,7 @@ use serde_json::{json, Map, Value};
 use super::auth::Caller;
 use super::jsonrpc::{self, Incoming};
 use super::upstream::UpstreamError;
-use crate::state::{now_ms, AppState};
+use remit_runtime::state::now_ms;
 
 use content::{list_content, read_content, ContentKind};
 use tools::{call_tool, list_tools};
@@ -101,7 +102,7 @@ pub struct Facts {
 /// Records a receipt for `facts`; `Err` carries the JSON-RPC error to send
 /// when the receipt could not be made durable (the call then fails).
 pub async fn record<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: Option<&Caller>,
     kind: Kind,
     facts: &Facts,
@@ -142,7 +143,7 @@ fn receipt_event(
 
 /// Writes the receipt of a refusal and builds its JSON-RPC error.
 pub async fn refuse<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: Option<&Caller>,
     id: Option<RequestId>,
     facts: &Facts,
@@ -188,7 +189,7 @@ pub async fn refuse<S: Store>(
 
 /// Handles one authenticated message for `server`.
 pub async fn handle<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     server: &McpServer,
     message: Incoming,
@@ -277,7 +278,7 @@ fn initialize_result(params: &Map<String, Value>, server: &McpServer) -> Value {
 }
 
 async fn upstream_refusal<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     facts: &Facts,
@@ -296,7 +297,7 @@ async fn upstream_refusal<S: Store>(
 /// A call the remit does not cover: HTTP 403 `insufficient_scope` naming
 /// the scope a wider remit needs (the MCP step-up signal), with a receipt.
 async fn insufficient_scope<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     facts: &Facts,
@@ -321,7 +322,7 @@ async fn insufficient_scope<S: Store>(
 /// through with its code; a transport failure is `-32044`. Either way, a
 /// receipt.
 async fn forward_refusal<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     facts: &Facts,
@@ -341,7 +342,7 @@ async fn forward_refusal<S: Store>(
 }
 
 pub(in crate::gateway) async fn store_refusal<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     facts: &Facts,

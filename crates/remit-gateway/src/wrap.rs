@@ -42,11 +42,16 @@ use tokio::sync::mpsc;
 use super::auth::{resource_url, Caller, Scheme};
 use super::jsonrpc;
 use super::pipeline::{self, Answer, Facts, Refusal};
-use crate::launch::{install_policy, receipt_origin, Database, ServeError, POLICY_DIR};
-use crate::policy::PolicyFolder;
-use crate::receipts::{FileReceiptLog, StoreReceiptLog, NOTE_KEY_FILE};
-use crate::setup::{DataDir, ISSUER_JWKS_FILE, RECEIPT_KEY_FILE};
-use crate::state::{now, AppState, IssuerJwks, IssuerKey, Settings};
+use remit_runtime::start::{install_policy, receipt_origin, Database, POLICY_DIR};
+use remit_runtime::state::PolicyRebuildError;
+use remit_runtime::receipts::ReceiptLogError;
+use remit_runtime::policy::PolicyFolderError;
+use remit_runtime::setup::SetupError;
+use crate::{Gateway, RuntimeError};
+use remit_runtime::policy::PolicyFolder;
+use remit_runtime::receipts::{FileReceiptLog, StoreReceiptLog, NOTE_KEY_FILE};
+use remit_runtime::setup::{DataDir, ISSUER_JWKS_FILE, RECEIPT_KEY_FILE};
+use remit_runtime::state::{now, AppState, IssuerJwks, IssuerKey, Settings};
 
 /// Longest line read from the agent host.
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
@@ -89,9 +94,24 @@ pub struct WrapOptions {
 /// Why the wrap could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WrapError {
-    /// The data directory, store, policy or receipt log did not open.
+    /// The data directory did not open or a key in it is unusable.
     #[error(transparent)]
-    Serve(#[from] ServeError),
+    Setup(#[from] SetupError),
+    /// The store did not open.
+    #[error(transparent)]
+    Store(#[from] remit_store::StoreError),
+    /// The policy folder does not load.
+    #[error(transparent)]
+    Policy(#[from] PolicyFolderError),
+    /// The policy could not be installed over the registry.
+    #[error(transparent)]
+    PolicyInstall(#[from] PolicyRebuildError),
+    /// The receipt log did not open.
+    #[error(transparent)]
+    Receipts(#[from] ReceiptLogError),
+    /// The gateway's runtime could not be built.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     /// The issuer's public JWKS is missing or unusable.
     #[error("issuer JWKS {}: {detail} (remit serve writes it at every start; on another host pass --issuer-jwks with a copy of the server's /.well-known/jwks.json)", .path.display())]
     IssuerJwks {
@@ -147,9 +167,9 @@ pub struct WrapReport {
 enum Backend {
     /// The data directory's SQLite file (or another), with a log of the
     /// wrap's own.
-    Sqlite(AppState<SqliteStore>),
+    Sqlite(Gateway<SqliteStore>),
     /// A PostgreSQL store shared with `remit serve`, and its shared log.
-    Postgres(AppState<PgStore>),
+    Postgres(Gateway<PgStore>),
 }
 
 /// A prepared wrap: state opened, server and caller checked.
@@ -189,7 +209,7 @@ impl Wrap {
     /// replicas share, so `remit audit verify --server` covers the wrap's
     /// calls too.
     pub async fn open(options: WrapOptions) -> Result<Self, WrapError> {
-        let data = DataDir::prepare(&options.data_dir).map_err(ServeError::from)?;
+        let data = DataDir::prepare(&options.data_dir)?;
         let issuer = read_issuer_jwks(
             &options
                 .issuer_jwks
@@ -210,17 +230,17 @@ impl Wrap {
                 }
             }
         }
-        let receipt = data.key(RECEIPT_KEY_FILE).map_err(ServeError::from)?;
+        let receipt = data.key(RECEIPT_KEY_FILE)?;
         let policy_dir = options
             .policy_dir
             .clone()
             .unwrap_or_else(|| data.path().join(POLICY_DIR));
-        let folder = PolicyFolder::read(&policy_dir).map_err(ServeError::from)?;
+        let folder = PolicyFolder::read(&policy_dir)?;
         let mut settings = Settings::new(options.public_url.clone());
         settings.audience.clone_from(&options.audience);
         // No admin API is served: the admin hash is of a random token nobody holds.
-        let admin = crate::setup::new_admin_token().map_err(ServeError::from)?;
-        let admin_hash = crate::setup::sha256(admin.as_bytes());
+        let admin = remit_runtime::setup::new_admin_token()?;
+        let admin_hash = remit_runtime::setup::sha256(admin.as_bytes());
         let kid = receipt.signer.key_id().to_owned();
         let shown = database.shown();
         let (backend, checked, receipts) = match database {
@@ -232,12 +252,12 @@ impl Wrap {
                 std::fs::create_dir_all(&log_dir)?;
                 let log =
                     FileReceiptLog::open(&log_dir, receipt.signer, &format!("remit/wrap/{kid}"))
-                        .map_err(ServeError::from)?;
+                        ?;
                 let receipts = log.dir().display().to_string();
-                let store = SqliteStore::open(&path).await.map_err(ServeError::from)?;
+                let store = SqliteStore::open(&path).await?;
                 let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log))
                     .await
-                    .map_err(ServeError::from)?;
+                    ?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (Backend::Sqlite(state), checked, receipts)
             }
@@ -245,7 +265,7 @@ impl Wrap {
                 if let Some(dir) = &options.log_dir {
                     return Err(WrapError::LogOnSharedStore(dir.clone()));
                 }
-                let store = PgStore::connect(&url).await.map_err(ServeError::from)?;
+                let store = PgStore::connect(&url).await?;
                 let log = StoreReceiptLog::open(
                     store.clone(),
                     data.path(),
@@ -253,10 +273,10 @@ impl Wrap {
                     &receipt_origin(&kid),
                 )
                 .await
-                .map_err(ServeError::from)?;
+                ?;
                 let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log))
                     .await
-                    .map_err(ServeError::from)?;
+                    ?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (
                     Backend::Postgres(state),
@@ -350,7 +370,7 @@ impl Wrap {
     }
 
     /// [`Self::handle_line`] on the state of either store.
-    async fn handle_on<S: Store>(&self, state: &AppState<S>, line: &[u8]) -> Option<Value> {
+    async fn handle_on<S: Store>(&self, state: &Gateway<S>, line: &[u8]) -> Option<Value> {
         let config = state.gateway().config();
         let facts = Facts {
             tool: format!("mcp:{}", self.server.id),
@@ -403,11 +423,10 @@ impl Wrap {
 /// active and runs over stdio (or is given a command), and that the remit
 /// is active here and bound to the key the wrap was given.
 async fn check_start<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     options: &WrapOptions,
     folder: &PolicyFolder,
 ) -> Result<Checked, WrapError> {
-    state.gateway().set_config(options.gateway.clone());
     install_policy(state, folder).await?;
     let server_error = |detail: String| WrapError::Server {
         server: options.server.clone(),
@@ -452,7 +471,7 @@ async fn check_start<S: Store>(
 /// The chain checked for this server at this moment, as the HTTP
 /// transport checks it ([`super::auth::check`]), its refusal as text.
 fn check<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     text: &str,
     resource: &str,
 ) -> Result<Arc<remit_token::VerifiedChain>, String> {

@@ -25,8 +25,6 @@
 
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -360,17 +358,6 @@ pub fn render() -> String {
         tracing::error!(%error, "encoding metrics failed");
     }
     String::from_utf8(out).unwrap_or_default()
-}
-
-/// `GET /metrics`.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "health",
-    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String))
-)]
-pub async fn handler() -> Response {
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], render()).into_response()
 }
 
 #[cfg(test)]

@@ -11,14 +11,15 @@
 //! Every refusal is a 401 whose `WWW-Authenticate` names the RFC 9728
 //! protected-resource metadata.
 
+use crate::Gateway;
 use std::sync::{Arc, PoisonError};
 
 use axum::http::HeaderMap;
 use remit_store::Store;
 use remit_token::{pop, ProofRequest, VerifiedChain};
 
-use crate::metrics::Stage;
-use crate::state::{AppState, Inactive};
+use remit_runtime::metrics::Stage;
+use remit_runtime::state::Inactive;
 
 /// How the caller proved possession of the remit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +148,7 @@ pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) ->
 /// the chain, the proof, and the proof's replay check — in this process,
 /// and in the store when replicas share it.
 pub async fn authenticate<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     headers: &HeaderMap,
     method: &str,
     server: &str,
@@ -162,14 +163,14 @@ pub async fn authenticate<S: Store>(
         Ok::<_, AuthError>(caller)
     }
     .await;
-    crate::metrics::stage(Stage::Authenticate, started.elapsed().as_secs_f64());
+    remit_runtime::metrics::stage(Stage::Authenticate, started.elapsed().as_secs_f64());
     checked
 }
 
 /// Everything [`authenticate`] checks without the store: the chain, and the
 /// proof against this process's replay cache.
 fn verify<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     headers: &HeaderMap,
     method: &str,
     server: &str,
@@ -231,7 +232,7 @@ fn verify<S: Store>(
 /// there, once, until it is too old to be accepted anywhere. A store
 /// failure refuses the proof (fail closed).
 async fn refuse_replay_across_replicas<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     proof: &SeenProof,
     now: u64,
@@ -265,7 +266,7 @@ async fn refuse_replay_across_replicas<S: Store>(
 /// the deployment or to this server's `resource` URL; both transports
 /// (HTTP and the stdio wrap) check a caller's remit with it.
 pub(super) fn check<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     text: &str,
     now: u64,
     resource: &str,

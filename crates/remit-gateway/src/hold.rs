@@ -5,6 +5,7 @@
 //! finds the human's decision without the agent naming it; an approval
 //! releases that one request once (the store consumes it atomically).
 
+use crate::Gateway;
 use remit_ledger::Kind;
 use remit_store::{ApprovalState, Id, NewApproval, Store, StoreError};
 use rmcp::model::RequestId;
@@ -13,7 +14,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::jsonrpc;
 use super::pipeline::{policy_ids, refuse, store_refusal, Answer, Facts, Refusal};
-use crate::state::{now, AppState};
+use remit_runtime::state::now;
 
 /// The exact request an approval is bound to.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +41,7 @@ fn stamp() -> i64 {
 /// the answer to send (still pending, rejected, already used, store down),
 /// its receipt written.
 pub async fn decided<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: &RequestId,
     facts: &Facts,
@@ -96,7 +97,7 @@ pub async fn decided<S: Store>(
 /// the raw arguments), and the distinct JSON-RPC error (`-32042`,
 /// `data.approval_id`) with its receipt.
 pub async fn hold<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     facts: &Facts,
@@ -155,7 +156,7 @@ pub async fn hold<S: Store>(
 /// Spends an approval on the request it was granted for, once; a second
 /// use (a concurrent retry), a different request or an expired approval is
 /// a refusal to send.
-pub async fn spend<S: Store>(state: &AppState<S>, request: HeldRequest<'_>) -> Result<(), Refusal> {
+pub async fn spend<S: Store>(state: &Gateway<S>, request: HeldRequest<'_>) -> Result<(), Refusal> {
     match state
         .store()
         .consume_approval(request.approval, request.hash, stamp())

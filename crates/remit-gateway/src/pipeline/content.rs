@@ -1,6 +1,7 @@
 //! MCP resources and prompts: `resources/list|read`, `prompts/list|get`,
 //! through the same pipeline as tools, with their own actions and pins.
 
+use crate::Gateway;
 use remit_policy::Action;
 use remit_store::{Id, McpServer, PromptPin, Store, StoreError};
 use rmcp::model::{ErrorCode, RequestId};
@@ -13,12 +14,12 @@ use super::{
     forward_refusal, insufficient_scope, refuse, store_refusal, upstream_refusal, Answer, Facts,
     Refusal,
 };
-use crate::gateway::auth::Caller;
-use crate::gateway::bless::prompt_hash;
-use crate::gateway::hold::HeldRequest;
-use crate::gateway::jsonrpc;
-use crate::gateway::upstream::{Upstream, UpstreamError};
-use crate::state::AppState;
+use crate::auth::Caller;
+use crate::bless::prompt_hash;
+use crate::hold::HeldRequest;
+use crate::jsonrpc;
+use crate::upstream::{Upstream, UpstreamError};
+
 
 /// Pages of `prompts/list` an upstream may answer with, at most.
 const MAX_PROMPT_PAGES: usize = 32;
@@ -100,7 +101,7 @@ impl ContentKind {
 /// `resources/list` / `prompts/list`: the upstream's list, one page as the
 /// client asked, keeping only what the remit grants.
 pub(super) async fn list_content<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     server: &McpServer,
     id: RequestId,
@@ -179,7 +180,7 @@ pub(super) async fn list_content<S: Store>(
 /// changed ones are hidden with a `gw-description-changed` receipt, ones
 /// never pinned are hidden.
 pub(super) async fn pinned_prompts<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     server: &McpServer,
@@ -220,7 +221,7 @@ pub(super) async fn pinned_prompts<S: Store>(
 /// holder's class, and put to the policy (`read_resource` / `get_prompt`)
 /// with its classification; the receipt is durable before the answer.
 pub(super) async fn read_content<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     server: &McpServer,
     id: RequestId,

@@ -9,7 +9,7 @@
 //!   entries. A change made through another replica is seen within the TTL
 //!   (its policy entities within the policy refresh, as before).
 //!
-//! [`AppState::registry_changed`]: crate::state::AppState::registry_changed
+//! [`AppState::registry_changed`]: remit_runtime::state::AppState::registry_changed
 //! - **Usage**: the leaf remit's steps used and its agent's risk spent in
 //!   the current window, which the policy sees as `steps_used` and
 //!   `risk_used`. After every counted call the entry holds the store's own
@@ -25,7 +25,7 @@ use std::hash::Hash;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::policy::pinned_description_hash;
+use remit_runtime::policy::pinned_description_hash;
 use remit_store::{CallUsage, Id, McpServer, Store, StoreError, Tool, Usage};
 
 /// Entries one cache holds at most before it forgets what has expired (and,

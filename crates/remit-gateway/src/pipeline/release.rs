@@ -1,6 +1,7 @@
 //! Stages 6 and 7 for anything an upstream returns: the result scanned
 //! against the holder's class, decided, receipted and released.
 
+use crate::Gateway;
 use remit_ledger::Kind;
 use remit_policy::Action;
 use remit_store::{NewObservation, Store};
@@ -11,11 +12,11 @@ use super::context::{
     count_findings, decision_request, findings_clause, ledger_decision, policy_ids, CallContext,
 };
 use super::{record, refuse, store_refusal, Answer, Facts, Refusal};
-use crate::gateway::auth::Caller;
-use crate::gateway::hold::{self, HeldRequest};
-use crate::gateway::jsonrpc;
-use crate::metrics::Stage;
-use crate::state::{now, AppState, PendingReceipt};
+use crate::auth::Caller;
+use crate::hold::{self, HeldRequest};
+use crate::jsonrpc;
+use remit_runtime::metrics::Stage;
+use remit_runtime::state::{now, PendingReceipt};
 
 /// Stages 6 and 7: scans what the upstream returned, redacts it above the
 /// holder's class (or withholds it when it cannot be redacted safely), asks
@@ -31,7 +32,7 @@ use crate::state::{now, AppState, PendingReceipt};
 /// on the content.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn release<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     facts: Facts,
@@ -72,7 +73,7 @@ pub(super) struct ContentRequest<'a> {
 /// records what would have been decided before the content goes out.
 #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
 pub(super) async fn release_with<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     mut facts: Facts,
@@ -227,7 +228,7 @@ pub(super) async fn release_with<S: Store>(
         }
         None => record(state, Some(caller), kind, &facts, Some(ledger)).await,
     };
-    crate::metrics::stage(Stage::ReceiptWait, waiting.elapsed().as_secs_f64());
+    remit_runtime::metrics::stage(Stage::ReceiptWait, waiting.elapsed().as_secs_f64());
     let receipt = match recorded {
         Ok(r) => r,
         Err(detail) => {

@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 use super::bless::tool_hash;
 use super::jsonrpc::{self, UpstreamReply};
 use super::settings::UpstreamSettings;
-use crate::metrics::Stage;
+use remit_runtime::metrics::Stage;
 
 /// The protocol version the gateway speaks to upstreams.
 pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -273,7 +273,7 @@ impl Upstream {
         };
         let started = Instant::now();
         let answered = tokio::time::timeout(timeout, work).await;
-        crate::metrics::stage(Stage::Upstream, started.elapsed().as_secs_f64());
+        remit_runtime::metrics::stage(Stage::Upstream, started.elapsed().as_secs_f64());
         answered.map_err(|_| UpstreamError::Timeout(timeout))?
     }
 

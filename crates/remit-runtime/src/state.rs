@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::problem::Problem;
 use crate::receipts::ReceiptLog;
 use remit_policy::{Directory, EngineKind, PolicyEngine, Preset};
 use remit_scan::{ScanConfig, Scanner};
@@ -151,8 +150,12 @@ struct Inner<S> {
     policy_rebuild: tokio::sync::Mutex<()>,
     scanner: Scanner,
     scoped_cache: Mutex<ChainCache>,
-    gateway: crate::gateway::GatewayRuntime,
+    registry_listeners: RwLock<Vec<RegistryListener>>,
 }
+
+/// Called after every registry change this process makes (see
+/// [`AppState::on_registry_change`]).
+type RegistryListener = Box<dyn Fn() + Send + Sync>;
 
 /// Why the policy engine could not be rebuilt over the registry.
 #[derive(Debug, thiserror::Error)]
@@ -227,13 +230,7 @@ impl<S: Store> AppState<S> {
                 policy_rebuild: tokio::sync::Mutex::new(()),
                 scanner: Scanner::new(ScanConfig::default()),
                 scoped_cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
-                gateway: crate::gateway::GatewayRuntime::new(
-                    crate::gateway::GatewayConfig::default(),
-                )
-                .map_err(|e| remit_store::StoreError::Corrupt {
-                    what: "gateway runtime",
-                    detail: e.to_string(),
-                })?,
+                registry_listeners: RwLock::new(Vec::new()),
             }),
         };
         state.repair_propagation().await?;
@@ -270,21 +267,21 @@ impl<S: Store> AppState<S> {
     /// Durably appends a receipt and returns its index. A failure is a 500
     /// for the whole request: a mutation never answers success without its
     /// receipt.
-    pub async fn record(&self, event: remit_ledger::Event) -> Result<u64, Problem> {
+    pub async fn record(&self, event: remit_ledger::Event) -> Result<u64, RecordError> {
         self.submit(event)?.durable().await
     }
 
     /// Starts appending a receipt without waiting for it to be durable, so
     /// the caller can overlap the log's sync with other work; the answer
     /// that names the receipt must wait for [`PendingReceipt::durable`].
-    pub fn submit(&self, mut event: remit_ledger::Event) -> Result<PendingReceipt, Problem> {
+    pub fn submit(&self, mut event: remit_ledger::Event) -> Result<PendingReceipt, RecordError> {
         crate::oidc::attribute_to_admin_identity(&mut event);
         let started = std::time::Instant::now();
         match crate::receipts::submit(&self.inner.receipts, event) {
             Ok(durable) => Ok(PendingReceipt { durable, started }),
             Err(error) => {
                 crate::metrics::receipt_append(started.elapsed().as_secs_f64(), false);
-                Err(receipt_problem(&error))
+                Err(record_failed(error))
             }
         }
     }
@@ -366,7 +363,7 @@ impl<S: Store> AppState<S> {
     /// in place (which does not know the new entity, so denies it) stays
     /// until the next timer rebuild.
     pub async fn registry_changed(&self) {
-        self.gateway().cache().forget_registry();
+        self.notify_registry_change();
         if let Err(error) = self.rebuild_policy().await {
             tracing::error!(%error, "rebuilding the policy after a registry change failed");
         }
@@ -486,19 +483,33 @@ impl<S: Store> AppState<S> {
         self.check_in(&self.inner.scoped_cache, text, options)
     }
 
-    /// The MCP gateway's runtime: limits, replay cache, upstreams, sessions.
-    pub fn gateway(&self) -> &crate::gateway::GatewayRuntime {
-        &self.inner.gateway
+    /// Runs `listener` after every registry change this process makes, so
+    /// a service that caches registry rows (the gateway) forgets them.
+    pub fn on_registry_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        self.inner
+            .registry_listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(listener));
+    }
+
+    fn notify_registry_change(&self) {
+        let listeners = self
+            .inner
+            .registry_listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for listener in listeners.iter() {
+            listener();
+        }
     }
 
     /// [`Self::rebuild_policy`] for a handler that must not answer before
-    /// the policy knows the change (blessing a server): a failure is a 500.
-    pub async fn reload_policy(&self) -> Result<(), Problem> {
-        self.gateway().cache().forget_registry();
-        self.rebuild_policy()
-            .await
-            .map(|_| ())
-            .map_err(|e| Problem::internal("reloading the policy", &e))
+    /// the policy knows the change (blessing a server): a failure is
+    /// returned (a 500 for the request).
+    pub async fn reload_policy(&self) -> Result<(), PolicyRebuildError> {
+        self.notify_registry_change();
+        self.rebuild_policy().await.map(|_| ())
     }
 }
 
@@ -547,21 +558,22 @@ pub struct PendingReceipt {
 impl PendingReceipt {
     /// Waits until the receipt is durable; its index, or the 500 that
     /// replaces the answer when it could not be made durable.
-    pub async fn durable(self) -> Result<u64, Problem> {
+    pub async fn durable(self) -> Result<u64, RecordError> {
         let appended = self.durable.wait().await;
         crate::metrics::receipt_append(self.started.elapsed().as_secs_f64(), appended.is_ok());
-        appended.map_err(|error| receipt_problem(&error))
+        appended.map_err(record_failed)
     }
 }
 
-fn receipt_problem(error: &crate::receipts::ReceiptLogError) -> Problem {
+/// A receipt that could not be made durable: the request it records must
+/// not answer success (the HTTP layer turns this into a 500).
+#[derive(Debug, thiserror::Error)]
+#[error("the change was not confirmed because its receipt could not be recorded: {0}")]
+pub struct RecordError(#[from] pub crate::receipts::ReceiptLogError);
+
+fn record_failed(error: crate::receipts::ReceiptLogError) -> RecordError {
     tracing::error!(%error, "receipt append failed");
-    Problem::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "receipt-failed",
-        "Receipt not recorded",
-        format!("the change was not confirmed because its receipt could not be recorded: {error}"),
-    )
+    RecordError(error)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Request tracing: one `tracing` span per HTTP request, the W3C
 //! `traceparent` of the caller carried into it, and request metrics.
 //!
-//! [`observe`] is the outermost middleware of the router. It parses an
+//! The server's `observe` middleware is the outermost layer of the router. It parses an
 //! incoming `traceparent` (W3C Trace Context, version 00) into a
 //! [`TraceContext`] and inserts it as a request extension, so handlers
 //! (and the receipts they write) can name the caller's trace:
@@ -27,12 +27,6 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
 //! turn it on. Export failures are logged by the SDK, never fail a request.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
-use tracing::Instrument as _;
 
 /// The `traceparent` header name.
 pub const TRACEPARENT: &str = "traceparent";
@@ -287,50 +281,6 @@ fn tracer_provider(
 fn is_hex(text: &str) -> bool {
     text.bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Middleware: a span per request (method, route template, the caller's
-/// trace id), the [`TraceContext`] extension, and the latency histogram.
-pub async fn observe(mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |path| path.as_str())
-        .to_owned();
-    let trace = request
-        .headers()
-        .get(TRACEPARENT)
-        .and_then(|value| value.to_str().ok())
-        .and_then(TraceContext::parse);
-    let span = tracing::info_span!(
-        "http.request",
-        otel.kind = "server",
-        http.request.method = %method,
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        parent_id = tracing::field::Empty,
-    );
-    if let Some(trace) = &trace {
-        span.record("trace_id", trace.trace_id.as_str());
-        span.record("parent_id", trace.parent_id.as_str());
-        // Without an OpenTelemetry layer this is a no-op.
-        if let Some(parent) = trace.otel_context() {
-            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-            // A parent can only be refused once the span has started; it has not.
-            let _ = span.set_parent(parent);
-        }
-    }
-    if let Some(trace) = trace {
-        request.extensions_mut().insert(trace);
-    }
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
-    crate::metrics::http_request(&method, &route, status, started.elapsed().as_secs_f64());
-    response
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! and one call through authority, pins, scanning, policy, budgets and the
 //! upstream.
 
+use crate::Gateway;
 use std::sync::Arc;
 
 use remit_ledger::Kind;
@@ -21,18 +22,18 @@ use super::{
     forward_refusal, insufficient_scope, receipt_event, refuse, store_refusal, upstream_refusal,
     Answer, Facts, Refusal,
 };
-use crate::gateway::auth::Caller;
-use crate::gateway::cache::BlessedTools;
-use crate::gateway::hold::{self, HeldRequest};
-use crate::gateway::jsonrpc;
-use crate::gateway::upstream::{ToolList, Upstream};
-use crate::gateway::GatewayConfig;
-use crate::state::{now, AppState};
+use crate::auth::Caller;
+use crate::cache::BlessedTools;
+use crate::hold::{self, HeldRequest};
+use crate::jsonrpc;
+use crate::upstream::{ToolList, Upstream};
+use crate::GatewayConfig;
+use remit_runtime::state::now;
 
 /// The server's blessed tools and their pins (cached), or the store
 /// refusal to answer with.
 async fn blessed_tools<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: &RequestId,
     facts: &Facts,
@@ -53,7 +54,7 @@ async fn blessed_tools<S: Store>(
 /// The server's upstream and its current tool list (cached for
 /// `tools_cache_ttl`); a failure to reach it is a refusal with a receipt.
 pub(super) async fn upstream_tools<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     server: &McpServer,
@@ -73,7 +74,7 @@ pub(super) async fn upstream_tools<S: Store>(
 /// The server's upstream connection; a url the gateway cannot use is a
 /// refusal with a receipt.
 pub(super) async fn upstream_for<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,
     server: &McpServer,
@@ -90,7 +91,7 @@ pub(super) async fn upstream_for<S: Store>(
 }
 
 pub(super) async fn list_tools<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     server: &McpServer,
     id: RequestId,
@@ -170,7 +171,7 @@ pub(super) async fn list_tools<S: Store>(
 
 #[allow(clippy::too_many_lines)]
 pub(super) async fn call_tool<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     server: &McpServer,
     id: RequestId,
@@ -504,7 +505,7 @@ pub(super) async fn call_tool<S: Store>(
 /// risk in `window`), as the policy is told; a refusal with a receipt when
 /// the ids are unusable or the store fails.
 pub(super) async fn usage_before<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     id: &RequestId,
     facts: &Facts,
@@ -541,7 +542,7 @@ pub(super) fn risk_window(config: &GatewayConfig) -> i64 {
 /// what the next call's policy sees. Links delegated offline are recorded
 /// the first time they are seen.
 pub(super) async fn consume_call<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
     window: i64,
     risk: Option<&RiskSpend>,
@@ -568,7 +569,7 @@ pub(super) async fn consume_call<S: Store>(
 }
 
 pub(super) async fn record_links<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     caller: &Caller,
 ) -> Result<(), StoreError> {
     let mut parent: Option<Id> = None;

@@ -6,11 +6,11 @@
 //! - `/oauth/token` with `subject_token_type =
 //!   urn:ietf:params:oauth:token-type:id_token` ([`ID_TOKEN_TYPE`]): the
 //!   ID token's user is the subject; the actor agent gets a root remit for
-//!   that user, decided by the policy `issue` action ([`crate::exchange`]).
+//!   that user, decided by the policy `issue` action (the control plane's token exchange).
 //! - The admin API: `Authorization: Bearer <ID token>` whose admin claim
 //!   matches (for example `groups` contains `remit-admins`) is accepted
 //!   beside the admin token, and the receipts of what it does name the
-//!   identity instead of `admin` ([`crate::app`]).
+//!   identity instead of `admin` (the control plane's admin authentication).
 //!
 //! # Verification
 //!

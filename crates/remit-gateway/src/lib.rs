@@ -98,21 +98,25 @@ pub mod hold;
 pub mod http;
 pub mod jsonrpc;
 pub mod pipeline;
+pub mod problem;
+pub mod schema;
 pub mod settings;
-pub mod stdio;
 pub mod upstream;
+pub mod wrap;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::Router;
 use remit_ledger::ArgsKey;
 use remit_store::Store;
 use remit_token::ReplayCache;
 
-use crate::state::AppState;
+use remit_runtime::state::AppState;
 
 /// Proof `jti`s remembered at most (the replay cache refuses when full).
 pub const REPLAY_CAPACITY: usize = 100_000;
@@ -275,8 +279,65 @@ impl GatewayRuntime {
     }
 }
 
+/// The gateway as its handlers see it: the application state every
+/// service shares (it derefs to it) and the gateway's own runtime. Cheap
+/// to clone.
+#[derive(Debug)]
+pub struct Gateway<S: Store> {
+    app: AppState<S>,
+    runtime: Arc<GatewayRuntime>,
+}
+
+impl<S: Store> Clone for Gateway<S> {
+    fn clone(&self) -> Self {
+        Self {
+            app: self.app.clone(),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+}
+
+impl<S: Store> Gateway<S> {
+    /// A gateway over `app` with `config`. Registry changes made through
+    /// `app` make the gateway forget the registry rows it cached.
+    pub fn new(app: AppState<S>, config: GatewayConfig) -> Result<Self, RuntimeError> {
+        let runtime = Arc::new(GatewayRuntime::new(config)?);
+        let cached = Arc::downgrade(&runtime);
+        app.on_registry_change(move || {
+            if let Some(runtime) = cached.upgrade() {
+                runtime.cache().forget_registry();
+            }
+        });
+        Ok(Self { app, runtime })
+    }
+
+    /// The gateway's runtime: limits, replay cache, upstreams, sessions.
+    pub fn gateway(&self) -> &GatewayRuntime {
+        &self.runtime
+    }
+
+    /// The application state shared with the control plane.
+    pub fn app(&self) -> &AppState<S> {
+        &self.app
+    }
+}
+
+impl<S: Store> Deref for Gateway<S> {
+    type Target = AppState<S>;
+
+    fn deref(&self) -> &AppState<S> {
+        &self.app
+    }
+}
+
+impl<S: Store> FromRef<Gateway<S>> for AppState<S> {
+    fn from_ref(gateway: &Gateway<S>) -> Self {
+        gateway.app.clone()
+    }
+}
+
 /// The public gateway routes: `/mcp/{server}` and its RFC 9728 metadata.
-pub fn routes<S: Store>() -> Router<AppState<S>> {
+pub fn routes<S: Store>() -> Router<Gateway<S>> {
     Router::new()
         .route(
             "/mcp/{server}",
@@ -292,7 +353,7 @@ pub fn routes<S: Store>() -> Router<AppState<S>> {
 
 /// The admin routes the gateway adds: blessing servers, tuning tools,
 /// deciding held calls. The caller wraps them in admin authentication.
-pub fn admin_routes<S: Store>() -> Router<AppState<S>> {
+pub fn admin_routes<S: Store>() -> Router<Gateway<S>> {
     Router::new()
         .route("/v1/servers/{id}/bless", post(bless::bless::<S>))
         .route(

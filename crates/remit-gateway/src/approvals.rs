@@ -6,6 +6,7 @@
 //! once: the agent retries the same request and the gateway consumes the
 //! approval ([`super::hold`]).
 
+use crate::Gateway;
 use axum::extract::{Path, State};
 use axum::Json;
 use remit_ledger::{Actor, ActorKind, Event, Kind};
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::problem::{JsonBody, Problem};
-use crate::state::{now, now_ms, AppState};
+use remit_runtime::state::{now, now_ms};
 
 /// Body of an approve or reject (optional).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -48,8 +49,8 @@ pub fn approval_json(a: &Approval) -> Value {
 
 /// `GET /v1/approvals`: pending approvals, oldest first.
 #[utoipa::path(get, path = "/v1/approvals", tag = "gateway", security(("admin_token" = [])),
-    responses((status = 200, description = "Pending approvals, oldest first", body = crate::openapi::schema::ApprovalList)))]
-pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Value>, Problem> {
+    responses((status = 200, description = "Pending approvals, oldest first", body = crate::schema::ApprovalList)))]
+pub async fn list<S: Store>(State(state): State<Gateway<S>>) -> Result<Json<Value>, Problem> {
     let pending = state.store().pending_approvals().await?;
     Ok(Json(json!({
         "approvals": pending.iter().map(approval_json).collect::<Vec<_>>()
@@ -59,9 +60,9 @@ pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Val
 /// `GET /v1/approvals/{id}`.
 #[utoipa::path(get, path = "/v1/approvals/{id}", tag = "gateway", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "The approval", body = crate::openapi::schema::Approval)))]
+    responses((status = 200, description = "The approval", body = crate::schema::Approval)))]
 pub async fn show<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let approval = state
@@ -92,13 +93,13 @@ fn decided_by(by: Option<String>, identity: Option<String>) -> Result<String, Pr
 }
 
 async fn decide<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     id: String,
     verdict: Verdict,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
     let body: Decide = super::bless::optional_json(&body)?;
-    let by = decided_by(body.by, crate::oidc::admin_identity())?;
+    let by = decided_by(body.by, remit_runtime::oidc::admin_identity())?;
     let id = Id::parse("approval id", id)?;
     let approval = state
         .store()
@@ -139,11 +140,11 @@ async fn decide<S: Store>(
     params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
     request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 200, description = "Approved: the same call may now run once", body = crate::openapi::schema::Approval),
-        (status = 409, description = "Already decided, or expired", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Approved: the same call may now run once", body = crate::schema::Approval),
+        (status = 409, description = "Already decided, or expired", body = crate::schema::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn approve<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
@@ -155,11 +156,11 @@ pub async fn approve<S: Store>(
     params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
     request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 200, description = "Rejected", body = crate::openapi::schema::Approval),
-        (status = 409, description = "Already decided, or expired", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Rejected", body = crate::schema::Approval),
+        (status = 409, description = "Already decided, or expired", body = crate::schema::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn reject<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
@@ -191,8 +192,8 @@ fn shadow_json(config: &super::GatewayConfig) -> Value {
 
 /// `GET /v1/gateway/shadow`: who runs in shadow mode.
 #[utoipa::path(get, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
-    responses((status = 200, description = "Agents and servers in shadow mode in this process", body = crate::openapi::schema::ShadowState)))]
-pub async fn shadow_show<S: Store>(State(state): State<AppState<S>>) -> Json<Value> {
+    responses((status = 200, description = "Agents and servers in shadow mode in this process", body = crate::schema::ShadowState)))]
+pub async fn shadow_show<S: Store>(State(state): State<Gateway<S>>) -> Json<Value> {
     Json(shadow_json(&state.gateway().config()))
 }
 
@@ -200,9 +201,9 @@ pub async fn shadow_show<S: Store>(State(state): State<AppState<S>>) -> Json<Val
 /// server (in this process; not persisted).
 #[utoipa::path(post, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
     request_body = Shadow,
-    responses((status = 200, description = "Who runs in shadow mode now", body = crate::openapi::schema::ShadowState)))]
+    responses((status = 200, description = "Who runs in shadow mode now", body = crate::schema::ShadowState)))]
 pub async fn shadow_set<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     JsonBody(body): JsonBody<Shadow>,
 ) -> Result<Json<Value>, Problem> {
     if body.agent.is_none() == body.server.is_none() {

@@ -12,8 +12,8 @@ use remit_scan::{FindingType, ScanReport};
 use remit_store::{RiskTier, Usage};
 use serde_json::{json, Value};
 
-use crate::gateway::auth::Caller;
-use crate::state::now;
+use crate::auth::Caller;
+use remit_runtime::state::now;
 
 /// Risk points a call to a tool of this tier costs.
 pub fn risk_cost(risk: RiskTier) -> i64 {
@@ -189,7 +189,7 @@ pub fn call_hash(leaf_jti: &str, server: &str, tool: &str, args: &Value) -> Stri
     let call = json!({ "remit": leaf_jti, "server": server, "tool": tool, "args": args });
     let bytes =
         remit_ledger::canonical::to_vec(&call).unwrap_or_else(|_| call.to_string().into_bytes());
-    hex::encode(crate::setup::sha256(&bytes))
+    hex::encode(remit_runtime::setup::sha256(&bytes))
 }
 
 /// SHA-256 (hex) of an exact `resources/read` or `prompts/get` (the URI or
@@ -210,7 +210,7 @@ pub fn request_hash(
     });
     let bytes = remit_ledger::canonical::to_vec(&request)
         .unwrap_or_else(|_| request.to_string().into_bytes());
-    hex::encode(crate::setup::sha256(&bytes))
+    hex::encode(remit_runtime::setup::sha256(&bytes))
 }
 
 /// The approval id of a call: derived from its hash, so retrying the same

@@ -5,6 +5,7 @@
 //! or new prompt is hidden from `prompts/list` and `prompts/get` is refused
 //! until the next blessing.
 
+use crate::Gateway;
 use axum::extract::{Path, State};
 use axum::Json;
 use remit_store::{
@@ -16,8 +17,8 @@ use serde_json::{json, Value};
 use super::pipeline::list_prompts;
 use super::upstream::Upstream;
 use crate::problem::{JsonBody, Problem};
-use crate::receipts::events;
-use crate::state::{now, now_ms, AppState};
+use remit_runtime::receipts::events;
+use remit_runtime::state::{now, now_ms};
 
 /// SHA-256 (hex) of a tool's description and input schema (RFC 8785
 /// canonical JSON), the value pinned when a server is blessed.
@@ -40,7 +41,7 @@ fn pin_hash(item: &Value, shape: &str) -> String {
     });
     let bytes = remit_ledger::canonical::to_vec(&pinned)
         .unwrap_or_else(|_| pinned.to_string().into_bytes());
-    hex::encode(crate::setup::sha256(&bytes))
+    hex::encode(remit_runtime::setup::sha256(&bytes))
 }
 
 /// Body of `POST /v1/servers/{id}/bless` (every field optional).
@@ -49,11 +50,11 @@ fn pin_hash(item: &Value, shape: &str) -> String {
 pub struct Bless {
     /// Risk of tools pinned for the first time; `medium` when absent.
     #[serde(default)]
-    #[schema(value_type = Option<crate::openapi::schema::RiskTier>, nullable = false)]
+    #[schema(value_type = Option<crate::schema::RiskTier>, nullable = false)]
     pub risk: Option<RiskTier>,
     /// Clearance of tools pinned for the first time; the server's when absent.
     #[serde(default, with = "remit_store::lowercase_class::option")]
-    #[schema(value_type = Option<crate::openapi::schema::Clearance>, nullable = false)]
+    #[schema(value_type = Option<crate::schema::Clearance>, nullable = false)]
     pub clearance: Option<Classification>,
     /// Only these tools (all the upstream lists when absent).
     #[serde(default)]
@@ -68,11 +69,11 @@ pub struct Bless {
 pub struct SetTool {
     /// New risk.
     #[serde(default)]
-    #[schema(value_type = Option<crate::openapi::schema::RiskTier>, nullable = false)]
+    #[schema(value_type = Option<crate::schema::RiskTier>, nullable = false)]
     pub risk: Option<RiskTier>,
     /// New clearance.
     #[serde(default, with = "remit_store::lowercase_class::option")]
-    #[schema(value_type = Option<crate::openapi::schema::Clearance>, nullable = false)]
+    #[schema(value_type = Option<crate::schema::Clearance>, nullable = false)]
     pub clearance: Option<Classification>,
 }
 
@@ -110,11 +111,11 @@ fn tool_json(tool: &Tool) -> Value {
     params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
     request_body(content = Option<Bless>, description = "Optional; an empty body takes the defaults", content_type = "application/json"),
     responses(
-        (status = 200, description = "The upstream's tools, pinned", body = crate::openapi::schema::Blessed),
-        (status = 502, description = "The upstream could not be reached or did not list its tools", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The upstream's tools, pinned", body = crate::schema::Blessed),
+        (status = 502, description = "The upstream could not be reached or did not list its tools", body = crate::schema::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn bless<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path(server): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
@@ -199,7 +200,7 @@ pub async fn bless<S: Store>(
 /// receipt each. A prompt whose name is not a valid id cannot be pinned, so
 /// the gateway never offers it.
 async fn pin_prompts<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     server: &McpServer,
     upstream: &Upstream,
     timeout: std::time::Duration,
@@ -252,9 +253,9 @@ async fn pin_prompts<S: Store>(
         ("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
-    responses((status = 200, description = "The pinned tool", body = crate::openapi::schema::Tool)))]
+    responses((status = 200, description = "The pinned tool", body = crate::schema::Tool)))]
 pub async fn show_tool<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path((server, tool)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
     let tool = state
@@ -273,11 +274,11 @@ pub async fn show_tool<S: Store>(
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
     request_body = SetTool,
-    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::openapi::schema::Tool)))]
+    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::schema::Tool)))]
 /// `PATCH /v1/servers/{id}/tools/{tool}`: sets a pinned tool's risk or
 /// clearance (its pinned hash is unchanged).
 pub async fn set_tool<S: Store>(
-    state: State<AppState<S>>,
+    state: State<Gateway<S>>,
     path: Path<(String, String)>,
     body: JsonBody<SetTool>,
 ) -> Result<Json<Value>, Problem> {
@@ -290,11 +291,11 @@ pub async fn set_tool<S: Store>(
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
     request_body = SetTool,
-    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::openapi::schema::Tool)))]
+    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::schema::Tool)))]
 /// `POST /v1/servers/{id}/tools/{tool}`: the same as `PATCH`, for clients
 /// that cannot send `PATCH`.
 pub async fn set_tool_post<S: Store>(
-    state: State<AppState<S>>,
+    state: State<Gateway<S>>,
     path: Path<(String, String)>,
     body: JsonBody<SetTool>,
 ) -> Result<Json<Value>, Problem> {
@@ -302,7 +303,7 @@ pub async fn set_tool_post<S: Store>(
 }
 
 async fn update_tool<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     Path((server, tool)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetTool>,
 ) -> Result<Json<Value>, Problem> {
