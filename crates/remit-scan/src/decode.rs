@@ -77,26 +77,45 @@ fn hex(run: &[u8]) -> Option<Decoded> {
     Some((out, src))
 }
 
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    let hi = (*pair.first()? as char).to_digit(16)?;
+    let lo = (*pair.get(1)? as char).to_digit(16)?;
+    Some((hi * 16 + lo) as u8)
+}
+
+/// Percent-decodes `text`. Each run of consecutive `%XX` escapes is decoded
+/// when its bytes are UTF-8 and kept as written otherwise, so one stray
+/// `%FF` or a literal `50%` does not hide the rest of the text.
 fn percent(text: &[u8]) -> Option<Decoded> {
     let mut out = Vec::with_capacity(text.len());
     let mut src = Vec::with_capacity(text.len());
     let mut i = 0;
     let mut decoded_any = false;
+    let mut run = Vec::new();
     while i < text.len() {
-        if text[i] == b'%' && i + 2 < text.len() {
-            let hi = (text[i + 1] as char).to_digit(16);
-            let lo = (text[i + 2] as char).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push((hi * 16 + lo) as u8);
-                src.push((i, i + 3));
-                i += 3;
-                decoded_any = true;
-                continue;
+        let start = i;
+        run.clear();
+        while text.get(i) == Some(&b'%') {
+            match text.get(i + 1..i + 3).and_then(hex_byte) {
+                Some(byte) => {
+                    run.push(byte);
+                    i += 3;
+                }
+                None => break,
             }
         }
-        out.push(text[i]);
-        src.push((i, i + 1));
-        i += 1;
+        if run.is_empty() {
+            out.push(text[i]);
+            src.push((i, i + 1));
+            i += 1;
+        } else if std::str::from_utf8(&run).is_ok() {
+            decoded_any = true;
+            out.extend_from_slice(&run);
+            src.extend((0..run.len()).map(|k| (start + 3 * k, start + 3 * k + 3)));
+        } else {
+            out.extend_from_slice(&text[start..i]);
+            src.extend((start..i).map(|k| (k, k + 1)));
+        }
     }
     decoded_any.then_some((out, src))
 }
@@ -143,10 +162,8 @@ pub(crate) fn decode(parent: &Segment<'_>, budget: &mut usize, out: &mut Vec<Seg
     let text: &[u8] = &parent.text;
     if memchr::memchr(b'%', text).is_some() && text.len() <= *budget {
         if let Some((bytes, src)) = percent(text) {
-            if std::str::from_utf8(&bytes).is_ok() {
-                *budget -= bytes.len();
-                out.push(child(parent, 0, bytes, &src, Transforms::PERCENT));
-            }
+            *budget -= bytes.len();
+            out.push(child(parent, 0, bytes, &src, Transforms::PERCENT));
         }
     }
     // One tight pass over the bytes: a run of base64-alphabet bytes ends at
