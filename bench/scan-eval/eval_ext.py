@@ -297,6 +297,11 @@ def evade(value, how, rng):
     raise ValueError(how)
 
 
+# Types whose only evidence, once regrouped, is a keyword: no checksum
+# (SSN), or one too weak to trust alone (BSN's 11-test passes 1 random
+# number in 11), or a phone number with no `+`, trunk `0` or label.
+KEYWORD_ONLY = {"US_SSN", "NL_BSN", "PHONE"}
+
 EVASIONS = ["sep_dots", "sep_slashes", "sep_spaces_mixed", "sep_mixed_chars", "percent_all", "percent_digits",
             "digits_fullwidth", "digits_arabic_indic", "digits_devanagari", "digits_bengali", "digits_thai",
             "digits_math_bold", "digits_myanmar", "digits_adlam", "zero_width", "json_escape", "base64"]
@@ -321,10 +326,12 @@ def evasion_corpus(values, seed, per):
                 before = '{"arguments":{"note":"' + lead + " " + (f"{keyword}: " if keyword else "")
                 text = before + esc + '"}}'
                 docs.append(doc("evasion", text, [(kind, len(before), len(before) + len(esc))], how))
+                docs[-1]["keyword"] = bool(keyword)
                 continue
             before = f"{lead} {keyword + ': ' if keyword else ''}"
             text = before + ev + " " + filler.sentence(nb_words=4)
             docs.append(doc("evasion", text, [(kind, len(before), len(before) + len(ev))], how))
+            docs[-1]["keyword"] = bool(keyword)
     return docs
 
 
@@ -544,6 +551,15 @@ def main():
                         cnt = a + b
                 print(f"| {sub} | {cnt} | " + " | ".join(row) + " |")
             print(f"| **all** | {tot[1]} | {tot[0] / max(1, tot[1]):.3f} |")
+            for kw in (True, False):
+                sel = [(d, x) for d, x in zip(docs, preds) if d.get("keyword") == kw]
+                tp, _, fn = score([d for d, _ in sel], [x for _, x in sel])
+                a, b = sum(tp.values()), sum(fn.values())
+                print(f"| {'with' if kw else 'without'} a keyword near the value | {a + b} | {a / max(1, a + b):.3f} |")
+            sel = [(d, x) for d, x in zip(docs, preds) if d.get("keyword") or d["labels"][0][0] not in KEYWORD_ONLY]
+            tp, _, fn = score([d for d, _ in sel], [x for _, x in sel])
+            a, b = sum(tp.values()), sum(fn.values())
+            print(f"| all but keyword-only types without their keyword | {a + b} | {a / max(1, a + b):.3f} |")
     with open(os.path.join(HERE, "out", f"ext-{args.split}-misses.txt"), "w") as fh:
         for m in misses:
             fh.write(repr(m) + "\n")

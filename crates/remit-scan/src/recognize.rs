@@ -209,6 +209,19 @@ fn dotted_quad(v: &[u8]) -> bool {
     groups == 4
 }
 
+/// Whether the first three digit groups are a written calendar date with
+/// a four-digit year (`07.12.2026`, `2026-12-07`).
+fn calendar_date_first(v: &[u8]) -> bool {
+    let mut groups = v
+        .split(|&b| is_sep(b))
+        .filter(|g| !g.is_empty())
+        .map(<[u8]>::len);
+    match (groups.next(), groups.next(), groups.next()) {
+        (Some(a), Some(b), Some(c)) => (a <= 2 && b <= 2 && c == 4) || (a == 4 && b <= 2 && c <= 2),
+        _ => false,
+    }
+}
+
 /// A checksummed number found with no keyword: standing alone, not an
 /// address, and not labelled as something else.
 fn unlabelled_ok(text: &[u8], start: usize, end: usize) -> bool {
@@ -318,6 +331,18 @@ const SPECS: &[Spec] = &[
                 .then(|| Hit::new(T::DeSteuerId, V::Checksum))?
         },
     },
+    // Steuer-ID without a keyword: its digit-distribution rule and ISO
+    // 7064 check pass for about 1 random 11-digit number in 300.
+    Spec {
+        pattern: r"\b[1-9](?:{sep}?\d){10}\b",
+        group: 0,
+        shrink: false,
+        trigger: Trigger::Always,
+        check: |t, s, e| {
+            (unlabelled_ok(t, s, e) && v::steuer_id(&v::digits(value(t, s, e))))
+                .then(|| Hit::new(T::DeSteuerId, V::Checksum))?
+        },
+    },
     Spec {
         pattern: r"(?i)\b[12](?:{sep}?[0-9AB]){14}\b",
         group: 0,
@@ -355,6 +380,18 @@ const SPECS: &[Spec] = &[
             v::nl_bsn(&v::digits(value(t, s, e))).then(|| Hit::new(T::NlBsn, V::Checksum))?
         },
     },
+    // BSN without a keyword only in its own display format `dddd.dd.ddd`:
+    // the 11-test alone passes for 1 random 9-digit number in 11.
+    Spec {
+        pattern: r"\b\d{4}\.\d{2}\.\d{3}\b",
+        group: 0,
+        shrink: false,
+        trigger: Trigger::Always,
+        check: |t, s, e| {
+            (unlabelled_ok(t, s, e) && v::nl_bsn(&v::digits(value(t, s, e))))
+                .then(|| Hit::new(T::NlBsn, V::Checksum))?
+        },
+    },
     Spec {
         pattern: r"(?i)\bpesel(?s:.){0,48}?\b(\d(?:{sep}?\d){10})\b",
         group: 1,
@@ -385,13 +422,10 @@ const SPECS: &[Spec] = &[
         shrink: false,
         trigger: Trigger::Digits,
         check: |t, s, e| {
-            // Without a keyword, the number is compact or keeps its own
-            // `-`/`+` before the last four digits (a date and time such as
-            // `07.12.2026 10` is neither).
+            // Without a keyword, any grouping but a written calendar date
+            // with a four-digit year (`07.12.2026 10`, a date and an hour).
             let c = value(t, s, e);
-            let marker = c.len() > 5 && matches!(c[c.len() - 5], b'-' | b'+');
-            let compact = c.iter().all(u8::is_ascii_digit);
-            ((marker || compact) && unlabelled_ok(t, s, e) && v::se_personnummer(&v::digits(c)))
+            (!calendar_date_first(c) && unlabelled_ok(t, s, e) && v::se_personnummer(&v::digits(c)))
                 .then(|| Hit::new(T::SePersonnummer, V::Checksum))?
         },
     },

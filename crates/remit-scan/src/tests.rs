@@ -189,7 +189,7 @@ fn national_ids_with_wrong_checks_or_no_label_are_refused() {
     assert_not("NHS number 943 476 5918", T::UkNhs);
     assert_not("ref 943 476 5919", T::UkNhs);
     assert_not("Steuer-ID 86095742718", T::DeSteuerId);
-    assert_not("id 86095742719", T::DeSteuerId);
+    assert_not("order 86095742719", T::DeSteuerId);
     assert_not("NIR 255081416802539", T::FrNir);
     assert_not("DNI 12345678A", T::EsDni);
     assert_not("CF RSSMRA85T10A562T", T::ItCodiceFiscale);
@@ -643,6 +643,14 @@ fn digits_of_every_unicode_script_and_mixed_widths_do_not_hide_a_card() {
             assert_found(&format!("pay {value} now"), T::CreditCard, &value);
         }
     }
+}
+
+#[test]
+fn steuer_id_and_dotted_bsn_are_found_without_a_keyword() {
+    assert_found("x 86095742719 y", T::DeSteuerId, "86095742719");
+    assert_found("x 1112.22.333 y", T::NlBsn, "1112.22.333");
+    assert_not("x 111222333 y", T::NlBsn);
+    assert_not("x 86095742718 y", T::DeSteuerId);
 }
 
 #[test]
