@@ -166,22 +166,43 @@ pub(crate) fn decode(parent: &Segment<'_>, budget: &mut usize, out: &mut Vec<Seg
             out.push(child(parent, 0, bytes, &src, Transforms::PERCENT));
         }
     }
-    // One tight pass over the bytes: a run of base64-alphabet bytes ends at
-    // the first byte outside it; only runs of MIN_BLOB or more are tried.
-    let mut run = 0usize;
-    for (i, &b) in text.iter().enumerate() {
-        if B64[usize::from(b)] {
-            run += 1;
+    for (start, end) in blob_runs(text) {
+        try_blob(parent, start, end, budget, out);
+    }
+}
+
+/// The runs of [`MIN_BLOB`] or more base64-alphabet bytes, in order.
+///
+/// Samples one byte in every `MIN_BLOB`: a run that long covers at least
+/// one sampled byte, so only the runs around sampled alphabet bytes are
+/// measured, and most of clean text is never looked at twice or at all.
+fn blob_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let is = |i: usize| B64[usize::from(text[i])];
+    // INVARIANT: `next` is one past a byte outside the alphabet (or 0), so
+    // a run starting at or after it covers `next + MIN_BLOB - 1`.
+    let mut next = 0usize;
+    std::iter::from_fn(move || loop {
+        let j = next + MIN_BLOB - 1;
+        if j >= text.len() {
+            return None;
+        }
+        if !is(j) {
+            next = j + 1;
             continue;
         }
-        if run >= MIN_BLOB {
-            try_blob(parent, i - run, i, budget, out);
+        let mut a = j;
+        while a > next && is(a - 1) {
+            a -= 1;
         }
-        run = 0;
-    }
-    if run >= MIN_BLOB {
-        try_blob(parent, text.len() - run, text.len(), budget, out);
-    }
+        let mut b = j + 1;
+        while b < text.len() && is(b) {
+            b += 1;
+        }
+        next = b + 1;
+        if b - a >= MIN_BLOB {
+            return Some((a, b));
+        }
+    })
 }
 
 /// Bytes of the base64 alphabets (standard and URL-safe).
@@ -274,6 +295,54 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn sampled_run_finder_matches_a_linear_scan() {
+        let linear = |t: &[u8]| {
+            let mut runs = Vec::new();
+            let mut run = 0;
+            for (i, &b) in t.iter().enumerate() {
+                if B64[usize::from(b)] {
+                    run += 1;
+                    continue;
+                }
+                if run >= MIN_BLOB {
+                    runs.push((i - run, i));
+                }
+                run = 0;
+            }
+            if run >= MIN_BLOB {
+                runs.push((t.len() - run, t.len()));
+            }
+            runs
+        };
+        let mut seed = 7u64;
+        for len in 0..400 {
+            let t: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    // Mostly alphabet bytes with gaps, runs of every length.
+                    if (seed >> 33) % 9 == 0 {
+                        b' '
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            assert_eq!(blob_runs(&t).collect::<Vec<_>>(), linear(&t), "{len}");
+            let long: Vec<u8> = t
+                .iter()
+                .map(|&b| {
+                    if b == b' ' && (seed >> 40) % 3 == 0 {
+                        b'x'
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            assert_eq!(blob_runs(&long).collect::<Vec<_>>(), linear(&long));
+        }
     }
 
     #[test]
