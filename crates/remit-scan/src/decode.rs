@@ -16,6 +16,9 @@ pub(crate) const MIN_BLOB: usize = 12;
 /// Longest blob decoded (bytes of encoded text).
 pub(crate) const MAX_BLOB: usize = 256 * 1024;
 
+/// Bytes of the parent text before a blob carried into its decoded segment.
+const CONTEXT: usize = 56;
+
 /// Decoded bytes and, for each, the range of encoded bytes it came from.
 type Decoded = (Vec<u8>, Vec<(usize, usize)>);
 
@@ -241,8 +244,20 @@ fn try_blob(
             .map(|(b, s)| (b, s, Transforms::BASE64))
     });
     if let Some((bytes, src, step)) = attempt {
-        *budget -= bytes.len();
-        out.push(child(parent, start, bytes, &src, step));
+        // The decoded value keeps the words written before its blob
+        // (`BSN: <base64>`), so keyword-anchored recognizers still see
+        // their keyword; at most the blob's own length, so decoding stays
+        // within twice the blob.
+        let ctx = CONTEXT.min(run.len()).min(start);
+        let mut text = Vec::with_capacity(ctx + bytes.len());
+        text.extend_from_slice(&parent.text[start - ctx..start]);
+        text.extend_from_slice(&bytes);
+        let spans: Vec<(usize, usize)> = (0..ctx)
+            .map(|i| (i, i + 1))
+            .chain(src.iter().map(|&(a, b)| (a + ctx, b + ctx)))
+            .collect();
+        *budget = budget.saturating_sub(text.len());
+        out.push(child(parent, start - ctx, text, &spans, step));
     }
 }
 
@@ -268,9 +283,11 @@ mod tests {
         let mut budget = 1000;
         decode(&s, &mut budget, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(&*out[0].text, b"4111111111111111");
+        // The two bytes before the blob come along as context.
+        assert_eq!(&*out[0].text, b"x 4111111111111111");
         assert!(out[0].transforms.contains(Transforms::BASE64));
-        assert_eq!(out[0].map.span(0, 16), (102, 124));
+        assert_eq!(out[0].map.span(2, 18), (102, 124));
+        assert_eq!(out[0].map.span(0, 1), (100, 101));
     }
 
     #[test]

@@ -624,6 +624,14 @@ fn percent_encoded_digits_are_one_more_decoded_view_with_original_spans() {
 }
 
 #[test]
+fn a_keyword_before_a_base64_blob_reaches_the_value_inside_it() {
+    // base64("111222333"), base64("44051401359") after their keywords.
+    assert_found("BSN: MTExMjIyMzMz ok", T::NlBsn, "MTExMjIyMzMz");
+    assert_found("NHS number OTQzNDc2NTkxOQ== ok", T::UkNhs, "OTQzNDc2NTkxOQ");
+    assert_not("order MTExMjIyMzMz", T::NlBsn);
+}
+
+#[test]
 fn digits_of_every_unicode_script_and_mixed_widths_do_not_hide_a_card() {
     let to = |zero: u32, s: &str, every: usize| -> String {
         s.chars()
