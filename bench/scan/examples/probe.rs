@@ -6,7 +6,12 @@ fn main() {
     let pats: Vec<String> = re
         .captures_iter(src)
         // The catalog writes its digit-group separator as `{sep}`.
-        .map(|c| format!("(?-u){}", c[1].replace("{sep}", r"(?:[ \-./_]| [\-./] |  )")))
+        .map(|c| {
+            format!(
+                "(?-u){}",
+                c[1].replace("{sep}", r"(?:[ \-./_]| [\-./] |  )")
+            )
+        })
         .collect();
     println!("{} patterns", pats.len());
     let input = remit_bench_scan::clean_4k();
