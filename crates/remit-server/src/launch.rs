@@ -195,6 +195,9 @@ pub enum ServeError {
     /// An OpenID Connect issuer is misconfigured.
     #[error(transparent)]
     Oidc(#[from] crate::oidc::OidcConfigError),
+    /// A `REMIT_*` environment variable does not parse.
+    #[error("environment: {0}")]
+    Environment(String),
     /// Binding or serving failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -271,6 +274,7 @@ pub async fn serve(
     }
     settings.metrics_require_admin =
         std::env::var("REMIT_METRICS_AUTH").is_ok_and(|v| v == "admin");
+    settings.unauthenticated = crate::anonymous::Limits::from_env()?;
     let oidc_issuers = oidc.issuers().map(str::to_owned).collect();
     settings.oidc = oidc;
     let database = options
@@ -318,6 +322,7 @@ pub async fn serve(
             state.gateway().set_config(options.gateway.clone());
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
+            crate::anonymous::spawn_summary(&state);
             on_ready(&report);
             let served = run(state, listener, shutdown).await;
             // Gives back the steps reserved ahead and not used.
@@ -334,6 +339,7 @@ pub async fn serve(
             state.gateway().set_config(options.gateway.clone());
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
+            crate::anonymous::spawn_summary(&state);
             on_ready(&report);
             run(state, listener, shutdown).await
         }
@@ -403,7 +409,9 @@ pub async fn run<S: Store>(
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
-    axum::serve(listener, crate::app::router(state))
+    // The peer address keys the per-peer limit on unauthenticated traffic.
+    let app = crate::app::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| ServeError::Listen { addr, source })

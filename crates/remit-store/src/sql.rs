@@ -403,6 +403,12 @@ macro_rules! impl_repositories {
             }
 
             async fn server(&self, id: &Id) -> Result<McpServer, StoreError> {
+                // A server registered before ids were restricted is not served.
+                ServerId::parse(id.as_str()).map_err(|_| StoreError::Invalid {
+                    what: "server id",
+                    value: id.as_str().to_owned(),
+                    reason: "this server was registered before server ids were restricted (1 to 63 bytes of a-z 0-9 _ . -, no '/'); register it again under a valid id and disable this one",
+                })?;
                 self.fetch_server(id.as_str())
                     .await?
                     .ok_or_else(|| not_found("server", id.as_str()))
@@ -698,7 +704,31 @@ macro_rules! impl_repositories {
                 chain: &[Id],
                 risk: Option<&RiskSpend>,
             ) -> Result<CallUsage, StoreError> {
-                self.count_call(chain, risk).await
+                let Some(root) = chain.last() else {
+                    return self.count_call(chain, risk).await;
+                };
+                let subjects = match self.custody.get(root) {
+                    Some(subjects) => subjects,
+                    None => {
+                        let rows = sqlx::query_as::<$db, (String,)>($crate::custody::CUSTODY_SQL)
+                            .bind(root.as_str())
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(StoreError::query("read what a remit was exchanged from"))?;
+                        let subjects = rows
+                            .into_iter()
+                            .map(|(jti,)| Id::stored("remit jti", jti))
+                            .collect::<Result<std::sync::Arc<[Id]>, _>>()?;
+                        self.custody.put(root.clone(), subjects.clone());
+                        subjects
+                    }
+                };
+                if subjects.is_empty() {
+                    return self.count_call(chain, risk).await;
+                }
+                // Leaf first still, so the count reported is the leaf's.
+                self.count_call(&$crate::custody::extend(chain, &subjects), risk)
+                    .await
             }
 
             async fn usage(&self, jti: &Id, agent: &Id, window_start: i64) -> Result<Usage, StoreError> {

@@ -96,6 +96,21 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// A stable reason code for the unauthenticated-refusal counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Scheme => "scheme",
+            AuthError::BearerRefused => "bearer_refused",
+            AuthError::Inactive(_) => "inactive",
+            AuthError::Audience { .. } => "audience",
+            AuthError::ProofMissing => "proof_missing",
+            AuthError::Proof(_) => "proof",
+            AuthError::Replay(_) => "replay",
+            AuthError::ReplayUnchecked(_) => "replay_unchecked",
+        }
+    }
+
     /// The RFC 6750 `error` code for the challenge.
     pub fn code(&self) -> &'static str {
         match self {
@@ -120,13 +135,16 @@ pub fn metadata_url(public_url: &str, server: &str) -> String {
 }
 
 /// The `WWW-Authenticate` value for a refusal (RFC 6750, RFC 9449, RFC 9728).
+/// `server` and the description may carry caller text: both are bounded
+/// ([`crate::bounded`]), so the header stays small whatever was sent.
 pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) -> String {
+    let server = crate::bounded::caller_text(server);
     let mut out = format!(
         "DPoP algs=\"ES256\", resource_metadata=\"{}\"",
-        metadata_url(public_url, server)
+        metadata_url(public_url, &server)
     );
     if let Some((code, description)) = error {
-        let description: String = description
+        let description: String = crate::bounded::bounded(description, 256)
             .chars()
             .map(|c| {
                 if c == '"' || c == '\\' || c.is_control() {

@@ -27,17 +27,19 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+/// A 401 for a caller who is not authenticated. No receipt: it is counted
+/// by reason and summarized ([`crate::anonymous`]), so anonymous traffic
+/// cannot grow the signed log; the server id is bounded wherever it is
+/// echoed.
 async fn unauthorized<S: Store>(state: &AppState<S>, server: &str, error: AuthError) -> Response {
-    let facts = Facts {
-        tool: format!("mcp:{server}"),
-        ..Facts::default()
-    };
-    let refusal = Refusal::gateway(
+    let reason = format!("not authenticated: {error}");
+    let reason = crate::bounded::bounded(&reason, crate::bounded::MAX_MESSAGE_TEXT);
+    let body = jsonrpc::error(
+        None,
         jsonrpc::DENIED,
-        "gw-unauthenticated",
-        format!("not authenticated: {error}"),
+        reason.clone().into_owned(),
+        Some(json!({"reason": reason, "policy_ids": ["gw-unauthenticated"]})),
     );
-    let body = pipeline::refuse(state, None, None, &facts, refusal, None).await;
     let challenge = auth::challenge(
         &state.settings().public_url,
         server,
@@ -50,6 +52,9 @@ async fn unauthorized<S: Store>(state: &AppState<S>, server: &str, error: AuthEr
             .insert(header::WWW_AUTHENTICATE, value);
     }
     response
+        .extensions_mut()
+        .insert(crate::anonymous::RefusalReason(error.reason()));
+    response
 }
 
 async fn server_for<S: Store>(
@@ -58,7 +63,7 @@ async fn server_for<S: Store>(
     server: &str,
 ) -> Result<McpServer, Response> {
     let facts = Facts {
-        tool: format!("mcp:{server}"),
+        tool: format!("mcp:{}", crate::bounded::caller_text(server)),
         ..Facts::default()
     };
     let found = match Id::parse("server id", server) {
@@ -72,18 +77,24 @@ async fn server_for<S: Store>(
         }
         Err(e) => Err(e),
     };
+    let shown = crate::bounded::caller_text(server);
     let refusal = match found {
         Ok(s) if s.status == Status::Active => return Ok(s),
         Ok(_) => Refusal::gateway(
             jsonrpc::DENIED,
             "gw-server-disabled",
-            format!("server {server:?} is disabled"),
+            format!("server {shown:?} is disabled"),
         ),
-        Err(StoreError::NotFound { .. } | StoreError::Invalid { .. }) => Refusal::gateway(
+        Err(StoreError::NotFound { .. }) => Refusal::gateway(
             jsonrpc::DENIED,
             "gw-server-unknown",
-            format!("no MCP server {server:?} is registered with this gateway"),
+            format!("no MCP server {shown:?} is registered with this gateway"),
         ),
+        // Not a server id, or one registered before ids were restricted:
+        // the store's error says which and what to do.
+        Err(e @ StoreError::Invalid { .. }) => {
+            Refusal::gateway(jsonrpc::DENIED, "gw-server-id-invalid", e.to_string())
+        }
         Err(e) => Refusal {
             kind: Kind::Error,
             code: jsonrpc::DENIED,
@@ -163,8 +174,12 @@ pub async fn post<S: Store>(
         Answer::InsufficientScope { message, scope } => {
             let mut response = json_response(StatusCode::FORBIDDEN, &message);
             let challenge = format!(
-                "DPoP algs=\"ES256\", error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
-                auth::metadata_url(&state.settings().public_url, &server)
+                "DPoP algs=\"ES256\", error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
+                crate::bounded::caller_text(&scope),
+                auth::metadata_url(
+                    &state.settings().public_url,
+                    &crate::bounded::caller_text(&server)
+                )
             );
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 response

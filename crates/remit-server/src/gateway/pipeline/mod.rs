@@ -132,7 +132,8 @@ fn receipt_event(
             kind: ActorKind::Agent,
         }));
     }
-    event.tool = Some(facts.tool.clone());
+    // The tool (`mcp:<server>/<name>`) is the caller's text: bounded.
+    event.tool = Some(crate::bounded::caller_text(&facts.tool).into_owned());
     event.args_hash = facts.args_hash.clone();
     event.findings = facts.findings.clone();
     event.classification = facts.class;
@@ -149,6 +150,14 @@ pub async fn refuse<S: Store>(
     refusal: Refusal,
     extra: Option<(&str, Value)>,
 ) -> Value {
+    // A reason may quote caller text (a tool name, a path): bounded once
+    // here for the receipt and the answer alike.
+    let mut refusal = refusal;
+    if let std::borrow::Cow::Owned(reason) =
+        crate::bounded::bounded(&refusal.reason, crate::bounded::MAX_MESSAGE_TEXT)
+    {
+        refusal.reason = reason;
+    }
     let decision = remit_ledger::Decision {
         effect: if refusal.kind == Kind::Escalate {
             remit_ledger::Effect::Escalate
