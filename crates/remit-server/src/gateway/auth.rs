@@ -119,12 +119,17 @@ pub fn metadata_url(public_url: &str, server: &str) -> String {
     format!("{public_url}/.well-known/oauth-protected-resource/mcp/{server}")
 }
 
-/// The `WWW-Authenticate` value for a refusal (RFC 6750, RFC 9449, RFC 9728).
-pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) -> String {
-    let mut out = format!(
-        "DPoP algs=\"ES256\", resource_metadata=\"{}\"",
-        metadata_url(public_url, server)
-    );
+/// The `WWW-Authenticate` challenges for a refusal (RFC 6750, RFC 9449,
+/// RFC 9728): `DPoP`, and `Bearer` too when bearer remits are accepted,
+/// each naming the metadata and, when given, the error.
+pub fn challenges(
+    public_url: &str,
+    server: &str,
+    bearer: bool,
+    error: Option<(&str, &str)>,
+) -> Vec<String> {
+    let metadata = metadata_url(public_url, server);
+    let mut tail = String::new();
     if let Some((code, description)) = error {
         let description: String = description
             .chars()
@@ -136,9 +141,13 @@ pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) ->
                 }
             })
             .collect();
-        out.push_str(&format!(
-            ", error=\"{code}\", error_description=\"{description}\""
-        ));
+        tail = format!(", error=\"{code}\", error_description=\"{description}\"");
+    }
+    let mut out = vec![format!(
+        "DPoP algs=\"ES256\", resource_metadata=\"{metadata}\"{tail}"
+    )];
+    if bearer {
+        out.push(format!("Bearer resource_metadata=\"{metadata}\"{tail}"));
     }
     out
 }
