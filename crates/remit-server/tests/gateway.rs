@@ -568,7 +568,10 @@ async fn arguments_outside_the_grant_are_refused() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
     let reason = r.body["error"]["data"]["reason"].as_str().unwrap();
-    assert!(reason.contains("path") && reason.contains("prefix"), "{reason}");
+    assert!(
+        reason.contains("path") && reason.contains("prefix"),
+        "{reason}"
+    );
     let receipt = gw.refusal_receipt(&r);
     assert_eq!(receipt.kind, Kind::Deny);
     assert_eq!(policy_ids(&receipt), ["remit-constraint"]);
@@ -1976,8 +1979,7 @@ async fn dns_rebinding_a_foreign_host_or_origin_is_refused_with_403() {
         assert_eq!(r.status, 200, "{headers:?}: {}", r.body);
     }
     // An origin the operator allowed.
-    let allowed =
-        Gw::start_with(|c| c.allowed_origins = vec!["https://app.example".into()]).await;
+    let allowed = Gw::start_with(|c| c.allowed_origins = vec!["https://app.example".into()]).await;
     let chain = allowed.remit(Gw::echo_grant()).await;
     let r = post_with_headers(&allowed, &[("origin", "https://app.example")], Some(&chain)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -2078,17 +2080,28 @@ async fn upstream_secrets_in_an_error_its_data_and_meta_reach_neither_agent_nor_
         .as_str()
         .unwrap()
         .contains("boom"));
-    assert!(failed.body["error"]["data"]["upstream_data"].is_object(), "{}", failed.body);
+    assert!(
+        failed.body["error"]["data"]["upstream_data"].is_object(),
+        "{}",
+        failed.body
+    );
     let receipt = gw.refusal_receipt(&failed);
     assert_eq!(policy_ids(&receipt), ["gw-upstream-error"]);
-    assert!(receipt.decision.as_ref().unwrap().reason.is_none(), "{receipt:?}");
+    assert!(
+        receipt.decision.as_ref().unwrap().reason.is_none(),
+        "{receipt:?}"
+    );
     assert!(
         receipt.findings.keys().any(|k| k.starts_with("error:")),
         "{receipt:?}"
     );
 
     let meta = gw.call(&chain, "meta", json!({})).await;
-    assert_eq!(meta.body["result"]["content"][0]["text"], "ok", "{}", meta.body);
+    assert_eq!(
+        meta.body["result"]["content"][0]["text"], "ok",
+        "{}",
+        meta.body
+    );
 
     for answer in [&failed.body, &meta.body] {
         let text = answer.to_string();
@@ -2107,11 +2120,19 @@ async fn a_missing_or_non_string_resource_argument_is_denied_with_the_reason() {
         .await;
     assert_eq!(r.body["resource_arg"], "path", "{}", r.body);
     let chain = gw
-        .remit(json!([{ "type": "remit_tool", "tools": ["files/read"], "resources": ["/data/**"] }]))
+        .remit(
+            json!([{ "type": "remit_tool", "tools": ["files/read"], "resources": ["/data/**"] }]),
+        )
         .await;
     let r = gw.call(&chain, "read", json!({"path": "/data/a"})).await;
-    assert_eq!(r.body["result"]["content"][0]["text"], "read /data/a", "{}", r.body);
-    let r = gw.call(&chain, "read", json!({"path": "/etc/passwd"})).await;
+    assert_eq!(
+        r.body["result"]["content"][0]["text"], "read /data/a",
+        "{}",
+        r.body
+    );
+    let r = gw
+        .call(&chain, "read", json!({"path": "/etc/passwd"}))
+        .await;
     assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
     assert_eq!(policy_ids(&gw.refusal_receipt(&r)), ["remit-constraint"]);
     for args in [json!({}), json!({"path": ["/data/a"]})] {
@@ -2125,11 +2146,19 @@ async fn a_missing_or_non_string_resource_argument_is_denied_with_the_reason() {
     }
     // An operator can name another argument, or none.
     let r = gw
-        .admin_call("PATCH", "/v1/servers/files/tools/read", json!({"resource_arg": null}))
+        .admin_call(
+            "PATCH",
+            "/v1/servers/files/tools/read",
+            json!({"resource_arg": null}),
+        )
         .await;
     assert_eq!(r.body["resource_arg"], Value::Null, "{}", r.body);
     let r = gw
-        .admin_call("PATCH", "/v1/servers/files/tools/read", json!({"resource_arg": "a/b"}))
+        .admin_call(
+            "PATCH",
+            "/v1/servers/files/tools/read",
+            json!({"resource_arg": "a/b"}),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
 }
@@ -2146,7 +2175,8 @@ fn filesystem_server(root: &std::path::Path) -> String {
 }
 
 #[tokio::test]
-async fn a_remit_scoped_to_a_directory_reads_inside_and_is_denied_outside_by_the_filesystem_server() {
+async fn a_remit_scoped_to_a_directory_reads_inside_and_is_denied_outside_by_the_filesystem_server()
+{
     let data = tempfile::tempdir().unwrap();
     let root = data.path().canonicalize().unwrap();
     std::fs::create_dir_all(root.join("files")).unwrap();
@@ -2166,7 +2196,11 @@ async fn a_remit_scoped_to_a_directory_reads_inside_and_is_denied_outside_by_the
         }]))
         .await;
     let inside = gw
-        .call(&chain, "read_text_file", json!({"path": root.join("files/a.txt")}))
+        .call(
+            &chain,
+            "read_text_file",
+            json!({"path": root.join("files/a.txt")}),
+        )
         .await;
     assert!(
         inside.body["result"]["content"][0]["text"]
@@ -2200,7 +2234,9 @@ async fn a_dot_dot_path_through_the_granted_directory_is_denied_by_the_filesyste
         }]))
         .await;
     let path = format!("{}/files/../hr/x", root.display());
-    let r = gw.call(&chain, "read_text_file", json!({"path": path})).await;
+    let r = gw
+        .call(&chain, "read_text_file", json!({"path": path}))
+        .await;
     assert!(!r.body.to_string().contains("salaries"), "{}", r.body);
     assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
 }
@@ -2236,7 +2272,10 @@ async fn upstream_progress_reaches_the_caller_scanned_on_its_answer_stream() {
         assert_eq!(event["params"]["progress"], step + 1);
     }
     assert_eq!(events[2]["result"]["content"][0]["text"], "done", "{text}");
-    assert!(!text.contains(LEAKED_SECRET) && !text.contains(LEAKED_SSN), "{text}");
+    assert!(
+        !text.contains(LEAKED_SECRET) && !text.contains(LEAKED_SSN),
+        "{text}"
+    );
 
     // Without a token the answer is plain JSON.
     let plain = gw.call(&chain, "slow", json!({})).await;

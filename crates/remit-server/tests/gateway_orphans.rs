@@ -81,7 +81,10 @@ fn killed_gateway_leaves(marker: &str) -> Vec<u32> {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = lines.any(|l| l.is_ok_and(|l| l.contains("ready")));
     assert!(ready, "the helper did not start its upstream");
-    assert!(!processes_with(marker).is_empty(), "the upstream tree is not running");
+    assert!(
+        !processes_with(marker).is_empty(),
+        "the upstream tree is not running"
+    );
     child.kill().unwrap(); // SIGKILL: no destructor runs in the gateway
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -103,7 +106,9 @@ fn a_gateway_killed_with_sigkill_leaves_no_upstream_process_behind() {
     let marker = format!("{}.{}", 40_000 + std::process::id() % 10_000, 7);
     let left = killed_gateway_leaves(&marker);
     for pid in &left {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
     }
     assert!(left.is_empty(), "orphaned upstream processes: {left:?}");
 }

@@ -415,14 +415,21 @@ mod tests {
     fn the_default_resource_argument_is_the_first_string_one_the_schema_declares() {
         let tool = |props: Value| json!({"name": "t", "inputSchema": {"type": "object", "properties": props}});
         assert_eq!(
-            default_resource_arg(&tool(json!({"url": {"type": "string"}, "path": {"type": "string"}}))),
+            default_resource_arg(&tool(
+                json!({"url": {"type": "string"}, "path": {"type": "string"}})
+            )),
             Some("path".into())
         );
         assert_eq!(
-            default_resource_arg(&tool(json!({"path": {"type": "array"}, "uri": {"type": "string"}}))),
+            default_resource_arg(&tool(
+                json!({"path": {"type": "array"}, "uri": {"type": "string"}})
+            )),
             Some("uri".into())
         );
-        assert_eq!(default_resource_arg(&tool(json!({"text": {"type": "string"}}))), None);
+        assert_eq!(
+            default_resource_arg(&tool(json!({"text": {"type": "string"}}))),
+            None
+        );
         assert_eq!(default_resource_arg(&json!({"name": "t"})), None);
     }
 

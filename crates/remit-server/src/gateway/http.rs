@@ -12,8 +12,8 @@ use remit_store::{Id, McpServer, Status, Store, StoreError};
 use serde_json::{json, Value};
 
 use super::auth::{self, AuthError, Caller};
-use super::origin;
 use super::jsonrpc::{self, FrameError};
+use super::origin;
 use super::pipeline::{self, Answer, Facts, Refusal};
 use crate::state::{now, AppState};
 
@@ -196,9 +196,8 @@ pub async fn post<S: Store>(
         Err(error) => return frame_refusal(&state, &caller, &facts, &error).await,
     };
     let initialize = message.method == "initialize" && message.id.is_some();
-    let progress = pipeline::progress::asked(&message).filter(|_| {
-        message.method == "tools/call" && accepts_event_stream(&headers)
-    });
+    let progress = pipeline::progress::asked(&message)
+        .filter(|_| message.method == "tools/call" && accepts_event_stream(&headers));
     if let Some(token) = progress {
         return with_progress(state, caller, registered, message, token).await;
     }

@@ -176,8 +176,9 @@ pub fn error(
     message: String,
     data: Option<Value>,
 ) -> Value {
-    let mut answer = serde_json::to_value(JsonRpcError::new(id, ErrorData::new(code, message, data)))
-        .unwrap_or(Value::Null);
+    let mut answer =
+        serde_json::to_value(JsonRpcError::new(id, ErrorData::new(code, message, data)))
+            .unwrap_or(Value::Null);
     if let Some(object) = answer.as_object_mut() {
         object.entry("id").or_insert(Value::Null);
     }

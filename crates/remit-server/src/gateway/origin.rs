@@ -64,7 +64,10 @@ impl Allowed {
         let public = Origin::parse(public_url);
         let loopback = public.as_ref().is_some_and(|o| is_loopback(&o.host));
         Self {
-            extra: allowed_origins.iter().filter_map(|o| Origin::parse(o)).collect(),
+            extra: allowed_origins
+                .iter()
+                .filter_map(|o| Origin::parse(o))
+                .collect(),
             public,
             loopback,
         }
@@ -161,7 +164,10 @@ mod tests {
     fn a_rebound_host_or_a_foreign_origin_is_refused() {
         let public = Allowed::new("https://remit.example.com", &[]);
         assert_eq!(check(&public, &headers("remit.example.com", None)), Ok(()));
-        assert_eq!(check(&public, &headers("remit.example.com:443", None)), Ok(()));
+        assert_eq!(
+            check(&public, &headers("remit.example.com:443", None)),
+            Ok(())
+        );
         assert_eq!(
             check(&public, &headers("attacker.example", None)),
             Err(Refused::Host)
@@ -171,7 +177,10 @@ mod tests {
             Err(Refused::Host)
         );
         assert_eq!(
-            check(&public, &headers("remit.example.com", Some("https://evil.example"))),
+            check(
+                &public,
+                &headers("remit.example.com", Some("https://evil.example"))
+            ),
             Err(Refused::Origin)
         );
         assert_eq!(
@@ -179,11 +188,17 @@ mod tests {
             Err(Refused::Origin)
         );
         assert_eq!(
-            check(&public, &headers("remit.example.com", Some("https://remit.example.com"))),
+            check(
+                &public,
+                &headers("remit.example.com", Some("https://remit.example.com"))
+            ),
             Ok(())
         );
         assert_eq!(
-            check(&public, &headers("remit.example.com", Some("http://remit.example.com"))),
+            check(
+                &public,
+                &headers("remit.example.com", Some("http://remit.example.com"))
+            ),
             Err(Refused::Origin)
         );
     }
@@ -191,15 +206,27 @@ mod tests {
     #[test]
     fn loopback_origins_are_allowed_when_the_gateway_is_on_loopback() {
         let local = Allowed::new("http://127.0.0.1:8080", &[]);
-        assert_eq!(check(&local, &headers("localhost:8080", Some("http://localhost:3000"))), Ok(()));
+        assert_eq!(
+            check(
+                &local,
+                &headers("localhost:8080", Some("http://localhost:3000"))
+            ),
+            Ok(())
+        );
         assert_eq!(check(&local, &headers("[::1]:8080", None)), Ok(()));
         assert_eq!(
-            check(&local, &headers("127.0.0.1:8080", Some("http://evil.example"))),
+            check(
+                &local,
+                &headers("127.0.0.1:8080", Some("http://evil.example"))
+            ),
             Err(Refused::Origin)
         );
         let configured = Allowed::new("http://127.0.0.1:8080", &["https://app.example".into()]);
         assert_eq!(
-            check(&configured, &headers("127.0.0.1:8080", Some("https://app.example"))),
+            check(
+                &configured,
+                &headers("127.0.0.1:8080", Some("https://app.example"))
+            ),
             Ok(())
         );
     }

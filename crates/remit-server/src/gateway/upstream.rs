@@ -823,8 +823,8 @@ impl HttpUpstream {
         let matches =
             |r: &UpstreamReply| r.id == Some(RequestId::Number(want)) && r.method.is_none();
         let reply = if sse {
-            let mut messages =
-                sse_messages(&bytes).filter_map(|data| serde_json::from_str::<UpstreamReply>(&data).ok());
+            let mut messages = sse_messages(&bytes)
+                .filter_map(|data| serde_json::from_str::<UpstreamReply>(&data).ok());
             // Progress sent before the answer is relayed before it.
             messages.find(|r| {
                 if let (Some((token, sender)), Some("notifications/progress")) =

@@ -10,8 +10,7 @@ use super::context::{approval_id, request_hash, shape, CallContext, Content};
 use super::release::{release_with, ContentRequest};
 use super::tools::{consume_call, risk_window, upstream_for, usage_before};
 use super::{
-    forward_refusal, not_covered, refuse, store_refusal, upstream_refusal, Answer, Facts,
-    Refusal,
+    forward_refusal, not_covered, refuse, store_refusal, upstream_refusal, Answer, Facts, Refusal,
 };
 use crate::gateway::auth::Caller;
 use crate::gateway::bless::prompt_hash;

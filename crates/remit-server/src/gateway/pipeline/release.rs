@@ -283,9 +283,11 @@ pub(super) fn upstream_error<S: Store>(
         return withheld();
     };
     count_findings(&report, "error:", &mut facts.findings);
-    facts.class = Some(facts.class.map_or(report.classification, |c| {
-        c.max(report.classification)
-    }));
+    facts.class = Some(
+        facts
+            .class
+            .map_or(report.classification, |c| c.max(report.classification)),
+    );
     let payload = if report.classification > caller.chain.leaf_claims().class {
         match serde_json::from_slice::<Value>(&report.redact_input(&bytes)) {
             Ok(v) if v.is_object() => v,

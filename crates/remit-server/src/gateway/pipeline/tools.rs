@@ -18,8 +18,8 @@ use super::context::{
 };
 use super::release::release;
 use super::{
-    forward_refusal, not_covered, receipt_event, refuse, store_refusal, upstream_refusal,
-    Answer, Facts, Refusal,
+    forward_refusal, not_covered, receipt_event, refuse, store_refusal, upstream_refusal, Answer,
+    Facts, Refusal,
 };
 use crate::gateway::auth::Caller;
 use crate::gateway::cache::BlessedTools;
@@ -190,7 +190,11 @@ pub(super) async fn call_tool<S: Store>(
     // A name outside the MCP charset is never recorded or echoed: it may
     // hold a `/` (a third field in `<server>/<tool>`), controls or megabytes.
     let name_ok = jsonrpc::valid_tool_name(&name);
-    let tool_id = format!("{}/{}", server.id, if name_ok { name.as_str() } else { "?" });
+    let tool_id = format!(
+        "{}/{}",
+        server.id,
+        if name_ok { name.as_str() } else { "?" }
+    );
     let mut facts = Facts {
         tool: format!("mcp:{tool_id}"),
         ..Facts::default()
@@ -485,7 +489,8 @@ pub(super) async fn call_tool<S: Store>(
     let forwarded = json!({ "name": name, "arguments": args });
     let holder = caller.chain.leaf_claims().class;
     let timeout = config.upstream_timeout;
-    let forwarding = super::progress::forward(state, holder, &upstream, forwarded, timeout, progress);
+    let forwarding =
+        super::progress::forward(state, holder, &upstream, forwarded, timeout, progress);
     let result = match forwarding.await {
         Ok(r) => r,
         Err(e) => {
