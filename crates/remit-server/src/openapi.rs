@@ -390,6 +390,8 @@ pub mod schema {
         pub description_sha256: String,
         /// When it was added (Unix seconds).
         pub created_at: i64,
+        /// The argument whose value is a call's resource, if any.
+        pub resource_arg: Option<String>,
         /// Index of the receipt of this change (mutations only).
         #[schema(nullable = false)]
         pub receipt_id: Option<u64>,
@@ -742,6 +744,9 @@ pub mod schema {
         pub description_sha256: String,
         /// When it was first pinned (Unix seconds).
         pub created_at: i64,
+        /// The argument whose value is a call's resource, if any (a new
+        /// tool's first `path`, `uri`, `url` or `file` string argument).
+        pub resource_arg: Option<String>,
         /// Index of the receipt of this pin.
         pub receipt_id: u64,
         /// Whether an earlier, different pin was replaced.
@@ -755,6 +760,9 @@ pub mod schema {
         pub server: String,
         /// The tools pinned now.
         pub tools: Vec<BlessedTool>,
+        /// How many listed tools were not pinned because their name is not
+        /// an MCP tool name (1-128 of `A-Za-z0-9_.-`).
+        pub refused_names: u32,
     }
 
     /// Where a held call stands.

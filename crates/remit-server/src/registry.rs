@@ -398,6 +398,7 @@ pub async fn add_tool<S: Store>(
         clearance: body.clearance,
         description_sha256: hash,
         created_at: stamp(),
+        resource_arg: None,
     };
     let tool = state.store().add_tool(&tool).await?;
     state.registry_changed().await;

@@ -329,6 +329,17 @@ impl<S: Store> AppState<S> {
             .unwrap_or_else(PoisonError::into_inner) = Some(folder);
     }
 
+    /// The preset the policy folder started from (`None`: no folder, the
+    /// built-in `standard` preset); the gateway's metadata reads it.
+    pub fn policy_preset(&self) -> Option<Preset> {
+        self.inner
+            .policy_folder
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|folder| folder.manifest().preset)
+    }
+
     /// Rebuilds the policy engine over the registry as it is now: the
     /// folder set by [`Self::set_policy_folder`] (or the built-in `standard`
     /// preset without one) with the entity directory read from the store.

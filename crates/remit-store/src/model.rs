@@ -394,6 +394,9 @@ pub struct Tool {
     pub description_sha256: String,
     /// When it was added.
     pub created_at: i64,
+    /// The argument whose value is a call's resource (a path, URI or URL),
+    /// matched against the remit's resource patterns; `None`: no resource.
+    pub resource_arg: Option<String>,
 }
 
 /// A prompt of a blessed server, pinned by the hash of its description and

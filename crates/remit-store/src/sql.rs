@@ -29,7 +29,7 @@ pub(crate) const AGENT_COLUMNS: &str =
     "id, name, public_jwk, key_thumbprint, owner, risk_tier, status, created_at, updated_at";
 pub(crate) const SERVER_COLUMNS: &str = "id, name, url, clearance, status, created_at, updated_at";
 pub(crate) const TOOL_COLUMNS: &str =
-    "server_id, name, risk, clearance, description_sha256, created_at";
+    "server_id, name, risk, clearance, description_sha256, created_at, resource_arg";
 pub(crate) const PROMPT_COLUMNS: &str = "server_id, name, description_sha256, pinned_at";
 pub(crate) const REMIT_COLUMNS: &str =
     "jti, root_jti, parent_jti, holder_thumbprint, sub, agent_id, issued_at, expires_at, max_steps";
@@ -441,7 +441,7 @@ macro_rules! impl_repositories {
 
             async fn add_tool(&self, tool: &Tool) -> Result<Tool, StoreError> {
                 let sql = format!(
-                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      RETURNING {TOOL_COLUMNS}"
                 );
                 let full_name = format!("{}/{}", tool.server, tool.name);
@@ -452,6 +452,7 @@ macro_rules! impl_repositories {
                     .bind(tool.clearance.as_str())
                     .bind(&tool.description_sha256)
                     .bind(tool.created_at)
+                    .bind(tool.resource_arg.as_deref())
                     .fetch_one(&self.pool)
                     .await;
                 match inserted {
@@ -480,9 +481,10 @@ macro_rules! impl_repositories {
 
             async fn set_tool(&self, tool: &Tool) -> Result<Tool, StoreError> {
                 let sql = format!(
-                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (server_id, name) DO UPDATE SET risk = excluded.risk, \
-                     clearance = excluded.clearance, description_sha256 = excluded.description_sha256 \
+                     clearance = excluded.clearance, description_sha256 = excluded.description_sha256, \
+                     resource_arg = excluded.resource_arg \
                      RETURNING {TOOL_COLUMNS}"
                 );
                 let stored = sqlx::query_as::<$db, ToolRow>(&sql)
@@ -492,6 +494,7 @@ macro_rules! impl_repositories {
                     .bind(tool.clearance.as_str())
                     .bind(&tool.description_sha256)
                     .bind(tool.created_at)
+                    .bind(tool.resource_arg.as_deref())
                     .fetch_one(&self.pool)
                     .await;
                 match stored {

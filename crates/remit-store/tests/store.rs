@@ -215,6 +215,7 @@ async fn set_tool_repins_and_keeps_creation_time<S: Store>(ctx: Ctx<S>) {
         clearance: Classification::Internal,
         description_sha256: "ab".repeat(32),
         created_at: 5,
+        resource_arg: None,
     };
     assert_err!(
         s.set_tool(&tool).await,
@@ -232,11 +233,13 @@ async fn set_tool_repins_and_keeps_creation_time<S: Store>(ctx: Ctx<S>) {
         risk: RiskTier::High,
         description_sha256: "cd".repeat(32),
         created_at: 99,
+        resource_arg: Some("path".into()),
         ..tool.clone()
     };
     let stored = s.set_tool(&repinned).await.unwrap();
     tool.risk = RiskTier::High;
     tool.description_sha256 = "cd".repeat(32);
+    tool.resource_arg = Some("path".into());
     assert_eq!(stored, tool, "created_at is kept, the rest replaced");
     assert_eq!(s.tools(&id("srv_web")).await.unwrap(), vec![tool]);
 }
@@ -284,6 +287,7 @@ async fn tools_pin_to_known_servers_only<S: Store>(ctx: Ctx<S>) {
         clearance: Classification::Internal,
         description_sha256: "ab".repeat(32),
         created_at: 5,
+        resource_arg: None,
     };
     assert_err!(
         s.add_tool(&tool).await,

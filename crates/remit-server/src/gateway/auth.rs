@@ -134,15 +134,20 @@ pub fn metadata_url(public_url: &str, server: &str) -> String {
     format!("{public_url}/.well-known/oauth-protected-resource/mcp/{server}")
 }
 
-/// The `WWW-Authenticate` value for a refusal (RFC 6750, RFC 9449, RFC 9728).
-/// `server` and the description may carry caller text: both are bounded
+/// The `WWW-Authenticate` challenges for a refusal (RFC 6750, RFC 9449,
+/// RFC 9728): `DPoP`, and `Bearer` too when bearer remits are accepted,
+/// each naming the metadata and, when given, the error. `server` and the
+/// description may carry caller text: both are bounded
 /// ([`crate::bounded`]), so the header stays small whatever was sent.
-pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) -> String {
+pub fn challenges(
+    public_url: &str,
+    server: &str,
+    bearer: bool,
+    error: Option<(&str, &str)>,
+) -> Vec<String> {
     let server = crate::bounded::caller_text(server);
-    let mut out = format!(
-        "DPoP algs=\"ES256\", resource_metadata=\"{}\"",
-        metadata_url(public_url, &server)
-    );
+    let metadata = metadata_url(public_url, &server);
+    let mut tail = String::new();
     if let Some((code, description)) = error {
         let description: String = crate::bounded::bounded(description, 256)
             .chars()
@@ -154,9 +159,13 @@ pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) ->
                 }
             })
             .collect();
-        out.push_str(&format!(
-            ", error=\"{code}\", error_description=\"{description}\""
-        ));
+        tail = format!(", error=\"{code}\", error_description=\"{description}\"");
+    }
+    let mut out = vec![format!(
+        "DPoP algs=\"ES256\", resource_metadata=\"{metadata}\"{tail}"
+    )];
+    if bearer {
+        out.push(format!("Bearer resource_metadata=\"{metadata}\"{tail}"));
     }
     out
 }
