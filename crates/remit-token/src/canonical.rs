@@ -20,7 +20,8 @@
 //!   (fullwidth solidus `／`, fraction slash… would become separators in a
 //!   server that normalizes);
 //! - a `..` segment, and any segment that is only dots once percent-decoded
-//!   and NFKC-normalized (`．．`, `‥`, `...`); a text value of `.` alone;
+//!   and NFKC-normalized (`．．`, `‥`, `...`), cut at a `;` (`..;`) or with
+//!   trailing spaces dropped (`.. `); a text value of `.` alone;
 //! - a well-formed percent escape of `/`, `\`, `.`, a control character, or
 //!   of `%` followed by two hex digits (double encoding), in paths too: Remit
 //!   cannot know whether the server behind decodes them;
@@ -315,14 +316,18 @@ fn segment(raw: &str, uri: bool) -> Result<Option<String>, CanonError> {
     Ok(Some(out))
 }
 
-/// Whether a segment is only dots (two or more, or one that was not a plain
-/// `.`) once NFKC-normalized.
+/// Whether a segment that is not a plain `.` reads as dots in some server:
+/// once NFKC-normalized, cut at a `;` (path parameters: Java servers read
+/// `..;` as `..`) and stripped of trailing spaces (Windows drops them).
 fn reads_as_dots(decoded: &str) -> bool {
+    let dots = |text: &str| {
+        let text = text.split(';').next().unwrap_or("").trim_end_matches(' ');
+        !text.is_empty() && text.bytes().all(|b| b == b'.')
+    };
     if decoded.is_ascii() {
-        return !decoded.is_empty() && decoded.bytes().all(|b| b == b'.');
+        return dots(decoded);
     }
-    let normal: String = decoded.nfkc().collect();
-    !normal.is_empty() && normal.chars().all(|c| c == '.')
+    dots(&decoded.nfkc().collect::<String>())
 }
 
 /// Two hex digits to a byte.
@@ -401,6 +406,8 @@ mod tests {
             "./",
             "\u{ff0e}",
             "./a:b",
+            "/data/..;/hr",
+            "/data/.. /hr",
         ];
         for value in refused {
             assert!(canonicalize(value).is_err(), "{value:?} was admitted");
