@@ -95,6 +95,7 @@ pub mod claims;
 pub mod constraint;
 pub mod crypto;
 pub mod grant;
+pub mod issue;
 pub mod jwk;
 pub mod jwks;
 pub mod jws;
@@ -112,15 +113,13 @@ pub use claims::{Actor, Classification, Confirmation, RemitClaims, ScanEvidence}
 pub use constraint::{ArgConstraints, Constraint, Prefix, Refusal};
 pub use crypto::{CryptoError, EcdsaP256Signer, Signer, VerifyingKey};
 pub use grant::{Grant, GrantType};
+pub use issue::{delegate, mint, narrow_grants, DelegateRequest, IssueError, MintRequest};
 pub use jwk::{EcPublicJwk, JwkError, PrivateJwk, Thumbprint};
 pub use jwks::{Jwks, JwksError};
 pub use jws::{JwsError, MAX_JWS_LEN};
 pub use pattern::{Pattern, PatternError};
 pub use pop::{ProofError, ProofRequest, ReplayCache, ReplayError, VerifiedProof};
-pub use remit::{
-    delegate, fresh_jti, mint, narrow_grants, DelegateRequest, IssueError, MintRequest, RemitError,
-    UnverifiedRemit,
-};
+pub use remit::{fresh_jti, RemitError, UnverifiedRemit};
 
 /// The JWS `typ` of a remit.
 pub const REMIT_TYP: &str = "remit+jwt";
