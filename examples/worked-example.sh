@@ -24,7 +24,7 @@ remit keys jwks gateway.jwk > gateway-jwks.json
 echo "== mint: alice lets the planner agent read reports for 10 minutes"
 ROOT=$(remit token mint --issuer-key issuer.jwk --sub alice --agent planner \
   --holder-jwk planner.jwk --tool read_file --tool list_dir \
-  --resource '/data/reports/*' --ttl 10m --max-steps 20 --class CONFIDENTIAL)
+  --resource '/data/reports/**' --ttl 10m --max-steps 20 --class CONFIDENTIAL)
 
 echo "== delegate: the planner hands a sub-agent a narrower remit, offline"
 CHAIN=$(remit token delegate --parent "$ROOT" --holder-key planner.jwk \
@@ -34,9 +34,11 @@ CHAIN=$(remit token delegate --parent "$ROOT" --holder-key planner.jwk \
 echo "== call: reading a 2026 report is inside the chain's authority"
 expect 0 remit token verify --jwks jwks.json "$CHAIN" --tool read_file --resource /data/reports/2026/q3.txt
 
-echo "== deny: another tool, a wider path, and a widened delegation"
+echo "== deny: another tool, a wider path, a path that climbs out, and a widened delegation"
 expect 1 remit token verify --jwks jwks.json "$CHAIN" --tool delete_file --resource /data/reports/2026/q3.txt
 expect 1 remit token verify --jwks jwks.json "$CHAIN" --tool read_file --resource /data/hr/salaries.csv
+expect 1 remit token verify --jwks jwks.json "$CHAIN" --tool read_file \
+  --resource /data/reports/2026/../../hr/salaries.csv
 expect 2 remit token delegate --parent "$ROOT" --holder-key planner.jwk \
   --to-jwk reader.jwk --agent reader --tool write_file
 

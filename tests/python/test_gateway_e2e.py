@@ -53,7 +53,9 @@ def test_tools_list_shows_only_the_granted_tool(sc):
 
 def test_a_read_outside_the_granted_directory_is_denied_with_a_receipt(sc):
     outcome = sc.call(sc.root_chain, "planner", "read_file", {"path": str(sc.root / "hr" / "salaries.csv")})
-    data = refusal(outcome, INSUFFICIENT_SCOPE)
+    # A constraint failure is a deny naming the constraint (issue 22 item
+    # 10), not insufficient_scope for a tool the remit already grants.
+    data = refusal(outcome, DENIED)
     assert "path" in data["reason"], data
     receipt = sc.receipt(data["receipt_id"])
     assert receipt["kind"] == "deny"
@@ -108,7 +110,7 @@ def test_a_delegated_sub_agent_works_within_its_narrower_remit_and_cannot_widen(
     assert [a["id"] for a in actors] == ["alice", "planner", "reader"]
     # The parent's argument constraint still binds the sub-agent.
     outside = sc.call(chain, "reader", "read_file", {"path": str(sc.root / "hr" / "salaries.csv")})
-    refusal(outside, INSUFFICIENT_SCOPE)
+    refusal(outside, DENIED)
     # The planner's key cannot speak for the reader's chain.
     stolen = sc.attempt(chain, "planner", "read_file", {"path": str(sc.files / "notes.txt")})
     assert isinstance(stolen, Exception), f"a chain used with another agent's key answered {stolen!r}"

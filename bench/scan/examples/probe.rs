@@ -5,7 +5,13 @@ fn main() {
     let re = regex::Regex::new(r##"pattern: r#?"(.*?)"#?,\n"##).unwrap();
     let pats: Vec<String> = re
         .captures_iter(src)
-        .map(|c| format!("(?-u){}", &c[1]))
+        // The catalog writes its digit-group separator as `{sep}`.
+        .map(|c| {
+            format!(
+                "(?-u){}",
+                c[1].replace("{sep}", r"(?:[ \-./_]| [\-./] |  )")
+            )
+        })
         .collect();
     println!("{} patterns", pats.len());
     let input = remit_bench_scan::clean_4k();

@@ -120,14 +120,14 @@ mod remit {
             "alice",
             "agent-1",
             holders[0].public_jwk().clone(),
-            vec![grant("/data/*")],
+            vec![grant("/data/**")],
         );
         request.ttl_secs = 3600;
         request.max_depth = 4;
         let root = mint(&issuer, &request, MINTED).unwrap();
         let mut links = vec![root];
         let narrowed = [
-            "/data/reports/*",
+            "/data/reports/**",
             "/data/reports/2026/*",
             "/data/reports/2026/q3*",
         ];

@@ -97,6 +97,21 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// A stable reason code for the unauthenticated-refusal counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Scheme => "scheme",
+            AuthError::BearerRefused => "bearer_refused",
+            AuthError::Inactive(_) => "inactive",
+            AuthError::Audience { .. } => "audience",
+            AuthError::ProofMissing => "proof_missing",
+            AuthError::Proof(_) => "proof",
+            AuthError::Replay(_) => "replay",
+            AuthError::ReplayUnchecked(_) => "replay_unchecked",
+        }
+    }
+
     /// The RFC 6750 `error` code for the challenge.
     pub fn code(&self) -> &'static str {
         match self {
@@ -120,14 +135,22 @@ pub fn metadata_url(public_url: &str, server: &str) -> String {
     format!("{public_url}/.well-known/oauth-protected-resource/mcp/{server}")
 }
 
-/// The `WWW-Authenticate` value for a refusal (RFC 6750, RFC 9449, RFC 9728).
-pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) -> String {
-    let mut out = format!(
-        "DPoP algs=\"ES256\", resource_metadata=\"{}\"",
-        metadata_url(public_url, server)
-    );
+/// The `WWW-Authenticate` challenges for a refusal (RFC 6750, RFC 9449,
+/// RFC 9728): `DPoP`, and `Bearer` too when bearer remits are accepted,
+/// each naming the metadata and, when given, the error. `server` and the
+/// description may carry caller text: both are bounded
+/// ([`crate::bounded`]), so the header stays small whatever was sent.
+pub fn challenges(
+    public_url: &str,
+    server: &str,
+    bearer: bool,
+    error: Option<(&str, &str)>,
+) -> Vec<String> {
+    let server = remit_runtime::bounded::caller_text(server);
+    let metadata = metadata_url(public_url, &server);
+    let mut tail = String::new();
     if let Some((code, description)) = error {
-        let description: String = description
+        let description: String = remit_runtime::bounded::bounded(description, 256)
             .chars()
             .map(|c| {
                 if c == '"' || c == '\\' || c.is_control() {
@@ -137,9 +160,13 @@ pub fn challenge(public_url: &str, server: &str, error: Option<(&str, &str)>) ->
                 }
             })
             .collect();
-        out.push_str(&format!(
-            ", error=\"{code}\", error_description=\"{description}\""
-        ));
+        tail = format!(", error=\"{code}\", error_description=\"{description}\"");
+    }
+    let mut out = vec![format!(
+        "DPoP algs=\"ES256\", resource_metadata=\"{metadata}\"{tail}"
+    )];
+    if bearer {
+        out.push(format!("Bearer resource_metadata=\"{metadata}\"{tail}"));
     }
     out
 }

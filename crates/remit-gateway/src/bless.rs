@@ -75,6 +75,42 @@ pub struct SetTool {
     #[serde(default, with = "remit_store::lowercase_class::option")]
     #[schema(value_type = Option<crate::schema::Clearance>, nullable = false)]
     pub clearance: Option<Classification>,
+    /// The argument whose value is the call's resource (matched against
+    /// the remit's resource patterns); `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable = true, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub resource_arg: Option<Option<String>>,
+}
+
+/// `Some(None)` for an explicit `null`, so absent and `null` differ.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Names a resource argument may have: 1-64 of `A-Za-z0-9_.-`.
+pub fn valid_resource_arg(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The arguments a tool's resource is looked for in, first match wins.
+pub const RESOURCE_ARGS: [&str; 4] = ["path", "uri", "url", "file"];
+
+/// The resource argument a tool gets when first blessed: the first of
+/// [`RESOURCE_ARGS`] its input schema declares as a string property.
+pub fn default_resource_arg(tool: &Value) -> Option<String> {
+    let properties = tool.get("inputSchema")?.get("properties")?.as_object()?;
+    RESOURCE_ARGS
+        .iter()
+        .find(|name| {
+            properties
+                .get(**name)
+                .and_then(|p| p.get("type"))
+                .is_some_and(|t| t == "string")
+        })
+        .map(|name| (*name).to_owned())
 }
 
 /// An optional JSON body: empty means the defaults.
@@ -97,6 +133,7 @@ fn tool_json(tool: &Tool) -> Value {
         "clearance": tool.clearance.as_str(),
         "description_sha256": tool.description_sha256,
         "created_at": tool.created_at,
+        "resource_arg": tool.resource_arg,
     })
 }
 
@@ -142,9 +179,28 @@ pub async fn bless<S: Store>(
                 format!("listing the tools of {}: {e}", server.id),
             )
         })?;
+    if let Some(bad) = body
+        .tools
+        .iter()
+        .flatten()
+        .find(|n| !super::jsonrpc::valid_tool_name(n))
+    {
+        return Err(Problem::invalid(format!(
+            "tools: {:?} is not an MCP tool name (1-128 of A-Za-z0-9_.-)",
+            bad.chars().take(64).collect::<String>()
+        )));
+    }
     let mut pinned = Vec::new();
+    let mut unnamed = 0u32;
     for tool in listed.iter() {
-        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+        // A name outside the MCP charset is never pinned, so never offered
+        // or called: `<server>/<tool>` stays two fields.
+        let Some(name) = tool
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| super::jsonrpc::valid_tool_name(n))
+        else {
+            unnamed += 1;
             continue;
         };
         if body
@@ -171,6 +227,11 @@ pub async fn bless<S: Store>(
                 .map_or(body.clearance.unwrap_or(server.clearance), |t| t.clearance),
             description_sha256: tool_hash(tool),
             created_at: existing.as_ref().map_or_else(stamp, |t| t.created_at),
+            // A tool pinned before keeps what it had (an operator may have
+            // changed it); a new one takes its schema's default.
+            resource_arg: existing
+                .as_ref()
+                .map_or_else(|| default_resource_arg(tool), |t| t.resource_arg.clone()),
         };
         let stored = state.store().set_tool(&record).await?;
         let receipt = state
@@ -191,7 +252,7 @@ pub async fn bless<S: Store>(
     state.reload_policy().await?;
     let prompts = prompts?;
     Ok(Json(
-        json!({ "server": server.id.as_str(), "tools": pinned, "prompts": prompts }),
+        json!({ "server": server.id.as_str(), "tools": pinned, "prompts": prompts, "refused_names": unnamed }),
     ))
 }
 
@@ -274,9 +335,9 @@ pub async fn show_tool<S: Store>(
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
     request_body = SetTool,
-    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::schema::Tool)))]
-/// `PATCH /v1/servers/{id}/tools/{tool}`: sets a pinned tool's risk or
-/// clearance (its pinned hash is unchanged).
+    responses((status = 200, description = "The tool with its new risk, clearance or resource argument", body = crate::schema::Tool)))]
+/// `PATCH /v1/servers/{id}/tools/{tool}`: sets a pinned tool's risk,
+/// clearance or resource argument (its pinned hash is unchanged).
 pub async fn set_tool<S: Store>(
     state: State<Gateway<S>>,
     path: Path<(String, String)>,
@@ -291,7 +352,7 @@ pub async fn set_tool<S: Store>(
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
     request_body = SetTool,
-    responses((status = 200, description = "The tool with its new risk or clearance", body = crate::schema::Tool)))]
+    responses((status = 200, description = "The tool with its new risk, clearance or resource argument", body = crate::schema::Tool)))]
 /// `POST /v1/servers/{id}/tools/{tool}`: the same as `PATCH`, for clients
 /// that cannot send `PATCH`.
 pub async fn set_tool_post<S: Store>(
@@ -307,8 +368,15 @@ async fn update_tool<S: Store>(
     Path((server, tool)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetTool>,
 ) -> Result<Json<Value>, Problem> {
-    if body.risk.is_none() && body.clearance.is_none() {
-        return Err(Problem::invalid("give risk, clearance or both"));
+    if body.risk.is_none() && body.clearance.is_none() && body.resource_arg.is_none() {
+        return Err(Problem::invalid("give risk, clearance or resource_arg"));
+    }
+    if let Some(Some(arg)) = &body.resource_arg {
+        if !valid_resource_arg(arg) {
+            return Err(Problem::invalid(
+                "resource_arg must be an argument name of 1-64 of A-Za-z0-9_.- (or null to clear it)",
+            ));
+        }
     }
     let mut record = state
         .store()
@@ -322,6 +390,9 @@ async fn update_tool<S: Store>(
     }
     if let Some(clearance) = body.clearance {
         record.clearance = clearance;
+    }
+    if let Some(arg) = body.resource_arg {
+        record.resource_arg = arg;
     }
     let stored = state.store().set_tool(&record).await?;
     let receipt = state
@@ -340,6 +411,28 @@ async fn update_tool<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_resource_argument_is_the_first_string_one_the_schema_declares() {
+        let tool = |props: Value| json!({"name": "t", "inputSchema": {"type": "object", "properties": props}});
+        assert_eq!(
+            default_resource_arg(&tool(
+                json!({"url": {"type": "string"}, "path": {"type": "string"}})
+            )),
+            Some("path".into())
+        );
+        assert_eq!(
+            default_resource_arg(&tool(
+                json!({"path": {"type": "array"}, "uri": {"type": "string"}})
+            )),
+            Some("uri".into())
+        );
+        assert_eq!(
+            default_resource_arg(&tool(json!({"text": {"type": "string"}}))),
+            None
+        );
+        assert_eq!(default_resource_arg(&json!({"name": "t"})), None);
+    }
 
     #[test]
     fn the_tool_hash_covers_description_and_schema_but_not_key_order() {

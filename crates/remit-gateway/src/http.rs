@@ -7,17 +7,31 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hyper::body::Bytes;
 use remit_ledger::Kind;
 use remit_store::{Id, McpServer, Status, Store, StoreError};
 use serde_json::{json, Value};
 
 use super::auth::{self, AuthError, Caller};
 use super::jsonrpc::{self, FrameError};
+use super::origin;
 use super::pipeline::{self, Answer, Facts, Refusal};
 use remit_runtime::state::now;
 
 /// The session header of MCP streamable HTTP.
 pub const SESSION_HEADER: &str = "mcp-session-id";
+/// The header a client names its negotiated protocol version in.
+pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// What a receipt names as the tool of a message to `server`, a path
+/// segment the caller chose: the id when it is one (bounded charset and
+/// length), else `mcp:?`, never the caller's text.
+fn server_label(server: &str) -> String {
+    match Id::parse("server id", server) {
+        Ok(id) => format!("mcp:{id}"),
+        Err(_) => "mcp:?".into(),
+    }
+}
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
@@ -28,29 +42,60 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+/// A 401 for a caller who is not authenticated. No receipt: it is counted
+/// by reason and summarized ([`crate::anonymous`]), so anonymous traffic
+/// cannot grow the signed log; the server id is bounded wherever it is
+/// echoed.
 async fn unauthorized<S: Store>(state: &Gateway<S>, server: &str, error: AuthError) -> Response {
-    let facts = Facts {
-        tool: format!("mcp:{server}"),
-        ..Facts::default()
-    };
-    let refusal = Refusal::gateway(
+    let reason = format!("not authenticated: {error}");
+    let reason = remit_runtime::bounded::bounded(&reason, remit_runtime::bounded::MAX_MESSAGE_TEXT);
+    let body = jsonrpc::error(
+        None,
         jsonrpc::DENIED,
-        "gw-unauthenticated",
-        format!("not authenticated: {error}"),
-    );
-    let body = pipeline::refuse(state, None, None, &facts, refusal, None).await;
-    let challenge = auth::challenge(
-        &state.settings().public_url,
-        server,
-        Some((error.code(), &error.to_string())),
+        reason.clone().into_owned(),
+        Some(json!({"reason": reason, "policy_ids": ["gw-unauthenticated"]})),
     );
     let mut response = json_response(StatusCode::UNAUTHORIZED, &body);
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
+    let bearer = state.gateway().config().allow_bearer;
+    let description = error.to_string();
+    let challenges = auth::challenges(
+        &state.settings().public_url,
+        server,
+        bearer,
+        Some((error.code(), &description)),
+    );
+    add_challenges(&mut response, &challenges);
     response
+        .extensions_mut()
+        .insert(remit_runtime::anonymous::RefusalReason(error.reason()));
+    response
+}
+
+fn add_challenges(response: &mut Response, challenges: &[String]) {
+    for challenge in challenges {
+        if let Ok(value) = HeaderValue::from_str(challenge) {
+            response
+                .headers_mut()
+                .append(header::WWW_AUTHENTICATE, value);
+        }
+    }
+}
+
+/// Refuses a request whose `Host` is not this gateway's or whose `Origin`
+/// is present and not allowed (DNS rebinding, MCP transport spec): 403
+/// with a JSON-RPC error (`id: null`), before any credential is read.
+fn refuse_foreign_origin<S: Store>(state: &Gateway<S>, headers: &HeaderMap) -> Option<Response> {
+    let config = state.gateway().config();
+    let allowed = origin::Allowed::new(&state.settings().public_url, &config.allowed_origins);
+    let refused = origin::check(&allowed, headers).err()?;
+    tracing::warn!(%refused, "request refused before authentication");
+    let body = jsonrpc::error(
+        None,
+        rmcp::model::ErrorCode::INVALID_REQUEST,
+        refused.to_string(),
+        Some(json!({ "reason": refused.to_string(), "policy_ids": [refused.rule()] })),
+    );
+    Some(json_response(StatusCode::FORBIDDEN, &body))
 }
 
 async fn server_for<S: Store>(
@@ -59,7 +104,7 @@ async fn server_for<S: Store>(
     server: &str,
 ) -> Result<McpServer, Response> {
     let facts = Facts {
-        tool: format!("mcp:{server}"),
+        tool: server_label(server),
         ..Facts::default()
     };
     let found = match Id::parse("server id", server) {
@@ -73,18 +118,24 @@ async fn server_for<S: Store>(
         }
         Err(e) => Err(e),
     };
+    let shown = remit_runtime::bounded::caller_text(server);
     let refusal = match found {
         Ok(s) if s.status == Status::Active => return Ok(s),
         Ok(_) => Refusal::gateway(
             jsonrpc::DENIED,
             "gw-server-disabled",
-            format!("server {server:?} is disabled"),
+            format!("server {shown:?} is disabled"),
         ),
-        Err(StoreError::NotFound { .. } | StoreError::Invalid { .. }) => Refusal::gateway(
+        Err(StoreError::NotFound { .. }) => Refusal::gateway(
             jsonrpc::DENIED,
             "gw-server-unknown",
-            format!("no MCP server {server:?} is registered with this gateway"),
+            format!("no MCP server {shown:?} is registered with this gateway"),
         ),
+        // Not a server id, or one registered before ids were restricted:
+        // the store's error says which and what to do.
+        Err(e @ StoreError::Invalid { .. }) => {
+            Refusal::gateway(jsonrpc::DENIED, "gw-server-id-invalid", e.to_string())
+        }
         Err(e) => Refusal {
             kind: Kind::Error,
             code: jsonrpc::DENIED,
@@ -104,6 +155,9 @@ pub async fn post<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Some(refused) = refuse_foreign_origin(&state, &headers) {
+        return refused;
+    }
     let caller = match auth::authenticate(&state, &headers, "POST", &server, now()).await {
         Ok(c) => c,
         Err(e) => return unauthorized(&state, &server, e).await,
@@ -131,6 +185,15 @@ pub async fn post<S: Store>(
         tool: format!("mcp:{server}"),
         ..Facts::default()
     };
+    if let Some(version) = headers.get(PROTOCOL_VERSION_HEADER) {
+        let known = version
+            .to_str()
+            .is_ok_and(|v| pipeline::PROTOCOL_VERSIONS.contains(&v));
+        if !known {
+            let error = FrameError::ProtocolVersion;
+            return frame_refusal(&state, &caller, &facts, &error).await;
+        }
+    }
     let bytes = match axum::body::to_bytes(body, config.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -145,7 +208,123 @@ pub async fn post<S: Store>(
         Err(error) => return frame_refusal(&state, &caller, &facts, &error).await,
     };
     let initialize = message.method == "initialize" && message.id.is_some();
-    match pipeline::handle(&state, &caller, &registered, message).await {
+    let progress = pipeline::progress::asked(&message)
+        .filter(|_| message.method == "tools/call" && accepts_event_stream(&headers));
+    if let Some(token) = progress {
+        return with_progress(state, caller, registered, message, token).await;
+    }
+    let answer = pipeline::handle(&state, &caller, &registered, message).await;
+    respond(&state, &caller, &server, initialize, answer)
+}
+
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+/// A tool call that asked for progress: answered as JSON when no progress
+/// came (the status then says what happened, as for any call), else as an
+/// SSE stream of the progress notifications, scanned, and then the answer.
+async fn with_progress<S: Store>(
+    state: Gateway<S>,
+    caller: Caller,
+    registered: McpServer,
+    message: jsonrpc::Incoming,
+    token: Value,
+) -> Response {
+    let (events, mut received) = tokio::sync::mpsc::channel(16);
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let server = registered.id.to_string();
+    let task_state = state.clone();
+    let task_caller = caller.clone();
+    tokio::spawn(async move {
+        let sink = pipeline::progress::ProgressSink { token, events };
+        let answer = pipeline::handle_with_progress(
+            &task_state,
+            &task_caller,
+            &registered,
+            message,
+            Some(&sink),
+        )
+        .await;
+        drop(sink);
+        let _ = done.send(answer);
+    });
+    // Every notification is sent before the answer is made, so the stream
+    // closing means the answer is ready.
+    let Some(first) = received.recv().await else {
+        return match answer.await {
+            Ok(answer) => respond(&state, &caller, &server, false, answer),
+            Err(_) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &jsonrpc::error(
+                    None,
+                    rmcp::model::ErrorCode::INTERNAL_ERROR,
+                    "the call was interrupted".into(),
+                    None,
+                ),
+            ),
+        };
+    };
+    let (frames, body) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        let mut next = Some(first);
+        while let Some(event) = next {
+            if frames.send(sse_event(&event)).await.is_err() {
+                return;
+            }
+            next = received.recv().await;
+        }
+        let last = match answer.await {
+            Ok(Answer::Message(body) | Answer::InsufficientScope { message: body, .. }) => body,
+            Ok(Answer::Accepted) | Err(_) => return,
+        };
+        let _ = frames.send(sse_event(&last)).await;
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::new(EventStream(body)),
+    )
+        .into_response()
+}
+
+fn sse_event(message: &Value) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {message}\n\n"))
+}
+
+/// An SSE body fed by a channel of ready-made events.
+struct EventStream(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for EventStream {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|event| event.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
+/// The HTTP answer for one message's pipeline answer.
+fn respond<S: Store>(
+    state: &Gateway<S>,
+    caller: &Caller,
+    server: &str,
+    initialize: bool,
+    answer: Answer,
+) -> Response {
+    match answer {
         Answer::Accepted => StatusCode::ACCEPTED.into_response(),
         Answer::Message(body) => {
             let mut response = json_response(StatusCode::OK, &body);
@@ -163,15 +342,20 @@ pub async fn post<S: Store>(
         }
         Answer::InsufficientScope { message, scope } => {
             let mut response = json_response(StatusCode::FORBIDDEN, &message);
-            let challenge = format!(
-                "DPoP algs=\"ES256\", error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
-                auth::metadata_url(&state.settings().public_url, &server)
+            let scope = remit_runtime::bounded::caller_text(&scope);
+            let metadata = auth::metadata_url(
+                &state.settings().public_url,
+                &remit_runtime::bounded::caller_text(server),
             );
-            if let Ok(value) = HeaderValue::from_str(&challenge) {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, value);
+            let mut challenges = vec![format!(
+                "DPoP algs=\"ES256\", error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{metadata}\""
+            )];
+            if !caller.pop() {
+                challenges.push(format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{metadata}\""
+                ));
             }
+            add_challenges(&mut response, &challenges);
             response
         }
     }
@@ -187,13 +371,7 @@ async fn frame_refusal<S: Store>(
         FrameError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::BAD_REQUEST,
     };
-    let rule = match error {
-        FrameError::TooLarge { .. } => "gw-body-too-large",
-        FrameError::TooDeep { .. } => "gw-body-too-deep",
-        FrameError::InvalidUtf8 { .. } => "gw-body-not-utf8",
-        FrameError::Batch => "gw-batch",
-        FrameError::Malformed(_) => "gw-body-malformed",
-    };
+    let rule = error.rule();
     let refusal = Refusal::gateway(error.code(), rule, error.to_string());
     let body = pipeline::refuse(state, Some(caller), None, facts, refusal, None).await;
     json_response(status, &body)
@@ -215,6 +393,9 @@ pub async fn delete<S: Store>(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = refuse_foreign_origin(&state, &headers) {
+        return refused;
+    }
     if let Err(e) = auth::authenticate(&state, &headers, "DELETE", &server, now()).await {
         return unauthorized(&state, &server, e).await;
     }
@@ -250,7 +431,8 @@ pub async fn resource_metadata<S: Store>(
             "authorization_servers": [base],
             "bearer_methods_supported": ["header"],
             "dpop_signing_alg_values_supported": ["ES256"],
-            "dpop_bound_access_tokens_required": !state.gateway().config().allow_bearer,
+            "dpop_bound_access_tokens_required": !state.gateway().config().allow_bearer
+                || state.policy_preset() == Some(remit_policy::Preset::Lockdown),
             "resource_name": format!("MCP server {server} through the Remit gateway"),
         }),
     )

@@ -73,15 +73,31 @@ pub enum FrameError {
     /// Not JSON, or not a JSON-RPC request or notification.
     #[error("not a JSON-RPC 2.0 request: {0}")]
     Malformed(String),
+    /// The `MCP-Protocol-Version` header names a version this gateway
+    /// does not speak (HTTP 400, as the MCP transport spec says).
+    #[error("unsupported MCP-Protocol-Version; this gateway speaks 2025-11-25, 2025-06-18, 2025-03-26 and 2024-11-05")]
+    ProtocolVersion,
 }
 
 impl FrameError {
+    /// The gateway rule id a receipt of this refusal names.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            FrameError::TooLarge { .. } => "gw-body-too-large",
+            FrameError::TooDeep { .. } => "gw-body-too-deep",
+            FrameError::InvalidUtf8 { .. } => "gw-body-not-utf8",
+            FrameError::Batch => "gw-batch",
+            FrameError::Malformed(_) => "gw-body-malformed",
+            FrameError::ProtocolVersion => "gw-protocol-version",
+        }
+    }
+
     /// The JSON-RPC error code for this refusal.
     pub fn code(&self) -> ErrorCode {
         match self {
             FrameError::TooLarge { .. } | FrameError::TooDeep { .. } => LIMIT_EXCEEDED,
             FrameError::InvalidUtf8 { .. } => ErrorCode::PARSE_ERROR,
-            FrameError::Batch => ErrorCode::INVALID_REQUEST,
+            FrameError::Batch | FrameError::ProtocolVersion => ErrorCode::INVALID_REQUEST,
             FrameError::Malformed(_) => ErrorCode::PARSE_ERROR,
         }
     }
@@ -151,15 +167,31 @@ pub fn result(id: RequestId, result: Value) -> Value {
     .unwrap_or(Value::Null)
 }
 
-/// An error answer to `id` (absent when the id could not be read).
+/// An error answer to `id`; `"id": null` when the id could not be read
+/// (JSON-RPC 2.0 requires the member, and the official MCP clients refuse
+/// an error object without it, losing the reason).
 pub fn error(
     id: Option<RequestId>,
     code: ErrorCode,
     message: String,
     data: Option<Value>,
 ) -> Value {
-    serde_json::to_value(JsonRpcError::new(id, ErrorData::new(code, message, data)))
-        .unwrap_or(Value::Null)
+    let mut answer =
+        serde_json::to_value(JsonRpcError::new(id, ErrorData::new(code, message, data)))
+            .unwrap_or(Value::Null);
+    if let Some(object) = answer.as_object_mut() {
+        object.entry("id").or_insert(Value::Null);
+    }
+    answer
+}
+
+/// Whether `id` is a tool name MCP allows (`A-Za-z0-9_.-`, 1–128
+/// characters): never a `/`, so `<server>/<tool>` is always two fields.
+pub fn valid_tool_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// A request the gateway sends upstream, with its own id.
@@ -192,6 +224,9 @@ pub struct UpstreamReply {
     /// The error, on failure.
     #[serde(default)]
     pub error: Option<ErrorData>,
+    /// A notification's params.
+    #[serde(default)]
+    pub params: Option<Value>,
 }
 
 #[cfg(test)]
@@ -220,6 +255,23 @@ mod tests {
             read(&[b' '; 101], 100, 8).unwrap_err(),
             FrameError::TooLarge { limit: 100 }
         );
+    }
+
+    #[test]
+    fn an_error_without_a_known_id_says_id_null() {
+        let e = error(None, ErrorCode::INVALID_REQUEST, "no".into(), None);
+        assert_eq!(e["id"], Value::Null);
+        assert!(e.as_object().unwrap().contains_key("id"));
+    }
+
+    #[test]
+    fn tool_names_outside_the_mcp_charset_are_not_valid() {
+        for bad in ["", "a/b", "a b", "é", "x\u{0}", &"a".repeat(129)] {
+            assert!(!valid_tool_name(bad), "{bad:?}");
+        }
+        for good in ["read_file", "a.b-c_9", &"a".repeat(128)] {
+            assert!(valid_tool_name(good), "{good:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,13 @@
 //!
 //! `POST /mcp/{server}` is MCP streamable HTTP. Answers are JSON
 //! (`application/json`, which the spec lets a server choose for every
-//! request); `GET` answers 405 because the gateway offers no server-initiated
+//! request), except a `tools/call` that sends `_meta.progressToken` and
+//! accepts `text/event-stream`: once the upstream reports progress, the
+//! answer is an SSE stream of those notifications, scanned and redacted like
+//! a result ([`pipeline::progress`]), then the answer. `Host` and `Origin`
+//! are checked first ([`origin`], DNS rebinding: 403), and an
+//! `MCP-Protocol-Version` header naming a version the gateway does not
+//! speak is a 400. `GET` answers 405 because the gateway offers no server-initiated
 //! stream, and `DELETE` ends a session. The gateway answers `initialize`
 //! itself (it is the MCP server the client talks to) and hands out an
 //! `Mcp-Session-Id`; an unknown session id is a 404, as the spec asks, so the
@@ -17,8 +23,11 @@
 //! 1. authenticate ([`auth`]): remit chain, DPoP proof (or bearer), replay
 //!    cache (shared by the replicas of a PostgreSQL deployment), audience,
 //!    revocation;
-//! 2. authority: the remit's grants must cover `<server>/<tool>` and its
-//!    arguments; the tool must be blessed and its description unchanged;
+//! 2. authority: the remit's grants must cover `<server>/<tool>` (a tool
+//!    name is 1-128 of `A-Za-z0-9_.-`, never a `/`), its arguments and its
+//!    resource (the value of the argument blessing named, `path`, `uri`,
+//!    `url` or `file` by default, or `remit server tool-set --resource-arg`);
+//!    the tool must be blessed and its description unchanged;
 //! 3. scan the arguments; decide with the policy (`call_tool`) over the full
 //!    context; data above the tool's clearance is refused;
 //! 4. budget: a step of every link's remit and the agent's risk budget,
@@ -79,16 +88,22 @@
 //!
 //! | code | meaning | HTTP |
 //! |---|---|---|
-//! | -32041 | denied (policy, scanner, budget, pin, limits) | 200 |
+//! | -32041 | denied (policy, scanner, budget, pin, limits, an argument or resource outside its constraint: `remit-constraint`) | 200 |
 //! | -32042 | held for a human approval; `data.approval_id` | 200 |
-//! | -32043 | the remit does not cover the call (`insufficient_scope`, `data.scope`) | 403 |
+//! | -32043 | the remit does not name the tool (`insufficient_scope`, `data.scope`) | 403 |
 //! | -32044 | the upstream failed or timed out | 200 |
+//! | upstream's | the upstream's own error, message and data scanned and redacted above the holder's class | 200 |
 //! | -32045 | the message is over a size or depth limit | 413 / 400 |
 //! | -32700 | not JSON, or not UTF-8 | 400 |
 //!
-//! Missing or invalid credentials are a 401 whose `WWW-Authenticate` points
+//! Missing or invalid credentials are a 401 whose `WWW-Authenticate`
+//! challenges (`DPoP`, and `Bearer` when bearer remits are accepted) point
 //! at the RFC 9728 metadata (`/.well-known/oauth-protected-resource/mcp/{server}`).
-//! Every refusal, the 401s included, writes a receipt.
+//! Every error body is a JSON-RPC error with an `id` (`null` when unknown).
+//! Every refusal, the 401s included, writes a receipt. A receipt never
+//! holds the caller's or the upstream's words: a gateway refusal names its
+//! rule (`policy_ids`) and no reason, a policy decision its policies' own
+//! reasons; findings are counted by type.
 
 pub mod approvals;
 pub mod auth;
@@ -97,6 +112,7 @@ pub mod cache;
 pub mod hold;
 pub mod http;
 pub mod jsonrpc;
+pub mod origin;
 pub mod pipeline;
 pub mod problem;
 pub mod schema;
@@ -152,6 +168,8 @@ pub struct GatewayConfig {
     pub shadow_servers: BTreeSet<String>,
     /// Credentials and trust per upstream server id (`[gateway.upstreams]`).
     pub upstreams: BTreeMap<String, Arc<settings::UpstreamSettings>>,
+    /// Browser origins allowed besides the public URL's ([`origin`]).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -170,6 +188,7 @@ impl Default for GatewayConfig {
             shadow_agents: BTreeSet::new(),
             shadow_servers: BTreeSet::new(),
             upstreams: BTreeMap::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

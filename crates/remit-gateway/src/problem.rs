@@ -29,11 +29,17 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
+        // A detail may quote what the caller sent: bounded, always.
+        let detail = detail.into();
+        let detail = match remit_runtime::bounded::bounded(&detail, remit_runtime::bounded::MAX_MESSAGE_TEXT) {
+            std::borrow::Cow::Borrowed(_) => detail,
+            std::borrow::Cow::Owned(bounded) => bounded,
+        };
         Self {
             status,
             kind,
             title,
-            detail: detail.into(),
+            detail,
             www_authenticate: None,
         }
     }

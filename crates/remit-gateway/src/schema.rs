@@ -202,6 +202,8 @@ pub struct Tool {
     pub description_sha256: String,
     /// When it was added (Unix seconds).
     pub created_at: i64,
+    /// The argument whose value is a call's resource, if any.
+    pub resource_arg: Option<String>,
     /// Index of the receipt of this change (mutations only).
     #[schema(nullable = false)]
     pub receipt_id: Option<u64>,
@@ -554,6 +556,9 @@ pub struct BlessedTool {
     pub description_sha256: String,
     /// When it was first pinned (Unix seconds).
     pub created_at: i64,
+    /// The argument whose value is a call's resource, if any (a new
+    /// tool's first `path`, `uri`, `url` or `file` string argument).
+    pub resource_arg: Option<String>,
     /// Index of the receipt of this pin.
     pub receipt_id: u64,
     /// Whether an earlier, different pin was replaced.
@@ -567,6 +572,9 @@ pub struct Blessed {
     pub server: String,
     /// The tools pinned now.
     pub tools: Vec<BlessedTool>,
+    /// How many listed tools were not pinned because their name is not
+    /// an MCP tool name (1-128 of `A-Za-z0-9_.-`).
+    pub refused_names: u32,
 }
 
 /// Where a held call stands.

@@ -13,6 +13,7 @@
 //! approval_ttl_secs = 3600
 //! shadow_agents = ["new-agent"]  # calls observed and let through
 //! shadow_servers = []
+//! allowed_origins = ["https://app.example.com"]  # browser origins besides the public URL's
 //!
 //! [gateway.upstreams.github]
 //! headers = { Authorization = "env:GITHUB_MCP_TOKEN" }
@@ -75,6 +76,9 @@ pub enum SettingsError {
         /// What is accepted.
         expected: &'static str,
     },
+    /// An `allowed_origins` entry is not `http(s)://host[:port]`.
+    #[error("gateway.allowed_origins: {0:?} is not an origin; write scheme://host[:port], e.g. https://app.example.com")]
+    Origin(String),
     /// A secret reference names an environment variable that is not set.
     #[error(
         "gateway.upstreams.{server}.{field}: environment variable {name} is not set (or empty)"
@@ -161,6 +165,9 @@ pub struct GatewaySettings {
     pub shadow_agents: Option<Vec<String>>,
     /// Servers whose calls run in shadow mode.
     pub shadow_servers: Option<Vec<String>>,
+    /// Browser origins allowed to call the MCP endpoint besides the public
+    /// URL's (and loopback ones when it is on loopback).
+    pub allowed_origins: Option<Vec<String>>,
     /// Credentials and trust per upstream server id.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamFileSettings>,
@@ -319,6 +326,20 @@ impl GatewaySettings {
         }
         if let Some(servers) = self.shadow_servers {
             config.shadow_servers = servers.into_iter().collect::<BTreeSet<_>>();
+        }
+        if let Some(origins) = self.allowed_origins {
+            for origin in &origins {
+                let uri = origin.parse::<hyper::Uri>().ok();
+                let usable = uri.as_ref().is_some_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.host().is_some()
+                        && u.path_and_query().is_none_or(|p| p.as_str() == "/")
+                });
+                if !usable {
+                    return Err(SettingsError::Origin(origin.clone()));
+                }
+            }
+            config.allowed_origins = origins;
         }
         for (server, upstream) in self.upstreams {
             let resolved = upstream.resolve(&server, lookup_env)?;

@@ -48,6 +48,17 @@ pub const MAX_STDIO_LINE: usize = 8 * 1024 * 1024;
 /// Most `tools/list` pages followed.
 const MAX_TOOL_PAGES: usize = 32;
 
+/// Where the `params` of an upstream's progress notifications go.
+pub type Progress = tokio::sync::mpsc::UnboundedSender<Value>;
+
+/// Progress tokens handed to upstreams, unique in this process.
+static PROGRESS_TOKENS: AtomicU64 = AtomicU64::new(1);
+
+/// The progress token of a `notifications/progress` message's params.
+fn progress_token(params: Option<&Value>) -> Option<&str> {
+    params?.get("progressToken")?.as_str()
+}
+
 /// Why an upstream call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -77,8 +88,10 @@ pub enum UpstreamError {
     /// The upstream answered something that is not a usable JSON-RPC answer.
     #[error("the upstream answered an invalid message: {0}")]
     Protocol(String),
-    /// The upstream answered with a JSON-RPC error.
-    #[error("the upstream answered error {}: {}", .0.code.0, .0.message)]
+    /// The upstream answered with a JSON-RPC error. Its words are not in
+    /// the display: they reach a client only through the scanner
+    /// (`pipeline::release::upstream_error`).
+    #[error("the upstream answered error {}", .0.code.0)]
     Remote(ErrorData),
     /// The HTTP exchange failed.
     #[error("HTTP to the upstream failed: {0}")]
@@ -265,10 +278,39 @@ impl Upstream {
         params: Value,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
+        self.call_with_progress(method, params, timeout, None).await
+    }
+
+    /// [`Self::call`], asking the upstream for progress when `progress` is
+    /// given: the request carries a progress token of the gateway's own
+    /// (the upstream session is shared, so a client's token could collide
+    /// with another's), and the `params` of every `notifications/progress`
+    /// for it are sent to `progress` until the answer arrives. The caller
+    /// scans them before they reach a client.
+    pub async fn call_with_progress(
+        &self,
+        method: &str,
+        mut params: Value,
+        timeout: Duration,
+        progress: Option<Progress>,
+    ) -> Result<Value, UpstreamError> {
+        let progress = progress.map(|sender| {
+            let token = format!(
+                "remit-progress-{}",
+                PROGRESS_TOKENS.fetch_add(1, Ordering::Relaxed)
+            );
+            if let Some(object) = params.as_object_mut() {
+                let meta = object.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(meta) = meta.as_object_mut() {
+                    meta.insert("progressToken".into(), json!(token));
+                }
+            }
+            (token, sender)
+        });
         let work = async {
             match &self.transport {
-                Transport::Stdio(s) => s.call(method, params, &self.generation).await,
-                Transport::Http(h) => h.call(method, params).await,
+                Transport::Stdio(s) => s.call(method, params, &self.generation, progress).await,
+                Transport::Http(h) => h.call(method, params, progress).await,
             }
         };
         let started = Instant::now();
@@ -371,13 +413,52 @@ struct StdioUpstream {
 }
 
 type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<UpstreamReply>>>>;
+type Watchers = Arc<Mutex<HashMap<String, Progress>>>;
 
 #[derive(Debug)]
 struct StdioConn {
     stdin: tokio::sync::Mutex<ChildStdin>,
     pending: Pending,
+    /// Progress tokens of requests in flight and where their updates go.
+    watchers: Watchers,
     alive: Arc<AtomicBool>,
+    /// The write end of the reaper's stdin ([`spawn_reaper`]): closed when
+    /// this connection is dropped or this process dies, however it dies.
+    _reaper: Option<std::process::ChildStdin>,
     _child: Child,
+}
+
+/// The shell script of a reaper: waits for its stdin to close, then kills
+/// its own process group (the upstream's, which it joined).
+const REAPER_SCRIPT: &str = "trap '' HUP INT TERM; while read -r _; do :; done; kill -KILL 0";
+
+/// Starts a reaper in the upstream's process `group`: a `/bin/sh` that
+/// blocks reading a pipe only this process holds the write end of. When the
+/// gateway drops the connection, exits, or is killed with SIGKILL (no
+/// destructor runs), the kernel closes that end, the read sees end of file
+/// and the reaper kills the whole group, itself last. Being a member keeps
+/// the group id from being reused while it waits. This does what
+/// `PR_SET_PDEATHSIG` would for the whole tree (which it cannot: it covers
+/// only the direct child) without `unsafe` in a `pre_exec` hook, which the
+/// workspace forbids.
+fn spawn_reaper(group: u32) -> std::io::Result<std::process::ChildStdin> {
+    use std::os::unix::process::CommandExt as _;
+    let group = i32::try_from(group).map_err(std::io::Error::other)?;
+    let mut reaper = std::process::Command::new("/bin/sh")
+        .args(["-c", REAPER_SCRIPT, "remit-upstream-reaper"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(group)
+        .spawn()?;
+    let stdin = reaper
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("the reaper has no stdin"))?;
+    // Reaped when it exits: std's Child does not wait on drop, so a thread
+    // does, or the reaper would stay a zombie of a long-running gateway.
+    std::thread::spawn(move || reaper.wait());
+    Ok(stdin)
 }
 
 impl StdioConn {
@@ -393,7 +474,23 @@ impl StdioConn {
         stdin.flush().await.map_err(|_| UpstreamError::Closed)
     }
 
-    async fn request(&self, id: i64, method: &str, params: Value) -> Result<Value, UpstreamError> {
+    async fn request(
+        &self,
+        id: i64,
+        method: &str,
+        params: Value,
+        progress: Option<(String, Progress)>,
+    ) -> Result<Value, UpstreamError> {
+        let _watching = progress.map(|(token, sender)| {
+            self.watchers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(token.clone(), sender);
+            WatchGuard {
+                watchers: &self.watchers,
+                token,
+            }
+        });
         let (tx, rx) = oneshot::channel();
         self.pending
             .lock()
@@ -414,6 +511,22 @@ impl StdioConn {
         let reply = rx.await.map_err(|_| UpstreamError::Closed)?;
         drop(guard);
         reply_result(reply)
+    }
+}
+
+/// Forgets a progress token when its request ends, which closes the
+/// caller's progress channel.
+struct WatchGuard<'a> {
+    watchers: &'a Watchers,
+    token: String,
+}
+
+impl Drop for WatchGuard<'_> {
+    fn drop(&mut self) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.token);
     }
 }
 
@@ -443,7 +556,8 @@ impl StdioUpstream {
         }
         let conn = Arc::new(self.spawn(generation)?);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        conn.request(id, "initialize", initialize_params()).await?;
+        conn.request(id, "initialize", initialize_params(), None)
+            .await?;
         conn.send(&jsonrpc::notification("notifications/initialized"))
             .await?;
         // The tool list of a new process may differ from the old one's.
@@ -457,15 +571,26 @@ impl StdioUpstream {
             command: self.argv.join(" "),
             detail,
         };
+        // Its own process group, so the whole tree (`npm exec` spawns node
+        // children) can be killed at once, and a terminal's Ctrl-C reaches
+        // the gateway, which then ends the group, not the upstream directly.
         let mut child = Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| spawn_error(e.to_string()))?;
+        let reaper = child.id().and_then(|group| match spawn_reaper(group) {
+            Ok(stdin) => Some(stdin),
+            Err(e) => {
+                tracing::warn!(%e, group, "no reaper for the stdio upstream's process group");
+                None
+            }
+        });
         let stdin = child
             .stdin
             .take()
@@ -475,6 +600,8 @@ impl StdioUpstream {
             .take()
             .ok_or_else(|| spawn_error("no stdout".into()))?;
         let pending: Pending = Arc::default();
+        let watchers: Watchers = Arc::default();
+        let reader_watchers = Arc::clone(&watchers);
         let alive = Arc::new(AtomicBool::new(true));
         let (stdin, reader_pending, reader_alive) = (
             tokio::sync::Mutex::new(stdin),
@@ -509,6 +636,18 @@ impl StdioUpstream {
                     (None, Some(method)) if method == "notifications/tools/list_changed" => {
                         generation.fetch_add(1, Ordering::AcqRel);
                     }
+                    (None, Some(method)) if method == "notifications/progress" => {
+                        let watcher = progress_token(reply.params.as_ref()).and_then(|token| {
+                            reader_watchers
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get(token)
+                                .cloned()
+                        });
+                        if let (Some(watcher), Some(params)) = (watcher, reply.params) {
+                            let _ = watcher.send(params);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -522,7 +661,9 @@ impl StdioUpstream {
         Ok(StdioConn {
             stdin,
             pending,
+            watchers,
             alive,
+            _reaper: reaper,
             _child: child,
         })
     }
@@ -532,10 +673,11 @@ impl StdioUpstream {
         method: &str,
         params: Value,
         generation: &Arc<AtomicU64>,
+        progress: Option<(String, Progress)>,
     ) -> Result<Value, UpstreamError> {
         let conn = self.conn(generation).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        conn.request(id, method, params).await
+        conn.request(id, method, params, progress).await
     }
 }
 
@@ -625,6 +767,7 @@ impl HttpUpstream {
         message: &Value,
         session: Option<&str>,
         want: Option<i64>,
+        progress: Option<&(String, Progress)>,
     ) -> Result<HttpAnswer, UpstreamError> {
         let body =
             serde_json::to_vec(message).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
@@ -680,9 +823,21 @@ impl HttpUpstream {
         let matches =
             |r: &UpstreamReply| r.id == Some(RequestId::Number(want)) && r.method.is_none();
         let reply = if sse {
-            sse_messages(&bytes)
-                .filter_map(|data| serde_json::from_str::<UpstreamReply>(&data).ok())
-                .find(matches)
+            let mut messages = sse_messages(&bytes)
+                .filter_map(|data| serde_json::from_str::<UpstreamReply>(&data).ok());
+            // Progress sent before the answer is relayed before it.
+            messages.find(|r| {
+                if let (Some((token, sender)), Some("notifications/progress")) =
+                    (progress, r.method.as_deref())
+                {
+                    if progress_token(r.params.as_ref()) == Some(token.as_str()) {
+                        if let Some(params) = &r.params {
+                            let _ = sender.send(params.clone());
+                        }
+                    }
+                }
+                matches(r)
+            })
         } else {
             serde_json::from_slice::<UpstreamReply>(&bytes)
                 .ok()
@@ -714,6 +869,7 @@ impl HttpUpstream {
                 &jsonrpc::request(id, "initialize", initialize_params()),
                 None,
                 Some(id),
+                None,
             )
             .await?;
         if !answer.status.is_success() {
@@ -727,13 +883,19 @@ impl HttpUpstream {
             &jsonrpc::notification("notifications/initialized"),
             answer.session.as_deref(),
             None,
+            None,
         )
         .await?;
         *slot = Some(answer.session.clone());
         Ok(answer.session)
     }
 
-    async fn call(&self, method: &str, params: Value) -> Result<Value, UpstreamError> {
+    async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        progress: Option<(String, Progress)>,
+    ) -> Result<Value, UpstreamError> {
         let mut fresh = false;
         loop {
             let session = self.session(fresh).await?;
@@ -743,6 +905,7 @@ impl HttpUpstream {
                     &jsonrpc::request(id, method, params.clone()),
                     session.as_deref(),
                     Some(id),
+                    progress.as_ref(),
                 )
                 .await?;
             if answer.status == hyper::StatusCode::NOT_FOUND && session.is_some() && !fresh {

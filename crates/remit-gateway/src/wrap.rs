@@ -255,9 +255,8 @@ impl Wrap {
                         ?;
                 let receipts = log.dir().display().to_string();
                 let store = SqliteStore::open(&path).await?;
-                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log))
-                    .await
-                    ?;
+                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
+                let state = Gateway::new(state, options.gateway.clone())?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (Backend::Sqlite(state), checked, receipts)
             }
@@ -274,9 +273,8 @@ impl Wrap {
                 )
                 .await
                 ?;
-                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log))
-                    .await
-                    ?;
+                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
+                let state = Gateway::new(state, options.gateway.clone())?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (
                     Backend::Postgres(state),
@@ -399,13 +397,7 @@ impl Wrap {
         let message = match jsonrpc::read(line, config.max_body_bytes, config.max_json_depth) {
             Ok(m) => m,
             Err(error) => {
-                let rule = match error {
-                    jsonrpc::FrameError::TooLarge { .. } => "gw-body-too-large",
-                    jsonrpc::FrameError::TooDeep { .. } => "gw-body-too-deep",
-                    jsonrpc::FrameError::InvalidUtf8 { .. } => "gw-body-not-utf8",
-                    jsonrpc::FrameError::Batch => "gw-batch",
-                    jsonrpc::FrameError::Malformed(_) => "gw-body-malformed",
-                };
+                let rule = error.rule();
                 let refusal = Refusal::gateway(error.code(), rule, error.to_string());
                 return Some(
                     pipeline::refuse(state, Some(&caller), None, &facts, refusal, None).await,

@@ -10,6 +10,8 @@
 //! | [`policy`] | the policy folder (preset + overrides) loaded over the registry's entities |
 //! | [`setup`] | the data directory: keys (0600), the admin token's hash |
 //! | [`start`] | what a starting process opens: the database, the installed policy and its refresh |
+//! | [`anonymous`] | unauthenticated refusals: counters by reason, per-peer buckets, a periodic summary receipt |
+//! | [`bounded`] | caller text made safe to record or echo: short, escaped, hashed beyond a length |
 //! | [`metrics`] | Prometheus metrics every service records into |
 //! | [`telemetry`] | the tracing subscriber, W3C trace context, OTLP export |
 //! | [`oidc`] | ID tokens from trusted OpenID Connect issuers, and the admin identity of a request |
@@ -27,6 +29,8 @@
 //! | a revoked remit honoured from a cache | every cached verification is revalidated against the revocation set, which the store's follower keeps current |
 //! | a policy that does not load | the process refuses to start; a failed rebuild keeps the engine in place, which denies unknown entities |
 
+pub mod anonymous;
+pub mod bounded;
 pub mod metrics;
 pub mod oidc;
 pub mod policy;

@@ -104,6 +104,7 @@ struct Metrics {
     receipt_append: Histogram,
     receipt_batch: Histogram,
     receipt_failures: IntCounter,
+    unauthenticated: IntCounterVec,
     store: Arc<StoreSource>,
 }
 
@@ -232,6 +233,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         )
         .buckets(BATCH_BUCKETS.to_vec()),
     )?;
+    let unauthenticated = IntCounterVec::new(
+        Opts::new(
+            "remit_unauthenticated_refusals_total",
+            "Requests refused before the caller was authenticated, by reason code",
+        ),
+        &["reason"],
+    )?;
     let receipt_failures = IntCounter::new(
         "remit_receipt_append_failures_total",
         "Receipt appends that failed",
@@ -245,6 +253,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(receipt_append.clone()))?;
     registry.register(Box::new(receipt_batch.clone()))?;
     registry.register(Box::new(receipt_failures.clone()))?;
+    registry.register(Box::new(unauthenticated.clone()))?;
     let store = Arc::new(StoreSource::default());
     registry.register(Box::new(StoreCollector::new(store.clone())?))?;
     Ok(Metrics {
@@ -258,6 +267,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         receipt_append,
         receipt_batch,
         receipt_failures,
+        unauthenticated,
         store,
     })
 }
@@ -311,6 +321,14 @@ pub fn http_request(method: &str, route: &str, status: u16, seconds: f64) {
 pub fn revocation(kind: &str) {
     if let Some(m) = metrics() {
         m.revocations.with_label_values(&[kind]).inc();
+    }
+}
+
+/// Records a request refused before its caller was authenticated; `reason`
+/// is one of Remit's own codes (never caller text).
+pub fn unauthenticated(reason: &'static str) {
+    if let Some(m) = metrics() {
+        m.unauthenticated.with_label_values(&[reason]).inc();
     }
 }
 

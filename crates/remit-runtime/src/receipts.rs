@@ -643,6 +643,36 @@ pub mod events {
         e
     }
 
+    /// The requests refused before authentication over the last
+    /// `period_secs`, counted by Remit's reason codes (no caller text):
+    /// one receipt instead of one per request.
+    pub fn unauthenticated_summary(
+        counts: &std::collections::BTreeMap<&'static str, u64>,
+        period_secs: u64,
+        time_ms: u64,
+    ) -> Event {
+        let total: u64 = counts.values().sum();
+        let by_reason = counts
+            .iter()
+            .map(|(reason, n)| format!("{reason}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut e = base(Kind::Deny, time_ms, "unauthenticated.summary".into());
+        e.findings = counts
+            .iter()
+            .map(|(reason, n)| ((*reason).to_owned(), u32::try_from(*n).unwrap_or(u32::MAX)))
+            .collect();
+        e.decision = Some(Decision {
+            effect: Effect::Deny,
+            policy_ids: vec!["unauthenticated".into()],
+            policy_version: String::new(),
+            reason: Some(format!(
+                "{total} requests refused before authentication in the last {period_secs} s: {by_reason}"
+            )),
+        });
+        e
+    }
+
     /// Something was revoked: `kind` is `jti`, `subtree`, `agent`, `sub`,
     /// `tool` or `kid`.
     pub fn revoked(kind: &str, value: &str, time_ms: u64) -> Event {

@@ -9,7 +9,8 @@ use remit_policy::{Directory, EngineKind, PolicyEngine, Preset};
 use remit_scan::{ScanConfig, Scanner};
 use remit_store::{RemitFacts, RevocationFollower, RevocationTarget, SharedRevocations, Store};
 use remit_token::{
-    ChainCache, ChainError, EcdsaP256Signer, Jwks, Signer as _, VerifiedChain, VerifyOptions,
+    ChainCache, ChainError, EcdsaP256Signer, Jwks, Signer as _, UnverifiedChain, VerifiedChain,
+    VerifyOptions,
 };
 
 /// How often the revocation follower re-reads the store even without a signal.
@@ -38,6 +39,8 @@ pub struct Settings {
     /// Trusted OpenID Connect issuers (none by default): ID tokens for
     /// `/oauth/token` and admin identities ([`crate::oidc`]).
     pub oidc: Arc<crate::oidc::OidcVerifier>,
+    /// The per-peer bucket for requests refused before authentication.
+    pub unauthenticated: crate::anonymous::Limits,
 }
 
 impl Settings {
@@ -50,6 +53,7 @@ impl Settings {
             default_ttl_secs: 600,
             metrics_require_admin: false,
             oidc: Arc::default(),
+            unauthenticated: crate::anonymous::Limits::default(),
         }
     }
 }
@@ -151,6 +155,7 @@ struct Inner<S> {
     scanner: Scanner,
     scoped_cache: Mutex<ChainCache>,
     registry_listeners: RwLock<Vec<RegistryListener>>,
+    refusals: crate::anonymous::Refusals,
 }
 
 /// Called after every registry change this process makes (see
@@ -230,6 +235,7 @@ impl<S: Store> AppState<S> {
                 policy_rebuild: tokio::sync::Mutex::new(()),
                 scanner: Scanner::new(ScanConfig::default()),
                 scoped_cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
+                refusals: crate::anonymous::Refusals::new(settings.unauthenticated),
                 registry_listeners: RwLock::new(Vec::new()),
             }),
         };
@@ -318,6 +324,17 @@ impl<S: Store> AppState<S> {
             .policy_folder
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(folder);
+    }
+
+    /// The preset the policy folder started from (`None`: no folder, the
+    /// built-in `standard` preset); the gateway's metadata reads it.
+    pub fn policy_preset(&self) -> Option<Preset> {
+        self.inner
+            .policy_folder
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|folder| folder.manifest().preset)
     }
 
     /// Rebuilds the policy engine over the registry as it is now: the
@@ -502,6 +519,42 @@ impl<S: Store> AppState<S> {
         for listener in listeners.iter() {
             listener();
         }
+    }
+
+    /// Verifies chain text addressed to any audience Remit accepts: the
+    /// deployment-wide audience, or one MCP server's resource URL
+    /// (`<public_url>/mcp/<server id>`, what the gateway accepts for that
+    /// server). The audience the unverified leaf names only picks which
+    /// of those the chain is verified against; anything else is refused
+    /// as the deployment-wide check refuses it. Introspection and RFC
+    /// 7009 revocation judge remits with this, so a server-scoped remit
+    /// the gateway accepts is never "inactive" to them.
+    pub fn check_chain_any_audience(
+        &self,
+        text: &str,
+        now: u64,
+    ) -> Result<Arc<VerifiedChain>, Inactive> {
+        let refused = match self.check_chain(text, now) {
+            Err(Inactive::Invalid(e)) if e.rule() == "audience" => Inactive::Invalid(e),
+            other => return other,
+        };
+        let aud = UnverifiedChain::parse(text).map(|c| c.leaf().claims().aud.clone());
+        let prefix = format!("{}/mcp/", self.settings().public_url);
+        match aud {
+            Ok(aud)
+                if aud
+                    .strip_prefix(&prefix)
+                    .is_some_and(|server| remit_store::ServerId::parse(server).is_ok()) =>
+            {
+                self.check_chain_for(text, now, &aud)
+            }
+            _ => Err(refused),
+        }
+    }
+
+    /// Requests refused before authentication: counts and per-peer buckets.
+    pub fn refusals(&self) -> &crate::anonymous::Refusals {
+        &self.inner.refusals
     }
 
     /// [`Self::rebuild_policy`] for a handler that must not answer before

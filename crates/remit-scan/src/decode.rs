@@ -16,6 +16,9 @@ pub(crate) const MIN_BLOB: usize = 12;
 /// Longest blob decoded (bytes of encoded text).
 pub(crate) const MAX_BLOB: usize = 256 * 1024;
 
+/// Bytes of the parent text before a blob carried into its decoded segment.
+const CONTEXT: usize = 56;
+
 /// Decoded bytes and, for each, the range of encoded bytes it came from.
 type Decoded = (Vec<u8>, Vec<(usize, usize)>);
 
@@ -77,26 +80,45 @@ fn hex(run: &[u8]) -> Option<Decoded> {
     Some((out, src))
 }
 
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    let hi = (*pair.first()? as char).to_digit(16)?;
+    let lo = (*pair.get(1)? as char).to_digit(16)?;
+    Some((hi * 16 + lo) as u8)
+}
+
+/// Percent-decodes `text`. Each run of consecutive `%XX` escapes is decoded
+/// when its bytes are UTF-8 and kept as written otherwise, so one stray
+/// `%FF` or a literal `50%` does not hide the rest of the text.
 fn percent(text: &[u8]) -> Option<Decoded> {
     let mut out = Vec::with_capacity(text.len());
     let mut src = Vec::with_capacity(text.len());
     let mut i = 0;
     let mut decoded_any = false;
+    let mut run = Vec::new();
     while i < text.len() {
-        if text[i] == b'%' && i + 2 < text.len() {
-            let hi = (text[i + 1] as char).to_digit(16);
-            let lo = (text[i + 2] as char).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push((hi * 16 + lo) as u8);
-                src.push((i, i + 3));
-                i += 3;
-                decoded_any = true;
-                continue;
+        let start = i;
+        run.clear();
+        while text.get(i) == Some(&b'%') {
+            match text.get(i + 1..i + 3).and_then(hex_byte) {
+                Some(byte) => {
+                    run.push(byte);
+                    i += 3;
+                }
+                None => break,
             }
         }
-        out.push(text[i]);
-        src.push((i, i + 1));
-        i += 1;
+        if run.is_empty() {
+            out.push(text[i]);
+            src.push((i, i + 1));
+            i += 1;
+        } else if std::str::from_utf8(&run).is_ok() {
+            decoded_any = true;
+            out.extend_from_slice(&run);
+            src.extend((0..run.len()).map(|k| (start + 3 * k, start + 3 * k + 3)));
+        } else {
+            out.extend_from_slice(&text[start..i]);
+            src.extend((start..i).map(|k| (k, k + 1)));
+        }
     }
     decoded_any.then_some((out, src))
 }
@@ -143,28 +165,47 @@ pub(crate) fn decode(parent: &Segment<'_>, budget: &mut usize, out: &mut Vec<Seg
     let text: &[u8] = &parent.text;
     if memchr::memchr(b'%', text).is_some() && text.len() <= *budget {
         if let Some((bytes, src)) = percent(text) {
-            if std::str::from_utf8(&bytes).is_ok() {
-                *budget -= bytes.len();
-                out.push(child(parent, 0, bytes, &src, Transforms::PERCENT));
-            }
+            *budget -= bytes.len();
+            out.push(child(parent, 0, bytes, &src, Transforms::PERCENT));
         }
     }
-    // One tight pass over the bytes: a run of base64-alphabet bytes ends at
-    // the first byte outside it; only runs of MIN_BLOB or more are tried.
-    let mut run = 0usize;
-    for (i, &b) in text.iter().enumerate() {
-        if B64[usize::from(b)] {
-            run += 1;
+    for (start, end) in blob_runs(text) {
+        try_blob(parent, start, end, budget, out);
+    }
+}
+
+/// The runs of [`MIN_BLOB`] or more base64-alphabet bytes, in order.
+///
+/// Samples one byte in every `MIN_BLOB`: a run that long covers at least
+/// one sampled byte, so only the runs around sampled alphabet bytes are
+/// measured, and most of clean text is never looked at twice or at all.
+fn blob_runs(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let is = |i: usize| B64[usize::from(text[i])];
+    // INVARIANT: `next` is one past a byte outside the alphabet (or 0), so
+    // a run starting at or after it covers `next + MIN_BLOB - 1`.
+    let mut next = 0usize;
+    std::iter::from_fn(move || loop {
+        let j = next + MIN_BLOB - 1;
+        if j >= text.len() {
+            return None;
+        }
+        if !is(j) {
+            next = j + 1;
             continue;
         }
-        if run >= MIN_BLOB {
-            try_blob(parent, i - run, i, budget, out);
+        let mut a = j;
+        while a > next && is(a - 1) {
+            a -= 1;
         }
-        run = 0;
-    }
-    if run >= MIN_BLOB {
-        try_blob(parent, text.len() - run, text.len(), budget, out);
-    }
+        let mut b = j + 1;
+        while b < text.len() && is(b) {
+            b += 1;
+        }
+        next = b + 1;
+        if b - a >= MIN_BLOB {
+            return Some((a, b));
+        }
+    })
 }
 
 /// Bytes of the base64 alphabets (standard and URL-safe).
@@ -203,8 +244,20 @@ fn try_blob(
             .map(|(b, s)| (b, s, Transforms::BASE64))
     });
     if let Some((bytes, src, step)) = attempt {
-        *budget -= bytes.len();
-        out.push(child(parent, start, bytes, &src, step));
+        // The decoded value keeps the words written before its blob
+        // (`BSN: <base64>`), so keyword-anchored recognizers still see
+        // their keyword; at most the blob's own length, so decoding stays
+        // within twice the blob.
+        let ctx = CONTEXT.min(run.len()).min(start);
+        let mut text = Vec::with_capacity(ctx + bytes.len());
+        text.extend_from_slice(&parent.text[start - ctx..start]);
+        text.extend_from_slice(&bytes);
+        let spans: Vec<(usize, usize)> = (0..ctx)
+            .map(|i| (i, i + 1))
+            .chain(src.iter().map(|&(a, b)| (a + ctx, b + ctx)))
+            .collect();
+        *budget = budget.saturating_sub(text.len());
+        out.push(child(parent, start - ctx, text, &spans, step));
     }
 }
 
@@ -230,9 +283,11 @@ mod tests {
         let mut budget = 1000;
         decode(&s, &mut budget, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(&*out[0].text, b"4111111111111111");
+        // The two bytes before the blob come along as context.
+        assert_eq!(&*out[0].text, b"x 4111111111111111");
         assert!(out[0].transforms.contains(Transforms::BASE64));
-        assert_eq!(out[0].map.span(0, 16), (102, 124));
+        assert_eq!(out[0].map.span(2, 18), (102, 124));
+        assert_eq!(out[0].map.span(0, 1), (100, 101));
     }
 
     #[test]
@@ -257,6 +312,54 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn sampled_run_finder_matches_a_linear_scan() {
+        let linear = |t: &[u8]| {
+            let mut runs = Vec::new();
+            let mut run = 0;
+            for (i, &b) in t.iter().enumerate() {
+                if B64[usize::from(b)] {
+                    run += 1;
+                    continue;
+                }
+                if run >= MIN_BLOB {
+                    runs.push((i - run, i));
+                }
+                run = 0;
+            }
+            if run >= MIN_BLOB {
+                runs.push((t.len() - run, t.len()));
+            }
+            runs
+        };
+        let mut seed = 7u64;
+        for len in 0..400 {
+            let t: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    // Mostly alphabet bytes with gaps, runs of every length.
+                    if (seed >> 33) % 9 == 0 {
+                        b' '
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            assert_eq!(blob_runs(&t).collect::<Vec<_>>(), linear(&t), "{len}");
+            let long: Vec<u8> = t
+                .iter()
+                .map(|&b| {
+                    if b == b' ' && (seed >> 40) % 3 == 0 {
+                        b'x'
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            assert_eq!(blob_runs(&long).collect::<Vec<_>>(), linear(&long));
+        }
     }
 
     #[test]

@@ -24,9 +24,10 @@
 //!    every normalized byte to the original bytes: JSON string escapes
 //!    (`\u0034` is `4`), NFKC (full-width digits, ligatures), removal of
 //!    zero-width, bidi and other `Cf` characters and combining marks,
-//!    homoglyph folding (Cyrillic and Greek look-alikes, non-ASCII digits,
-//!    Unicode dashes and spaces). Plain ASCII without escapes is scanned in
-//!    place: no copy, no map.
+//!    homoglyph folding (Cyrillic and Greek look-alikes, the digits of
+//!    every Unicode `Nd` block, Unicode dashes and spaces); in text, `\n`,
+//!    `\t` and `\r` escapes read as the whitespace they stand for. Plain
+//!    ASCII without escapes is scanned in place: no copy, no map.
 //! 3. **Recognize** behind cheap prefilters: patterns that start with a
 //!    literal or a narrow byte class (`AKIA`, `ghp_`, `@`, digits) use the
 //!    `regex` crate's literal prefilters and skip clean text at memchr
@@ -35,13 +36,23 @@
 //!    in windows around their keywords, found for all recognizers in one
 //!    Aho-Corasick pass. Every candidate goes through its validator (Luhn
 //!    and the IIN table, IBAN mod-97, national-ID checksums, base58check,
-//!    bech32, entropy for generic secrets). Separators inside numbers
-//!    (spaces, dashes, dots, slashes) are part of the patterns and skipped
-//!    by the validators. Formats that are only personal data next to a
-//!    label (BIC, dates of birth, passports, bare 9-digit SSNs, BSN, PESEL,
-//!    Steuer-ID, NHS, bare phone numbers) need a keyword within 48 bytes
-//!    before the value (which may span a line break, as in a CSV header).
-//! 4. **Decode** percent-encoding, base64 and hex blobs into new segments
+//!    bech32, entropy for generic secrets; documentation placeholders such
+//!    as `AKIA` + `XXXX…` or `…EXAMPLE` are not secrets). Any separator
+//!    class between digit groups (space, dash, dot, slash, underscore, ` - `,
+//!    two spaces, in any grouping) is part of the patterns and skipped by
+//!    the validators, so a checksum decides; dotted quads, UUID groups and
+//!    written dates are not joined into identifiers. Formats that are only
+//!    personal data next to a label (BIC, dates of birth, passports, bare
+//!    9-digit SSNs, BSN, NHS, phone numbers with no `+`, trunk `0` or
+//!    area code in parentheses) need a keyword within 48 bytes before the
+//!    value (which may span a line break, as in a CSV header), or after it
+//!    for phones (`9388 4482 office`). PESEL and Steuer-ID, whose checks
+//!    pass for under 1 % of random 11-digit runs, are found without one
+//!    when the number stands alone and no nearby word labels it as an
+//!    order, invoice, tracking or phone number; BSN only in its own
+//!    `dddd.dd.ddd` form (its 11-test alone passes 1 number in 11).
+//! 4. **Decode** percent-encoding (each run of `%XX` that is UTF-8), base64
+//!    and hex blobs into new segments
 //!    (at most two layers, each blob at most 256 KiB, all decoded output of a
 //!    scan within [`ScanConfig::max_decoded_bytes`]) and recognize again.
 //! 5. **Resolve** duplicates (the same value seen through two layers) and

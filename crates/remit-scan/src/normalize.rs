@@ -115,6 +115,13 @@ impl Normalized {
     }
 }
 
+/// Whether plain text holds an escape the normalizer decodes outside JSON
+/// strings: `\uXXXX`, `\n`, `\t` or `\r`.
+pub(crate) fn has_text_escape(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', bytes)
+        .any(|i| matches!(bytes.get(i + 1), Some(b'u' | b'n' | b't' | b'r')))
+}
+
 /// Whether a byte string needs the slow path (non-ASCII or, when
 /// `escapes` is set, a backslash).
 pub(crate) fn needs_normalization(bytes: &[u8], escapes: bool) -> bool {
@@ -124,7 +131,7 @@ pub(crate) fn needs_normalization(bytes: &[u8], escapes: bool) -> bool {
 /// Normalizes `src`, which starts at `base` in the original input.
 ///
 /// With `json_string`, `src` is the inside of a JSON string literal and all
-/// JSON escapes are decoded; otherwise only `\uXXXX` escapes are.
+/// JSON escapes are decoded; otherwise only `\uXXXX`, `\n`, `\t` and `\r`.
 pub(crate) fn normalize(src: &[u8], base: usize, json_string: bool) -> Normalized {
     let mut out = Normalized::with_capacity(src.len());
     let mut i = 0;
@@ -200,10 +207,12 @@ fn unescape(s: &[u8], json_string: bool) -> Option<(char, usize)> {
             }
             Some((char::from_u32(hi).unwrap_or(' '), 6))
         }
-        _ if !json_string => None,
+        // Escaped line breaks and tabs read as the whitespace they stand
+        // for in text too (logs, string reprs): `\n0612…` starts a number.
         b'n' => Some(('\n', 2)),
         b't' => Some(('\t', 2)),
         b'r' => Some(('\r', 2)),
+        _ if !json_string => None,
         b'b' | b'f' => Some((' ', 2)),
         c @ (b'"' | b'\\' | b'/') => Some((c as char, 2)),
         _ => None,
@@ -222,20 +231,32 @@ pub(crate) fn is_format_char(c: char) -> bool {
         | 0xE0100..=0xE01EF)
 }
 
-/// Zero code points of the Unicode decimal digit blocks that NFKC leaves alone.
+/// Zero code points of the Unicode decimal digit blocks (general category
+/// `Nd`, Unicode 16) that NFKC leaves alone (Arabic-Indic, Devanagari,
+/// Thai, Adlam...), sorted; each block is ten consecutive digits 0..9. The
+/// other `Nd` blocks (full-width, mathematical, segmented) NFKC maps to
+/// ASCII itself.
 const DIGIT_ZEROS: &[u32] = &[
     0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
     0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
     0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
+    0x104A0, 0x10D30, 0x10D40, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0,
+    0x11650, 0x116C0, 0x116D0, 0x116DA, 0x11730, 0x118E0, 0x11950, 0x11BF0, 0x11C50, 0x11D50,
+    0x11DA0, 0x11F50, 0x16130, 0x16A60, 0x16AC0, 0x16B50, 0x16D70, 0x1CCF0, 0x1E140, 0x1E2F0,
+    0x1E4F0, 0x1E5F1, 0x1E950,
 ];
+
+/// The ASCII digit a Unicode decimal digit stands for.
+fn fold_digit(cp: u32) -> Option<char> {
+    let i = DIGIT_ZEROS.partition_point(|&z| z <= cp).checked_sub(1)?;
+    let offset = cp - DIGIT_ZEROS[i];
+    (offset < 10).then(|| char::from(b'0' + offset as u8))
+}
 
 /// Folds a homoglyph, a non-ASCII digit, a dash or a space to ASCII.
 pub(crate) fn fold_confusable(c: char) -> Option<char> {
-    let cp = c as u32;
-    for &zero in DIGIT_ZEROS {
-        if (zero..zero + 10).contains(&cp) {
-            return char::from_digit(cp - zero, 10);
-        }
+    if let Some(d) = fold_digit(c as u32) {
+        return Some(d);
     }
     let folded = match c {
         // Cyrillic
@@ -363,6 +384,28 @@ mod tests {
     fn json_escapes_and_surrogate_pairs_decode() {
         let n = normalize(br#"a\"b\n\ud83d\ude00"#, 0, true);
         assert_eq!(String::from_utf8(n.text).unwrap(), "a\"b\n\u{1F600}");
+    }
+
+    #[test]
+    fn every_unicode_decimal_digit_folds_to_its_ascii_value() {
+        // Every Nd block: the ones in the table and the ones NFKC maps.
+        let nfkc_mapped = [0xFF10, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1FBF0];
+        for &zero in DIGIT_ZEROS.iter().chain(&nfkc_mapped) {
+            for d in 0..10u32 {
+                let c = char::from_u32(zero + d).unwrap();
+                let (text, _) = norm(&format!("{c}"));
+                assert_eq!(text, d.to_string(), "U+{:04X}", zero + d);
+            }
+        }
+        // Not a digit: the code point after a block and a letter.
+        assert_eq!(fold_digit(0x066A), None);
+        assert_eq!(fold_digit(u32::from('a')), None);
+    }
+
+    #[test]
+    fn escaped_line_breaks_in_text_read_as_whitespace() {
+        let (text, _) = norm(r"Phone:\n040 758\t8388");
+        assert_eq!(text, "Phone:\n040 758\t8388");
     }
 
     #[test]

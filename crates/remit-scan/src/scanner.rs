@@ -9,7 +9,9 @@ use crate::decode;
 use crate::error::ScanError;
 use crate::finding::{Finding, FindingType, Transforms};
 use crate::json;
-use crate::normalize::{needs_normalization, normalize, Normalized, OffsetMap, Segment};
+use crate::normalize::{
+    has_text_escape, needs_normalization, normalize, Normalized, OffsetMap, Segment,
+};
 use crate::recognize::{Candidate, Catalog};
 use crate::redact::Redaction;
 
@@ -188,7 +190,7 @@ impl Scanner {
                 from_normalized(n)
             }
             Some(_) => identity(input),
-            None if needs_normalization(input, memchr::memmem::find(input, b"\\u").is_some()) => {
+            None if needs_normalization(input, has_text_escape(input)) => {
                 from_normalized(normalize(input, 0, false))
             }
             None => identity(input),
@@ -220,7 +222,7 @@ impl Scanner {
                         transforms = Transforms::empty();
                     }
                 }
-                if value.iter().any(|b| matches!(b, b' ' | b'-' | b'.' | b'/'))
+                if value.iter().any(|&b| crate::recognize::is_sep(b))
                     && value.iter().filter(|b| b.is_ascii_digit()).count() * 2 > value.len()
                 {
                     transforms |= Transforms::SEPARATORS;

@@ -67,12 +67,13 @@ pub(crate) fn card(d: &[u8]) -> bool {
     let discover =
         (p4 == 6011 || p2 == 65 || (644..=649).contains(&p3) || (622126..=622925).contains(&p6))
             && (16..=19).contains(&len);
-    let jcb = (3528..=3589).contains(&p4) && (16..=19).contains(&len);
+    let jcb = ((3528..=3589).contains(&p4) && (16..=19).contains(&len))
+        || (matches!(p4, 1800 | 2131) && len == 15);
     let diners = ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 || p4 == 3095)
         && (14..=19).contains(&len);
     let maestro = (matches!(
         p4,
-        5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761 | 6762 | 6763
+        604 | 5018 | 5020 | 5038 | 5893 | 6304 | 6390 | 6759 | 6761 | 6762 | 6763
     ) || (56..=58).contains(&p2))
         && (12..=19).contains(&len);
     let unionpay = p2 == 62 && (16..=19).contains(&len);
@@ -389,12 +390,20 @@ pub(crate) fn pl_pesel(d: &[u8]) -> bool {
     valid_date(century + yy, month, dd)
 }
 
+/// PESEL of someone alive: born 1900 to this decade (months 1-12 and
+/// 21-32), for use without a keyword, where every digit of evidence counts.
+pub(crate) fn pl_pesel_recent(d: &[u8]) -> bool {
+    let mm = d.get(2..4).map_or(0, |m| prefix_num(m, 2));
+    let yy = prefix_num(d, 2);
+    pl_pesel(d) && (matches!(mm, 1..=12) || (matches!(mm, 21..=32) && yy <= 29))
+}
+
 /// Swedish personnummer (10 or 12 digits): date (or co-ordination
 /// number day + 60) and Luhn over the last ten digits.
 pub(crate) fn se_personnummer(d: &[u8]) -> bool {
     let d = match d.len() {
         10 => d,
-        12 => &d[2..],
+        12 if matches!(prefix_num(d, 2), 18..=20) => &d[2..],
         _ => return false,
     };
     let mm = prefix_num(&d[2..], 2);
@@ -434,6 +443,42 @@ pub(crate) fn date(s: &[u8]) -> bool {
         return false;
     }
     valid_date(year, parts[1], parts[0]) || valid_date(year, parts[0], parts[1])
+}
+
+/// Words documentation puts where a secret goes (`AKIAIOSFODNN7EXAMPLE`,
+/// `<your-api-key>`, `REPLACE_ME`), matched case-insensitively.
+const PLACEHOLDER_WORDS: &[&[u8]] = &[
+    b"example",
+    b"sample",
+    b"placeholder",
+    b"your",
+    b"replace",
+    b"changeme",
+    b"dummy",
+    b"redacted",
+    b"xxxx",
+];
+
+/// A placeholder standing where a secret goes, not a secret: template
+/// syntax (`<...>`, `${...}`, `{{...}}`), a placeholder word, or filler (a
+/// run of five or more of one character: `XXXXX`, `*****`, `00000`). A real
+/// key is random, so the odds that one contains such a run or word are
+/// around 1e-5 or less; an attacker cannot change the characters of the
+/// key they leak.
+pub(crate) fn placeholder(s: &[u8]) -> bool {
+    if s.starts_with(b"<") || s.starts_with(b"${") || s.starts_with(b"{{") {
+        return true;
+    }
+    let mut run = 1;
+    for w in s.windows(2) {
+        run = if w[0] == w[1] { run + 1 } else { 1 };
+        if run >= 5 {
+            return true;
+        }
+    }
+    PLACEHOLDER_WORDS
+        .iter()
+        .any(|word| s.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word)))
 }
 
 /// Shannon entropy in bits per byte.
@@ -606,6 +651,28 @@ mod tests {
         assert!(!date(b"31/02/1985"));
         assert!(entropy(b"aaaaaaaa") < 0.01);
         assert!(entropy(b"Xk9#mQ2$vL7pR4wZ") > 3.5);
+    }
+
+    #[test]
+    fn placeholders_are_told_from_random_keys() {
+        for p in [
+            &b"AKIAXXXXXXXXXXXXXXXX"[..],
+            b"AKIAIOSFODNN7EXAMPLE",
+            b"<your-api-key>",
+            b"sk_live_xxxxxxxxxxxxxxxxxxxxxxxx",
+            b"REPLACE_ME_1234567",
+            b"${TOKEN}",
+            b"ghp_000000000000000000000000000000000000",
+        ] {
+            assert!(placeholder(p), "{}", String::from_utf8_lossy(p));
+        }
+        for k in [
+            &b"AKIAZ7VRSQ5TJS2MHCQ4"[..],
+            b"ghp_aBcD1234eFgH5678iJkL9012mNoP3456qRsT",
+            b"sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        ] {
+            assert!(!placeholder(k), "{}", String::from_utf8_lossy(k));
+        }
     }
 
     #[test]

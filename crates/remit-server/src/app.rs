@@ -83,6 +83,10 @@ pub fn router<S: Store>(gateway: Gateway<S>) -> Router {
         .merge(metrics_route)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit::<S>,
+        ))
         .layer(middleware::from_fn(observe::observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
@@ -93,7 +97,10 @@ async fn not_found(request: Request) -> Problem {
         StatusCode::NOT_FOUND,
         "not-found",
         "Not found",
-        format!("no endpoint at {}", request.uri().path()),
+        format!(
+            "no endpoint at {}",
+            crate::bounded::caller_text(request.uri().path())
+        ),
     )
 }
 
@@ -105,7 +112,7 @@ async fn method_not_allowed(request: Request) -> Problem {
         format!(
             "{} is not allowed on {}",
             request.method(),
-            request.uri().path()
+            crate::bounded::caller_text(request.uri().path())
         ),
     )
 }
@@ -123,20 +130,24 @@ async fn require_admin<S: Store>(
         .get(header::AUTHORIZATION)
         .map(|value| value.to_str().unwrap_or(""));
     let Some(value) = presented else {
-        return Problem::unauthorized(
-            "this endpoint needs `Authorization: Bearer <admin token>` (printed by the first `remit serve`)",
-            "Bearer realm=\"remit\"",
-        )
-        .into_response();
+        return unauthenticated(
+            Problem::unauthorized(
+                "this endpoint needs `Authorization: Bearer <admin token>` (printed by the first `remit serve`)",
+                "Bearer realm=\"remit\"",
+            ),
+            "admin_missing",
+        );
     };
     let token = match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => {
-            return Problem::unauthorized(
-                "the Authorization header must use the Bearer scheme",
-                "Bearer realm=\"remit\", error=\"invalid_request\"",
+            return unauthenticated(
+                Problem::unauthorized(
+                    "the Authorization header must use the Bearer scheme",
+                    "Bearer realm=\"remit\", error=\"invalid_request\"",
+                ),
+                "admin_scheme",
             )
-            .into_response()
         }
     };
     let hash = crate::setup::sha256(token.as_bytes());
@@ -145,28 +156,45 @@ async fn require_admin<S: Store>(
     }
     let oidc = &state.settings().oidc;
     if !oidc.is_enabled() || token.split('.').count() != 3 {
-        return Problem::unauthorized(
-            "the admin token is not valid for this server",
-            "Bearer realm=\"remit\", error=\"invalid_token\"",
-        )
-        .into_response();
+        return unauthenticated(
+            Problem::unauthorized(
+                "the admin token is not valid for this server",
+                "Bearer realm=\"remit\", error=\"invalid_token\"",
+            ),
+            "admin_invalid",
+        );
     }
     // An ID token from a trusted issuer whose admin claim matches.
     let identity = match oidc.verify(token, crate::state::now()).await {
         Ok(identity) => identity,
         Err(error) => {
-            return Problem::unauthorized(
-                format!("neither the admin token nor a valid ID token: {error}"),
-                "Bearer realm=\"remit\", error=\"invalid_token\"",
+            return unauthenticated(
+                Problem::unauthorized(
+                    format!("neither the admin token nor a valid ID token: {error}"),
+                    "Bearer realm=\"remit\", error=\"invalid_token\"",
+                ),
+                "admin_id_token",
             )
-            .into_response()
         }
     };
     if !identity.admin {
-        let endpoint = format!("admin:{} {}", request.method(), request.uri().path());
+        let endpoint = format!(
+            "admin:{} {}",
+            request.method(),
+            crate::bounded::caller_text(request.uri().path())
+        );
         return refuse_identity(&state, &identity, endpoint).await;
     }
     crate::oidc::as_admin_identity(identity.user, next.run(request)).await
+}
+
+/// A 401 labelled with its reason code for the unauthenticated counters.
+fn unauthenticated(problem: Problem, reason: &'static str) -> Response {
+    let mut response = problem.into_response();
+    response
+        .extensions_mut()
+        .insert(crate::anonymous::RefusalReason(reason));
+    response
 }
 
 /// 403 for a valid ID token without the admin role, after a `deny`

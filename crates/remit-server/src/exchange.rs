@@ -19,6 +19,12 @@
 //! `/v1/remits`, with the token's `acr`/`amr`, expiring no later than the
 //! ID token, and an `issue` receipt.
 //!
+//! A remit-chain subject also needs proof that the caller holds the
+//! subject chain's leaf key: one `DPoP` header (RFC 9449) signed by it for
+//! `POST <public_url>/oauth/token`, bound to the leaf (`ath`) and used
+//! once (refused as `invalid_dpop_proof` otherwise), so a copied chain
+//! cannot be rebound to another agent.
+//!
 //! The actor token is an RFC 7523-style assertion: a compact ES256 JWS
 //! signed by the agent's registered key, with `iss` = `sub` = the agent id,
 //! `aud` = this server's public URL (or its `/oauth/token` URL), `exp` at
@@ -43,6 +49,12 @@
 //!    `remit_token::delegate` (so every attenuation rule is checked at
 //!    signing time): `act = {sub: actor, act: {sub: subject holder}}`,
 //!    `cnf` = the actor's registered key.
+//!
+//! Steps are one counter for the whole custody tree: every call under the
+//! exchanged chain also takes a step of every subject link it was derived
+//! from (the store follows `exchange_links`, see
+//! [`remit_store::BudgetRepo::consume_call`]), so exchanging a used-up remit
+//! yields no new steps, however often it is done.
 //!
 //! The result verifies offline with nothing but the JWKS, like any chain,
 //! and the authority it shows is exactly what it carries: the requested
@@ -94,15 +106,15 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
 use remit_store::{
     ExchangeLink, Id, IssuedRemit, RemitFacts, RevocationKind, RevocationTarget, Status, Store,
 };
 use remit_token::{
-    delegate, mint, DelegateRequest, EcPublicJwk, EcdsaP256Signer, Grant, MintRequest, Signer as _,
-    UnverifiedChain, VerifiedChain, VerifyingKey,
+    delegate, mint, pop, DelegateRequest, EcPublicJwk, EcdsaP256Signer, Grant, MintRequest,
+    ProofRequest, Signer as _, UnverifiedChain, VerifiedChain, VerifyingKey,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -159,10 +171,18 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(error: &'static str, description: impl Into<String>) -> Self {
+        // A description may quote what the caller sent (and is recorded in
+        // a deny receipt once the actor is known): bounded, always.
+        let description = description.into();
+        let description =
+            match crate::bounded::bounded(&description, crate::bounded::MAX_MESSAGE_TEXT) {
+                std::borrow::Cow::Borrowed(_) => description,
+                std::borrow::Cow::Owned(bounded) => bounded,
+            };
         Self {
             status: StatusCode::BAD_REQUEST,
             error,
-            description: description.into(),
+            description,
             actor: None,
             extra: None,
         }
@@ -235,10 +255,11 @@ fn no_store(mut response: Response) -> Response {
     ))]
 pub async fn token<S: Store>(
     State(state): State<AppState<S>>,
+    headers: HeaderMap,
     form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
     let result = match form {
-        Ok(Form(request)) => exchange(&state, request, now()).await,
+        Ok(Form(request)) => exchange(&state, request, &headers, now()).await,
         Err(rejection) => Err(OAuthError::request(format!(
             "the body must be application/x-www-form-urlencoded with each parameter once: {}",
             rejection.body_text()
@@ -276,6 +297,7 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthE
 async fn exchange<S: Store>(
     state: &AppState<S>,
     request: TokenRequest,
+    headers: &HeaderMap,
     now: u64,
 ) -> Result<Value, OAuthError> {
     let grant_type = required(&request.grant_type, "grant_type")?;
@@ -335,6 +357,9 @@ async fn exchange<S: Store>(
     let subject = state
         .check_chain(subject_text, now)
         .map_err(|reason| refuse(OAuthError::grant(format!("subject_token: {reason}"))))?;
+    prove_subject_possession(state, headers, &subject, now)
+        .await
+        .map_err(&refuse)?;
     let grants: Vec<Grant> = serde_json::from_str(&details).map_err(|e| {
         refuse(OAuthError::new(
             "invalid_authorization_details",
@@ -433,6 +458,7 @@ async fn exchange<S: Store>(
             ))),
             e => OAuthError::server("recording the exchanged remit", &e),
         })?;
+    record_subject_links(state, &subject).await?;
     let links: Vec<ExchangeLink> = subject
         .links()
         .iter()
@@ -753,10 +779,8 @@ async fn authenticate_actor<S: Store>(
         }
         Err(e) => return Err(OAuthError::server("looking up the actor", &e)),
     };
-    let key = EcPublicJwk::from_json(&agent.public_jwk)
-        .map_err(|e| OAuthError::server("reading the actor key", &e))?;
-    let verifying = VerifyingKey::from_jwk(&key)
-        .map_err(|e| OAuthError::server("reading the actor key", &e))?;
+    let key = crate::registry::stored_agent_key(&agent).map_err(|e| bad(e.to_string()))?;
+    let verifying = VerifyingKey::from_jwk(&key).map_err(|e| bad(format!("actor key: {e}")))?;
     let verified = remit_token::jws::verify_es256(token, &verifying).map_err(|e| {
         bad(format!(
             "{e} (it must be signed by the agent's registered key)"
@@ -890,6 +914,104 @@ async fn revoke_root<S: Store>(
         state.record_propagated(&[revoked.revocation]).await;
     }
     state.record_propagated(&revoked.propagated).await;
+    Ok(())
+}
+
+/// Refuses an exchange whose caller does not hold the subject chain's leaf
+/// key: one `DPoP` header (RFC 9449) signed by that key, for `POST
+/// <public_url>/oauth/token`, bound to the subject leaf (`ath`), fresh,
+/// and never seen before at any replica. Without it a copy of a chain
+/// (from a log, a proxy, a shared prompt) could be rebound to any
+/// registered agent. Answers `invalid_dpop_proof` (RFC 9449 §5).
+async fn prove_subject_possession<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    subject: &VerifiedChain,
+    now: u64,
+) -> Result<(), OAuthError> {
+    let htu = format!("{}/oauth/token", state.settings().public_url);
+    let invalid = |why: String| OAuthError::new("invalid_dpop_proof", why);
+    let mut proofs = headers.get_all("dpop").iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (Some(proof), None) => proof
+            .to_str()
+            .map_err(|_| invalid("the DPoP header is not ASCII".into()))?,
+        _ => {
+            return Err(invalid(format!(
+                "exchanging a remit chain needs exactly one DPoP header: a proof (RFC 9449) signed by the subject chain's leaf holder key for POST {htu}"
+            )))
+        }
+    };
+    let skew = state.gateway().config().proof_max_skew_secs;
+    let request = ProofRequest {
+        htm: "POST",
+        htu: &htu,
+    };
+    let verified = pop::verify_proof(proof, subject, request, now, skew).map_err(|e| {
+        invalid(format!(
+            "{e} (the proof must be signed by the subject chain's leaf holder key, for POST {htu})"
+        ))
+    })?;
+    let holder = Id::parse("agent id", subject.leaf_claims().act.sub.as_str())
+        .map_err(|e| OAuthError::grant(format!("subject_token: {e}")))?;
+    let expires = to_i64(verified.iat.saturating_add(skew).saturating_add(1));
+    match state
+        .store()
+        .use_assertion(
+            &holder,
+            &format!("dpop:{}", verified.jti),
+            expires,
+            to_i64(now),
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(remit_store::StoreError::Duplicate { .. }) => Err(invalid(format!(
+            "proof jti {:?} was already used; make a new proof for each request",
+            verified.jti
+        ))),
+        Err(e) => Err(OAuthError::server("recording the DPoP proof", &e)),
+    }
+}
+
+/// Records every link of the subject chain the store does not know yet
+/// (a link delegated offline is otherwise recorded only when it first
+/// calls the gateway): the exchanged remit's calls take steps from each
+/// of them ([`remit_store::BudgetRepo::consume_call`] follows the
+/// exchange), so each must have its step counter before the exchanged
+/// remit exists.
+async fn record_subject_links<S: Store>(
+    state: &AppState<S>,
+    subject: &VerifiedChain,
+) -> Result<(), OAuthError> {
+    let id = |what, v: &str| Id::parse(what, v).map_err(|e| OAuthError::server("an id", &e));
+    let mut parent: Option<Id> = None;
+    for link in subject.links() {
+        let c = link.claims();
+        let jti = id("remit jti", &c.jti)?;
+        let record = IssuedRemit {
+            jti: jti.clone(),
+            root_jti: id("remit jti", &c.root)?,
+            parent_jti: parent.clone(),
+            holder_thumbprint: c.cnf.jkt.as_str().to_owned(),
+            sub: id("user (sub)", &c.sub)?,
+            agent: id("agent id", &c.act.sub)?,
+            issued_at: to_i64(c.iat),
+            expires_at: to_i64(c.exp),
+            max_steps: c.max_steps.map(to_i64),
+        };
+        match state.store().record_remit(&record).await {
+            Ok(()) | Err(remit_store::StoreError::Duplicate { .. }) => {}
+            Err(remit_store::StoreError::NotFound { .. }) => {
+                return Err(OAuthError::grant(format!(
+                    "the subject chain's holder {:?} is not a registered agent",
+                    c.act.sub
+                )))
+            }
+            Err(e) => return Err(OAuthError::server("recording the subject chain", &e)),
+        }
+        parent = Some(jti);
+    }
     Ok(())
 }
 

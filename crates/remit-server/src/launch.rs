@@ -165,6 +165,12 @@ pub enum ServeError {
     /// The gateway's runtime could not be built.
     #[error(transparent)]
     GatewayRuntime(#[from] RuntimeError),
+    /// A `REMIT_*` environment variable does not parse.
+    #[error("environment: {0}")]
+    Environment(String),
+    /// The unauthenticated-request limits in the environment do not parse.
+    #[error("environment: {0}")]
+    Limits(#[from] remit_runtime::anonymous::LimitsError),
     /// Binding or serving failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -241,6 +247,7 @@ pub async fn serve(
     }
     settings.metrics_require_admin =
         std::env::var("REMIT_METRICS_AUTH").is_ok_and(|v| v == "admin");
+    settings.unauthenticated = crate::anonymous::Limits::from_env()?;
     let oidc_issuers = oidc.issuers().map(str::to_owned).collect();
     settings.oidc = oidc;
     let database = options
@@ -288,6 +295,7 @@ pub async fn serve(
             let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
+            crate::anonymous::spawn_summary(&state);
             on_ready(&report);
             let served = run(state, listener, shutdown).await;
             // Gives back the steps reserved ahead and not used.
@@ -304,6 +312,7 @@ pub async fn serve(
             let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
+            crate::anonymous::spawn_summary(&state);
             on_ready(&report);
             run(state, listener, shutdown).await
         }
@@ -326,7 +335,9 @@ pub async fn run<S: Store>(
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
-    axum::serve(listener, crate::app::router(state))
+    // The peer address keys the per-peer limit on unauthenticated traffic.
+    let app = crate::app::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| ServeError::Listen { addr, source })

@@ -64,6 +64,12 @@
 //! | timing attack on the admin token | the presented token is hashed and hashes compared in constant time |
 //! | private keys in the database | never: keys are 0600 files in a 0700 directory; tokens are not stored either |
 //! | an agent registered with a private JWK by mistake | refused (`d` present), with a message saying to keep it private |
+//! | an anonymous flood growing the signed log, or a caller's megabyte-long name quoted into receipts and headers | refusals before authentication are counters (`remit_unauthenticated_refusals_total`) and one summary receipt a minute; each peer address has a token bucket (429 with `Retry-After`); caller text is bounded everywhere by [`bounded::caller_text`] (prefix + SHA-256 past 128 bytes, control characters escaped) |
+//! | an off-curve, truncated, non-canonical or private-key-bearing JWK | refused with a 400 naming the check, by `remit_token::EcPublicJwk`'s one parser, wherever a JWK enters |
+//! | control characters in names and owners | refused with a 400 naming the character ([`registry::label`]) |
+//! | a server id that overlaps another's tools (`evil/admin` under a grant `evil/*`) | server ids are `[a-z0-9][a-z0-9_.-]{0,62}` (`remit_store::ServerId`); older ids still list but are not served |
+//! | an exchanged remit used to reset its step budget, or a copied chain rebound by exchange | steps are counted across the custody tree (every subject link), and exchange needs a DPoP proof by the subject leaf key |
+//! | a server-scoped remit that introspection or RFC 7009 revocation cannot see | both judge every audience the gateway accepts |
 //! | oversized or malformed bodies | body limit (64 KiB by default), RFC 9457 problem+json naming what is wrong |
 //! | an exchanged remit outliving the chain it was exchanged from | subtree and agent revocations propagate to every custody root derived from the chain, transitively, as ordinary revocations |
 //! | a forged or foreign ID token (alg none, HS256 keyed with the public key, wrong iss/aud, expired, unknown kid) | verified by `jsonwebtoken` with the issuer's own keys: RS256/ES256 only, key type fitting the alg, iss/aud/exp/nbf/iat checked ([`oidc`]) |
@@ -82,6 +88,7 @@ pub mod exchange;
 pub mod launch;
 pub mod observe;
 pub mod openapi;
+pub mod rate_limit;
 pub mod receipts_api;
 pub mod registry;
 pub mod remits;
@@ -89,7 +96,9 @@ pub mod revocation;
 
 pub use remit_gateway as gateway;
 pub use remit_gateway::problem;
-pub use remit_runtime::{metrics, oidc, policy, receipts, setup, start, state, telemetry};
+pub use remit_runtime::{
+    anonymous, bounded, metrics, oidc, policy, receipts, setup, start, state, telemetry,
+};
 
 pub use app::router;
 pub use launch::{serve, FileConfig, ServeError, ServeOptions, StartReport};

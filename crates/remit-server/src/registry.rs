@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use remit_store::{
     Agent, Classification, ClassificationText, Id, McpServer, NewAgent, NewMcpServer,
-    RevocationKind, RevocationTarget, RiskTier, Store, Tool,
+    RevocationKind, RevocationTarget, RiskTier, ServerId, Store, Tool,
 };
 use remit_token::EcPublicJwk;
 use serde::Deserialize;
@@ -36,23 +36,42 @@ pub struct RegisterAgent {
     pub risk_tier: RiskTier,
 }
 
-/// Parses a public JWK sent by a client, refusing private key material.
+/// Parses a public JWK sent by a client with every check of
+/// [`EcPublicJwk`] (curve point, lengths, canonical base64url, `kty`/`crv`,
+/// `alg`, no private members); each refusal is a 400 that names the check.
 pub fn parse_public_jwk(value: &Value) -> Result<EcPublicJwk, Problem> {
-    if !value.is_object() {
-        return Err(Problem::invalid(
-            "public_jwk must be a JSON object (an EC P-256 JWK)",
-        ));
+    EcPublicJwk::from_value(value)
+        .map(|jwk| jwk.bare())
+        .map_err(|e| Problem::invalid(format!("public_jwk: {e}")))
+}
+
+/// The registered key of `agent`. A key stored before keys were fully
+/// checked on the way in may not parse: that is the agent's registration
+/// to fix, said as a 409, never a 500.
+pub fn stored_agent_key(agent: &Agent) -> Result<EcPublicJwk, StoredKeyError> {
+    EcPublicJwk::from_json(&agent.public_jwk).map_err(|error| StoredKeyError {
+        agent: agent.id.as_str().to_owned(),
+        error,
+    })
+}
+
+/// A registered agent whose stored key is not a valid P-256 key.
+#[derive(Debug, thiserror::Error)]
+#[error("agent {agent:?} is registered with an invalid key ({error}); register it again with a valid P-256 public key")]
+pub struct StoredKeyError {
+    agent: String,
+    error: remit_token::JwkError,
+}
+
+impl From<StoredKeyError> for Problem {
+    fn from(e: StoredKeyError) -> Self {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "agent-key-invalid",
+            "Agent key invalid",
+            e.to_string(),
+        )
     }
-    if value.get("d").is_some() {
-        return Err(Problem::invalid(
-            "public_jwk contains a private key (member \"d\"); send only the public half and keep the private key with the agent",
-        ));
-    }
-    let jwk = EcPublicJwk::from_json(&value.to_string())
-        .map_err(|e| Problem::invalid(format!("public_jwk: {e}")))?;
-    jwk.sec1()
-        .map_err(|e| Problem::invalid(format!("public_jwk: {e}")))?;
-    Ok(jwk.bare())
 }
 
 /// An agent as the API shows it.
@@ -75,6 +94,37 @@ fn id(what: &'static str, value: &str) -> Result<Id, Problem> {
     Ok(Id::parse(what, value)?)
 }
 
+/// Longest display name or owner accepted, in bytes.
+pub const MAX_LABEL_LEN: usize = 200;
+
+/// Checks a free-text label a person reads (a display name, an owner):
+/// non-blank, at most [`MAX_LABEL_LEN`] bytes, and no control characters
+/// (C0, DEL, C1) or bidirectional formatting characters, which would be
+/// stored and later printed verbatim to a terminal or a page, where they
+/// can rewrite what an operator sees. The 400 names the first offender.
+pub fn label(what: &str, value: String) -> Result<String, Problem> {
+    if value.trim().is_empty() {
+        return Err(Problem::invalid(format!("{what} must not be blank")));
+    }
+    if value.len() > MAX_LABEL_LEN {
+        return Err(Problem::invalid(format!(
+            "{what} is {} bytes; at most {MAX_LABEL_LEN} are accepted",
+            value.len()
+        )));
+    }
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if let Some((at, c)) = value
+        .char_indices()
+        .find(|(_, c)| c.is_control() || bidi(*c))
+    {
+        return Err(Problem::invalid(format!(
+            "{what} contains the control character U+{:04X} at byte {at}; names and owners are printed verbatim, so control and bidirectional formatting characters are refused",
+            u32::from(c)
+        )));
+    }
+    Ok(value)
+}
+
 fn stamp() -> i64 {
     i64::try_from(now()).unwrap_or(i64::MAX)
 }
@@ -93,14 +143,16 @@ pub async fn register_agent<S: Store>(
             "owner must name who is accountable for the agent",
         ));
     }
+    let owner = label("owner", body.owner)?;
+    let name = label("name", body.name.unwrap_or_else(|| body.id.clone()))?;
     let public_jwk =
         serde_json::to_string(&jwk).map_err(|e| Problem::internal("encoding the agent key", &e))?;
     let agent = NewAgent {
         id: id("agent id", &body.id)?,
-        name: body.name.unwrap_or_else(|| body.id.clone()),
+        name,
         public_jwk,
         key_thumbprint: jwk.thumbprint().as_str().to_owned(),
-        owner: body.owner,
+        owner,
         risk_tier: body.risk_tier,
     };
     let agent = state.store().register_agent(&agent, stamp()).await?;
@@ -180,8 +232,9 @@ pub async fn disable_agent<S: Store>(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddServer {
-    /// The server's identifier.
-    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
+    /// The server's identifier: the first field of `<server>/<tool>` in
+    /// grants and the `{server}` of `/mcp/{server}`, so never a `/`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,62}$")]
     pub id: String,
     /// A human-readable name; defaults to the id.
     #[serde(default)]
@@ -235,8 +288,8 @@ pub async fn add_server<S: Store>(
         )));
     }
     let server = NewMcpServer {
-        id: id("server id", &body.id)?,
-        name: body.name.unwrap_or_else(|| body.id.clone()),
+        id: ServerId::parse(body.id.as_str())?,
+        name: label("name", body.name.unwrap_or_else(|| body.id.clone()))?,
         url: body.url,
         clearance: body.clearance,
     };
@@ -345,6 +398,7 @@ pub async fn add_tool<S: Store>(
         clearance: body.clearance,
         description_sha256: hash,
         created_at: stamp(),
+        resource_arg: None,
     };
     let tool = state.store().add_tool(&tool).await?;
     state.registry_changed().await;

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
 use remit_store::{Id, IssuedRemit, RemitFacts, Status, Store};
-use remit_token::{mint, Classification, EcPublicJwk, Grant, MintRequest, Signer as _};
+use remit_token::{mint, Classification, Grant, MintRequest, Signer as _};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -106,8 +106,7 @@ pub async fn issue<S: Store>(
     if decision.verdict() != remit_policy::Verdict::Allow {
         return refuse(&state, &body, &decision).await;
     }
-    let holder = EcPublicJwk::from_json(&agent.public_jwk)
-        .map_err(|e| Problem::internal("reading the agent key", &e))?;
+    let holder = crate::registry::stored_agent_key(&agent)?;
     let mut request = MintRequest::new(sub.as_str(), agent_id.as_str(), holder, body.grants);
     request.policy = Some(decision.policy_version().to_owned());
     request.issuer.clone_from(&state.settings().public_url);

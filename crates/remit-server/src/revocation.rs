@@ -115,13 +115,14 @@ pub struct TokenForm {
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Whether the chain is active, and its effective authority when it is", body = crate::openapi::schema::Introspection)))]
 /// `POST /oauth/introspect` (RFC 7662): `active: true` with the effective
-/// authority only for a chain that verifies now and is not revoked;
-/// `active: false` (and nothing else) otherwise.
+/// authority only for a chain that verifies now and is not revoked, for
+/// any audience Remit accepts (the deployment's, or a server's resource
+/// URL); `active: false` (and nothing else) otherwise.
 pub async fn introspect<S: Store>(
     State(state): State<AppState<S>>,
     FormBody(form): FormBody<TokenForm>,
 ) -> Json<Value> {
-    match state.check_chain(&form.token, now()) {
+    match state.check_chain_any_audience(&form.token, now()) {
         Ok(chain) => {
             let leaf = chain.leaf_claims();
             Json(json!({
@@ -165,7 +166,7 @@ pub async fn oauth_revoke<S: Store>(
     State(state): State<AppState<S>>,
     FormBody(form): FormBody<TokenForm>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let chain = match state.check_chain(&form.token, now()) {
+    let chain = match state.check_chain_any_audience(&form.token, now()) {
         Ok(chain) => chain,
         Err(reason) => {
             tracing::debug!(%reason, "oauth revoke: token not active, nothing to do");

@@ -47,29 +47,66 @@ impl Server {
         sign(key, &body)
     }
 
+    /// Exchanges `subject` with a DPoP proof signed by its leaf holder's
+    /// key (when the subject parses and the holder was registered here).
     async fn exchange(&self, subject: &str, actor: &str, tools: &[&str]) -> Reply {
+        let proof = self.subject_proof(subject);
+        self.exchange_with_proof(subject, actor, tools, proof.as_deref())
+            .await
+    }
+
+    /// A DPoP proof for `POST /oauth/token` by `subject`'s leaf holder key.
+    fn subject_proof(&self, subject: &str) -> Option<String> {
+        let chain = UnverifiedChain::parse(subject).ok()?;
+        let leaf = chain.leaf();
+        let key = self.key_of(&leaf.claims().act.sub)?;
+        let htu = format!("{}/oauth/token", self.url());
+        let request = remit_token::ProofRequest {
+            htm: "POST",
+            htu: &htu,
+        };
+        Some(remit_token::pop::create_proof(&key, leaf.compact(), request, now()).unwrap())
+    }
+
+    async fn exchange_with_proof(
+        &self,
+        subject: &str,
+        actor: &str,
+        tools: &[&str],
+        proof: Option<&str>,
+    ) -> Reply {
         let details = json!([{"type": "remit_tool", "tools": tools}]).to_string();
-        self.token_request(&[
+        let params = [
             ("grant_type", GRANT),
             ("subject_token", subject),
             ("subject_token_type", REMIT_TYPE),
             ("actor_token", actor),
             ("actor_token_type", JWT_TYPE),
             ("authorization_details", &details),
-        ])
-        .await
+        ];
+        let headers: Vec<(&str, &str)> = proof.map(|p| ("dpop", p)).into_iter().collect();
+        self.form_with("/oauth/token", &params, &headers).await
     }
 
     async fn token_request(&self, params: &[(&str, &str)]) -> Reply {
+        self.form_with("/oauth/token", params, &[]).await
+    }
+
+    async fn form_with(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let body = params
             .iter()
             .map(|(k, v)| format!("{k}={}", urlencode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        self.send(
+        self.send_headers(
             "POST",
-            "/oauth/token",
-            None,
+            path,
+            headers,
             Some("application/x-www-form-urlencoded"),
             &body,
         )
@@ -122,6 +159,48 @@ fn assert_oauth_error(reply: &Reply, error: &str, mentions: &str) {
 }
 
 // ------------------------------------------------------------ negatives first
+
+/// Issue 22 item 5: a copy of a chain cannot be rebound by exchange. The
+/// exchange needs a DPoP proof signed by the subject leaf's holder key,
+/// for this endpoint, used once.
+async fn an_exchange_without_proof_of_the_subject_key_is_refused(s: Server) {
+    let planner = s.register("planner", "alice").await;
+    let reader = s.register("reader", "alice").await;
+    let subject = s.issue("planner", "alice", &["fs.read"]).await;
+    let htu = format!("{}/oauth/token", s.url());
+    let leaf = support::leaf(&subject);
+    let proof_by = |key: &EcdsaP256Signer, htu: &str| {
+        let request = remit_token::ProofRequest { htm: "POST", htu };
+        remit_token::pop::create_proof(key, leaf.compact(), request, now()).unwrap()
+    };
+    let cases = [
+        (None, "exactly one DPoP header"),
+        (Some(proof_by(&reader, &htu)), "DPoP"),
+        (
+            Some(proof_by(&planner, &format!("{}/mcp/x", s.url()))),
+            "htu",
+        ),
+    ];
+    for (proof, mentions) in cases {
+        let actor = s.assertion("reader", &reader, json!({}));
+        let reply = s
+            .exchange_with_proof(&subject, &actor, &["fs.read"], proof.as_deref())
+            .await;
+        assert_oauth_error(&reply, "invalid_dpop_proof", mentions);
+    }
+    // The right proof works once; replaying it is refused.
+    let proof = proof_by(&planner, &htu);
+    let actor = s.assertion("reader", &reader, json!({}));
+    let ok = s
+        .exchange_with_proof(&subject, &actor, &["fs.read"], Some(&proof))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let actor = s.assertion("reader", &reader, json!({}));
+    let again = s
+        .exchange_with_proof(&subject, &actor, &["fs.read"], Some(&proof))
+        .await;
+    assert_oauth_error(&again, "invalid_dpop_proof", "already used");
+}
 
 async fn an_exchange_wider_than_the_subject_is_refused(s: Server) {
     let _planner = s.register("planner", "alice").await;
@@ -1078,6 +1157,7 @@ with_an_idp_on_both_backends!(
 );
 
 support::on_both_backends!(
+    an_exchange_without_proof_of_the_subject_key_is_refused,
     an_exchange_wider_than_the_subject_is_refused,
     forged_replayed_or_loose_actor_assertions_are_refused,
     malformed_requests_get_rfc6749_errors,

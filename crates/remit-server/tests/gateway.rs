@@ -164,6 +164,7 @@ impl Gw {
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
+        let custom = url.is_some();
         let url = url.unwrap_or_else(|| {
             format!(
                 "stdio:{} {} '{}' '{}' '{}'",
@@ -184,7 +185,9 @@ impl Gw {
         assert_eq!(r.status, 201, "{}", r.body);
         let r = self.bless().await;
         assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(r.body["tools"].as_array().unwrap().len(), 4, "{}", r.body);
+        if !custom {
+            assert_eq!(r.body["tools"].as_array().unwrap().len(), 4, "{}", r.body);
+        }
     }
 
     async fn bless(&self) -> Reply {
@@ -560,12 +563,18 @@ async fn arguments_outside_the_grant_are_refused() {
             json!({"path": outside.display().to_string()}),
         )
         .await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.body["error"]["data"]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("path"));
-    assert_eq!(gw.refusal_receipt(&r).kind, Kind::Deny);
+    // A constraint failure is a deny naming the constraint, not a 403
+    // `insufficient_scope` naming a scope the remit already has.
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+    let reason = r.body["error"]["data"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("path") && reason.contains("prefix"),
+        "{reason}"
+    );
+    let receipt = gw.refusal_receipt(&r);
+    assert_eq!(receipt.kind, Kind::Deny);
+    assert_eq!(policy_ids(&receipt), ["remit-constraint"]);
 
     let inside = gw.root.join("notes.txt");
     let r = gw
@@ -1887,4 +1896,388 @@ async fn an_upstream_tool_error_is_passed_through_as_a_result_with_is_error() {
     );
     let receipt = gw.receipt(r.body["result"]["_meta"]["receipt_id"].as_u64().unwrap());
     assert_eq!(receipt.kind, Kind::Allow);
+}
+
+// ---- issue 22: attack tests ---------------------------------------------------
+
+/// A raw POST to /mcp/files with `headers` and no credentials.
+async fn post_with_headers(gw: &Gw, headers: &[(&str, &str)], chain: Option<&str>) -> Reply {
+    let mut request = hyper::Request::post(gw.resource())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(chain) = chain {
+        request = request
+            .header("authorization", format!("DPoP {chain}"))
+            .header("dpop", gw.proof(chain));
+    }
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string();
+    gw.send(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+}
+
+#[tokio::test]
+async fn a_401_has_id_null_and_offers_bearer_beside_dpop() {
+    let gw = Gw::start().await;
+    let r = post_with_headers(&gw, &[], None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let body = r.body.as_object().unwrap();
+    assert!(body.contains_key("id"), "{}", r.body);
+    assert_eq!(r.body["id"], Value::Null);
+    let challenges: Vec<&str> = r
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        challenges.iter().any(|c| c.starts_with("DPoP ")),
+        "{challenges:?}"
+    );
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Bearer ")),
+        "{challenges:?}"
+    );
+
+    let strict = Gw::start_with(|c| c.allow_bearer = false).await;
+    let r = post_with_headers(&strict, &[], None).await;
+    assert_eq!(r.status, 401);
+    assert!(r
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .all(|v| !v.to_str().unwrap().starts_with("Bearer")));
+}
+
+#[tokio::test]
+async fn dns_rebinding_a_foreign_host_or_origin_is_refused_with_403() {
+    let gw = Gw::start().await;
+    let chain = gw.remit(Gw::echo_grant()).await;
+    for headers in [
+        vec![("host", "attacker.example:8080")],
+        vec![("origin", "http://attacker.example")],
+        vec![("origin", "null")],
+    ] {
+        let r = post_with_headers(&gw, &headers, Some(&chain)).await;
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.body);
+        assert_eq!(r.body["id"], Value::Null, "{}", r.body);
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DNS rebinding"));
+    }
+    // No Origin (any non-browser client), or the gateway's own / a loopback one.
+    let own = gw.url("");
+    for headers in [
+        vec![],
+        vec![("origin", own.as_str())],
+        vec![("origin", "http://localhost:3000")],
+    ] {
+        let r = post_with_headers(&gw, &headers, Some(&chain)).await;
+        assert_eq!(r.status, 200, "{headers:?}: {}", r.body);
+    }
+    // An origin the operator allowed.
+    let allowed = Gw::start_with(|c| c.allowed_origins = vec!["https://app.example".into()]).await;
+    let chain = allowed.remit(Gw::echo_grant()).await;
+    let r = post_with_headers(&allowed, &[("origin", "https://app.example")], Some(&chain)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn an_unsupported_protocol_version_header_is_400() {
+    let gw = Gw::start().await;
+    let chain = gw.remit(Gw::echo_grant()).await;
+    let r = post_with_headers(&gw, &[("mcp-protocol-version", "1999-01-01")], Some(&chain)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(policy_ids(&gw.refusal_receipt(&r)), ["gw-protocol-version"]);
+    let r = post_with_headers(&gw, &[("mcp-protocol-version", "2025-06-18")], Some(&chain)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn lockdown_metadata_says_dpop_bound_tokens_are_required() {
+    let gw = Gw::start_with_policy(Preset::Lockdown, None, "").await;
+    let meta = gw
+        .send(
+            hyper::Request::get(gw.url("/.well-known/oauth-protected-resource/mcp/files"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(meta.body["dpop_bound_access_tokens_required"], true);
+    let standard = Gw::start().await;
+    let meta = standard
+        .send(
+            hyper::Request::get(standard.url("/.well-known/oauth-protected-resource/mcp/files"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(meta.body["dpop_bound_access_tokens_required"], false);
+}
+
+/// A gateway whose `files` server is the leaky raw upstream.
+async fn leaky_gateway() -> Gw {
+    let url = format!(
+        "stdio:{} {}",
+        python().display(),
+        repo_root().join("tests/upstream/leaky.py").display()
+    );
+    Gw::start_on(|_| {}, Some(url)).await
+}
+
+const LEAKED_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const LEAKED_SSN: &str = "536-22-8410";
+
+/// Every receipt in the gateway's log, as text.
+fn log_text(gw: &Gw) -> String {
+    let size = gw.state.receipts().size();
+    let leaves = gw.state.receipts().leaves(0, size).unwrap();
+    leaves
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_tool_name_outside_the_mcp_charset_is_never_blessed_called_or_recorded() {
+    let gw = leaky_gateway().await;
+    let r = gw.bless().await;
+    assert_eq!(r.body["refused_names"], 1, "{}", r.body);
+    let names: Vec<&str> = r.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"bad/name"), "{names:?}");
+    let chain = gw
+        .remit(json!([{ "type": "remit_tool", "tools": ["files/*"] }]))
+        .await;
+    let long = format!("x/{}", "y".repeat(5000));
+    for name in ["bad/name", long.as_str()] {
+        let r = gw.call(&chain, name, json!({})).await;
+        assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+        let receipt = gw.refusal_receipt(&r);
+        assert_eq!(policy_ids(&receipt), ["gw-invalid-tool-name"]);
+        assert_eq!(receipt.tool.as_deref(), Some("mcp:files/?"));
+    }
+    assert!(!log_text(&gw).contains("yyyy"));
+}
+
+#[tokio::test]
+async fn upstream_secrets_in_an_error_its_data_and_meta_reach_neither_agent_nor_receipt() {
+    let gw = leaky_gateway().await;
+    let chain = gw
+        .remit(json!([{ "type": "remit_tool", "tools": ["files/fail", "files/meta"] }]))
+        .await;
+    let failed = gw.call(&chain, "fail", json!({})).await;
+    assert_eq!(failed.body["error"]["code"], -32000, "{}", failed.body);
+    assert!(failed.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("boom"));
+    assert!(
+        failed.body["error"]["data"]["upstream_data"].is_object(),
+        "{}",
+        failed.body
+    );
+    let receipt = gw.refusal_receipt(&failed);
+    assert_eq!(policy_ids(&receipt), ["gw-upstream-error"]);
+    assert!(
+        receipt.decision.as_ref().unwrap().reason.is_none(),
+        "{receipt:?}"
+    );
+    assert!(
+        receipt.findings.keys().any(|k| k.starts_with("error:")),
+        "{receipt:?}"
+    );
+
+    let meta = gw.call(&chain, "meta", json!({})).await;
+    assert_eq!(
+        meta.body["result"]["content"][0]["text"], "ok",
+        "{}",
+        meta.body
+    );
+
+    for answer in [&failed.body, &meta.body] {
+        let text = answer.to_string();
+        assert!(!text.contains(LEAKED_SECRET), "{text}");
+        assert!(!text.contains(LEAKED_SSN), "{text}");
+    }
+    let log = log_text(&gw);
+    assert!(!log.contains(LEAKED_SECRET) && !log.contains(LEAKED_SSN) && !log.contains("boom"));
+}
+
+#[tokio::test]
+async fn a_missing_or_non_string_resource_argument_is_denied_with_the_reason() {
+    let gw = leaky_gateway().await;
+    let r = gw
+        .admin_call("GET", "/v1/servers/files/tools/read", json!({}))
+        .await;
+    assert_eq!(r.body["resource_arg"], "path", "{}", r.body);
+    let chain = gw
+        .remit(
+            json!([{ "type": "remit_tool", "tools": ["files/read"], "resources": ["/data/**"] }]),
+        )
+        .await;
+    let r = gw.call(&chain, "read", json!({"path": "/data/a"})).await;
+    assert_eq!(
+        r.body["result"]["content"][0]["text"], "read /data/a",
+        "{}",
+        r.body
+    );
+    let r = gw
+        .call(&chain, "read", json!({"path": "/etc/passwd"}))
+        .await;
+    assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+    assert_eq!(policy_ids(&gw.refusal_receipt(&r)), ["remit-constraint"]);
+    for args in [json!({}), json!({"path": ["/data/a"]})] {
+        let r = gw.call(&chain, "read", args).await;
+        assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+        assert!(r.body["error"]["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("\"path\""));
+        assert_eq!(policy_ids(&gw.refusal_receipt(&r)), ["gw-resource-arg"]);
+    }
+    // An operator can name another argument, or none.
+    let r = gw
+        .admin_call(
+            "PATCH",
+            "/v1/servers/files/tools/read",
+            json!({"resource_arg": null}),
+        )
+        .await;
+    assert_eq!(r.body["resource_arg"], Value::Null, "{}", r.body);
+    let r = gw
+        .admin_call(
+            "PATCH",
+            "/v1/servers/files/tools/read",
+            json!({"resource_arg": "a/b"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+/// The official filesystem server (tests/node, `scripts/test-deps`) at `root`.
+fn filesystem_server(root: &std::path::Path) -> String {
+    let bin = repo_root().join("tests/node/node_modules/.bin/mcp-server-filesystem");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/test-deps",
+        bin.display()
+    );
+    format!("stdio:{} '{}'", bin.display(), root.display())
+}
+
+#[tokio::test]
+async fn a_remit_scoped_to_a_directory_reads_inside_and_is_denied_outside_by_the_filesystem_server()
+{
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    std::fs::create_dir_all(root.join("hr")).unwrap();
+    std::fs::write(root.join("files/a.txt"), "quarterly numbers").unwrap();
+    std::fs::write(root.join("hr/x"), "salaries").unwrap();
+    let gw = Gw::start_on(|_| {}, Some(filesystem_server(&root))).await;
+    let tool = gw
+        .admin_call("GET", "/v1/servers/files/tools/read_text_file", json!({}))
+        .await;
+    assert_eq!(tool.body["resource_arg"], "path", "{}", tool.body);
+    let chain = gw
+        .remit(json!([{
+            "type": "remit_tool",
+            "tools": ["files/read_text_file"],
+            "resources": [format!("{}/files/**", root.display())],
+        }]))
+        .await;
+    let inside = gw
+        .call(
+            &chain,
+            "read_text_file",
+            json!({"path": root.join("files/a.txt")}),
+        )
+        .await;
+    assert!(
+        inside.body["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("quarterly numbers")),
+        "{}",
+        inside.body
+    );
+    let outside = gw
+        .call(&chain, "read_text_file", json!({"path": root.join("hr/x")}))
+        .await;
+    assert_eq!(outside.body["error"]["code"], -32041, "{}", outside.body);
+    assert!(!outside.body.to_string().contains("salaries"));
+}
+
+/// Needs the token helper's canonical paths (issue 22, item 1): until
+/// then `<root>/files/../hr/x` matches `<root>/files/**` as text.
+#[tokio::test]
+async fn a_dot_dot_path_through_the_granted_directory_is_denied_by_the_filesystem_server() {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    std::fs::create_dir_all(root.join("hr")).unwrap();
+    std::fs::write(root.join("hr/x"), "salaries").unwrap();
+    let gw = Gw::start_on(|_| {}, Some(filesystem_server(&root))).await;
+    let chain = gw
+        .remit(json!([{
+            "type": "remit_tool",
+            "tools": ["files/read_text_file"],
+            "resources": [format!("{}/files/**", root.display())],
+        }]))
+        .await;
+    let path = format!("{}/files/../hr/x", root.display());
+    let r = gw
+        .call(&chain, "read_text_file", json!({"path": path}))
+        .await;
+    assert!(!r.body.to_string().contains("salaries"), "{}", r.body);
+    assert_eq!(r.body["error"]["code"], -32041, "{}", r.body);
+}
+
+#[tokio::test]
+async fn upstream_progress_reaches_the_caller_scanned_on_its_answer_stream() {
+    let gw = leaky_gateway().await;
+    let chain = gw
+        .remit(json!([{ "type": "remit_tool", "tools": ["files/slow"] }]))
+        .await;
+    let r = gw
+        .rpc(
+            &chain,
+            "tools/call",
+            json!({"name": "slow", "arguments": {}, "_meta": {"progressToken": "tok-1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let text = r.body.as_str().unwrap();
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3, "{text}");
+    for (step, event) in events[..2].iter().enumerate() {
+        assert_eq!(event["method"], "notifications/progress");
+        assert_eq!(event["params"]["progressToken"], "tok-1");
+        assert_eq!(event["params"]["progress"], step + 1);
+    }
+    assert_eq!(events[2]["result"]["content"][0]["text"], "done", "{text}");
+    assert!(
+        !text.contains(LEAKED_SECRET) && !text.contains(LEAKED_SSN),
+        "{text}"
+    );
+
+    // Without a token the answer is plain JSON.
+    let plain = gw.call(&chain, "slow", json!({})).await;
+    assert_eq!(plain.body["result"]["content"][0]["text"], "done");
 }

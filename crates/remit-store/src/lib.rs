@@ -55,6 +55,7 @@
 //! Every error is returned as a [`StoreError`], which callers on a decision
 //! path turn into a deny.
 
+mod custody;
 mod error;
 mod exchange_sql;
 mod log_sql;
@@ -71,7 +72,8 @@ pub use model::{
     lowercase_class, Agent, Approval, ApprovalState, CallUsage, Classification, ClassificationText,
     ExchangeLink, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer, NewObservation,
     Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend,
-    RiskTier, Status, StepCount, StoredCheckpoint, Tool, Usage, Verdict, MAX_ID_LEN,
+    RiskTier, ServerId, Status, StepCount, StoredCheckpoint, Tool, Usage, Verdict, MAX_ID_LEN,
+    MAX_SERVER_ID_LEN,
 };
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
 pub use repo::{

@@ -65,6 +65,63 @@ impl fmt::Display for Id {
     }
 }
 
+/// Longest server identifier: one DNS label.
+pub const MAX_SERVER_ID_LEN: usize = 63;
+
+/// A blessed MCP server's identifier: `[a-z0-9][a-z0-9_.-]{0,62}`.
+///
+/// A server id is the first field of every `<server>/<tool>` a grant
+/// names and the `{server}` segment of `/mcp/{server}`, so it never holds
+/// `/` (a server `evil/admin` would be reachable by a grant `evil/*`
+/// meant for server `evil`), nor upper case (`Files` and `files` would be
+/// two servers a reader takes for one), nor anything that needs escaping
+/// in a URL path. Servers registered before ids were restricted still
+/// load and list (their rows are [`Id`]s), but [`crate::RegistryRepo::server`]
+/// refuses them with [`StoreError::Invalid`] saying to register them again.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerId(Id);
+
+impl ServerId {
+    /// The rule, as shown in errors and the API document.
+    pub const RULE: &'static str = "a server id is 1 to 63 bytes of a-z 0-9 _ . -, starting with a letter or digit (no '/', no upper case)";
+
+    /// Parses a server id; the error names the rule.
+    pub fn parse(value: impl Into<String>) -> Result<Self, StoreError> {
+        let value = value.into();
+        let bytes = value.as_bytes();
+        let ok = !bytes.is_empty()
+            && bytes.len() <= MAX_SERVER_ID_LEN
+            && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(b));
+        if !ok {
+            return Err(StoreError::Invalid {
+                what: "server id",
+                value,
+                reason: Self::RULE,
+            });
+        }
+        Ok(Self(Id(value)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The id as a general [`Id`], for lookups keyed by any id.
+    pub fn as_id(&self) -> &Id {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Defines a closed set of lowercase words stored as TEXT.
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -292,8 +349,8 @@ pub struct Agent {
 /// An MCP server to bless.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewMcpServer {
-    /// Its identifier.
-    pub id: Id,
+    /// Its identifier (only a strict [`ServerId`] can be registered).
+    pub id: ServerId,
     /// A human-readable name.
     pub name: String,
     /// Where the gateway forwards calls.
@@ -337,6 +394,9 @@ pub struct Tool {
     pub description_sha256: String,
     /// When it was added.
     pub created_at: i64,
+    /// The argument whose value is a call's resource (a path, URI or URL),
+    /// matched against the remit's resource patterns; `None`: no resource.
+    pub resource_arg: Option<String>,
 }
 
 /// A prompt of a blessed server, pinned by the hash of its description and

@@ -28,6 +28,8 @@ pub struct PgStore {
     schema: Option<String>,
     /// When expired single-use assertions are next deleted.
     assertion_sweep: std::sync::Arc<AssertionSweep>,
+    /// What each exchanged root was derived from.
+    pub(crate) custody: std::sync::Arc<crate::custody::CustodyCache>,
 }
 
 impl PgStore {
@@ -84,6 +86,7 @@ impl PgStore {
             pool,
             schema: schema.map(str::to_owned),
             assertion_sweep: std::sync::Arc::default(),
+            custody: std::sync::Arc::default(),
         })
     }
 

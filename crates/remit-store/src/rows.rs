@@ -74,6 +74,7 @@ pub(crate) struct ToolRow {
     clearance: String,
     description_sha256: String,
     created_at: i64,
+    resource_arg: Option<String>,
 }
 
 impl TryFrom<ToolRow> for Tool {
@@ -86,6 +87,7 @@ impl TryFrom<ToolRow> for Tool {
             clearance: stored_classification(&r.clearance)?,
             description_sha256: r.description_sha256,
             created_at: r.created_at,
+            resource_arg: r.resource_arg,
         })
     }
 }

@@ -29,7 +29,7 @@ pub(crate) const AGENT_COLUMNS: &str =
     "id, name, public_jwk, key_thumbprint, owner, risk_tier, status, created_at, updated_at";
 pub(crate) const SERVER_COLUMNS: &str = "id, name, url, clearance, status, created_at, updated_at";
 pub(crate) const TOOL_COLUMNS: &str =
-    "server_id, name, risk, clearance, description_sha256, created_at";
+    "server_id, name, risk, clearance, description_sha256, created_at, resource_arg";
 pub(crate) const PROMPT_COLUMNS: &str = "server_id, name, description_sha256, pinned_at";
 pub(crate) const REMIT_COLUMNS: &str =
     "jti, root_jti, parent_jti, holder_thumbprint, sub, agent_id, issued_at, expires_at, max_steps";
@@ -403,6 +403,12 @@ macro_rules! impl_repositories {
             }
 
             async fn server(&self, id: &Id) -> Result<McpServer, StoreError> {
+                // A server registered before ids were restricted is not served.
+                ServerId::parse(id.as_str()).map_err(|_| StoreError::Invalid {
+                    what: "server id",
+                    value: id.as_str().to_owned(),
+                    reason: "this server was registered before server ids were restricted (1 to 63 bytes of a-z 0-9 _ . -, no '/'); register it again under a valid id and disable this one",
+                })?;
                 self.fetch_server(id.as_str())
                     .await?
                     .ok_or_else(|| not_found("server", id.as_str()))
@@ -435,7 +441,7 @@ macro_rules! impl_repositories {
 
             async fn add_tool(&self, tool: &Tool) -> Result<Tool, StoreError> {
                 let sql = format!(
-                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      RETURNING {TOOL_COLUMNS}"
                 );
                 let full_name = format!("{}/{}", tool.server, tool.name);
@@ -446,6 +452,7 @@ macro_rules! impl_repositories {
                     .bind(tool.clearance.as_str())
                     .bind(&tool.description_sha256)
                     .bind(tool.created_at)
+                    .bind(tool.resource_arg.as_deref())
                     .fetch_one(&self.pool)
                     .await;
                 match inserted {
@@ -474,9 +481,10 @@ macro_rules! impl_repositories {
 
             async fn set_tool(&self, tool: &Tool) -> Result<Tool, StoreError> {
                 let sql = format!(
-                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                    "INSERT INTO mcp_tools ({TOOL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (server_id, name) DO UPDATE SET risk = excluded.risk, \
-                     clearance = excluded.clearance, description_sha256 = excluded.description_sha256 \
+                     clearance = excluded.clearance, description_sha256 = excluded.description_sha256, \
+                     resource_arg = excluded.resource_arg \
                      RETURNING {TOOL_COLUMNS}"
                 );
                 let stored = sqlx::query_as::<$db, ToolRow>(&sql)
@@ -486,6 +494,7 @@ macro_rules! impl_repositories {
                     .bind(tool.clearance.as_str())
                     .bind(&tool.description_sha256)
                     .bind(tool.created_at)
+                    .bind(tool.resource_arg.as_deref())
                     .fetch_one(&self.pool)
                     .await;
                 match stored {
@@ -698,7 +707,31 @@ macro_rules! impl_repositories {
                 chain: &[Id],
                 risk: Option<&RiskSpend>,
             ) -> Result<CallUsage, StoreError> {
-                self.count_call(chain, risk).await
+                let Some(root) = chain.last() else {
+                    return self.count_call(chain, risk).await;
+                };
+                let subjects = match self.custody.get(root) {
+                    Some(subjects) => subjects,
+                    None => {
+                        let rows = sqlx::query_as::<$db, (String,)>($crate::custody::CUSTODY_SQL)
+                            .bind(root.as_str())
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(StoreError::query("read what a remit was exchanged from"))?;
+                        let subjects = rows
+                            .into_iter()
+                            .map(|(jti,)| Id::stored("remit jti", jti))
+                            .collect::<Result<std::sync::Arc<[Id]>, _>>()?;
+                        self.custody.put(root.clone(), subjects.clone());
+                        subjects
+                    }
+                };
+                if subjects.is_empty() {
+                    return self.count_call(chain, risk).await;
+                }
+                // Leaf first still, so the count reported is the leaf's.
+                self.count_call(&$crate::custody::extend(chain, &subjects), risk)
+                    .await
             }
 
             async fn usage(&self, jti: &Id, agent: &Id, window_start: i64) -> Result<Usage, StoreError> {

@@ -104,6 +104,8 @@ pub struct SqliteStore {
     revocations: Arc<broadcast::Sender<i64>>,
     /// When expired single-use assertions are next deleted.
     assertion_sweep: Arc<AssertionSweep>,
+    /// What each exchanged root was derived from.
+    pub(crate) custody: Arc<crate::custody::CustodyCache>,
     path: PathBuf,
 }
 
@@ -178,6 +180,7 @@ impl SqliteStore {
             checkpointer: Arc::new(checkpointer),
             revocations: Arc::new(sender),
             assertion_sweep: Arc::default(),
+            custody: Arc::default(),
             path: path.to_owned(),
         })
     }

@@ -77,7 +77,78 @@ both_backends!(
     an_exchange_recorded_after_the_revocation_is_revoked_with_it,
     a_revocation_left_without_its_propagation_is_repaired,
     a_single_use_assertion_is_refused_while_it_lives_and_forgotten_after,
+    exchanging_a_used_up_remit_yields_no_new_steps,
 );
+
+/// Issue 22 item 5: r1 (3 steps) is used up; x1 and x2 exchanged from it
+/// (x2 from x1's chain) each carry their own 3, yet every call under them
+/// takes a step of r1 too, so none is allowed; and a subject with steps
+/// left is drawn on by all its exchanges together.
+async fn exchanging_a_used_up_remit_yields_no_new_steps<S: Store>(ctx: Ctx<S>) {
+    let s = ctx.store;
+    for agent in ["planner", "reader", "writer"] {
+        s.register_agent(&new_agent(agent), 1_000).await.unwrap();
+    }
+    let r1 = root_remit("r1", "planner", Some(3));
+    s.record_remit(&r1).await.unwrap();
+    for _ in 0..3 {
+        s.consume_call(&[id("r1")], None).await.unwrap();
+    }
+    assert_err!(
+        s.consume_call(&[id("r1")], None).await,
+        StoreError::StepsExhausted { .. }
+    );
+    let x1 = root_remit("x1", "reader", Some(3));
+    s.record_remit(&x1).await.unwrap();
+    s.record_remit(&child_remit("xc1", &x1)).await.unwrap();
+    s.record_exchange(&id("x1"), &[link("r1", "planner", "k-issuer")], 1_000)
+        .await
+        .unwrap();
+    assert_err!(
+        ctx.second.consume_call(&[id("xc1"), id("x1")], None).await,
+        StoreError::StepsExhausted { .. }
+    );
+    // Exchanged again from x1's chain: still r1's counter, transitively.
+    let x2 = root_remit("x2", "writer", Some(3));
+    s.record_remit(&x2).await.unwrap();
+    s.record_exchange(
+        &id("x2"),
+        &[
+            link("x1", "reader", "k-issuer"),
+            link("xc1", "reader", "k-custody"),
+        ],
+        1_000,
+    )
+    .await
+    .unwrap();
+    assert_err!(
+        s.consume_call(&[id("x2")], None).await,
+        StoreError::StepsExhausted { .. }
+    );
+    // A subject with 2 steps left: its exchanges share those 2.
+    let r2 = root_remit("r2", "planner", Some(2));
+    s.record_remit(&r2).await.unwrap();
+    for (root, holder) in [("y1", "reader"), ("y2", "writer")] {
+        s.record_remit(&root_remit(root, holder, Some(5)))
+            .await
+            .unwrap();
+        s.record_exchange(&id(root), &[link("r2", "planner", "k-issuer")], 1_000)
+            .await
+            .unwrap();
+    }
+    s.consume_call(&[id("y1")], None).await.unwrap();
+    s.consume_call(&[id("y2")], None).await.unwrap();
+    for root in ["y1", "y2", "r2"] {
+        assert_err!(
+            s.consume_call(&[id(root)], None).await,
+            StoreError::StepsExhausted { .. }
+        );
+    }
+    // A root never exchanged is counted as before.
+    let plain = root_remit("p1", "planner", Some(1));
+    s.record_remit(&plain).await.unwrap();
+    s.consume_call(&[id("p1")], None).await.unwrap();
+}
 
 async fn registering_an_agent_twice_is_refused<S: Store>(ctx: Ctx<S>) {
     let s = ctx.store;
@@ -144,13 +215,14 @@ async fn set_tool_repins_and_keeps_creation_time<S: Store>(ctx: Ctx<S>) {
         clearance: Classification::Internal,
         description_sha256: "ab".repeat(32),
         created_at: 5,
+        resource_arg: None,
     };
     assert_err!(
         s.set_tool(&tool).await,
         StoreError::NotFound { what: "server", .. }
     );
     let server = NewMcpServer {
-        id: id("srv_web"),
+        id: ServerId::parse("srv_web").unwrap(),
         name: "Web".into(),
         url: "stdio:python3 server.py".into(),
         clearance: Classification::Internal,
@@ -161,11 +233,13 @@ async fn set_tool_repins_and_keeps_creation_time<S: Store>(ctx: Ctx<S>) {
         risk: RiskTier::High,
         description_sha256: "cd".repeat(32),
         created_at: 99,
+        resource_arg: Some("path".into()),
         ..tool.clone()
     };
     let stored = s.set_tool(&repinned).await.unwrap();
     tool.risk = RiskTier::High;
     tool.description_sha256 = "cd".repeat(32);
+    tool.resource_arg = Some("path".into());
     assert_eq!(stored, tool, "created_at is kept, the rest replaced");
     assert_eq!(s.tools(&id("srv_web")).await.unwrap(), vec![tool]);
 }
@@ -187,7 +261,7 @@ async fn prompts_pin_to_known_servers_and_repin<S: Store>(ctx: Ctx<S>) {
         StoreError::NotFound { .. }
     );
     let server = NewMcpServer {
-        id: id("srv_notes"),
+        id: ServerId::parse("srv_notes").unwrap(),
         name: "Notes".into(),
         url: "stdio:python3 server.py".into(),
         clearance: Classification::Internal,
@@ -213,6 +287,7 @@ async fn tools_pin_to_known_servers_only<S: Store>(ctx: Ctx<S>) {
         clearance: Classification::Internal,
         description_sha256: "ab".repeat(32),
         created_at: 5,
+        resource_arg: None,
     };
     assert_err!(
         s.add_tool(&tool).await,
@@ -220,7 +295,7 @@ async fn tools_pin_to_known_servers_only<S: Store>(ctx: Ctx<S>) {
     );
     assert_err!(s.tools(&id("srv_files")).await, StoreError::NotFound { .. });
     let server = NewMcpServer {
-        id: id("srv_files"),
+        id: ServerId::parse("srv_files").unwrap(),
         name: "Files".into(),
         url: "http://127.0.0.1:9000/mcp".into(),
         clearance: Classification::Confidential,

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::canonical::CanonError;
 use crate::chain::VerifiedChain;
 use crate::claims::Classification;
 use crate::grant::Misfit;
@@ -23,6 +24,17 @@ pub enum AuthorizeError {
         /// The resource asked for (`None`: the call named none).
         resource: Option<String>,
     },
+    /// The grant restricts resources and the resource named has no
+    /// canonical form (`..`, an encoded separator, …): refused, not compared.
+    #[error("tool {tool:?}: resource {resource:?} is refused: it {reason}")]
+    ResourceNotCanonical {
+        /// The tool.
+        tool: String,
+        /// The resource asked for.
+        resource: String,
+        /// Why it has no canonical form.
+        reason: CanonError,
+    },
     /// The tool is granted, but not for this action.
     #[error("tool {tool:?} is not granted for action {action:?}")]
     ActionNotGranted {
@@ -41,6 +53,15 @@ pub enum AuthorizeError {
         arg: String,
         /// The constraint kind.
         constraint: &'static str,
+    },
+    /// A constrained argument is a path or URI with no canonical form:
+    /// refused, not compared.
+    #[error("argument {arg:?} is refused: it {reason}")]
+    ArgumentNotCanonical {
+        /// The argument name.
+        arg: String,
+        /// Why it has no canonical form.
+        reason: CanonError,
     },
 }
 
@@ -117,6 +138,11 @@ pub fn authorize_call(
             tool: call.tool.to_owned(),
             resource: call.resource.map(str::to_owned),
         },
+        Some(Misfit::ResourceNotCanonical(reason)) => AuthorizeError::ResourceNotCanonical {
+            tool: call.tool.to_owned(),
+            resource: call.resource.unwrap_or_default().to_owned(),
+            reason,
+        },
         Some(Misfit::Action) => AuthorizeError::ActionNotGranted {
             tool: call.tool.to_owned(),
             action: call.action.map(str::to_owned),
@@ -124,6 +150,9 @@ pub fn authorize_call(
         Some(Misfit::ArgMissing(arg)) => AuthorizeError::ArgumentMissing(arg),
         Some(Misfit::ArgRejected(arg, constraint)) => {
             AuthorizeError::ArgumentRejected { arg, constraint }
+        }
+        Some(Misfit::ArgNotCanonical(arg, reason)) => {
+            AuthorizeError::ArgumentNotCanonical { arg, reason }
         }
     })
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::canonical::{canonicalize, kind_of, CanonError, Canonical, Kind};
 use crate::pattern::Pattern;
 
 /// Longest regular expression accepted, in bytes.
@@ -177,6 +178,78 @@ impl RegexPattern {
     }
 }
 
+/// The text a `prefix` constraint admits values under, canonical at parse.
+///
+/// A path or URI prefix admits at a segment boundary only (`/data/reports`
+/// and `/data/reports/` both admit `/data/reports/x`, neither admits
+/// `/data/reports-secret`); a text prefix (no `/`, no scheme) is a plain
+/// text prefix of the canonical value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Prefix {
+    text: String,
+    canon: Canonical,
+}
+
+impl TryFrom<String> for Prefix {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let canon = canonicalize(&text)
+            .map_err(|e| format!("a prefix must be in canonical form: {text:?} {e}"))?;
+        Ok(Prefix { text, canon })
+    }
+}
+
+impl From<Prefix> for String {
+    fn from(prefix: Prefix) -> String {
+        prefix.text
+    }
+}
+
+impl Prefix {
+    /// The prefix as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The prefix in canonical form.
+    pub fn canonical(&self) -> &Canonical {
+        &self.canon
+    }
+
+    /// Whether every value `inner` admits is admitted by `self`.
+    fn contains(&self, inner: &Prefix) -> bool {
+        match self.canon.kind() {
+            Kind::Text => inner.canon.as_str().starts_with(self.canon.as_str()),
+            _ => inner.canon.kind() != Kind::Text && inner.canon.starts_under(&self.canon),
+        }
+    }
+
+    /// The globs that together match exactly what this prefix admits.
+    fn as_globs(&self) -> Vec<String> {
+        let c = self.canon.as_str();
+        match self.canon.kind() {
+            Kind::Text => vec![format!("{c}**")],
+            Kind::Path => vec![c.to_owned(), format!("{c}/**")],
+            Kind::Uri => ["", "/**", "?**", "#**"]
+                .iter()
+                .map(|tail| format!("{c}{tail}"))
+                .collect(),
+        }
+    }
+}
+
+/// Why a value is not admitted by a constraint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The value is comparable and falls outside the constraint.
+    Outside,
+    /// The value is a path or URI with no canonical form (or a text value
+    /// with a control character or only dots), so it is not compared.
+    NotCanonical(CanonError),
+}
+
 /// One restriction on one named argument.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -188,8 +261,8 @@ pub enum Constraint {
     OneOf(Vec<Scalar>),
     /// The argument is a string matched by this glob.
     Glob(Pattern),
-    /// The argument is a string starting with this text.
-    Prefix(String),
+    /// The argument is a string under this prefix (see [`Prefix`]).
+    Prefix(Prefix),
     /// The argument is a number within this range.
     Range(Range),
     /// The argument is a string of at most this many characters.
@@ -233,18 +306,48 @@ impl Constraint {
 
     /// Whether an argument value satisfies this constraint.
     pub fn admits(&self, value: &Value) -> bool {
-        match self {
+        self.judge(value).is_ok()
+    }
+
+    /// Whether an argument value satisfies this constraint, and if not why.
+    ///
+    /// `glob` and `prefix` compare the value's canonical form and refuse a
+    /// value without one. `regex` matches the raw text, but a value that is
+    /// a path or URI must still canonicalize cleanly, so `/data/.*` cannot
+    /// admit `/data/../hr`. `exact` and `one_of` compare raw values (a
+    /// spelling other than the one granted is refused anyway).
+    pub fn judge(&self, value: &Value) -> Result<(), Refusal> {
+        let admitted = match self {
             Constraint::Exact(v) => scalar_eq(&v.0, value),
             Constraint::OneOf(vs) => vs.iter().any(|v| scalar_eq(&v.0, value)),
-            Constraint::Glob(g) => value.as_str().is_some_and(|s| g.matches(s)),
-            Constraint::Prefix(p) => value.as_str().is_some_and(|s| s.starts_with(p.as_str())),
+            Constraint::Glob(g) => match value.as_str() {
+                Some(s) => g.admits(s).map_err(Refusal::NotCanonical)?,
+                None => false,
+            },
+            Constraint::Prefix(p) => match value.as_str() {
+                Some(s) => canonicalize(s)
+                    .map_err(Refusal::NotCanonical)?
+                    .starts_under(&p.canon),
+                None => false,
+            },
             Constraint::Range(r) => value.as_f64().is_some_and(|x| r.admits(x)),
             Constraint::MaxLength(n) => value
                 .as_str()
                 .is_some_and(|s| (s.chars().count() as u64) <= *n),
-            Constraint::Regex(r) => value
-                .as_str()
-                .is_some_and(|s| r.compiled().is_some_and(|re| re.is_match(s))),
+            Constraint::Regex(r) => match value.as_str() {
+                Some(s) => {
+                    if kind_of(s) != Kind::Text {
+                        canonicalize(s).map_err(Refusal::NotCanonical)?;
+                    }
+                    r.compiled().is_some_and(|re| re.is_match(s))
+                }
+                None => false,
+            },
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(Refusal::Outside)
         }
     }
 
@@ -256,12 +359,16 @@ impl Constraint {
         match (self, parent) {
             (C::Exact(v), _) => parent.admits(&v.0),
             (C::OneOf(vs), _) => vs.iter().all(|v| parent.admits(&v.0)),
-            (C::Prefix(q), C::Prefix(p)) => q.starts_with(p.as_str()),
-            (C::Prefix(q), C::Glob(g)) => Pattern::try_from(format!("{q}*"))
-                .map(|as_glob| g.covers(&as_glob))
-                .unwrap_or(false),
+            (C::Prefix(q), C::Prefix(p)) => p.contains(q),
+            (C::Prefix(q), C::Glob(g)) => q
+                .as_globs()
+                .into_iter()
+                .all(|text| Pattern::try_from(text).is_ok_and(|as_glob| g.covers(&as_glob))),
             (C::Glob(h), C::Glob(g)) => g.covers(h),
-            (C::Glob(h), C::Prefix(p)) => h.literal_prefix().starts_with(p.as_str()),
+            (C::Glob(h), C::Prefix(p)) => {
+                let (literal, whole) = h.literal_prefix();
+                p.canon.bounds(literal, whole)
+            }
             (C::Range(a), C::Range(b)) => a.within(b),
             (C::MaxLength(m), C::MaxLength(n)) => m <= n,
             (C::Regex(r), C::Regex(s)) => r == s,
@@ -410,12 +517,106 @@ mod tests {
     }
 
     #[test]
+    fn path_prefix_admits_at_segment_boundaries_only() {
+        for prefix in ["/data/reports", "/data/reports/", "/data//reports/."] {
+            let p = c(json!({ "prefix": prefix }));
+            assert!(p.admits(&json!("/data/reports/x")), "{prefix}");
+            assert!(p.admits(&json!("/data/reports")), "{prefix}");
+            assert!(!p.admits(&json!("/data/reports-secret/x")), "{prefix}");
+        }
+        assert!(c(json!({"prefix": "rep"})).admits(&json!("report-7")));
+        assert!(c(json!({"prefix": "/"})).admits(&json!("/etc/x")));
+    }
+
+    #[test]
+    fn widened_prefixes_and_globs_are_refused() {
+        let reports = c(json!({"prefix": "/data/reports"}));
+        assert!(!c(json!({"prefix": "/data/reports-secret"})).is_within(&reports));
+        assert!(!c(json!({"glob": "/data/reports*"})).is_within(&reports));
+        assert!(!c(json!({"glob": "/data/reports*/x"})).is_within(&reports));
+        assert!(!c(json!({"prefix": "reports"})).is_within(&c(json!({"prefix": "reports/"}))));
+        assert!(!c(json!({"glob": "/data/**"})).is_within(&c(json!({"glob": "/data/*"}))));
+        assert!(!c(json!({"prefix": "rep"})).is_within(&c(json!({"glob": "rep*"}))));
+    }
+
+    #[test]
+    fn path_constraint_text_must_be_canonical() {
+        for bad in [
+            json!({"prefix": "/data/../hr/"}),
+            json!({"prefix": "/data/%2e%2e/"}),
+            json!({"glob": "/data/../*"}),
+            json!({"glob": "file:///data/%2f/*"}),
+            json!({"prefix": "/data\\x"}),
+        ] {
+            assert!(
+                serde_json::from_value::<Constraint>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let p = c(json!({"prefix": "/data/reports/"}));
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"prefix": "/data/reports/"})
+        );
+    }
+
+    /// The traversal spellings of issue 22, through every path-aware kind.
+    #[test]
+    fn traversal_spellings_are_refused_not_compared() {
+        let constraints = [
+            c(json!({"prefix": "/files/"})),
+            c(json!({"glob": "/files/**"})),
+            c(json!({"regex": "/files/.*"})),
+        ];
+        for value in TRAVERSALS {
+            for constraint in &constraints {
+                let verdict = constraint.judge(&json!(value));
+                assert!(
+                    matches!(verdict, Err(Refusal::NotCanonical(_))),
+                    "{} admitted or misjudged {value:?}: {verdict:?}",
+                    constraint.kind()
+                );
+            }
+        }
+        let ok = format!("/files/{}", "a".repeat(2000));
+        assert!(constraints[0].admits(&json!(ok)));
+    }
+
+    /// Values that escape `/files/` in some reading, each spelled differently.
+    pub(crate) const TRAVERSALS: [&str; 16] = [
+        "/files/../hr/x",
+        "/files/./../hr/x",
+        "/files//../hr/x",
+        "/files/x/..",
+        "/files/%2e%2e/hr/x",
+        "/files/%2E%2e/hr/x",
+        "/files/.%2e/hr/x",
+        "/files/%2fhr",
+        "/files/..\\hr",
+        "/files/\\..\\hr",
+        "/files/x\0.txt",
+        "/files/\u{ff0e}\u{ff0e}/hr/x",
+        "/files\u{ff0f}..\u{ff0f}hr",
+        "/files/%252e%252e/hr",
+        "/files/\u{2025}/hr",
+        "/files/\t/x",
+    ];
+
+    #[test]
     fn accepts_narrowed_constraints() {
         let prefix = c(json!({"prefix": "/tmp/"}));
         assert!(c(json!({"prefix": "/tmp/a/"})).is_within(&prefix));
         assert!(c(json!({"glob": "/tmp/*.txt"})).is_within(&prefix));
         assert!(c(json!({"exact": "/tmp/x"})).is_within(&prefix));
-        assert!(c(json!({"prefix": "/tmp/a"})).is_within(&c(json!({"glob": "/tmp/*"}))));
+        // A path prefix admits a whole subtree: only `**` holds it.
+        assert!(c(json!({"prefix": "/tmp/a"})).is_within(&c(json!({"glob": "/tmp/**"}))));
+        assert!(!c(json!({"prefix": "/tmp/a"})).is_within(&c(json!({"glob": "/tmp/*"}))));
+        assert!(c(json!({"prefix": "/tmp/a/"})).is_within(&c(json!({"prefix": "/tmp//a"}))));
+        assert!(c(json!({"glob": "/tmp/a/*"})).is_within(&c(json!({"prefix": "/tmp/a"}))));
+        assert!(c(json!({"prefix": "rep-1"})).is_within(&c(json!({"prefix": "rep"}))));
+        assert!(c(json!({"prefix": "rep/x"})).is_within(&c(json!({"prefix": "rep"}))));
+        assert!(c(json!({"prefix": "/x"})).is_within(&c(json!({"prefix": "/"}))));
+        assert!(c(json!({"prefix": "file:///d/x"})).is_within(&c(json!({"prefix": "FILE:///d"}))));
         let range = c(json!({"range": {"min": 0, "max": 10}}));
         assert!(c(json!({"range": {"min": 1, "max": 10}})).is_within(&range));
         assert!(c(json!({"one_of": [1, 2]})).is_within(&range));

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::constraint::{ArgConstraints, Constraint};
+use crate::canonical::{canonicalize, CanonError};
+use crate::constraint::{ArgConstraints, Constraint, Refusal};
 use crate::pattern::Pattern;
 
 /// Most tools, resources or actions one grant may list.
@@ -91,9 +92,11 @@ impl TryFrom<GrantRepr> for Grant {
 pub(crate) enum Misfit {
     Tool,
     Resource,
+    ResourceNotCanonical(CanonError),
     Action,
     ArgMissing(String),
     ArgRejected(String, &'static str),
+    ArgNotCanonical(String, CanonError),
 }
 
 impl Grant {
@@ -159,8 +162,9 @@ impl Grant {
             return Err(Misfit::Tool);
         }
         if let Some(patterns) = &self.resources {
-            let ok = resource.is_some_and(|r| patterns.iter().any(|p| p.matches(r)));
-            if !ok {
+            let resource = resource.ok_or(Misfit::Resource)?;
+            let resource = canonicalize(resource).map_err(Misfit::ResourceNotCanonical)?;
+            if !patterns.iter().any(|p| p.matches_canonical(&resource)) {
                 return Err(Misfit::Resource);
             }
         }
@@ -171,12 +175,17 @@ impl Grant {
             }
         }
         for (name, constraint) in self.args.iter() {
-            match args.get(name) {
-                None => return Err(Misfit::ArgMissing(name.to_owned())),
-                Some(value) if !constraint.admits(value) => {
+            let value = args
+                .get(name)
+                .ok_or_else(|| Misfit::ArgMissing(name.to_owned()))?;
+            match constraint.judge(value) {
+                Ok(()) => {}
+                Err(Refusal::Outside) => {
                     return Err(Misfit::ArgRejected(name.to_owned(), constraint.kind()))
                 }
-                Some(_) => {}
+                Err(Refusal::NotCanonical(e)) => {
+                    return Err(Misfit::ArgNotCanonical(name.to_owned(), e))
+                }
             }
         }
         Ok(())

@@ -2,7 +2,17 @@
 //!
 //! Only `kty: EC`, `crv: P-256` keys exist here: Remit speaks ES256 and
 //! nothing else, so a key of any other type is refused at parse time.
+//!
+//! Every way a JWK enters (JSON text, a `serde` field such as `cnf.jwk` or
+//! a JWKS entry, an SEC1 point) goes through [`EcPublicJwk`]'s one parser,
+//! which checks the whole key once: `kty` EC, `crv` P-256, `x` and `y`
+//! exactly 32 bytes of canonical base64url, the point on the curve, `alg`
+//! ES256 when present, and no private members (`d`, RSA or symmetric
+//! parts) in a key that is meant to be public. A key that parsed is a key
+//! a verifier can use: nothing downstream meets a malformed one.
 
+use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::b64;
@@ -34,10 +44,140 @@ pub enum JwkError {
     /// match the public point.
     #[error("JWK is not a valid P-256 key: {0}")]
     InvalidKey(&'static str),
+    /// A public key carried a private member.
+    #[error(
+        "JWK member {member:?} is private key material; send only the public key (kty, crv, x, y)"
+    )]
+    PrivateMember {
+        /// The private member found.
+        member: &'static str,
+    },
+    /// `alg` named an algorithm other than ES256.
+    #[error("JWK alg {alg:?} is not ES256, the only algorithm Remit accepts")]
+    WrongAlg {
+        /// The `alg` the key declared.
+        alg: String,
+    },
+}
+
+/// A JWK as it arrives, before any check: every member Remit reads, and
+/// every private member it must refuse in a public key.
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    #[serde(default)]
+    crv: String,
+    #[serde(default)]
+    x: String,
+    #[serde(default)]
+    y: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default, rename = "use")]
+    use_: Option<String>,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    d: Option<String>,
+    // RFC 7518 §6.3.2 (RSA) and §6.4 (oct) private members.
+    #[serde(default)]
+    p: Option<IgnoredAny>,
+    #[serde(default)]
+    q: Option<IgnoredAny>,
+    #[serde(default)]
+    dp: Option<IgnoredAny>,
+    #[serde(default)]
+    dq: Option<IgnoredAny>,
+    #[serde(default)]
+    qi: Option<IgnoredAny>,
+    #[serde(default)]
+    oth: Option<IgnoredAny>,
+    #[serde(default)]
+    k: Option<IgnoredAny>,
+}
+
+impl RawJwk {
+    /// The first non-`d` private member present, if any (`d` is checked
+    /// apart because a private JWK legitimately carries it).
+    fn other_private_member(&self) -> Option<&'static str> {
+        [
+            ("p", self.p.is_some()),
+            ("q", self.q.is_some()),
+            ("dp", self.dp.is_some()),
+            ("dq", self.dq.is_some()),
+            ("qi", self.qi.is_some()),
+            ("oth", self.oth.is_some()),
+            ("k", self.k.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, present)| present.then_some(name))
+    }
+
+    /// The public members, checked as [`EcPublicJwk`]'s module doc says.
+    fn into_public(self) -> Result<(EcPublicJwk, Option<String>), JwkError> {
+        if let Some(member) = self.other_private_member() {
+            return Err(JwkError::PrivateMember { member });
+        }
+        check_type(&self.kty, &self.crv)?;
+        if let Some(alg) = self.alg.as_deref().filter(|a| *a != "ES256") {
+            return Err(JwkError::WrongAlg {
+                alg: alg.to_owned(),
+            });
+        }
+        let jwk = EcPublicJwk {
+            kty: self.kty,
+            crv: self.crv,
+            x: self.x,
+            y: self.y,
+            kid: self.kid,
+            use_: self.use_,
+            alg: self.alg,
+            key_ops: self.key_ops,
+        };
+        on_curve(&jwk.sec1()?)?;
+        Ok((jwk, self.d))
+    }
+}
+
+impl TryFrom<RawJwk> for EcPublicJwk {
+    type Error = JwkError;
+
+    fn try_from(raw: RawJwk) -> Result<Self, JwkError> {
+        match raw.into_public()? {
+            (_, Some(_)) => Err(JwkError::PrivateMember { member: "d" }),
+            (jwk, None) => Ok(jwk),
+        }
+    }
+}
+
+impl TryFrom<RawJwk> for PrivateJwk {
+    type Error = JwkError;
+
+    fn try_from(raw: RawJwk) -> Result<Self, JwkError> {
+        let (public, d) = raw.into_public()?;
+        let d = d.ok_or(JwkError::Malformed("missing private member \"d\"".into()))?;
+        coord("d", &d)?;
+        Ok(PrivateJwk { public, d })
+    }
+}
+
+/// Checks that an uncompressed SEC1 point is on P-256 (aws-lc-rs parses
+/// the point and refuses one that does not satisfy the curve equation).
+fn on_curve(sec1: &[u8]) -> Result<(), JwkError> {
+    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, sec1)
+        .map(|_| ())
+        .map_err(|_| JwkError::InvalidKey("point is not on the P-256 curve"))
 }
 
 /// A public P-256 key as a JWK.
+///
+/// Deserializing one runs the full check of the module doc, so a value
+/// read from JSON is always a usable key; the members stay public for
+/// building published JWKS documents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawJwk")]
 pub struct EcPublicJwk {
     /// Always `EC`.
     pub kty: String,
@@ -101,11 +241,13 @@ fn check_type(kty: &str, crv: &str) -> Result<(), JwkError> {
 }
 
 impl EcPublicJwk {
-    /// Builds a JWK from an uncompressed SEC1 point (`0x04 || x || y`).
+    /// Builds a JWK from an uncompressed SEC1 point (`0x04 || x || y`)
+    /// that lies on the curve.
     pub fn from_sec1(point: &[u8]) -> Result<Self, JwkError> {
         if point.len() != 1 + 2 * COORD_LEN || point[0] != 0x04 {
             return Err(JwkError::InvalidKey("expected an uncompressed P-256 point"));
         }
+        on_curve(point)?;
         Ok(EcPublicJwk {
             kty: "EC".into(),
             crv: "P-256".into(),
@@ -118,12 +260,21 @@ impl EcPublicJwk {
         })
     }
 
-    /// Parses a JWK from JSON, refusing anything but a P-256 key.
+    /// Parses a public JWK from JSON text, with every check of the module
+    /// doc; the error says which one failed.
     pub fn from_json(json: &str) -> Result<Self, JwkError> {
-        let jwk: EcPublicJwk =
+        let raw: RawJwk =
             serde_json::from_str(json).map_err(|e| JwkError::Malformed(e.to_string()))?;
-        jwk.sec1()?;
-        Ok(jwk)
+        Self::try_from(raw)
+    }
+
+    /// Parses a public JWK from a JSON value (an API body's member).
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, JwkError> {
+        if !value.is_object() {
+            return Err(JwkError::Malformed("a JWK must be a JSON object".into()));
+        }
+        let raw = RawJwk::deserialize(value).map_err(|e| JwkError::Malformed(e.to_string()))?;
+        Self::try_from(raw)
     }
 
     /// The uncompressed SEC1 encoding of the point, after checking type and
@@ -171,6 +322,7 @@ impl EcPublicJwk {
 
 /// A private P-256 key as a JWK (`d` beside the public members).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawJwk")]
 pub struct PrivateJwk {
     /// The public members.
     #[serde(flatten)]
@@ -191,11 +343,9 @@ impl std::fmt::Debug for PrivateJwk {
 impl PrivateJwk {
     /// Parses a private JWK from JSON.
     pub fn from_json(json: &str) -> Result<Self, JwkError> {
-        let jwk: PrivateJwk =
+        let raw: RawJwk =
             serde_json::from_str(json).map_err(|e| JwkError::Malformed(e.to_string()))?;
-        jwk.public.sec1()?;
-        jwk.scalar()?;
-        Ok(jwk)
+        Self::try_from(raw)
     }
 
     /// The private scalar's 32 big-endian bytes.
@@ -235,6 +385,88 @@ mod tests {
             EcPublicJwk::from_json(&short),
             Err(JwkError::BadMember { member: "x" })
         ));
+    }
+
+    const A3_X: &str = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+    const A3_Y: &str = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
+
+    fn public(x: &str, y: &str) -> serde_json::Value {
+        serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})
+    }
+
+    /// Every entry path (text, JSON value, a serde field) refuses the same keys.
+    fn refused(value: &serde_json::Value) -> JwkError {
+        let text = EcPublicJwk::from_json(&value.to_string()).unwrap_err();
+        assert_eq!(EcPublicJwk::from_value(value).unwrap_err(), text);
+        assert!(serde_json::from_value::<EcPublicJwk>(value.clone()).is_err());
+        text
+    }
+
+    #[test]
+    fn refuses_a_point_off_the_curve() {
+        // x of a valid key with y replaced: 32 bytes each, not on P-256.
+        assert_eq!(
+            refused(&public(A3_X, A3_X)),
+            JwkError::InvalidKey("point is not on the P-256 curve")
+        );
+        let sec1 = EcPublicJwk::from_json(A3_PUBLIC).unwrap().sec1().unwrap();
+        let mut off = sec1;
+        off[64] ^= 1;
+        assert!(EcPublicJwk::from_sec1(&off).is_err());
+        assert!(EcPublicJwk::from_sec1(&sec1).is_ok());
+    }
+
+    #[test]
+    fn refuses_private_members_in_a_public_key() {
+        for member in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+            let mut key = public(A3_X, A3_Y);
+            key[member] = serde_json::json!("AAAA");
+            assert!(
+                matches!(refused(&key), JwkError::PrivateMember { member: m } if m == member),
+                "{member}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_wrong_alg_and_non_canonical_base64() {
+        let mut key = public(A3_X, A3_Y);
+        key["alg"] = serde_json::json!("HS256");
+        assert!(matches!(refused(&key), JwkError::WrongAlg { .. }));
+        key["alg"] = serde_json::json!("ES256");
+        assert!(EcPublicJwk::from_value(&key).is_ok());
+        // Padding, the standard alphabet and 33 bytes are all refused.
+        for y in [
+            format!("{A3_Y}="),
+            A3_Y.replace('_', "/"),
+            b64::encode([7u8; 33]),
+        ] {
+            assert_eq!(
+                refused(&public(A3_X, &y)),
+                JwkError::BadMember { member: "y" }
+            );
+        }
+        // 32 bytes leave 2 spare bits in the last character: setting one
+        // is a second spelling of the same bytes, and is refused.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = A3_Y.as_bytes()[A3_Y.len() - 1];
+        let index = ALPHABET.iter().position(|c| *c == last).unwrap();
+        let sloppy = format!("{}{}", &A3_Y[..A3_Y.len() - 1], ALPHABET[index ^ 1] as char);
+        assert_eq!(
+            refused(&public(A3_X, &sloppy)),
+            JwkError::BadMember { member: "y" }
+        );
+    }
+
+    #[test]
+    fn private_jwk_round_trips_and_requires_d() {
+        let signer = crate::EcdsaP256Signer::generate().unwrap();
+        let private = signer.to_private_jwk().unwrap();
+        let text = serde_json::to_string(&private).unwrap();
+        assert_eq!(PrivateJwk::from_json(&text).unwrap(), private);
+        assert!(EcPublicJwk::from_json(&text).is_err());
+        let public = serde_json::to_string(&private.public).unwrap();
+        assert!(PrivateJwk::from_json(&public).is_err());
     }
 
     #[test]

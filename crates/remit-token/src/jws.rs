@@ -15,6 +15,10 @@ use crate::crypto::{CryptoError, Signer, ES256_SIGNATURE_LEN};
 /// Largest compact JWS accepted, in bytes.
 pub const MAX_JWS_LEN: usize = 16 * 1024;
 
+/// The JWS `typ` of a proof of possession (RFC 9449); kept here, below
+/// the proof module (`pop`), so the envelope check does not import it.
+pub const PROOF_TYP: &str = "dpop+jwt";
+
 /// Why a compact JWS was refused before its signature was checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwsError {
@@ -78,7 +82,7 @@ impl Profile {
     fn typ(self) -> Option<&'static str> {
         match self {
             Profile::Remit => Some(crate::REMIT_TYP),
-            Profile::Proof => Some(crate::pop::PROOF_TYP),
+            Profile::Proof => Some(PROOF_TYP),
             Profile::Bare => None,
         }
     }

@@ -40,6 +40,15 @@
 //! | delegation cycles | an agent, holder key or `jti` may appear once per chain |
 //! | stolen remit replayed by another party | proof of possession by the leaf key, `ath`-bound; replay cache on proof `jti` |
 //! | signature malleability | revocation and replay keyed on `jti`, never signature bytes |
+//! | path traversal past a path or URI constraint (`/files/../hr`, `//../`, `%2e%2e`, `.%2e`, `%2f`, `..\`, NUL, fullwidth `．．` or `／`, double encoding) | every `prefix`, `glob` and resource comparison is over one [canonical] form; a value without a clean one is refused with the reason ([`AuthorizeError::ArgumentNotCanonical`], [`AuthorizeError::ResourceNotCanonical`]), never guessed at; a constraint's own text must be canonical to parse |
+//! | a grant reaching past its level (`/data/*` used for `/data/x/y`; `evil/*` for a server `evil/admin`'s tools; `*` for `server/tool`) | `*` never matches `/`, only `**` does; path prefixes end at a segment boundary (`/data/reports` does not admit `/data/reports-secret`); `covers` is sound for both wildcards, so delegation cannot widen through them |
+//!
+//! What a gateway cannot see: a path that is clean as text can still leave
+//! the granted directory on the server's side, through a symlink (or a hard
+//! link, a bind mount) inside it: `/files/link -> /hr`. Remit compares names,
+//! not inodes. The sandbox work (running the upstream confined to the
+//! granted directories) closes that; until then, grant directories whose
+//! contents the agent cannot make links in.
 //!
 //! # Example
 //!
@@ -80,11 +89,13 @@
 pub mod authorize;
 pub mod b64;
 pub mod cache;
+pub mod canonical;
 pub mod chain;
 pub mod claims;
 pub mod constraint;
 pub mod crypto;
 pub mod grant;
+pub mod issue;
 pub mod jwk;
 pub mod jwks;
 pub mod jws;
@@ -94,22 +105,21 @@ pub mod remit;
 
 pub use authorize::{authorize, authorize_call, Authorization, AuthorizeError, Call};
 pub use cache::ChainCache;
+pub use canonical::{canonicalize, CanonError, Canonical};
 pub use chain::{
     Authority, ChainError, LinkError, UnverifiedChain, VerifiedChain, VerifyOptions, MAX_LINKS,
 };
 pub use claims::{Actor, Classification, Confirmation, RemitClaims, ScanEvidence};
-pub use constraint::{ArgConstraints, Constraint};
+pub use constraint::{ArgConstraints, Constraint, Prefix, Refusal};
 pub use crypto::{CryptoError, EcdsaP256Signer, Signer, VerifyingKey};
 pub use grant::{Grant, GrantType};
+pub use issue::{delegate, mint, narrow_grants, DelegateRequest, IssueError, MintRequest};
 pub use jwk::{EcPublicJwk, JwkError, PrivateJwk, Thumbprint};
 pub use jwks::{Jwks, JwksError};
 pub use jws::{JwsError, MAX_JWS_LEN};
 pub use pattern::{Pattern, PatternError};
 pub use pop::{ProofError, ProofRequest, ReplayCache, ReplayError, VerifiedProof};
-pub use remit::{
-    delegate, fresh_jti, mint, narrow_grants, DelegateRequest, IssueError, MintRequest, RemitError,
-    UnverifiedRemit,
-};
+pub use remit::{fresh_jti, RemitError, UnverifiedRemit};
 
 /// The JWS `typ` of a remit.
 pub const REMIT_TYP: &str = "remit+jwt";

@@ -14,8 +14,7 @@ use crate::jwk::{EcPublicJwk, JwkError};
 use crate::jws::{self, JwsError, Profile};
 use crate::remit::fresh_jti;
 
-/// The JWS `typ` of a proof.
-pub const PROOF_TYP: &str = "dpop+jwt";
+pub use crate::jws::PROOF_TYP;
 /// Longest proof `jti` accepted, in bytes.
 pub const MAX_PROOF_JTI_LEN: usize = 64;
 

@@ -13,9 +13,25 @@ use remit_token::{
 use serde_json::{json, Value};
 
 const TOOLS: [&str; 4] = ["fs.read", "fs.write", "net.get", "db.query"];
-const RESOURCES: [&str; 4] = ["/tmp/a/x", "/tmp/b", "/srv/y", "/tmp/a/"];
+const RESOURCES: [&str; 7] = [
+    "/tmp/a/x",
+    "/tmp/b",
+    "/srv/y",
+    "/tmp/a/",
+    "/tmp/a/x/y",
+    "/tmp/a/../../srv/y",
+    "/tmp/a/%2e%2e/b",
+];
 const ACTIONS: [&str; 2] = ["read", "write"];
-const PATHS: [&str; 4] = ["/tmp/a/1", "/tmp/b/2", "/etc/passwd", "/tmp/ab"];
+const PATHS: [&str; 7] = [
+    "/tmp/a/1",
+    "/tmp/b/2",
+    "/etc/passwd",
+    "/tmp/ab",
+    "/tmp/a/../../etc/passwd",
+    "/tmp//a/./1/",
+    "/tmp/a/\u{ff0e}\u{ff0e}/x",
+];
 const CLASSES: [Classification; 4] = [
     Classification::Public,
     Classification::Internal,
@@ -38,7 +54,7 @@ fn parent_spec() -> impl Strategy<Value = ParentSpec> {
     (
         prop::sample::subsequence(vec!["fs.*", "net.get", "db.query", "*"], 1..=2),
         prop::option::of(prop::sample::subsequence(
-            vec!["/tmp/*", "/tmp/a/*", "/srv/*"],
+            vec!["/tmp/*", "/tmp/a/*", "/srv/*", "/tmp/**"],
             1..=2,
         )),
         prop::option::of(prop::sample::subsequence(ACTIONS.to_vec(), 1..=2)),
@@ -163,7 +179,10 @@ fn narrow(p: &ParentSpec, n: &Narrowing) -> (Grant, Classification, Option<u64>)
     let resources = match &p.resources {
         None if n.resource_pick % 2 == 0 => None,
         None => Some(vec!["/tmp/a/*"]),
-        Some(r) => Some(vec![r[n.resource_pick % r.len()]]),
+        Some(r) => match r[n.resource_pick % r.len()] {
+            "/tmp/**" if n.extend_prefix => Some(vec!["/tmp/a/**"]),
+            one => Some(vec![one]),
+        },
     };
     let actions = p.actions.as_ref().map(|a| vec![a[n.action_pick % a.len()]]);
     let prefix = match p.path_prefix {
@@ -263,7 +282,7 @@ proptest! {
     }
 
     #[test]
-    fn widenings_are_refused(p in parent_spec(), n in narrowing(), which in 0usize..7) {
+    fn widenings_are_refused(p in parent_spec(), n in narrowing(), which in 0usize..8) {
         let (issuer, a, b) = (key(), key(), key());
         let jwks = jwks_for(&issuer);
         let root = mint_parent(&p, &issuer, &a);
@@ -289,6 +308,11 @@ proptest! {
                 None => false,
             },
             4 => { claims["exp"] = json!(root.claims().exp + 1); true }
+            7 => match &p.resources {
+                // `*` never crosses `/`: a subtree is wider than one level.
+                Some(r) if !r.contains(&"/tmp/**") => { g["resources"] = json!(["/tmp/a/**"]); true }
+                _ => false,
+            },
             5 => if p.class < 3 { claims["class"] = json!(CLASSES[p.class + 1]); true } else { false },
             _ => match p.steps {
                 Some(s) => { claims["max_steps"] = json!(s + 1); true }
@@ -301,5 +325,46 @@ proptest! {
         let err = VerifiedChain::verify_text(&text, &jwks, &opts()).unwrap_err();
         prop_assert_eq!(err.link(), Some(1));
         let _ = UnverifiedChain::parse(&text).unwrap();
+    }
+}
+
+/// Patterns and names over a small alphabet where `*`, `**` and `/` meet.
+fn glob_text(max: usize, wild: bool) -> impl Strategy<Value = String> {
+    let atoms: Vec<&'static str> = if wild {
+        vec!["a", "b", "/", "*", "**"]
+    } else {
+        vec!["a", "b", "/"]
+    };
+    prop::collection::vec(prop::sample::select(atoms), 0..max).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// `covers` is sound: whenever it says yes, no name the narrower pattern
+    /// matches escapes the wider one.
+    #[test]
+    fn covers_never_admits_an_escaping_expansion(
+        wide in glob_text(6, true),
+        narrow in glob_text(6, true),
+        names in prop::collection::vec(glob_text(8, false), 64),
+    ) {
+        let (Ok(wide), Ok(narrow)) = (
+            remit_token::Pattern::try_from(wide),
+            remit_token::Pattern::try_from(narrow),
+        ) else {
+            return Ok(());
+        };
+        if wide.covers(&narrow) {
+            for name in &names {
+                prop_assert!(
+                    !narrow.matches(name) || wide.matches(name),
+                    "{wide} covers {narrow} but {name:?} escapes"
+                );
+            }
+            // The narrower pattern read as a name (its stars as letters).
+            let as_name = narrow.canonical().as_str().replace('*', "a");
+            prop_assert!(wide.matches(&as_name), "{wide} covers {narrow} but not {as_name}");
+        }
     }
 }

@@ -86,6 +86,44 @@ fn refuses_widened_resources_and_actions() {
 }
 
 #[test]
+fn refuses_a_deeper_subtree_under_a_one_level_star() {
+    // `*` never crosses `/`: a root over `/data/reports/*` cannot hand out
+    // `/data/reports/2026/*`, nor `**`, nor a tool of a server `evil/admin`.
+    let (issuer, a, b) = (key(), key(), key());
+    let g = grant(json!({"type": "remit_tool", "tools": ["evil/*"],
+        "resources": ["/data/reports/*"]}));
+    let req = remit_token::MintRequest::new("alice", "planner", a.public_jwk().clone(), vec![g]);
+    let root = remit_token::mint(&issuer, &req, NOW).unwrap();
+    for (tools, resources) in [
+        (json!(["evil/read"]), json!(["/data/reports/2026/*"])),
+        (json!(["evil/read"]), json!(["/data/reports/**"])),
+        (json!(["evil/admin/x"]), json!(["/data/reports/x"])),
+        (json!(["evil/**"]), json!(["/data/reports/x"])),
+    ] {
+        let g = grant(json!({"type": "remit_tool", "tools": tools, "resources": resources}));
+        let req = DelegateRequest::new("worker", b.public_jwk().clone(), vec![g]);
+        let err = delegate(&single(&root), &a, &req, NOW).unwrap_err();
+        assert!(
+            matches!(err, IssueError::Rule(LinkError::GrantWidened { index: 0 })),
+            "{tools} {resources}: {err}"
+        );
+    }
+}
+
+#[test]
+fn refuses_a_child_whose_patterns_traverse_out() {
+    let f = fixture();
+    for resource in ["/tmp/a/../../etc/*", "/tmp/%2e%2e/etc/*", "/tmp/a\\..\\x"] {
+        let err = f.refused(|c| c["authorization_details"][0]["resources"] = json!([resource]));
+        assert!(matches!(err, LinkError::Malformed(_)), "{resource}: {err}");
+    }
+    let err = f.refused(|c| {
+        c["authorization_details"][0]["args"]["path"] = json!({"prefix": "/tmp/a/../../"})
+    });
+    assert!(matches!(err, LinkError::Malformed(_)), "{err}");
+}
+
+#[test]
 fn refuses_widened_argument_constraints() {
     let f = fixture();
     let err = f.refused(|c| c["authorization_details"][0]["args"]["path"] = json!({"prefix": "/"}));

@@ -3,8 +3,9 @@
 //! This binary only parses arguments, calls the library crates and prints
 //! their answers; each command group lives in its own module under `cmd/`.
 
-mod cmd;
+#[macro_use]
 mod io;
+mod cmd;
 
 use std::process::ExitCode;
 
@@ -88,6 +89,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `remit ... | head`: the reader has all it wanted.
+        Err(err) if io::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", error_text(&err));
             ExitCode::from(2)

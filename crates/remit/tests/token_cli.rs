@@ -51,7 +51,7 @@ fn setup(dir: &Dir) -> (String, String, String, String, String) {
         "--tool",
         "net.get",
         "--resource",
-        "/tmp/*",
+        "/tmp/**",
         "--max-steps",
         "10",
         "--class",

@@ -11,8 +11,7 @@ use super::context::{approval_id, request_hash, shape, CallContext, Content};
 use super::release::{release_with, ContentRequest};
 use super::tools::{consume_call, risk_window, upstream_for, usage_before};
 use super::{
-    forward_refusal, insufficient_scope, refuse, store_refusal, upstream_refusal, Answer, Facts,
-    Refusal,
+    forward_refusal, not_covered, refuse, store_refusal, upstream_refusal, Answer, Facts, Refusal,
 };
 use crate::auth::Caller;
 use crate::bless::prompt_hash;
@@ -284,8 +283,7 @@ pub(super) async fn read_content<S: Store>(
     };
     let authorized = remit_token::authorize_call(&caller.chain, &call);
     if let (Err(e), false) = (&authorized, shadow) {
-        let reason = format!("the remit does not cover this {method}: {e}");
-        return insufficient_scope(state, caller, id, &facts, &tool_id, reason).await;
+        return not_covered(state, caller, id, &facts, &tool_id, e).await;
     }
     let upstream = match upstream_for(state, caller, id.clone(), server, &facts).await {
         Ok(u) => u,

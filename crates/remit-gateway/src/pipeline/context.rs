@@ -163,7 +163,7 @@ pub(super) fn ledger_decision(d: &remit_policy::Decision, shadow: bool) -> remit
         remit_policy::Verdict::Deny => remit_ledger::Effect::Deny,
         remit_policy::Verdict::Escalate => remit_ledger::Effect::Escalate,
     };
-    let mut reason = d.explanation();
+    let mut reason = recorded_reason(d);
     if shadow {
         reason = format!("shadow mode, not enforced: {reason}");
     }
@@ -172,6 +172,19 @@ pub(super) fn ledger_decision(d: &remit_policy::Decision, shadow: bool) -> remit
         policy_ids: policy_ids(d),
         policy_version: d.policy_version().to_owned(),
         reason: Some(reason),
+    }
+}
+
+/// What a receipt (and the refusal built from it) says about a decision:
+/// the determining policies' own reasons, or only the code of an
+/// evaluation error or invalid request (their messages may quote the
+/// request's values).
+pub(in crate::gateway) fn recorded_reason(d: &remit_policy::Decision) -> String {
+    match d.reason_code().as_str() {
+        code @ ("evaluation-error" | "invalid-request") => {
+            format!("the policy could not decide ({code})")
+        }
+        _ => d.explanation(),
     }
 }
 

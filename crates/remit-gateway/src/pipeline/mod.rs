@@ -15,6 +15,7 @@
 
 mod content;
 mod context;
+pub mod progress;
 mod release;
 mod tools;
 
@@ -133,7 +134,8 @@ fn receipt_event(
             kind: ActorKind::Agent,
         }));
     }
-    event.tool = Some(facts.tool.clone());
+    // The tool (`mcp:<server>/<name>`) is the caller's text: bounded.
+    event.tool = Some(remit_runtime::bounded::caller_text(&facts.tool).into_owned());
     event.args_hash = facts.args_hash.clone();
     event.findings = facts.findings.clone();
     event.classification = facts.class;
@@ -150,6 +152,14 @@ pub async fn refuse<S: Store>(
     refusal: Refusal,
     extra: Option<(&str, Value)>,
 ) -> Value {
+    // A reason may quote caller text (a tool name, a path): bounded once
+    // here for the receipt and the answer alike.
+    let mut refusal = refusal;
+    if let std::borrow::Cow::Owned(reason) =
+        remit_runtime::bounded::bounded(&refusal.reason, remit_runtime::bounded::MAX_MESSAGE_TEXT)
+    {
+        refusal.reason = reason;
+    }
     let decision = remit_ledger::Decision {
         effect: if refusal.kind == Kind::Escalate {
             remit_ledger::Effect::Escalate
@@ -161,7 +171,13 @@ pub async fn refuse<S: Store>(
             .policy_version
             .clone()
             .unwrap_or_else(|| "gateway".into()),
-        reason: Some(refusal.reason.clone()),
+        // Only a policy's own reasons are recorded: a gateway refusal's
+        // words may quote the caller or the upstream, and its rule id
+        // (in `policy_ids`) already says why.
+        reason: refusal
+            .policy_version
+            .is_some()
+            .then(|| refusal.reason.clone()),
     };
     match record(state, caller, refusal.kind, facts, Some(decision)).await {
         Ok(receipt) => {
@@ -194,6 +210,17 @@ pub async fn handle<S: Store>(
     server: &McpServer,
     message: Incoming,
 ) -> Answer {
+    handle_with_progress(state, caller, server, message, None).await
+}
+
+/// [`handle`], relaying a tool call's progress to `progress` ([`progress`]).
+pub async fn handle_with_progress<S: Store>(
+    state: &Gateway<S>,
+    caller: &Caller,
+    server: &McpServer,
+    message: Incoming,
+    progress: Option<&progress::ProgressSink>,
+) -> Answer {
     let Some(id) = message.id.clone() else {
         // Notifications (initialized, cancelled, progress) end here: the
         // upstream session is the gateway's own.
@@ -204,7 +231,7 @@ pub async fn handle<S: Store>(
         "initialize" => reply(initialize_result(&message.params, server)),
         "ping" => reply(json!({})),
         "tools/list" => list_tools(state, caller, server, id).await,
-        "tools/call" => call_tool(state, caller, server, id, message.params).await,
+        "tools/call" => call_tool(state, caller, server, id, message.params, progress).await,
         "resources/list" => list_content(state, caller, server, id, ContentKind::Resource).await,
         // A template names no concrete URI a grant could be checked against.
         "resources/templates/list" => reply(json!({ "resourceTemplates": [] })),
@@ -318,9 +345,36 @@ async fn insufficient_scope<S: Store>(
     Answer::InsufficientScope { message, scope }
 }
 
+/// Stage 2's refusal: a tool (or method) the remit does not name is
+/// [`insufficient_scope`], a wider remit would cover it; a granted tool
+/// whose argument, resource or action breaks its constraint is a deny
+/// (`remit-constraint`) naming that constraint, never a scope the remit
+/// already has.
+async fn not_covered<S: Store>(
+    state: &Gateway<S>,
+    caller: &Caller,
+    id: RequestId,
+    facts: &Facts,
+    tool_id: &str,
+    error: &remit_token::AuthorizeError,
+) -> Answer {
+    if let remit_token::AuthorizeError::ToolNotGranted(_) = error {
+        let reason = format!("the remit does not cover this call: {error}");
+        return insufficient_scope(state, caller, id, facts, tool_id, reason).await;
+    }
+    let refusal = Refusal::gateway(
+        jsonrpc::DENIED,
+        "remit-constraint",
+        format!("the remit grants {tool_id} but not this call: {error}"),
+    );
+    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+}
+
 /// A forwarded call that failed: the upstream's own JSON-RPC error passes
-/// through with its code; a transport failure is `-32044`. Either way, a
-/// receipt.
+/// through with its code, its message and data scanned and redacted above
+/// the holder's class like a result; a transport failure is `-32044`.
+/// Either way, a receipt, which names the rule and counts the findings but
+/// never holds the upstream's words.
 async fn forward_refusal<S: Store>(
     state: &Gateway<S>,
     caller: &Caller,
@@ -331,14 +385,17 @@ async fn forward_refusal<S: Store>(
     let UpstreamError::Remote(remote) = error else {
         return upstream_refusal(state, caller, id, facts, error).await;
     };
+    let mut facts = facts.clone();
+    let (message, data) = release::upstream_error(state, caller, remote, &mut facts);
     let refusal = Refusal {
         kind: Kind::Error,
         code: remote.code,
-        reason: format!("the upstream answered an error: {}", remote.message),
+        reason: message,
         policy_ids: vec!["gw-upstream-error".into()],
         policy_version: None,
     };
-    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
+    let extra = data.map(|d| ("upstream_data", d));
+    Answer::Message(refuse(state, Some(caller), Some(id), &facts, refusal, extra).await)
 }
 
 pub(in crate::gateway) async fn store_refusal<S: Store>(

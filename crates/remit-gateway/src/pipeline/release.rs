@@ -9,7 +9,8 @@ use rmcp::model::{ErrorCode, RequestId};
 use serde_json::{json, Value};
 
 use super::context::{
-    count_findings, decision_request, findings_clause, ledger_decision, policy_ids, CallContext,
+    count_findings, decision_request, findings_clause, ledger_decision, policy_ids,
+    recorded_reason, CallContext,
 };
 use super::{record, refuse, store_refusal, Answer, Facts, Refusal};
 use crate::auth::Caller;
@@ -174,7 +175,7 @@ pub(super) async fn release_with<S: Store>(
         let refusal = Refusal {
             kind: Kind::Deny,
             code: jsonrpc::DENIED,
-            reason: format!("the result is withheld: {}", read.explanation()),
+            reason: format!("the result is withheld: {}", recorded_reason(&read)),
             policy_ids: policy_ids(&read),
             policy_version: Some(read.policy_version().to_owned()),
         };
@@ -253,4 +254,53 @@ pub(super) async fn release_with<S: Store>(
         }
     }
     Answer::Message(jsonrpc::result(id, result))
+}
+
+/// An upstream's JSON-RPC error on its way to the client: its message and
+/// data scanned like a result, findings counted into `facts` (`error:`),
+/// and redacted above the holder's class; when it cannot be redacted
+/// safely, only Remit's own words go out. Returns the message and the data
+/// to relay.
+pub(super) fn upstream_error<S: Store>(
+    state: &Gateway<S>,
+    caller: &Caller,
+    remote: &rmcp::model::ErrorData,
+    facts: &mut Facts,
+) -> (String, Option<Value>) {
+    let withheld = || {
+        (
+            format!(
+                "the upstream answered error {} (its text is withheld: it could not be scanned or redacted)",
+                remote.code.0
+            ),
+            None,
+        )
+    };
+    let payload = json!({ "message": remote.message, "data": remote.data });
+    let Ok(bytes) = serde_json::to_vec(&payload) else {
+        return withheld();
+    };
+    let Ok(report) = state.scanner().scan(&bytes) else {
+        return withheld();
+    };
+    count_findings(&report, "error:", &mut facts.findings);
+    facts.class = Some(
+        facts
+            .class
+            .map_or(report.classification, |c| c.max(report.classification)),
+    );
+    let payload = if report.classification > caller.chain.leaf_claims().class {
+        match serde_json::from_slice::<Value>(&report.redact_input(&bytes)) {
+            Ok(v) if v.is_object() => v,
+            _ => return withheld(),
+        }
+    } else {
+        payload
+    };
+    let message = match payload.get("message").and_then(Value::as_str) {
+        Some(m) => format!("the upstream answered an error: {m}"),
+        None => return withheld(),
+    };
+    let data = payload.get("data").filter(|d| !d.is_null()).cloned();
+    (message, data)
 }

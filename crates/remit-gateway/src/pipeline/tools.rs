@@ -15,12 +15,12 @@ use serde_json::{json, Map, Value};
 
 use super::context::{
     approval_id, call_hash, count_findings, decision_request, finding_names, findings_clause,
-    ledger_decision, policy_ids, risk_cost, shape, CallContext,
+    ledger_decision, policy_ids, recorded_reason, risk_cost, shape, CallContext,
 };
 use super::release::release;
 use super::{
-    forward_refusal, insufficient_scope, receipt_event, refuse, store_refusal, upstream_refusal,
-    Answer, Facts, Refusal,
+    forward_refusal, not_covered, receipt_event, refuse, store_refusal, upstream_refusal, Answer,
+    Facts, Refusal,
 };
 use crate::auth::Caller;
 use crate::cache::BlessedTools;
@@ -176,6 +176,7 @@ pub(super) async fn call_tool<S: Store>(
     server: &McpServer,
     id: RequestId,
     params: Map<String, Value>,
+    progress: Option<&super::progress::ProgressSink>,
 ) -> Answer {
     let config = state.gateway().config();
     let name = params
@@ -187,7 +188,14 @@ pub(super) async fn call_tool<S: Store>(
         .get("arguments")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let tool_id = format!("{}/{}", server.id, name);
+    // A name outside the MCP charset is never recorded or echoed: it may
+    // hold a `/` (a third field in `<server>/<tool>`), controls or megabytes.
+    let name_ok = jsonrpc::valid_tool_name(&name);
+    let tool_id = format!(
+        "{}/{}",
+        server.id,
+        if name_ok { name.as_str() } else { "?" }
+    );
     let mut facts = Facts {
         tool: format!("mcp:{tool_id}"),
         ..Facts::default()
@@ -207,6 +215,12 @@ pub(super) async fn call_tool<S: Store>(
             "tools/call needs params.name (the tool)".into()
         ));
     }
+    if !name_ok {
+        refuse_with!(deny(
+            "gw-invalid-tool-name",
+            "tools/call params.name is not a valid MCP tool name (1-128 of A-Za-z0-9_.-)".into()
+        ));
+    }
     if !args.is_object() {
         refuse_with!(deny(
             "gw-invalid-call",
@@ -215,17 +229,31 @@ pub(super) async fn call_tool<S: Store>(
     }
     let shadow = config.shadow(caller.agent(), server.id.as_str());
 
-    // Stage 2: authority. The remit must cover the call whole.
+    // One read of the server's pins serves the resource argument, the
+    // blessing check and the policy's server-wide description hash.
+    let registered = match blessed_tools(state, caller, &id, &facts, server).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    let blessed = Id::parse("tool name", name.as_str())
+        .ok()
+        .and_then(|n| registered.tools.iter().find(|t| t.name == n).cloned());
+    let resource = match call_resource(blessed.as_ref(), &args, &tool_id) {
+        Ok(r) => r,
+        Err(reason) => refuse_with!(deny("gw-resource-arg", reason)),
+    };
+
+    // Stage 2: authority. The remit must cover the call whole, its
+    // resource included.
     let call = remit_token::Call {
         tool: &tool_id,
-        resource: None,
+        resource,
         action: None,
         args: &args,
     };
     let authorized = remit_token::authorize_call(&caller.chain, &call);
     if let (Err(e), false) = (&authorized, shadow) {
-        let reason = format!("the remit does not cover this call: {e}");
-        return insufficient_scope(state, caller, id, &facts, &tool_id, reason).await;
+        return not_covered(state, caller, id, &facts, &tool_id, e).await;
     }
     let mut would: Vec<(String, String)> = Vec::new();
     if let Err(e) = &authorized {
@@ -234,22 +262,7 @@ pub(super) async fn call_tool<S: Store>(
             format!("the remit does not cover this call: {e}"),
         ));
     }
-    let tool_name = match Id::parse("tool name", name.as_str()) {
-        Ok(n) => n,
-        Err(e) => refuse_with!(deny("gw-tool-not-blessed", e.to_string())),
-    };
-    // One read of the server's pins serves both the blessing check and the
-    // policy's server-wide description hash.
-    let registered = match blessed_tools(state, caller, &id, &facts, server).await {
-        Ok(r) => r,
-        Err(refused) => return refused,
-    };
-    let Some(tool) = registered
-        .tools
-        .iter()
-        .find(|t| t.name == tool_name)
-        .cloned()
-    else {
+    let Some(tool) = blessed else {
         refuse_with!(deny(
             "gw-tool-not-blessed",
             format!(
@@ -385,7 +398,7 @@ pub(super) async fn call_tool<S: Store>(
             let refusal = Refusal {
                 kind: Kind::Deny,
                 code: jsonrpc::DENIED,
-                reason: decision.explanation(),
+                reason: recorded_reason(&decision),
                 policy_ids: policy_ids(&decision),
                 policy_version: Some(decision.policy_version().to_owned()),
             };
@@ -475,10 +488,11 @@ pub(super) async fn call_tool<S: Store>(
 
     // Stage 5: forward. Only the tool and its arguments go upstream.
     let forwarded = json!({ "name": name, "arguments": args });
-    let result = match upstream
-        .call("tools/call", forwarded, config.upstream_timeout)
-        .await
-    {
+    let holder = caller.chain.leaf_claims().class;
+    let timeout = config.upstream_timeout;
+    let forwarding =
+        super::progress::forward(state, holder, &upstream, forwarded, timeout, progress);
+    let result = match forwarding.await {
         Ok(r) => r,
         Err(e) => {
             // The call's receipt says it was allowed and sent; the refusal's
@@ -499,6 +513,29 @@ pub(super) async fn call_tool<S: Store>(
         Some(call_receipt),
     )
     .await
+}
+
+/// The call's resource: the value of the blessed tool's resource argument
+/// (`None` for a tool without one, or not blessed: refused later). A tool
+/// that has one and a call that does not give it as a string is refused
+/// with the reason: a resource check is never skipped by leaving it out.
+fn call_resource<'a>(
+    tool: Option<&remit_store::Tool>,
+    args: &'a Value,
+    tool_id: &str,
+) -> Result<Option<&'a str>, String> {
+    let Some(arg) = tool.and_then(|t| t.resource_arg.as_deref()) else {
+        return Ok(None);
+    };
+    match args.get(arg) {
+        Some(Value::String(value)) => Ok(Some(value.as_str())),
+        Some(_) => Err(format!(
+            "argument {arg:?} of {tool_id} is its resource and must be a string"
+        )),
+        None => Err(format!(
+            "{tool_id} takes its resource from argument {arg:?}, which the call does not give"
+        )),
+    }
 }
 
 /// What the caller's leaf remit and agent used before this call (steps,

@@ -62,6 +62,8 @@ pub struct Options {
     /// Holds only the issuer's public JWKS, as `remit wrap` does: it
     /// verifies remits the issuer key mints elsewhere and mints none.
     pub verify_only: bool,
+    /// The per-peer limit on unauthenticated refusals (default: Remit's).
+    pub unauthenticated: Option<remit_server::anonymous::Limits>,
 }
 
 /// An application served on 127.0.0.1:0 until the test ends.
@@ -96,6 +98,9 @@ pub async fn serve<S: Store>(store: S, dir: &Path, options: Options) -> Served<S
             .unwrap_or_else(|| format!("http://{addr}")),
     );
     settings.oidc = options.oidc;
+    if let Some(limits) = options.unauthenticated {
+        settings.unauthenticated = limits;
+    }
     let state = AppState::new(store, issuer, hash, settings, receipts)
         .await
         .unwrap();
@@ -153,6 +158,8 @@ pub struct Server {
     pub db: Db,
     /// Its public URL (shared by a restarted server).
     pub public: String,
+    /// The private keys of the agents [`Server::register`] made, by id.
+    pub keys: Arc<std::sync::Mutex<std::collections::HashMap<String, PrivateJwk>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -165,6 +172,7 @@ pub async fn start<S: Store>(store: S, db: Db, dir: tempfile::TempDir, options: 
         issuer: served.issuer,
         db,
         public: served.state.settings().public_url.clone(),
+        keys: Arc::default(),
         _dir: dir,
     }
 }
@@ -270,7 +278,7 @@ impl Server {
             ..Options::default()
         };
         let dir = tempfile::tempdir().unwrap();
-        match &self.db {
+        let mut replica = match &self.db {
             Db::Sqlite(path) => {
                 let store = SqliteStore::open(path).await.unwrap();
                 start(store, self.db.clone(), dir, options).await
@@ -279,7 +287,9 @@ impl Server {
                 let store = PgStore::connect_in_schema(url, schema).await.unwrap();
                 start(store, self.db.clone(), dir, options).await
             }
-        }
+        };
+        replica.keys = Arc::clone(&self.keys);
+        replica
     }
 
     /// Its public URL.
@@ -322,13 +332,27 @@ impl Server {
         content_type: Option<&str>,
         body: &str,
     ) -> Reply {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        self.send_headers(method, path, &headers, content_type, body)
+            .await
+    }
+
+    /// [`Server::send`] with any extra headers.
+    pub async fn send_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Reply {
         let mut request = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
             self.addr,
             body.len()
         );
-        if let Some(auth) = auth {
-            request.push_str(&format!("authorization: {auth}\r\n"));
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
         }
         if let Some(ct) = content_type {
             request.push_str(&format!("content-type: {ct}\r\n"));
@@ -384,7 +408,17 @@ impl Server {
             )
             .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
+        self.keys
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), key.to_private_jwk().unwrap());
         key
+    }
+
+    /// The key [`Server::register`] made for agent `id`.
+    pub fn key_of(&self, id: &str) -> Option<EcdsaP256Signer> {
+        let keys = self.keys.lock().unwrap();
+        keys.get(id).map(|k| EcdsaP256Signer::from_jwk(k).unwrap())
     }
 
     /// A root remit for `agent` on behalf of `sub` over `tools`.

@@ -23,7 +23,7 @@ fn main() {
         "alice",
         "agent-1",
         agent().public_jwk().clone(),
-        vec![grant("read_*", "/data/*"), grant("search", "*")],
+        vec![grant("read_*", "/data/**"), grant("search", "*")],
     );
     request.ttl_secs = 3600;
     request.max_steps = Some(10);

@@ -35,11 +35,11 @@ pub fn grant(v: Value) -> Grant {
     serde_json::from_value(v).unwrap()
 }
 
-/// A root for `holder` with a grant over fs.* under /tmp/ with a path
+/// A root for `holder` with a grant over fs.* under /tmp/** with a path
 /// prefix constraint, 10 steps, CONFIDENTIAL, one hour.
 pub fn root(issuer: &EcdsaP256Signer, holder: &EcdsaP256Signer) -> UnverifiedRemit {
     let g = grant(serde_json::json!({
-        "type": "remit_tool", "tools": ["fs.*", "net.get"], "resources": ["/tmp/*"],
+        "type": "remit_tool", "tools": ["fs.*", "net.get"], "resources": ["/tmp/**"],
         "actions": ["read", "write"],
         "args": {"path": {"prefix": "/tmp/"}, "n": {"range": {"min": 0, "max": 100}}}
     }));

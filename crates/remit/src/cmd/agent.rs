@@ -113,7 +113,7 @@ fn register(
     if json {
         io::print_json(&agent)?;
     } else {
-        println!(
+        say!(
             "registered agent {} (key {}, receipt {})",
             text(&agent["id"]),
             text(&agent["key_thumbprint"]),
@@ -131,10 +131,10 @@ fn list(api: &Api, json: bool) -> Result<(), ApiError> {
     }
     let agents = answer["agents"].as_array().cloned().unwrap_or_default();
     if agents.is_empty() {
-        println!("no agents registered");
+        say!("no agents registered");
     }
     for agent in agents {
-        println!(
+        say!(
             "{}\t{}\t{}\towner {}\tkey {}",
             text(&agent["id"]),
             text(&agent["status"]),
@@ -151,7 +151,7 @@ fn disable(api: &Api, json: bool, id: &str) -> Result<(), ApiError> {
     if json {
         io::print_json(&agent)?;
     } else {
-        println!(
+        say!(
             "disabled agent {} and revoked its remits (receipt {})",
             text(&agent["id"]),
             text(&agent["receipt_id"])
@@ -160,10 +160,11 @@ fn disable(api: &Api, json: bool, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A JSON value as plain text (strings without quotes).
+/// A JSON value as plain text for a terminal (strings without quotes,
+/// control characters escaped: names and owners come from other people).
 pub(crate) fn text(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => crate::io::printable(s).into_owned(),
         Value::Null => "-".into(),
         other => other.to_string(),
     }

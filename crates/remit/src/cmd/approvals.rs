@@ -82,7 +82,7 @@ pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
         if json {
             io::print_json(&answer)?;
         } else {
-            println!(
+            say!(
                 "{} {} (receipt {})",
                 text(&answer["id"]),
                 text(&answer["state"]),
@@ -99,10 +99,10 @@ pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
             }
             let pending = answer["approvals"].as_array().cloned().unwrap_or_default();
             if pending.is_empty() {
-                println!("no pending approvals");
+                say!("no pending approvals");
             }
             for a in pending {
-                println!("{}", line(&a));
+                say!("{}", line(&a));
             }
             Ok(())
         }),
@@ -112,8 +112,8 @@ pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
                 if json {
                     io::print_json(&a)?;
                 } else {
-                    println!("{}", line(&a));
-                    println!("call sha256 {}", text(&a["call_hash"]));
+                    say!("{}", line(&a));
+                    say!("call sha256 {}", text(&a["call_hash"]));
                 }
                 Ok(())
             }),

@@ -205,7 +205,7 @@ fn init(log: &Path, origin: &str, note_key_out: &Path) -> anyhow::Result<ExitCod
     }
     io::write_secret_file(note_key_out, note_key.to_skey().as_bytes())?;
     dir.init(&note_key)?;
-    println!("{}", note_key.verifier().to_vkey());
+    say!("{}", note_key.verifier().to_vkey());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -442,30 +442,31 @@ fn print_verdict(
                     "note_key_pinned": pinned,
                 }))?;
             } else {
-                println!(
+                say!(
                     "ok: {} receipts verified; tree head {}",
-                    report.size, report.root
+                    report.size,
+                    report.root
                 );
-                println!(
+                say!(
                     "checkpoint of {} receipts signed by {}{}",
                     report.checkpoint.size,
                     verifier.name(),
                     if pinned { "" } else { unpinned }
                 );
                 if let Some(e) = &report.earlier {
-                    println!(
+                    say!(
                         "consistent with the earlier checkpoint of {} receipts",
                         e.size
                     );
                 }
                 if report.unsealed > 0 {
-                    println!(
+                    say!(
                         "{} receipts after the checkpoint are signed but not yet sealed",
                         report.unsealed
                     );
                 }
                 if torn > 0 {
-                    println!("a torn last line of {torn} bytes (a crash mid-write, never acknowledged) was ignored");
+                    say!("a torn last line of {torn} bytes (a crash mid-write, never acknowledged) was ignored");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -479,7 +480,7 @@ fn print_verdict(
                     "reason": e.to_string(),
                 }))?;
             } else {
-                println!("FAILED: {e}");
+                say!("FAILED: {e}");
             }
             Ok(ExitCode::from(1))
         }
@@ -584,7 +585,7 @@ fn show(
             r.receipt.index,
             rfc3339(e.time),
             e.kind.as_str(),
-            e.tool.as_deref().unwrap_or("-")
+            crate::io::printable(e.tool.as_deref().unwrap_or("-"))
         )?;
         let chain: Vec<String> = e
             .actors
@@ -594,7 +595,7 @@ fn show(
                     ActorKind::User => "user",
                     ActorKind::Agent => "agent",
                 };
-                format!("{kind}:{}", a.id)
+                format!("{kind}:{}", crate::io::printable(&a.id))
             })
             .collect();
         if !chain.is_empty() {

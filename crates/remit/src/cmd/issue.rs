@@ -6,6 +6,7 @@ use clap::Args;
 use remit_token::Classification;
 use serde_json::json;
 
+use super::arg_flag::{self, ArgFlag};
 use super::client::{finish, Api, ApiError, ServerArgs};
 use crate::io;
 
@@ -26,6 +27,10 @@ pub struct IssueArgs {
     /// Resource patterns the tools may touch (unrestricted if none).
     #[arg(long = "resource", num_args = 1..)]
     resources: Vec<String>,
+    /// An argument constraint, `NAME=KIND:VALUE` or `NAME=JSON` (repeatable),
+    /// e.g. `path=prefix:/data/reports/`, `n=range:1..10`, `mode=one_of:r,w`.
+    #[arg(long = "arg", value_name = "NAME=CONSTRAINT", value_parser = arg_flag::parse)]
+    args: Vec<ArgFlag>,
     /// Lifetime: `60s`, `5m`, `1h` (the server's default if absent).
     #[arg(long)]
     ttl: Option<String>,
@@ -43,6 +48,10 @@ pub fn run(args: IssueArgs) -> anyhow::Result<ExitCode> {
     let mut grant = json!({ "type": "remit_tool", "tools": args.tools });
     if !args.resources.is_empty() {
         grant["resources"] = json!(args.resources);
+    }
+    let constraints = arg_flag::collect(&args.args)?;
+    if !constraints.is_empty() {
+        grant["args"] = serde_json::to_value(&constraints)?;
     }
     let mut body = json!({ "agent": args.agent, "sub": args.sub, "grants": [grant] });
     if let Some(ttl) = &args.ttl {
@@ -64,7 +73,7 @@ pub fn run(args: IssueArgs) -> anyhow::Result<ExitCode> {
         let remit = answer["remit"]
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("the server's answer holds no remit"))?;
-        println!("{remit}");
+        say!("{remit}");
         Ok(())
     })())
 }

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod arg_flag;
 pub mod keys;
 
 // token (issue 3)

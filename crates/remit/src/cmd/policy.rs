@@ -94,7 +94,7 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Validate { dir, json } => validate(&dir, json),
         PolicyCommand::Hash { dir } => {
             let engine = load(&PolicyFolder::read(&dir)?)?;
-            println!("{}", engine.version());
+            say!("{}", engine.version());
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Eval {
@@ -125,7 +125,7 @@ fn new(preset: &str, out: &Path, engine: &str) -> anyhow::Result<ExitCode> {
     let engine = parse_engine(engine)?;
     let folder = PolicyFolder::create(out, preset, engine)?;
     let loaded = load(&folder)?;
-    println!(
+    say!(
         "wrote {} ({} preset, {} engine, escalation {})\nversion {}",
         out.display(),
         preset,
@@ -159,7 +159,7 @@ fn validate(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         io::print_json(&report)?;
     } else {
         match &result {
-            Ok(e) => println!(
+            Ok(e) => say!(
                 "valid: {} file(s), {} preset, {} engine\nversion {}",
                 files.len(),
                 folder.manifest().preset,
@@ -167,9 +167,9 @@ fn validate(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 e.version()
             ),
             Err(err) => {
-                println!("invalid:");
+                say!("invalid:");
                 for line in error_lines(err) {
-                    println!("  {line}");
+                    say!("  {line}");
                 }
             }
         }
@@ -220,19 +220,19 @@ fn eval(
         }
         io::print_json(&value)?;
     } else {
-        println!("decision: {}", verdict_word(decision.verdict()));
-        println!("reason:   {}", decision.explanation());
-        println!("policies: {}", decision.reason_code());
-        println!("version:  {}", decision.policy_version());
+        say!("decision: {}", verdict_word(decision.verdict()));
+        say!("reason:   {}", decision.explanation());
+        say!("policies: {}", decision.reason_code());
+        say!("version:  {}", decision.policy_version());
         if explain {
             let eval = engine.evaluate(&request);
-            println!(
+            say!(
                 "\nmatched policies ({} engine, escalation {}):",
                 engine.kind(),
                 engine.mode().as_str()
             );
             if eval.matched.is_empty() {
-                println!("  none");
+                say!("  none");
             }
             let mut matched = eval.matched;
             matched.sort();
@@ -242,19 +242,19 @@ fn eval(
                     (remit_policy::Effect::Permit, None) => "permit  ".to_owned(),
                     (remit_policy::Effect::Permit, Some(_)) => "escalate".to_owned(),
                 };
-                println!("  {effect} {}: {}", p.id, p.reason);
+                say!("  {effect} {}: {}", p.id, p.reason);
                 if let Some(e) = &p.escalate {
-                    println!("           needs approval: {e}");
+                    say!("           needs approval: {e}");
                 }
             }
             for e in &eval.errors {
-                println!(
+                say!(
                     "  error    {}: {}",
                     e.policy.as_deref().unwrap_or("-"),
                     e.message
                 );
             }
-            println!(
+            say!(
                 "\nrule: errors deny; a forbid wins; no permit denies; then {}.",
                 match engine.mode() {
                     remit_policy::EscalationMode::PlainPermitWins =>
@@ -293,7 +293,7 @@ fn test(dir: &Path, cases: &Path) -> anyhow::Result<ExitCode> {
     for r in &results {
         if !r.passed() {
             failed += 1;
-            println!(
+            say!(
                 "FAIL {}: expected {} {}, got {} {} ({})",
                 r.name,
                 verdict_word(r.expect),
@@ -305,7 +305,7 @@ fn test(dir: &Path, cases: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     let passed = results.len() - failed;
-    println!("{passed} passed, {failed} failed");
+    say!("{passed} passed, {failed} failed");
     Ok(if failed == 0 && results.len() == table.cases().len() {
         ExitCode::SUCCESS
     } else {

@@ -71,13 +71,13 @@ pub fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
         if json {
             io::print_json(&answer)?;
         } else if answer["newly_revoked"] == json!(true) {
-            println!(
+            say!(
                 "revoked {kind} {value} (epoch {}, receipt {})",
                 text(&answer["epoch"]),
                 text(&answer["receipt_id"])
             );
         } else {
-            println!(
+            say!(
                 "{kind} {value} was already revoked (epoch {})",
                 text(&answer["epoch"])
             );

@@ -147,9 +147,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         if !f.transforms.is_empty() {
             line.push_str(&format!("  via {}", f.transforms.names().join("+")));
         }
-        println!("{line}");
+        say!("{line}");
     }
-    println!(
+    say!(
         "classification: {} ({} finding{})",
         report.classification,
         report.findings.len(),

@@ -219,12 +219,21 @@ fn announcement(report: &StartReport) -> String {
         out,
         "  remit agent register --id my-agent --jwk agent.jwk --owner alice --risk-tier low"
     );
-    outln!(
-        out,
-        "  remit issue --agent my-agent --sub alice --tool read_file --ttl 10m"
-    );
+    for line in NEXT_AT_THE_GATEWAY {
+        outln!(out, "  {line}");
+    }
     out
 }
+
+/// The hint's last steps: put an MCP server behind the gateway and issue a
+/// remit it accepts. Tools are named `<server>/<tool>` at the gateway, and
+/// the path argument is held to one directory (segment-bounded prefix).
+const NEXT_AT_THE_GATEWAY: [&str; 4] = [
+    "remit server add --id files --url \"stdio:npx -y @modelcontextprotocol/server-filesystem /data\"",
+    "remit server bless files --risk low",
+    "remit issue --agent my-agent --sub alice --tool files/read_text_file --tool files/list_directory \\",
+    "  --arg path=prefix:/data/reports/ --ttl 10m",
+];
 
 /// Runs `remit serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -274,6 +283,23 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::worker_threads;
+
+    #[test]
+    fn the_next_hint_issues_a_remit_the_gateway_accepts() {
+        let issue = super::NEXT_AT_THE_GATEWAY[2..].join(" ");
+        let words: Vec<&str> = issue.split_whitespace().collect();
+        let tools: Vec<&str> = words
+            .windows(2)
+            .filter(|w| w[0] == "--tool")
+            .map(|w| w[1])
+            .collect();
+        assert!(!tools.is_empty());
+        // The gateway names tools `<server>/<tool>`, and `*` no longer crosses `/`.
+        assert!(tools.iter().all(|t| t.starts_with("files/")), "{tools:?}");
+        for w in words.windows(2).filter(|w| w[0] == "--arg") {
+            super::super::arg_flag::parse(w[1]).unwrap();
+        }
+    }
 
     #[test]
     fn a_thread_per_cpu_unless_told_otherwise() {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::agent::text;
 use super::client::{finish, segment, Api, ApiError, ServerArgs};
@@ -63,7 +63,7 @@ enum ServerCommand {
         /// The server's id.
         id: String,
     },
-    /// Set a pinned tool's risk or clearance.
+    /// Set a pinned tool's risk, clearance or resource argument.
     ToolSet {
         /// The server's id.
         id: String,
@@ -75,6 +75,14 @@ enum ServerCommand {
         /// public, internal, confidential or restricted.
         #[arg(long)]
         clearance: Option<String>,
+        /// The argument whose value is the call's resource, checked against
+        /// the remit's `--resource` patterns (blessing picks the first
+        /// string `path`, `uri`, `url` or `file` argument).
+        #[arg(long, value_name = "ARG", conflicts_with = "no_resource_arg")]
+        resource_arg: Option<String>,
+        /// The tool has no resource argument.
+        #[arg(long)]
+        no_resource_arg: bool,
     },
 }
 
@@ -148,11 +156,12 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
                     }
                     for tool in answer["tools"].as_array().cloned().unwrap_or_default() {
                         println!(
-                            "pinned {}/{}\trisk {}\tclearance {}\tsha256 {}{}",
+                            "pinned {}/{}\trisk {}\tclearance {}\tresource {}\tsha256 {}{}",
                             text(&tool["server"]),
                             text(&tool["name"]),
                             text(&tool["risk"]),
                             text(&tool["clearance"]),
+                            resource_arg_text(&tool["resource_arg"]),
                             text(&tool["description_sha256"]),
                             if tool["repinned"] == true {
                                 "\t(changed, re-pinned)"
@@ -169,6 +178,8 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
             tool,
             risk,
             clearance,
+            resource_arg,
+            no_resource_arg,
         } => {
             let mut body = json!({});
             if let Some(risk) = risk {
@@ -176,6 +187,11 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(clearance) = clearance {
                 body["clearance"] = json!(clearance);
+            }
+            if let Some(arg) = resource_arg {
+                body["resource_arg"] = json!(arg);
+            } else if no_resource_arg {
+                body["resource_arg"] = Value::Null;
             }
             api.post(
                 &format!("/v1/servers/{}/tools/{}", segment(&id), segment(&tool)),
@@ -186,11 +202,12 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
                     io::print_json(&t)?;
                 } else {
                     println!(
-                        "{}/{}: risk {}, clearance {} (receipt {})",
+                        "{}/{}: risk {}, clearance {}, resource {} (receipt {})",
                         text(&t["server"]),
                         text(&t["name"]),
                         text(&t["risk"]),
                         text(&t["clearance"]),
+                        resource_arg_text(&t["resource_arg"]),
                         text(&t["receipt_id"])
                     );
                 }
@@ -221,6 +238,13 @@ fn list(api: &Api, json: bool) -> Result<(), ApiError> {
         );
     }
     Ok(())
+}
+
+/// `arg:<name>` for a tool's resource argument, `none` without one.
+fn resource_arg_text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| "none".to_owned(), |arg| format!("arg:{arg}"))
 }
 
 fn tools(api: &Api, json: bool, id: &str) -> Result<(), ApiError> {

@@ -13,7 +13,8 @@ use remit_token::{
 };
 use serde_json::{json, Value};
 
-use crate::io;
+use super::arg_flag::{self, ArgFlag};
+use crate::io::{self, printable};
 
 /// Token commands.
 #[derive(Debug, Subcommand)]
@@ -38,6 +39,10 @@ pub enum TokenCommand {
         /// Resource patterns the tools may touch (unrestricted if none).
         #[arg(long = "resource", num_args = 1..)]
         resources: Vec<String>,
+        /// An argument constraint, `NAME=KIND:VALUE` or `NAME=JSON` (repeatable),
+        /// e.g. `path=prefix:/data/reports/`, `n=range:1..10`, `mode=one_of:r,w`.
+        #[arg(long = "arg", value_name = "NAME=CONSTRAINT", value_parser = arg_flag::parse)]
+        args: Vec<ArgFlag>,
         /// Lifetime: `60s`, `5m`, `1h` (at most 24h).
         #[arg(long, default_value = "60s")]
         ttl: String,
@@ -80,6 +85,10 @@ pub enum TokenCommand {
         /// Resource patterns within the parent's.
         #[arg(long = "resource", num_args = 1..)]
         resources: Vec<String>,
+        /// An argument constraint within the parent's, `NAME=KIND:VALUE` or
+        /// `NAME=JSON` (repeatable); it replaces the parent's on that argument.
+        #[arg(long = "arg", value_name = "NAME=CONSTRAINT", value_parser = arg_flag::parse)]
+        args: Vec<ArgFlag>,
         /// Lifetime: `30s`, `5m` (cut to the parent's expiry).
         #[arg(long, default_value = "30s")]
         ttl: String,
@@ -137,6 +146,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             holder_jwk,
             tools,
             resources,
+            args,
             ttl,
             class,
             max_steps,
@@ -151,6 +161,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             if !resources.is_empty() {
                 grant.resources = Some(patterns(&resources)?);
             }
+            grant.args = arg_flag::collect(&args)?;
             let mut request = MintRequest::new(sub, agent, holder, vec![grant]);
             request.issuer = iss;
             request.audience = aud;
@@ -160,7 +171,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             request.max_depth = max_depth;
             request.amr = amr;
             let remit = mint(&issuer, &request, now()?)?;
-            println!("{remit}");
+            say!("{remit}");
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Delegate {
@@ -170,6 +181,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             agent,
             tools,
             resources,
+            args,
             ttl,
             class,
             max_steps,
@@ -184,11 +196,17 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                 Some(patterns(&resources)?)
             };
             let leaf = chain.leaf();
-            let grants = narrow_grants(
+            let mut grants = narrow_grants(
                 &leaf.claims().authorization_details,
                 &patterns(&tools)?,
                 resources.as_deref(),
             )?;
+            let narrower = arg_flag::collect(&args)?;
+            for grant in &mut grants {
+                for (name, constraint) in narrower.iter() {
+                    grant.args.insert(name, constraint.clone());
+                }
+            }
             let mut request = DelegateRequest::new(agent, holder, grants);
             request.ttl_secs = parse_duration(&ttl)?;
             request.class = class;
@@ -196,7 +214,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let child = delegate(&chain, &signer, &request, now()?)?;
             let mut links = chain.links().to_vec();
             links.push(child);
-            println!("{}", UnverifiedChain::from_links(links)?.to_text());
+            say!("{}", UnverifiedChain::from_links(links)?.to_text());
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Verify {
@@ -225,7 +243,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                             "error": err.to_string(),
                         }))?;
                     } else {
-                        println!("invalid: {err}");
+                        say!("invalid: {err}");
                     }
                     return Ok(ExitCode::from(1));
                 }
@@ -257,8 +275,8 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             } else {
                 print_authority(&authority);
                 match &call {
-                    Some(Ok(a)) => println!("call: allowed by grant {}", a.grant),
-                    Some(Err(e)) => println!("call: denied: {e}"),
+                    Some(Ok(a)) => say!("call: allowed by grant {}", a.grant),
+                    Some(Err(e)) => say!("call: denied: {e}"),
                     None => {}
                 }
             }
@@ -277,10 +295,10 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                     .collect();
                 io::print_json(&json!({"verified": false, "links": links}))?;
             } else {
-                println!("UNVERIFIED: signatures and chain rules were not checked");
+                say!("UNVERIFIED: signatures and chain rules were not checked");
                 for (i, link) in chain.links().iter().enumerate() {
-                    println!("link {i} (kid {}):", link.kid());
-                    println!("{}", serde_json::to_string_pretty(link.claims())?);
+                    say!("link {i} (kid {}):", link.kid());
+                    say!("{}", serde_json::to_string_pretty(link.claims())?);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -289,18 +307,18 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn print_authority(a: &remit_token::Authority) {
-    println!("valid chain of {} link(s)", a.links);
-    println!("sub:       {}", a.sub);
-    println!("agent:     {}", a.actors.join(" <- "));
-    println!("aud:       {}", a.aud);
-    println!("class:     {}", a.class);
+    say!("valid chain of {} link(s)", a.links);
+    say!("sub:       {}", printable(&a.sub));
+    say!("agent:     {}", printable(&a.actors.join(" <- ")));
+    say!("aud:       {}", printable(&a.aud));
+    say!("class:     {}", a.class);
     match a.max_steps {
-        Some(n) => println!("max_steps: {n}"),
-        None => println!("max_steps: unlimited"),
+        Some(n) => say!("max_steps: {n}"),
+        None => say!("max_steps: unlimited"),
     }
-    println!("valid:     {} .. {} (unix seconds)", a.nbf, a.exp);
-    println!("depth:     {} of max {}", a.depth, a.max_depth);
-    println!("holder:    {}", a.holder);
+    say!("valid:     {} .. {} (unix seconds)", a.nbf, a.exp);
+    say!("depth:     {} of max {}", a.depth, a.max_depth);
+    say!("holder:    {}", a.holder);
     for (i, g) in a.grants.iter().enumerate() {
         let tools: Vec<&str> = g.tools.iter().map(Pattern::as_str).collect();
         let mut line = format!("grant {i}:   tools {}", tools.join(", "));
@@ -309,15 +327,16 @@ fn print_authority(a: &remit_token::Authority) {
             line.push_str(&format!("; resources {}", r.join(", ")));
         }
         if let Some(acts) = &g.actions {
-            line.push_str(&format!("; actions {}", acts.join(", ")));
+            line.push_str(&format!("; actions {}", printable(&acts.join(", "))));
         }
         for (name, c) in g.args.iter() {
             line.push_str(&format!(
-                "; {name}: {}",
+                "; {}: {}",
+                printable(name),
                 serde_json::to_string(c).unwrap_or_default()
             ));
         }
-        println!("{line}");
+        say!("{line}");
     }
 }
 

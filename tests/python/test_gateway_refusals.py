@@ -1,0 +1,116 @@
+"""Every refusal the gateway sends parses in the official MCP clients with
+its reason intact (issue 22, item 11): the Python SDK (mcp, in .venv) and
+the TypeScript SDK (@modelcontextprotocol/sdk, tests/node/refusal-client.mjs),
+against a real `remit serve` fronting the official filesystem server.
+
+Before the fix a 401 was a JSON-RPC error without `id`; the Python client
+could not parse it and reported a generic internal error, so the agent
+never learned "expired", "revoked" or that its proof was signed by the
+wrong key.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from gateway_helpers import REPO, Scenario, claims
+
+NODE_CLIENT = REPO / "tests" / "node" / "refusal-client.mjs"
+
+
+@pytest.fixture(scope="module")
+def sc(tmp_path_factory):
+    scenario = Scenario(tmp_path_factory.mktemp("refusals"), "http")
+    yield scenario
+    scenario.server.stop()
+
+
+def mint(sc, ttl: int = 600) -> str:
+    return sc.server.admin(
+        "POST",
+        "/v1/remits",
+        {
+            "agent": "planner",
+            "sub": "alice",
+            "grants": [{"type": "remit_tool", "tools": ["fs/read_file"]}],
+            "max_steps": 50,
+            "ttl_secs": ttl,
+        },
+    )["remit"]
+
+
+def expired(sc) -> str:
+    chain = mint(sc, ttl=1)
+    time.sleep(2.5)
+    return chain
+
+
+def revoked(sc) -> str:
+    chain = mint(sc)
+    sc.server.run("revoke", "--subtree", claims(chain.split("~")[-1])["jti"])
+    return chain
+
+
+def python_refusal(sc, chain: str, agent: str = "planner") -> MCPError:
+    outcome = sc.attempt(chain, agent, "read_file", {"path": str(sc.files / "notes.txt")})
+    assert isinstance(outcome, MCPError), f"expected an MCP error with a reason, got {outcome!r}"
+    return outcome
+
+
+def node_refusal(sc, chain: str) -> dict:
+    chain_file = sc.root / f"chain-{time.monotonic_ns()}"
+    chain_file.write_text(chain)
+    out = subprocess.run(
+        ["node", str(NODE_CLIENT), sc.url, str(chain_file), "read_file",
+         json.dumps({"path": str(sc.files / "notes.txt")})],
+        capture_output=True, text=True, timeout=60, cwd=NODE_CLIENT.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["ok"] is False, answer
+    return answer
+
+
+def test_an_expired_remit_says_expired_to_the_python_client(sc):
+    error = python_refusal(sc, expired(sc))
+    assert "expired" in error.error.message, error.error
+
+
+def test_a_revoked_remit_says_revoked_to_the_python_client(sc):
+    error = python_refusal(sc, revoked(sc))
+    assert "revoked" in error.error.message, error.error
+
+
+def test_a_proof_signed_by_the_wrong_key_says_so_to_the_python_client(sc):
+    error = python_refusal(sc, mint(sc), agent="reader")
+    assert "DPoP proof" in error.error.message, error.error
+
+
+def test_a_constraint_deny_reaches_the_python_client_with_its_reason(sc):
+    outcome = sc.call(sc.root_chain, "planner", "read_file", {"path": str(sc.root / "hr" / "salaries.csv")})
+    assert isinstance(outcome, MCPError), outcome
+    assert outcome.error.code == -32041
+    assert "prefix" in outcome.error.data["reason"], outcome.error.data
+
+
+def test_expired_and_revoked_reach_the_typescript_client(sc):
+    assert "expired" in node_refusal(sc, expired(sc))["message"]
+    assert "revoked" in node_refusal(sc, revoked(sc))["message"]
+
+
+def test_a_constraint_deny_reaches_the_typescript_client_with_its_reason(sc):
+    chain_file = sc.root / "root-chain"
+    chain_file.write_text(sc.root_chain)
+    out = subprocess.run(
+        ["node", str(NODE_CLIENT), sc.url, str(chain_file), "read_file",
+         json.dumps({"path": str(sc.root / "hr" / "salaries.csv")})],
+        capture_output=True, text=True, timeout=60, cwd=NODE_CLIENT.parent,
+    )
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["ok"] is False and answer["code"] == -32041, answer
+    assert "prefix" in answer["data"]["reason"], answer
