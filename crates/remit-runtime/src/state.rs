@@ -154,13 +154,21 @@ struct Inner<S> {
     policy_rebuild: tokio::sync::Mutex<()>,
     scanner: Scanner,
     scoped_cache: Mutex<ChainCache>,
-    registry_listeners: RwLock<Vec<RegistryListener>>,
+    registry_listeners: RegistryListeners,
     refusals: crate::anonymous::Refusals,
 }
 
-/// Called after every registry change this process makes (see
+/// What runs after every registry change this process makes (see
 /// [`AppState::on_registry_change`]).
-type RegistryListener = Box<dyn Fn() + Send + Sync>;
+#[derive(Default)]
+struct RegistryListeners(RwLock<Vec<Box<dyn Fn() + Send + Sync>>>);
+
+impl std::fmt::Debug for RegistryListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0.read().map_or(0, |l| l.len());
+        write!(f, "RegistryListeners({count})")
+    }
+}
 
 /// Why the policy engine could not be rebuilt over the registry.
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +236,7 @@ impl<S: Store> AppState<S> {
                 admin_hash,
                 follower,
                 cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
+                refusals: crate::anonymous::Refusals::new(settings.unauthenticated),
                 settings,
                 receipts,
                 policy: RwLock::new(Arc::from(policy)),
@@ -235,8 +244,7 @@ impl<S: Store> AppState<S> {
                 policy_rebuild: tokio::sync::Mutex::new(()),
                 scanner: Scanner::new(ScanConfig::default()),
                 scoped_cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
-                refusals: crate::anonymous::Refusals::new(settings.unauthenticated),
-                registry_listeners: RwLock::new(Vec::new()),
+                registry_listeners: RegistryListeners::default(),
             }),
         };
         state.repair_propagation().await?;
@@ -421,7 +429,7 @@ impl<S: Store> AppState<S> {
                 crate::receipts::events::revoked(&kind, revocation.target.value.as_str(), now_ms());
             if let Err(problem) = self.record(event).await {
                 tracing::error!(
-                    detail = problem.detail(),
+                    error = %problem,
                     "receipt of a propagated revocation"
                 );
             }
@@ -505,6 +513,7 @@ impl<S: Store> AppState<S> {
     pub fn on_registry_change(&self, listener: impl Fn() + Send + Sync + 'static) {
         self.inner
             .registry_listeners
+            .0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Box::new(listener));
@@ -514,6 +523,7 @@ impl<S: Store> AppState<S> {
         let listeners = self
             .inner
             .registry_listeners
+            .0
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         for listener in listeners.iter() {
