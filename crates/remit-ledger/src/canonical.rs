@@ -6,16 +6,20 @@
 
 use serde::Serialize;
 
-use crate::receipt::ReceiptError;
+/// A value has no canonical form: a number outside the I-JSON range, or
+/// text that is not JSON. The message is the canonicalizer's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CanonicalError(pub String);
 
 /// The canonical bytes of a value.
-pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, ReceiptError> {
-    serde_json_canonicalizer::to_vec(value).map_err(|e| ReceiptError::Canonical(e.to_string()))
+pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    serde_json_canonicalizer::to_vec(value).map_err(|e| CanonicalError(e.to_string()))
 }
 
 /// Re-canonicalizes JSON text.
-pub fn pipe(json: &str) -> Result<String, ReceiptError> {
-    serde_json_canonicalizer::pipe(json).map_err(|e| ReceiptError::Canonical(e.to_string()))
+pub fn pipe(json: &str) -> Result<String, CanonicalError> {
+    serde_json_canonicalizer::pipe(json).map_err(|e| CanonicalError(e.to_string()))
 }
 
 /// Whether `bytes` are already the canonical form of the JSON they hold.

@@ -36,7 +36,7 @@
 //!   unused zeros cut on open, trimmed on drop). The file store is the only
 //!   I/O in this crate; a database store lives in `remit-store`.
 //!
-//! # What an auditor checks ([`audit`])
+//! # What an auditor checks ([`audit`](mod@audit))
 //!
 //! With only the JWKS and the note verifier key: every leaf is canonical,
 //! parses, carries its own index (no drop, insert or reorder), links to the
@@ -48,19 +48,36 @@
 //!
 //! # Threat model
 //!
-//! The log may be stored by an operator who is not trusted. Editing,
-//! dropping, reordering or inserting a receipt breaks a signature, an index
-//! or a link at that receipt. Truncating the log below a checkpoint is
-//! visible against that checkpoint. Whoever holds the receipt key and the
-//! note key can write a *different* consistent history (a fork); that is
-//! caught only against an earlier checkpoint held outside the operator's
-//! reach (an auditor's copy, a witness cosignature), which is why
-//! checkpoints are in the ecosystem's format. Receipts carry a keyed hash
-//! of the arguments, so the log does not leak them and a guessed value
-//! cannot be confirmed without the key. Not in scope: confidentiality of
-//! receipt metadata (tool names, actor ids) from whoever reads the log, and
+//! The log may be stored by an operator who is not trusted; the auditor
+//! holds only the JWKS and the note verifier key. Each attack below is
+//! refused by [`Auditor`] with the [`AuditError::code`] shown (the tests in
+//! `tests/tamper.rs` are named after these attacks).
+//!
+//! | attack | refused by |
+//! |---|---|
+//! | editing any byte or field of a receipt | ES256 signature over its canonical bytes: `bad_signature` or `malformed_leaf` at that index |
+//! | an equivalent but re-serialized leaf (key order, spaces, number form) | RFC 8785 bytes required: `not_canonical` |
+//! | re-signing with a key not in the JWKS | `kid` looked up in the auditor's JWKS only: `unknown_key` |
+//! | dropping, inserting or reordering receipts | each receipt carries its index: `out_of_order` at the first gap |
+//! | replacing a receipt with another validly signed one | the next receipt links the SHA-256 of its predecessor: `broken_link` |
+//! | truncating the log below the checkpoint | `truncated`, naming the first missing receipt |
+//! | rewriting a suffix with the gateway key | the recomputed tree head differs from the signed checkpoint: `root_mismatch` |
+//! | a checkpoint signed by another key, or for another log | C2SP signed note under the pinned key and origin: `bad_checkpoint` |
+//! | rolling back to an older checkpoint | an earlier checkpoint the auditor kept: `rollback` |
+//! | a fork written with both keys | RFC 6962 consistency from the earlier checkpoint: `inconsistent` |
+//! | a crash mid-write presented as a receipt | a torn last line was never acknowledged; it is cut on open ([`store::FileStore`]) and reported, never audited as a receipt |
+//! | reading the arguments out of the log, or confirming a guessed value | only an HMAC of the canonical arguments is stored ([`ArgsKey`]) |
+//!
+//! A fork made by whoever holds both the receipt key and the note key is
+//! caught only against a checkpoint kept outside the operator's reach (an
+//! auditor's copy, a witness cosignature), which is why checkpoints are in
+//! the ecosystem's format. Not in scope: confidentiality of receipt
+//! metadata (tool names, actor ids) from whoever reads the log, and
 //! availability (an operator can delete the whole log; a witness or a copy
 //! is the remedy).
+//!
+//! [`ocsf`] maps receipts to OCSF 1.3 API Activity events for a SIEM; the
+//! export is a view, not evidence: audit the log, not the export.
 //!
 //! # Crates evaluated
 //!
@@ -78,6 +95,7 @@ pub mod dir;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod ocsf;
 pub mod receipt;
 pub mod signed;
 pub mod store;
@@ -88,6 +106,7 @@ pub use dir::{DirError, LeafReader, LogDir};
 pub use log::{Appended, Log, LogError, Sequenced};
 pub use merkle::{Hash, ProofError, Tree};
 pub use note::{NoteError, NoteSigner, NoteVerifier};
+pub use ocsf::ApiActivity;
 pub use receipt::{
     receipt_hash, Actor, ActorKind, Approval, ArgsHash, ArgsKey, Classification, Decision, Effect,
     Event, Kind, PrevLink, Receipt, ReceiptError, Traceparent,

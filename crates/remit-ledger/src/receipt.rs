@@ -39,6 +39,12 @@ pub enum ReceiptError {
     Canonical(String),
 }
 
+impl From<crate::canonical::CanonicalError> for ReceiptError {
+    fn from(e: crate::canonical::CanonicalError) -> Self {
+        ReceiptError::Canonical(e.0)
+    }
+}
+
 /// What kind of event a receipt records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -455,7 +461,7 @@ impl Receipt {
             ));
         }
         if !self.event.findings.keys().all(|k| k.is_ascii()) {
-            return crate::canonical::to_vec(self);
+            return Ok(crate::canonical::to_vec(self)?);
         }
         let e = &self.event;
         let view = CanonicalView {

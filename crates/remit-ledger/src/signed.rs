@@ -62,7 +62,7 @@ impl<'a> ReceiptSigner<'a> {
             "kid": signer.key_id(),
             "typ": RECEIPT_JWS_TYP,
         });
-        let header = canonical::to_vec(&header)?;
+        let header = canonical::to_vec(&header).map_err(ReceiptError::from)?;
         Ok(ReceiptSigner {
             signer,
             header_b64: b64::encode(header),
@@ -141,7 +141,7 @@ impl SignedReceipt {
         }
         let parsed: LeafJson =
             serde_json::from_slice(leaf).map_err(|e| LeafError::Malformed(e.to_string()))?;
-        let payload = canonical::to_vec(&parsed.receipt)?;
+        let payload = canonical::to_vec(&parsed.receipt).map_err(ReceiptError::from)?;
         let receipt: Receipt = serde_json::from_value(parsed.receipt)
             .map_err(|e| LeafError::Malformed(e.to_string()))?;
         if receipt.v != RECEIPT_VERSION {

@@ -75,17 +75,27 @@
 //! ## Threat model
 //!
 //! The agent is the adversary: it controls tool arguments and tries to
-//! reach tools, data flows or approvals its remit does not give it. So:
-//! the context is typed and capped before any engine sees it (oversized or
-//! malformed contexts are denied, not truncated); entity attributes come
-//! from the operator's registry, never from the request (AuthZEN
-//! `properties` are ignored); an unknown principal or resource is denied
-//! before evaluation; a dangling reference, an overflow or any other
-//! evaluation error is a deny; a forbid cannot be outvoted by any number
-//! of permits; entity ids cannot smuggle syntax (`Type::"id"` is parsed,
-//! quotes refused). Out of scope here: whether the approval flag and the
-//! finding lists are true (the gateway and scanner vouch for them), and
-//! shadow mode, which the gateway enforces by not enforcing.
+//! reach tools, data flows or approvals its remit does not give it. Every
+//! refusal is a deny with its [`DenyCause`], never an error that a caller
+//! could mistake for "no answer".
+//!
+//! | attack | refused by |
+//! |---|---|
+//! | oversized, deeply nested or flooded arguments and finding lists (to slow or crash the engine) | [`RequestContext`] is typed and capped before any engine sees it: `InvalidRequest`, never truncated |
+//! | a missing, unknown or mistyped context field | the context is parsed into its type ([`RequestError`]): `InvalidRequest` naming the field |
+//! | an unregistered agent, tool or model (so a policy sees "no attributes") | [`engine::check_known`] denies before evaluation |
+//! | claiming attributes in the request (AuthZEN `properties`) | entity attributes come only from the operator's [`Directory`]; `properties` are ignored |
+//! | entity ids that smuggle policy syntax (`Tool::"a" \|\| true`, quotes, control characters) | [`EntityRef`] is parsed, quotes and control characters refused |
+//! | provoking an evaluation error (dangling reference, overflow) hoping it falls open | any error is a deny: `EvaluationError` |
+//! | outvoting a `forbid` with many permits, or with an approval | a matching forbid denies whatever else matches: `Forbidden` |
+//! | an override permit that skips an approval the preset requires | [`EscalationMode::EscalateWins`] (lockdown): an escalating permit escalates even beside a plain one |
+//! | an override that reuses a preset id, puts `@escalate` on a forbid, or lacks `@id`/`@reason` | refused at load with the schema ([`LoadError`]); nothing decides with a set that failed to load |
+//! | a context attribute a policy reads being left out of the slimmed per-call context | the attributes read are found conservatively (`context` used whole means all of them); `tests/narrowing.rs` checks every decision table with and without narrowing |
+//! | a cached per-pair narrowing outliving a registry change | the cache is dropped with the directory it was computed from |
+//!
+//! Out of scope here: whether the approval flag and the finding lists are
+//! true (the gateway and scanner vouch for them), and shadow mode, which
+//! the gateway enforces by not enforcing.
 //!
 //! The decision is also exposed in the shape of the AuthZEN Authorization
 //! API 1.0 ([`authzen`]), and decision tables written as data run against
@@ -99,6 +109,7 @@ pub mod model;
 pub mod preset;
 pub mod rego;
 pub mod request;
+mod shipped;
 pub mod table;
 pub mod version;
 

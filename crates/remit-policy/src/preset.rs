@@ -21,6 +21,7 @@ use crate::decision::EscalationMode;
 use crate::engine::{EngineKind, LoadError, PolicyEngine, PolicySource};
 use crate::model::Directory;
 use crate::rego::RegoEngine;
+use crate::shipped;
 
 /// A named security posture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -51,20 +52,12 @@ impl Preset {
     /// The preset's policy text for an engine.
     pub fn text(self, engine: EngineKind) -> &'static str {
         match (self, engine) {
-            (Preset::Lockdown, EngineKind::Cedar) => {
-                include_str!("../policies/cedar/lockdown.cedar")
-            }
-            (Preset::Standard, EngineKind::Cedar) => {
-                include_str!("../policies/cedar/standard.cedar")
-            }
-            (Preset::Permissive, EngineKind::Cedar) => {
-                include_str!("../policies/cedar/permissive.cedar")
-            }
-            (Preset::Lockdown, EngineKind::Rego) => include_str!("../policies/rego/lockdown.rego"),
-            (Preset::Standard, EngineKind::Rego) => include_str!("../policies/rego/standard.rego"),
-            (Preset::Permissive, EngineKind::Rego) => {
-                include_str!("../policies/rego/permissive.rego")
-            }
+            (Preset::Lockdown, EngineKind::Cedar) => shipped::CEDAR_LOCKDOWN,
+            (Preset::Standard, EngineKind::Cedar) => shipped::CEDAR_STANDARD,
+            (Preset::Permissive, EngineKind::Cedar) => shipped::CEDAR_PERMISSIVE,
+            (Preset::Lockdown, EngineKind::Rego) => shipped::REGO_LOCKDOWN,
+            (Preset::Standard, EngineKind::Rego) => shipped::REGO_STANDARD,
+            (Preset::Permissive, EngineKind::Rego) => shipped::REGO_PERMISSIVE,
         }
     }
 
@@ -161,6 +154,4 @@ pub fn load(
     })
 }
 
-/// A sample entity directory written by `remit policy new`: edit it to
-/// mirror your registry for `remit policy eval`.
-pub const SAMPLE_ENTITIES: &str = include_str!("../policies/sample-entities.json");
+pub use crate::shipped::SAMPLE_ENTITIES;

@@ -51,7 +51,10 @@ use crate::model::{Action, Directory, EntityKind, EntityRef};
 use crate::request::DecisionRequest;
 use crate::version::{sha256, PolicyVersion};
 
+mod fields;
 mod narrow;
+
+use fields::{Field, Fields};
 
 /// The Remit Cedar schema (human form).
 pub const SCHEMA: &str = include_str!("../../policies/remit.cedarschema");
@@ -174,51 +177,23 @@ impl CedarEngine {
                     file: source.name.clone(),
                     message,
                 };
-                let id = policy
-                    .annotation("id")
-                    .ok_or_else(|| bad(format!("a policy has no @id: {}", first_line(policy))))?
-                    .to_owned();
-                if id.is_empty() {
-                    return Err(bad("@id must not be empty".into()));
-                }
-                let reason = policy
-                    .annotation("reason")
-                    .ok_or_else(|| bad(format!("policy {id} has no @reason")))?
-                    .to_owned();
-                let effect = match policy.effect() {
-                    cedar_policy::Effect::Permit => Effect::Permit,
-                    cedar_policy::Effect::Forbid => Effect::Forbid,
-                };
-                let escalate = policy.annotation("escalate").map(str::to_owned);
-                if escalate.is_some() && effect == Effect::Forbid {
-                    return Err(bad(format!(
-                        "policy {id}: @escalate only makes sense on a permit (a forbid always wins)"
-                    )));
-                }
-                if let Some(other) = seen.insert(id.clone(), source.name.clone()) {
+                let matched = matched_policy(policy, &source.name)?;
+                if let Some(other) = seen.insert(matched.id.clone(), source.name.clone()) {
                     return Err(LoadError::DuplicateId {
-                        id,
+                        id: matched.id,
                         first: other,
                         second: source.name.clone(),
                     });
                 }
-                let pid = PolicyId::new(&id);
+                let pid = PolicyId::new(&matched.id);
                 let renamed = policy.new_id(pid.clone());
                 let json = renamed.to_json().map_err(|e| bad(e.to_string()))?;
                 reads.push((renamed.clone(), Fields::read_by(&json)));
                 let json =
                     serde_json_canonicalizer::to_string(&json).map_err(|e| bad(e.to_string()))?;
-                canonical.push((id.clone(), json));
+                canonical.push((matched.id.clone(), json));
                 policies.add(renamed).map_err(|e| bad(e.to_string()))?;
-                annotations.insert(
-                    pid,
-                    MatchedPolicy {
-                        id,
-                        effect,
-                        reason,
-                        escalate,
-                    },
-                );
+                annotations.insert(pid, matched);
             }
         }
         let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
@@ -229,19 +204,7 @@ impl CedarEngine {
                 .collect();
             return Err(LoadError::Validation { messages });
         }
-        canonical.sort();
-        let mut text = format!(
-            "remit-policy/v1\nengine cedar\nescalation {}\nschema {}\n",
-            mode.as_str(),
-            hex::encode(sha256(SCHEMA.as_bytes()))
-        );
-        for (id, json) in &canonical {
-            text.push_str("policy ");
-            text.push_str(id);
-            text.push('\n');
-            text.push_str(json);
-            text.push('\n');
-        }
+        let text = version_text(mode, canonical);
         let version = PolicyVersion::of_canonical(&text);
         let types = TypeNames::new()?;
         let slices = slice_by_action(&reads, &schema, &types)?;
@@ -394,6 +357,62 @@ impl CedarEngine {
     }
 }
 
+/// A policy's `@id`, `@reason` and `@escalate`, checked: the id and reason
+/// are required, the id is not empty, and only a permit may escalate.
+fn matched_policy(policy: &cedar_policy::Policy, file: &str) -> Result<MatchedPolicy, LoadError> {
+    let bad = |message: String| LoadError::Policy {
+        file: file.to_owned(),
+        message,
+    };
+    let id = policy
+        .annotation("id")
+        .ok_or_else(|| bad(format!("a policy has no @id: {}", first_line(policy))))?
+        .to_owned();
+    if id.is_empty() {
+        return Err(bad("@id must not be empty".into()));
+    }
+    let reason = policy
+        .annotation("reason")
+        .ok_or_else(|| bad(format!("policy {id} has no @reason")))?
+        .to_owned();
+    let effect = match policy.effect() {
+        cedar_policy::Effect::Permit => Effect::Permit,
+        cedar_policy::Effect::Forbid => Effect::Forbid,
+    };
+    let escalate = policy.annotation("escalate").map(str::to_owned);
+    if escalate.is_some() && effect == Effect::Forbid {
+        return Err(bad(format!(
+            "policy {id}: @escalate only makes sense on a permit (a forbid always wins)"
+        )));
+    }
+    Ok(MatchedPolicy {
+        id,
+        effect,
+        reason,
+        escalate,
+    })
+}
+
+/// The text whose hash is the set's [`PolicyVersion`]: the engine, the
+/// escalation mode, the schema's hash and each policy's canonical JSON,
+/// sorted by id (so file order and layout do not change the version).
+fn version_text(mode: EscalationMode, mut canonical: Vec<(String, String)>) -> String {
+    canonical.sort();
+    let mut text = format!(
+        "remit-policy/v1\nengine cedar\nescalation {}\nschema {}\n",
+        mode.as_str(),
+        hex::encode(sha256(SCHEMA.as_bytes()))
+    );
+    for (id, json) in &canonical {
+        text.push_str("policy ");
+        text.push_str(id);
+        text.push('\n');
+        text.push_str(json);
+        text.push('\n');
+    }
+    text
+}
+
 fn first_line(policy: &cedar_policy::Policy) -> String {
     policy
         .to_string()
@@ -452,233 +471,6 @@ fn slice_by_action(
         });
     }
     Ok(slices)
-}
-
-/// The attributes of the schema's `RequestContext`, as Remit fills them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    ArgNames,
-    ArgsBytes,
-    DataClass,
-    Pii,
-    Secrets,
-    ChainDepth,
-    OriginalUser,
-    StepsUsed,
-    StepsMax,
-    RiskBudgetUsed,
-    RiskBudgetMax,
-    HourUtc,
-    Amr,
-    Approved,
-    Shadow,
-    Redacted,
-    RemitTools,
-    RemitModels,
-    DescriptionHash,
-    Pop,
-    Granted,
-    HolderClearance,
-    ResourceUri,
-    PromptName,
-}
-
-impl Field {
-    const ALL: [Field; 24] = [
-        Field::ArgNames,
-        Field::ArgsBytes,
-        Field::DataClass,
-        Field::Pii,
-        Field::Secrets,
-        Field::ChainDepth,
-        Field::OriginalUser,
-        Field::StepsUsed,
-        Field::StepsMax,
-        Field::RiskBudgetUsed,
-        Field::RiskBudgetMax,
-        Field::HourUtc,
-        Field::Amr,
-        Field::Approved,
-        Field::Shadow,
-        Field::Redacted,
-        Field::RemitTools,
-        Field::RemitModels,
-        Field::DescriptionHash,
-        Field::Pop,
-        Field::Granted,
-        Field::HolderClearance,
-        Field::ResourceUri,
-        Field::PromptName,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Field::ArgNames => "arg_names",
-            Field::ArgsBytes => "args_bytes",
-            Field::DataClass => "data_class",
-            Field::Pii => "pii",
-            Field::Secrets => "secrets",
-            Field::ChainDepth => "chain_depth",
-            Field::OriginalUser => "original_user",
-            Field::StepsUsed => "steps_used",
-            Field::StepsMax => "steps_max",
-            Field::RiskBudgetUsed => "risk_budget_used",
-            Field::RiskBudgetMax => "risk_budget_max",
-            Field::HourUtc => "hour_utc",
-            Field::Amr => "amr",
-            Field::Approved => "approved",
-            Field::Shadow => "shadow",
-            Field::Redacted => "redacted",
-            Field::RemitTools => "remit_tools",
-            Field::RemitModels => "remit_models",
-            Field::DescriptionHash => "description_hash",
-            Field::Pop => "pop",
-            Field::Granted => "granted",
-            Field::HolderClearance => "holder_clearance",
-            Field::ResourceUri => "resource_uri",
-            Field::PromptName => "prompt_name",
-        }
-    }
-
-    fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-}
-
-/// A set of context attributes, and which of them are needed whole.
-///
-/// `read` is every attribute a policy names; `full` (a subset) is every
-/// attribute used other than as `context.remit_tools.contains(resource)` or
-/// `context.remit_models.contains(resource)`. An attribute that is read but
-/// not needed in full is only ever asked whether it holds the request's
-/// resource, so the context carries it reduced to `{resource}` or `{}`
-/// (the set intersected with the resource): every such test answers the
-/// same, and a remit of fifty tools costs the context one member, not fifty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fields {
-    read: u32,
-    full: u32,
-}
-
-impl Fields {
-    const NONE: Fields = Fields { read: 0, full: 0 };
-    const ALL: Fields = Fields {
-        read: (1 << Field::ALL.len()) - 1,
-        full: (1 << Field::ALL.len()) - 1,
-    };
-
-    fn union(self, other: Fields) -> Fields {
-        Fields {
-            read: self.read | other.read,
-            full: self.full | other.full,
-        }
-    }
-
-    fn iter(self) -> impl Iterator<Item = Field> {
-        Field::ALL
-            .into_iter()
-            .filter(move |f| self.read & f.bit() != 0)
-    }
-
-    fn len(self) -> usize {
-        self.read.count_ones() as usize
-    }
-
-    /// Whether `field` is needed whole (not only tested for the resource).
-    fn full(self, field: Field) -> bool {
-        self.full & field.bit() != 0
-    }
-
-    /// The context attributes a policy reads, from its JSON form (EST):
-    /// every `context.x` and `context has x` names `x`; `context` used any
-    /// other way (compared, put in a set, ...) or an attribute this crate
-    /// does not know means every attribute, so nothing a policy could see
-    /// is ever left out. `context.remit_tools.contains(resource)` (and the
-    /// same for `remit_models`) reads the set without needing it whole.
-    fn read_by(est: &serde_json::Value) -> Fields {
-        let mut named = Fields::NONE;
-        let mut whole = false;
-        walk_est(est, &mut named, &mut whole);
-        if whole {
-            Fields::ALL
-        } else {
-            named
-        }
-    }
-}
-
-fn is_context_var(v: &serde_json::Value) -> bool {
-    v.get("Var").and_then(serde_json::Value::as_str) == Some("context")
-}
-
-/// `context.remit_tools` or `context.remit_models` (exactly), as EST.
-fn entity_set_attr(v: &serde_json::Value) -> Option<Field> {
-    let map = v.as_object().filter(|m| m.len() == 1)?;
-    let access = map.get(".")?.as_object().filter(|o| o.len() == 2)?;
-    if !access.get("left").is_some_and(is_context_var) {
-        return None;
-    }
-    match access.get("attr")?.as_str()? {
-        "remit_tools" => Some(Field::RemitTools),
-        "remit_models" => Some(Field::RemitModels),
-        _ => None,
-    }
-}
-
-/// `context.remit_tools.contains(resource)` (or `remit_models`), as EST:
-/// the set's only use is asking whether it holds the request's resource.
-fn resource_membership(key: &str, inner: &serde_json::Value) -> Option<Field> {
-    if key != "contains" {
-        return None;
-    }
-    let args = inner.as_object().filter(|o| o.len() == 2)?;
-    let resource = args.get("right")?.get("Var")?.as_str()? == "resource";
-    let right_alone = args.get("right")?.as_object()?.len() == 1;
-    if !(resource && right_alone) {
-        return None;
-    }
-    entity_set_attr(args.get("left")?)
-}
-
-fn walk_est(v: &serde_json::Value, named: &mut Fields, whole: &mut bool) {
-    match v {
-        serde_json::Value::Object(map) => {
-            if is_context_var(v) && map.len() == 1 {
-                // `context` not consumed by an attribute access below.
-                *whole = true;
-                return;
-            }
-            for (key, inner) in map {
-                if map.len() == 1 {
-                    if let Some(f) = resource_membership(key, inner) {
-                        named.read |= f.bit();
-                        continue;
-                    }
-                }
-                let access = (key == "." || key == "has")
-                    && inner.get("left").is_some_and(is_context_var)
-                    && inner.as_object().is_some_and(|o| o.len() == 2);
-                if access {
-                    let attr = inner.get("attr").and_then(serde_json::Value::as_str);
-                    match attr.and_then(|a| Field::ALL.into_iter().find(|f| f.name() == a)) {
-                        Some(f) => {
-                            named.read |= f.bit();
-                            named.full |= f.bit();
-                        }
-                        None => *whole = true,
-                    }
-                } else {
-                    walk_est(inner, named, whole);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                walk_est(item, named, whole);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn build_entities(dir: &Directory, schema: &Schema, t: &TypeNames) -> Result<Entities, LoadError> {
@@ -860,15 +652,10 @@ impl PolicyEngine for CedarEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preset::{Preset, SAMPLE_ENTITIES};
+    use crate::shipped::{CEDAR_STANDARD, SAMPLE_ENTITIES};
 
-    fn reads(policy: &str) -> Fields {
-        let p = cedar_policy::Policy::from_str(policy).unwrap();
-        Fields::read_by(&p.to_json().unwrap())
-    }
-
-    fn names(f: Fields) -> Vec<&'static str> {
-        f.iter().map(Field::name).collect()
+    fn standard() -> PolicySource {
+        PolicySource::new("preset.cedar", CEDAR_STANDARD)
     }
 
     #[test]
@@ -883,81 +670,13 @@ mod tests {
             .filter_map(|l| l.trim().split_once(':'))
             .map(|(name, _)| name.trim_end_matches('?'))
             .collect();
-        assert_eq!(schema_names, names(Fields::ALL));
-    }
-
-    #[test]
-    fn attribute_reads_are_found_in_conditions() {
-        let f = reads(
-            r#"permit (principal, action, resource)
-               when { context.steps_used < context.steps_max && context has description_hash }
-               unless { context["approved"] };"#,
-        );
-        assert_eq!(
-            names(f),
-            ["steps_used", "steps_max", "approved", "description_hash"]
-        );
-        assert_eq!(reads("permit (principal, action, resource);"), Fields::NONE);
-    }
-
-    #[test]
-    fn context_used_whole_means_every_attribute() {
-        for p in [
-            r#"permit (principal, action, resource) when { context == {} };"#,
-            r#"permit (principal, action, resource) when { [context].isEmpty() };"#,
-            r#"permit (principal, action, resource) when { context.no_such_field };"#,
-        ] {
-            assert_eq!(reads(p), Fields::ALL, "{p}");
-        }
-    }
-
-    #[test]
-    fn a_remit_set_asked_only_for_the_resource_is_not_needed_whole() {
-        let f = reads(
-            r#"forbid (principal, action, resource)
-               unless { context.remit_tools.contains(resource) };"#,
-        );
-        assert_eq!(names(f), ["remit_tools"]);
-        assert!(!f.full(Field::RemitTools));
-        let f = reads(
-            r#"forbid (principal, action, resource)
-               unless { context.remit_models.contains(resource) };"#,
-        );
-        assert!(!f.full(Field::RemitModels));
-        for p in [
-            r#"permit (principal, action, resource) when { context.remit_tools.contains(Tool::"x") };"#,
-            r#"permit (principal, action, resource) when { context.remit_tools.containsAll([resource]) };"#,
-            r#"permit (principal, action, resource) when { context.remit_tools == [resource] };"#,
-            r#"permit (principal, action, resource) when { context.remit_tools.isEmpty() };"#,
-            r#"permit (principal, action, resource) when { context.remit_tools.contains(principal) };"#,
-            r#"permit (principal, action, resource)
-               when { context.remit_tools.contains(resource) && context.remit_tools.isEmpty() };"#,
-        ] {
-            let f = reads(p);
-            assert!(names(f).contains(&"remit_tools"), "{p}");
-            assert!(f.full(Field::RemitTools), "{p}");
-        }
-        // Asked about in any other way, the set is needed whole even if
-        // another policy only asks about the resource.
-        let only = reads(
-            r#"forbid (principal, action, resource)
-               unless { context.remit_tools.contains(resource) };"#,
-        );
-        let whole = reads(
-            r#"permit (principal, action, resource) when { context.remit_tools.isEmpty() };"#,
-        );
-        assert!(only.union(whole).full(Field::RemitTools));
+        assert_eq!(schema_names, Fields::ALL.names());
     }
 
     #[test]
     fn narrowing_drops_what_cannot_apply_to_the_pair_and_folds_the_rest() {
         let dir = Directory::from_json(SAMPLE_ENTITIES).unwrap();
-        let e = CedarEngine::load(
-            &[Preset::Standard.source(EngineKind::Cedar)],
-            EscalationMode::PlainPermitWins,
-            dir,
-        )
-        .unwrap();
+        let e = CedarEngine::load(&[standard()], EscalationMode::PlainPermitWins, dir).unwrap();
         let slice = e.slice(Action::CallTool).unwrap();
         let agent = EntityRef::new(EntityKind::Agent, "a").unwrap();
         let tool = EntityRef::new(EntityKind::Tool, "github/create_issue").unwrap();
@@ -1013,12 +732,7 @@ mod tests {
     #[test]
     fn policies_are_sliced_by_the_actions_their_scope_admits() {
         let dir = Directory::from_json(SAMPLE_ENTITIES).unwrap();
-        let e = CedarEngine::load(
-            &[Preset::Standard.source(EngineKind::Cedar)],
-            EscalationMode::PlainPermitWins,
-            dir,
-        )
-        .unwrap();
+        let e = CedarEngine::load(&[standard()], EscalationMode::PlainPermitWins, dir).unwrap();
         let ids = |a: Action| -> Vec<String> {
             let mut v: Vec<String> = e
                 .slice(a)
@@ -1043,8 +757,8 @@ mod tests {
         assert_eq!(total.len(), e.policies().policies().count());
         // The call_tool context omits what no call_tool policy reads.
         let f = e.slice(Action::CallTool).unwrap().fields;
-        assert!(names(f).contains(&"remit_tools"));
-        assert!(!names(f).contains(&"arg_names"));
-        assert!(!names(f).contains(&"shadow"));
+        assert!(f.names().contains(&"remit_tools"));
+        assert!(!f.names().contains(&"arg_names"));
+        assert!(!f.names().contains(&"shadow"));
     }
 }

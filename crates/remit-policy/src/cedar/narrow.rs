@@ -65,7 +65,7 @@ use cedar_policy::{
     Request,
 };
 
-use super::Fields;
+use super::fields::Fields;
 
 /// One policy of a slice, ready to be narrowed.
 #[derive(Debug)]

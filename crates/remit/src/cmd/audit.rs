@@ -7,8 +7,9 @@ use std::sync::mpsc;
 
 use anyhow::{bail, Context as _};
 use clap::{Subcommand, ValueEnum};
+use remit_ledger::ocsf::rfc3339;
 use remit_ledger::{
-    ActorKind, Auditor, Event, FileStore, Jwks, Log, LogDir, NoteSigner, NoteVerifier,
+    ActorKind, ApiActivity, Auditor, Event, FileStore, Jwks, Log, LogDir, NoteSigner, NoteVerifier,
     ReceiptSigner, SignedReceipt,
 };
 use remit_token::{EcdsaP256Signer, PrivateJwk};
@@ -127,7 +128,7 @@ pub enum AuditCommand {
 /// Export formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
-    /// OCSF 1.x API Activity (class_uid 6003), one event per line.
+    /// OCSF 1.3 API Activity (class_uid 6003), one event per line.
     Ocsf,
     /// The receipts themselves, one per line.
     Jsonl,
@@ -583,7 +584,7 @@ fn show(
             out,
             "#{:<6} {}  {:<15} {}",
             r.receipt.index,
-            rfc3339(e.time),
+            rfc3339(e.time).unwrap_or_else(|| format!("{} ms", e.time)),
             e.kind.as_str(),
             crate::io::printable(e.tool.as_deref().unwrap_or("-"))
         )?;
@@ -649,110 +650,9 @@ fn export(log: &Path, format: ExportFormat) -> anyhow::Result<ExitCode> {
     for r in &receipts {
         let line = match format {
             ExportFormat::Jsonl => serde_json::to_string(&r.receipt)?,
-            ExportFormat::Ocsf => serde_json::to_string(&ocsf(r))?,
+            ExportFormat::Ocsf => serde_json::to_string(&ApiActivity::of_signed(r))?,
         };
         writeln!(out, "{line}")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// One receipt as an OCSF 1.x API Activity event (class_uid 6003).
-fn ocsf(r: &SignedReceipt) -> serde_json::Value {
-    use remit_ledger::Kind;
-    let e = &r.receipt.event;
-    // Activity: Create for issuance, delegation and registration, Delete for revocation,
-    // Update for promotion, Other (99) for call decisions.
-    let (activity_id, activity_name) = match e.kind {
-        Kind::Issue | Kind::Delegate | Kind::Register => (1, "Create"),
-        Kind::Revoke => (4, "Delete"),
-        Kind::Promote => (3, "Update"),
-        _ => (99, "Other"),
-    };
-    let (status_id, status) = match e.kind {
-        Kind::Deny | Kind::Reject | Kind::Error => (2, "Failure"),
-        Kind::Escalate => (0, "Unknown"),
-        _ => (1, "Success"),
-    };
-    let user = e.actors.iter().find(|a| a.kind == ActorKind::User);
-    let agent = e.actors.iter().rev().find(|a| a.kind == ActorKind::Agent);
-    json!({
-        "class_uid": 6003,
-        "class_name": "API Activity",
-        "category_uid": 6,
-        "category_name": "Application Activity",
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": 6003 * 100 + activity_id,
-        "time": e.time,
-        "severity_id": if status_id == 2 { 3 } else { 1 },
-        "status_id": status_id,
-        "status": status,
-        "message": format!("{} {}", e.kind.as_str(), e.tool.as_deref().unwrap_or("")).trim_end().to_owned(),
-        "metadata": {
-            "version": "1.3.0",
-            "uid": r.receipt.index.to_string(),
-            "product": { "name": "Remit", "vendor_name": "Remit" },
-            "log_name": "remit-receipts",
-        },
-        "actor": {
-            "user": user.map(|u| json!({ "uid": u.id, "type": "User" })),
-            "app_name": agent.map(|a| a.id.clone()),
-        },
-        "api": {
-            "operation": e.tool.clone().unwrap_or_else(|| e.kind.as_str().to_owned()),
-            "service": { "name": "remit-gateway" },
-        },
-        "src_endpoint": {},
-        "unmapped": {
-            "remit": {
-                "kind": e.kind.as_str(),
-                "index": r.receipt.index,
-                "kid": r.kid,
-                "root_jti": e.root_jti,
-                "leaf_jti": e.leaf_jti,
-                "actors": e.actors,
-                "args_hash": e.args_hash,
-                "findings": e.findings,
-                "classification": e.classification,
-                "decision": e.decision,
-                "approval": e.approval,
-                "traceparent": e.traceparent,
-            }
-        }
-    })
-}
-
-/// Unix milliseconds as RFC 3339 UTC (days-from-civil, Hinnant's algorithm).
-fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn formats_times_across_leap_years() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_764_072_000_123), "2025-11-25T12:00:00.123Z");
-    }
 }
