@@ -7,9 +7,10 @@
 //! any loopback origin (`http(s)://localhost|127.0.0.0/8|[::1]`, any
 //! port). A request without `Origin` (every non-browser client) is judged
 //! by `Host` alone. `Host` must name the public URL's host and port, the
-//! host of an allowed origin, or a loopback host when the public URL is on
-//! loopback: a page on `attacker.example` rebinding its name to this
-//! gateway's address sends `Host: attacker.example` and is refused.
+//! host of an allowed origin, or a loopback address (a client that
+//! addressed this machine directly): a page on `attacker.example`
+//! rebinding its name to this gateway's address sends
+//! `Host: attacker.example` and is refused.
 
 use axum::http::{header, HeaderMap};
 
@@ -81,7 +82,12 @@ impl Allowed {
 
     fn host(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.to_ascii_lowercase();
-        if self.loopback && is_loopback(&host) {
+        // A loopback Host means the client addressed this machine
+        // directly; DNS rebinding always presents the attacker's own name
+        // (a browser sends the name it resolved), so a loopback Host is
+        // never a rebinding, whatever the public URL (a load balancer's
+        // health check or a local client behind one).
+        if is_loopback(&host) {
             return true;
         }
         let same = |o: &Origin| o.host == host && port.unwrap_or(default_port(o)) == o.port;
@@ -172,8 +178,11 @@ mod tests {
             check(&public, &headers("attacker.example", None)),
             Err(Refused::Host)
         );
+        // A client that addressed this machine directly is no rebinding.
+        assert_eq!(check(&public, &headers("127.0.0.1:8080", None)), Ok(()));
+        // A loopback look-alike name is not loopback.
         assert_eq!(
-            check(&public, &headers("127.0.0.1:8080", None)),
+            check(&public, &headers("127.0.0.1.attacker.example", None)),
             Err(Refused::Host)
         );
         assert_eq!(

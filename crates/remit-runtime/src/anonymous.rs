@@ -21,9 +21,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use remit_store::Store;
 
-use crate::state::AppState;
 
 /// How often a summary receipt is written (when anything was refused).
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -172,39 +170,6 @@ impl Refusals {
 }
 
 
-
-/// Writes one summary receipt of the unauthenticated refusals counted
-/// since the last one, if any. Run every [`SUMMARY_EVERY`] and at shutdown.
-pub async fn write_summary<S: Store>(state: &AppState<S>) {
-    let Some(counts) = state.refusals().summary() else {
-        return;
-    };
-    let event = crate::receipts::events::unauthenticated_summary(
-        &counts,
-        SUMMARY_EVERY.as_secs(),
-        crate::state::now_ms(),
-    );
-    if let Err(problem) = state.record(event).await {
-        tracing::error!(
-            error = %problem,
-            "writing the unauthenticated-refusals summary failed"
-        );
-    }
-}
-
-/// Writes a summary every [`SUMMARY_EVERY`] for as long as the runtime runs.
-pub fn spawn_summary<S: Store>(state: &AppState<S>) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SUMMARY_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            write_summary(&state).await;
-        }
-    });
-}
 
 #[cfg(test)]
 mod tests {

@@ -152,7 +152,7 @@ impl DataDir {
     /// an older one in one rename (a wrap starting meanwhile reads the old
     /// document or the new one, never half of one).
     pub fn publish_issuer_jwks(&self, issuer: &EcdsaP256Signer) -> Result<PathBuf, SetupError> {
-        let mut text = serde_json::to_vec_pretty(&crate::state::published_jwks(issuer))
+        let mut text = serde_json::to_vec_pretty(&published_jwks(issuer))
             .map_err(|e| SetupError::Crypto(e.to_string()))?;
         text.push(b'\n');
         let path = self.root.join(ISSUER_JWKS_FILE);
@@ -219,6 +219,14 @@ pub(crate) fn write_secret(path: &Path, contents: &[u8]) -> Result<(), SetupErro
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
         .map_err(io("writing", path))
+}
+
+/// The JWKS document that publishes `signer`'s public key under its `kid`:
+/// what `/.well-known/jwks.json` serves and `issuer.jwks.json` holds.
+pub fn published_jwks(signer: &remit_token::EcdsaP256Signer) -> serde_json::Value {
+    use remit_token::Signer as _;
+    let key = signer.public_jwk().clone().published(signer.key_id());
+    serde_json::json!({ "keys": [key] })
 }
 
 #[cfg(test)]

@@ -96,3 +96,36 @@ pub fn spawn_policy_refresh<S: Store>(state: &AppState<S>) {
     });
 }
 
+/// Writes one summary receipt of the unauthenticated refusals counted
+/// since the last one, if any. Run every [`crate::anonymous::SUMMARY_EVERY`] and at shutdown.
+pub async fn write_summary<S: Store>(state: &AppState<S>) {
+    let Some(counts) = state.refusals().summary() else {
+        return;
+    };
+    let event = crate::receipts::events::unauthenticated_summary(
+        &counts,
+        crate::anonymous::SUMMARY_EVERY.as_secs(),
+        crate::state::now_ms(),
+    );
+    if let Err(problem) = state.record(event).await {
+        tracing::error!(
+            error = %problem,
+            "writing the unauthenticated-refusals summary failed"
+        );
+    }
+}
+
+/// Writes a summary every [`crate::anonymous::SUMMARY_EVERY`] for as long as the runtime runs.
+pub fn spawn_summary<S: Store>(state: &AppState<S>) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::anonymous::SUMMARY_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            write_summary(&state).await;
+        }
+    });
+}
+

@@ -112,12 +112,8 @@ impl IssuerJwks {
     }
 }
 
-/// The JWKS document that publishes `signer`'s public key under its `kid`:
-/// what `/.well-known/jwks.json` serves and `issuer.jwks.json` holds.
-pub fn published_jwks(signer: &EcdsaP256Signer) -> serde_json::Value {
-    let key = signer.public_jwk().clone().published(signer.key_id());
-    serde_json::json!({ "keys": [key] })
-}
+
+pub use crate::setup::published_jwks;
 
 /// Asked to mint where only the issuer's public key is held.
 #[derive(Debug, thiserror::Error)]
@@ -400,7 +396,7 @@ impl<S: Store> AppState<S> {
     }
 
     /// SHA-256 of the admin token.
-    pub(crate) fn admin_hash(&self) -> &[u8; 32] {
+    pub fn admin_hash(&self) -> &[u8; 32] {
         &self.inner.admin_hash
     }
 

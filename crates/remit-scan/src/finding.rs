@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::classify::Classification;
+use remit_class::Classification;
 
 /// The kinds of personal data and secrets the scanner recognizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -211,7 +211,7 @@ async fn refuse_identity<S: Store>(
     }];
     event.tool = Some(endpoint);
     if let Err(problem) = state.record(event).await {
-        return problem.into_response();
+        return Problem::from(problem).into_response();
     }
     Problem::new(
         StatusCode::FORBIDDEN,

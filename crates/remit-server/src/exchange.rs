@@ -121,6 +121,7 @@ use serde_json::{json, Value};
 
 use crate::oidc::ID_TOKEN_TYPE;
 use crate::receipts::events;
+use crate::gateway::Gateway;
 use crate::state::{now, now_ms, revoked, AppState};
 
 /// RFC 8693 grant type.
@@ -254,7 +255,7 @@ fn no_store(mut response: Response) -> Response {
             body = crate::openapi::schema::OAuthError, content_type = "application/json"),
     ))]
 pub async fn token<S: Store>(
-    State(state): State<AppState<S>>,
+    State(state): State<Gateway<S>>,
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
@@ -276,7 +277,7 @@ pub async fn token<S: Store>(
                     now_ms(),
                 );
                 if let Err(problem) = state.record(event).await {
-                    return OAuthError::server("recording the refusal", &problem.detail())
+                    return OAuthError::server("recording the refusal", &problem.to_string())
                         .into_response();
                 }
             } else {
@@ -295,7 +296,7 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthE
 }
 
 async fn exchange<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     request: TokenRequest,
     headers: &HeaderMap,
     now: u64,
@@ -538,7 +539,7 @@ async fn exchange<S: Store>(
             now_ms(),
         ))
         .await
-        .map_err(|problem| OAuthError::server("recording the receipt", &problem.detail()))?;
+        .map_err(|problem| OAuthError::server("recording the receipt", &problem.to_string()))?;
     Ok(json!({
         "access_token": format!("{root}~{child}"),
         "issued_token_type": REMIT_TOKEN_TYPE,
@@ -674,7 +675,7 @@ async fn issue_for_identity<S: Store>(
             now_ms(),
         ))
         .await
-        .map_err(|problem| OAuthError::server("recording the receipt", &problem.detail()))?;
+        .map_err(|problem| OAuthError::server("recording the receipt", &problem.to_string()))?;
     Ok(json!({
         "access_token": remit.compact(),
         "issued_token_type": REMIT_TOKEN_TYPE,
@@ -924,7 +925,7 @@ async fn revoke_root<S: Store>(
 /// (from a log, a proxy, a shared prompt) could be rebound to any
 /// registered agent. Answers `invalid_dpop_proof` (RFC 9449 §5).
 async fn prove_subject_possession<S: Store>(
-    state: &AppState<S>,
+    state: &Gateway<S>,
     headers: &HeaderMap,
     subject: &VerifiedChain,
     now: u64,

@@ -295,7 +295,7 @@ pub async fn serve(
             let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
-            crate::anonymous::spawn_summary(&state);
+            remit_runtime::start::spawn_summary(&state);
             on_ready(&report);
             let served = run(state, listener, shutdown).await;
             // Gives back the steps reserved ahead and not used.
@@ -312,7 +312,7 @@ pub async fn serve(
             let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
             spawn_policy_refresh(&state);
-            crate::anonymous::spawn_summary(&state);
+            remit_runtime::start::spawn_summary(&state);
             on_ready(&report);
             run(state, listener, shutdown).await
         }

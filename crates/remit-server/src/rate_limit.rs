@@ -20,7 +20,7 @@ const UNLABELLED: &str = "unauthorized";
 
 /// Middleware over the whole router: answers 429 to a peer whose bucket
 /// is empty, and counts (and charges the peer for) every 401 the handlers
-/// give. Neither writes a receipt; [`remit_runtime::anonymous::write_summary`] does, periodically.
+/// give. Neither writes a receipt; [`remit_runtime::start::write_summary`] does, periodically.
 pub async fn limit<S: Store>(
     State(state): State<AppState<S>>,
     request: Request,
@@ -31,7 +31,14 @@ pub async fn limit<S: Store>(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     let refusals = state.refusals();
-    if let Some(wait) = peer.and_then(|p| refusals.blocked(p, Instant::now())) {
+    // A request that presents credentials is judged on them, so a caller
+    // sharing an address with a flood (a NAT, a test host) is still served;
+    // if its credentials fail it is counted like any other 401.
+    let presents_credentials = request.headers().contains_key(header::AUTHORIZATION);
+    let blocked = peer
+        .filter(|_| !presents_credentials)
+        .and_then(|p| refusals.blocked(p, Instant::now()));
+    if let Some(wait) = blocked {
         refusals.refused(None, "rate_limited", Instant::now());
         let mut response = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,

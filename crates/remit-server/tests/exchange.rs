@@ -175,7 +175,7 @@ async fn an_exchange_without_proof_of_the_subject_key_is_refused(s: Server) {
     };
     let cases = [
         (None, "exactly one DPoP header"),
-        (Some(proof_by(&reader, &htu)), "DPoP"),
+        (Some(proof_by(&reader, &htu)), "holder key"),
         (
             Some(proof_by(&planner, &format!("{}/mcp/x", s.url()))),
             "htu",

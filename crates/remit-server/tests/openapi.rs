@@ -23,13 +23,13 @@ use utoipa::OpenApi as _;
 
 const METHODS: &[&str] = &["get", "post", "put", "delete", "patch", "head", "options"];
 
-/// (METHOD, path) of every `.route(...)` call in the crate's sources.
+/// (METHOD, path) of every `.route(...)` call in the sources of the
+/// server and of the gateway whose routes it serves.
 fn routes_in_source() -> BTreeSet<(String, String)> {
     let mut files = Vec::new();
-    collect_rs(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    collect_rs(&manifest.join("src"), &mut files);
+    collect_rs(&manifest.join("../remit-gateway/src"), &mut files);
     let mut routes = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();

@@ -179,7 +179,7 @@ pub(super) fn ledger_decision(d: &remit_policy::Decision, shadow: bool) -> remit
 /// the determining policies' own reasons, or only the code of an
 /// evaluation error or invalid request (their messages may quote the
 /// request's values).
-pub(in crate::gateway) fn recorded_reason(d: &remit_policy::Decision) -> String {
+pub(crate) fn recorded_reason(d: &remit_policy::Decision) -> String {
     match d.reason_code().as_str() {
         code @ ("evaluation-error" | "invalid-request") => {
             format!("the policy could not decide ({code})")
@@ -188,7 +188,7 @@ pub(in crate::gateway) fn recorded_reason(d: &remit_policy::Decision) -> String 
     }
 }
 
-pub(in crate::gateway) fn policy_ids(d: &remit_policy::Decision) -> Vec<String> {
+pub(crate) fn policy_ids(d: &remit_policy::Decision) -> Vec<String> {
     let ids: Vec<String> = d.determining().iter().map(|p| p.id.clone()).collect();
     if ids.is_empty() {
         vec![d.reason_code()]

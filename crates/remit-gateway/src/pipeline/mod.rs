@@ -36,7 +36,7 @@ use content::{list_content, read_content, ContentKind};
 use tools::{call_tool, list_tools};
 
 pub use content::list_prompts;
-pub(in crate::gateway) use context::policy_ids;
+pub(crate) use context::policy_ids;
 pub use context::{approval_id, call_hash, request_hash, risk_cost};
 
 /// Protocol versions the gateway answers `initialize` with.
@@ -110,7 +110,7 @@ pub async fn record<S: Store>(
     decision: Option<remit_ledger::Decision>,
 ) -> Result<u64, String> {
     let event = receipt_event(caller, kind, facts, decision);
-    state.record(event).await.map_err(|p| p.detail().to_owned())
+    state.record(event).await.map_err(|p| p.to_string())
 }
 
 /// The receipt event for `facts` about `caller`'s message.
@@ -398,7 +398,7 @@ async fn forward_refusal<S: Store>(
     Answer::Message(refuse(state, Some(caller), Some(id), &facts, refusal, extra).await)
 }
 
-pub(in crate::gateway) async fn store_refusal<S: Store>(
+pub(crate) async fn store_refusal<S: Store>(
     state: &Gateway<S>,
     caller: &Caller,
     id: RequestId,

@@ -220,11 +220,11 @@ pub(super) async fn release_with<S: Store>(
     let waiting = std::time::Instant::now();
     let recorded = match call_receipt {
         Some(call) if !redact && result_report.findings.is_empty() => {
-            call.durable().await.map_err(|p| p.detail().to_owned())
+            call.durable().await.map_err(|p| p.to_string())
         }
         Some(call) => {
             let result_receipt = record(state, Some(caller), kind, &facts, Some(ledger)).await;
-            let call_receipt = call.durable().await.map_err(|p| p.detail().to_owned());
+            let call_receipt = call.durable().await.map_err(|p| p.to_string());
             call_receipt.and(result_receipt)
         }
         None => record(state, Some(caller), kind, &facts, Some(ledger)).await,

@@ -479,7 +479,7 @@ pub(super) async fn call_tool<S: Store>(
                 ErrorCode::INTERNAL_ERROR,
                 format!(
                     "the call was not forwarded because its receipt could not be recorded: {}",
-                    problem.detail()
+                    problem
                 ),
                 None,
             ))
