@@ -457,3 +457,23 @@ def test_a_chain_is_inspected_without_being_trusted(f):
     assert [g.to_dict()["tools"] for g in chain.grants] == [["fs.read"]]
     assert chain.holder == f.b.thumbprint and chain.root_jti == chain.links[0].jti
     assert "UNVERIFIED" in repr(chain)
+
+
+def test_the_cached_verifier_refuses_what_verify_chain_refuses_and_forgets_on_revocation(f):
+    verifier = remit.Verifier(f.jwks)
+    first = verifier.verify(f.chain.text, now=NOW)
+    again = verifier.verify(f.chain, now=NOW)
+    assert first.jtis == again.jtis and len(verifier) == 1
+    grandchild = f.chain.delegate(f.b, f.c, "summarizer", tools=["fs.read"], now=NOW)
+    assert verifier.verify(grandchild, now=NOW).agents == ["planner", "reader", "summarizer"]
+    tampered = f"{f.root}~{f.tampered_child(lambda c: c.update({'class': 'RESTRICTED'}))}"
+    with pytest.raises(ChainInvalid) as caught:
+        verifier.verify(tampered, now=NOW)
+    assert (caught.value.link, caught.value.rule) == (1, "class_raised")
+    with pytest.raises(ChainInvalid) as caught:
+        verifier.verify(f.chain, now=NOW + 600)
+    assert caught.value.rule == "expired"
+    verifier.revoked()
+    assert verifier.verify(f.chain, now=NOW).agents == ["planner", "reader"]
+    with pytest.raises(ChainInvalid):
+        remit.Verifier(f.jwks, audience="billing").verify(f.chain, now=NOW)

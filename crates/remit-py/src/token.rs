@@ -2,14 +2,16 @@
 //! chain verification — `remit-token` as Python classes.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDateTime, PyList, PyTzInfo};
 use remit_token::pop::{self, ProofRequest};
 use remit_token::{
-    authorize_call, delegate, narrow_grants, Call, Classification, DelegateRequest, EcPublicJwk,
-    EcdsaP256Signer, Pattern, PrivateJwk, RemitClaims, Signer as _, UnverifiedChain,
+    authorize_call, delegate, narrow_grants, Call, ChainCache, Classification, DelegateRequest,
+    EcPublicJwk, EcdsaP256Signer, Pattern, PrivateJwk, RemitClaims, Signer as _, UnverifiedChain,
     UnverifiedRemit, VerifyOptions,
 };
 
@@ -23,6 +25,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Link>()?;
     m.add_class::<Chain>()?;
     m.add_class::<VerifiedChain>()?;
+    m.add_class::<Verifier>()?;
     m.add_function(wrap_pyfunction!(verify_chain, m)?)?;
     Ok(())
 }
@@ -766,4 +769,89 @@ fn verify_chain(
         let verified = py.detach(|| remit_token::VerifiedChain::verify_text(&text, keys, &opts));
         VerifiedChain::wrap(py, verified)
     })
+}
+
+/// A verifier for a service that sees the same chains again (a Python MCP
+/// server, a proxy): `remit-token`'s `ChainCache`, the gateway's, in front
+/// of `verify_chain`. A chain seen before is served from the cache until
+/// its `exp`; a chain extending a cached one by a link costs that link's
+/// check only. Call `revoked()` whenever a revocation lands: every cached
+/// chain is then verified again.
+#[pyclass(module = "remit", name = "Verifier", frozen)]
+#[derive(Debug)]
+pub struct Verifier {
+    jwks: Py<Jwks>,
+    audience: String,
+    issuer: Option<String>,
+    leeway: u64,
+    cache: Mutex<ChainCache>,
+    epoch: AtomicU64,
+}
+
+#[pymethods]
+impl Verifier {
+    /// A verifier of chains rooted in `jwks`, for `audience`, holding at
+    /// most `capacity` verified chains.
+    #[new]
+    #[pyo3(signature = (jwks, *, audience="remit", issuer=None, leeway=0, capacity=10_000))]
+    fn new(
+        py: Python<'_>,
+        jwks: &Bound<'_, PyAny>,
+        audience: &str,
+        issuer: Option<String>,
+        leeway: u64,
+        capacity: usize,
+    ) -> PyResult<Self> {
+        let jwks = match jwks.cast::<Jwks>() {
+            Ok(jwks) => jwks.clone().unbind(),
+            Err(_) => Py::new(py, Jwks::parse(&json_text(jwks)?)?)?,
+        };
+        jwks.get().issuer_keys()?;
+        Ok(Verifier {
+            jwks,
+            audience: audience.to_owned(),
+            issuer,
+            leeway,
+            cache: Mutex::new(ChainCache::new(capacity)),
+            epoch: AtomicU64::new(0),
+        })
+    }
+
+    /// Verifies chain text (or a `Chain`) like `verify_chain`, through the
+    /// cache; raises `ChainInvalid`. Revocation of a `jti` in the chain
+    /// remains the caller's check (`VerifiedChain.jtis`).
+    #[pyo3(signature = (chain, *, now=None))]
+    fn verify(
+        &self,
+        py: Python<'_>,
+        chain: &Bound<'_, PyAny>,
+        now: Option<u64>,
+    ) -> PyResult<Py<VerifiedChain>> {
+        let opts = options(&self.audience, self.issuer.clone(), self.leeway, now)?;
+        let text = match chain.cast::<Chain>() {
+            Ok(c) => c.get().inner.to_text(),
+            Err(_) => chain.extract::<String>()?,
+        };
+        let keys = self.jwks.get().issuer_keys()?;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let verified = py.detach(|| {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache
+                .verify(&text, keys, &opts, epoch)
+                .map(|arc| remit_token::VerifiedChain::clone(&arc))
+        });
+        VerifiedChain::wrap(py, verified)
+    }
+
+    /// Forgets every cached verification (call it when a revocation lands).
+    fn revoked(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn __len__(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }

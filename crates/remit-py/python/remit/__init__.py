@@ -7,7 +7,8 @@ gateway and `remit audit verify` run.
 
 Holder side: `Key`, `Chain` (inspect, `delegate`, `verify`),
 `Key.sign_proof`, `DPoPAuth` (httpx), `remit.mcp.connect`, `remit.llm`.
-Auditor side: `verify_chain`, `verify_receipt`, `verify_checkpoint`,
+Verifier side: `verify_chain`, `Verifier` (with the gateway's chain cache).
+Auditor side: `verify_receipt`, `verify_checkpoint`,
 `verify_inclusion_proof`, `verify_consistency_proof`, `audit_log`,
 `audit_leaves`, `remit.audit.audit_server`.
 Errors: `remit.errors` (every one a `RemitError` with a stable `rule`).
@@ -24,6 +25,7 @@ from remit._native import (
     Link,
     Receipt,
     VerifiedChain,
+    Verifier,
     audit_leaves,
     audit_log,
     inclusion_proof,
@@ -52,7 +54,7 @@ from remit.errors import (
 
 __all__ = [
     "AuditReport", "Chain", "Checkpoint", "Grant", "Jwks", "Key", "Link", "Receipt",
-    "VerifiedChain", "audit_leaves", "audit_log", "inclusion_proof", "verify_chain",
+    "VerifiedChain", "Verifier", "audit_leaves", "audit_log", "inclusion_proof", "verify_chain",
     "verify_checkpoint", "verify_consistency_proof", "verify_inclusion_proof",
     "verify_receipt", "DPoPAuth", "errors", "ApprovalRequired", "AuditFailed",
     "ChainInvalid", "DelegationRefused", "Denied", "InsufficientScope", "InvalidKey",

@@ -184,6 +184,23 @@ def verify_chain(
     now: Optional[int] = None,
 ) -> VerifiedChain: ...
 
+class Verifier:
+    """verify_chain behind remit-token's ChainCache (the gateway's)."""
+
+    def __init__(
+        self,
+        jwks: JwksLike,
+        *,
+        audience: str = "remit",
+        issuer: Optional[str] = None,
+        leeway: int = 0,
+        capacity: int = 10_000,
+    ) -> None: ...
+    def verify(self, chain: ChainLike, *, now: Optional[int] = None) -> VerifiedChain: ...
+    def revoked(self) -> None:
+        """Forget every cached verification (a revocation landed)."""
+    def __len__(self) -> int: ...
+
 class Receipt:
     """A signed receipt whose signature verified."""
 
