@@ -5,8 +5,9 @@ work, side by side in one run.
     python bench/py/bench.py [--seconds 1.0] [--repeat 5] [--json]
 
 Each operation runs in a tight loop for about `--seconds`, `--repeat`
-times; the best run is reported (the least disturbed by other load), with
-the median beside it. See bench/py/README.md for what each side does.
+times, the two sides alternating so that a change in the machine's load
+hits both alike; the speedup is the median of the per-round ratios, and
+each side's best and median time per call are shown. See bench/py/README.md for what each side does.
 """
 
 from __future__ import annotations
@@ -55,27 +56,48 @@ def fixture():
     return chain, remit.Jwks.from_json(issuer.jwks()), issuer, reader
 
 
-def measure(fn, seconds: float, repeat: int) -> tuple[float, float]:
-    """(best, median) microseconds per call over `repeat` runs of about
-    `seconds` each, calling `fn` in batches sized to ~1/10 of a run."""
+def batch_size(fn, seconds: float) -> int:
+    """Calls per batch so that a batch takes about a tenth of `seconds`."""
     n = 1
     while True:
         start = time.perf_counter()
         for _ in range(n):
             fn()
         if time.perf_counter() - start > seconds / 10:
-            break
+            return n
         n *= 2
-    results = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        deadline, count = start + seconds, 0
-        while time.perf_counter() < deadline:
-            for _ in range(n):
-                fn()
-            count += n
-        results.append((time.perf_counter() - start) / count * 1e6)
+
+
+def run_for(fn, n: int, seconds: float) -> float:
+    """Microseconds per call over about `seconds` of batches of `n`."""
+    start = time.perf_counter()
+    deadline, count = start + seconds, 0
+    while time.perf_counter() < deadline:
+        for _ in range(n):
+            fn()
+        count += n
+    return (time.perf_counter() - start) / count * 1e6
+
+
+def measure(fn, seconds: float, repeat: int) -> tuple[float, float]:
+    """(best, median) microseconds per call over `repeat` runs."""
+    n = batch_size(fn, seconds)
+    results = [run_for(fn, n, seconds) for _ in range(repeat)]
     return min(results), statistics.median(results)
+
+
+def measure_pair(ours, theirs, seconds: float, repeat: int) -> dict:
+    """Both sides in alternation (ours, theirs, ours, ...), so a change in
+    the machine's load hits both alike; the speedup is the median of the
+    per-round ratios."""
+    n_ours, n_theirs = batch_size(ours, seconds), batch_size(theirs, seconds)
+    rounds = [(run_for(ours, n_ours, seconds), run_for(theirs, n_theirs, seconds)) for _ in range(repeat)]
+    mine, peer = [r for r, _ in rounds], [p for _, p in rounds]
+    return {
+        "remit_us": min(mine), "remit_median_us": statistics.median(mine),
+        "pyjwt_us": min(peer), "pyjwt_median_us": statistics.median(peer),
+        "speedup": statistics.median(p / r for r, p in rounds),
+    }
 
 
 def main() -> None:
@@ -159,10 +181,7 @@ def main() -> None:
         ("chain (2 links): verify", remit_verify, pyjwt_verify),
         ("DPoP proof: verify", remit_verify_proof, pyjwt_verify_proof),
     ):
-        r_best, r_med = measure(ours, args.seconds, args.repeat)
-        p_best, p_med = measure(theirs, args.seconds, args.repeat)
-        rows.append({"operation": name, "remit_us": r_best, "remit_median_us": r_med,
-                     "pyjwt_us": p_best, "pyjwt_median_us": p_med, "speedup": p_best / r_best})
+        rows.append({"operation": name, **measure_pair(ours, theirs, args.seconds, args.repeat)})
 
     # The gateway's chain cache from Python: the same chain again. PyJWT has
     # no counterpart, so this is shown apart, not as a ratio.
