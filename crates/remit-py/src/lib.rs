@@ -18,6 +18,7 @@
 mod errors;
 mod ledger;
 mod token;
+mod verify;
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -64,6 +65,7 @@ pub(crate) fn json_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     token::register(m)?;
+    verify::register(m)?;
     ledger::register(m)?;
     Ok(())
 }
