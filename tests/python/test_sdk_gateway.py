@@ -27,6 +27,7 @@ import remit.audit
 import remit.mcp
 from remit import ApprovalRequired, AuditFailed, Denied, InsufficientScope, Jwks, Key
 from gateway_helpers import SECRET, Scenario, http_session
+from sdk_forge import mint
 
 SSN = "536-22-8147"
 
@@ -122,6 +123,45 @@ def test_a_sub_agent_delegated_in_python_calls_through_the_gateway(sc):
     actors = sc.receipt(ok.meta["receipt_id"])["actors"]
     assert [a["id"] for a in actors] == ["alice", "planner", "reader"]
     sc.receipt_ids += [ok.meta["receipt_id"], refused.receipt_id]
+
+
+def leaves(group: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups."""
+    if isinstance(group, BaseExceptionGroup):
+        return [leaf for inner in group.exceptions for leaf in leaves(inner)]
+    return [group]
+
+
+def test_credentials_the_gateway_refuses_raise_unauthenticated_with_the_receipt(sc):
+    planner = Key.load(key(sc, "planner"))
+    now = int(time.time())
+    foreign = mint(Key.generate(kid="not-the-issuer"), planner, iat=now, nbf=now, exp=now + 600)
+
+    async def foreign_root():
+        async with remit.mcp.connect(sc.url, foreign, planner):
+            pass
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        run(foreign_root)
+    [refused] = [e for e in leaves(caught.value) if isinstance(e, remit.Unauthenticated)]
+    assert refused.rule == "gw-unauthenticated" and refused.error, refused.challenge
+    assert sc.receipt(refused.receipt_id)["kind"] == "deny"
+
+    chain = remit.Chain.parse(sc.root_chain).delegate(
+        planner, Key.load(key(sc, "reader")), "reader", tools=["fs/read_file"], ttl=300,
+    )
+
+    async def revoked_mid_session():
+        async with remit.mcp.connect(sc.url, chain, key(sc, "reader")) as session:
+            await session.call_tool("read_file", {"path": str(sc.files / "notes.txt")})
+            sc.server.run("revoke", "--subtree", chain.jti)
+            with pytest.raises(remit.Unauthenticated) as caught:
+                await session.call_tool("read_file", {"path": str(sc.files / "notes.txt")})
+            return caught.value
+
+    refused = run(revoked_mid_session)
+    assert refused.rule == "gw-unauthenticated" and "revoked" in refused.reason, refused.reason
+    assert sc.receipt(refused.receipt_id)["kind"] == "deny"
 
 
 def decide_later(sc, verb: str, delay: float = 1.5):

@@ -49,6 +49,7 @@ from remit.errors import (
     ProofInvalid,
     Refusal,
     RemitError,
+    Unauthenticated,
     UpstreamFailed,
 )
 
@@ -59,5 +60,5 @@ __all__ = [
     "verify_receipt", "DPoPAuth", "errors", "ApprovalRequired", "AuditFailed",
     "ChainInvalid", "DelegationRefused", "Denied", "InsufficientScope", "InvalidKey",
     "LimitExceeded", "NotAuthorized", "ProofInvalid", "Refusal", "RemitError",
-    "UpstreamFailed",
+    "Unauthenticated", "UpstreamFailed",
 ]

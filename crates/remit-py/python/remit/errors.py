@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import time
 from typing import Any, Callable, Optional
 
@@ -102,6 +103,20 @@ class Refusal(RemitError):
 
 class Denied(Refusal):
     """Refused by the policy, the scanner, a budget, a pin or a limit (-32041)."""
+
+
+class Unauthenticated(Denied):
+    """The gateway did not accept the credentials (HTTP 401): a chain it
+    does not verify, revoked or expired, or a bad proof. `error` is the
+    `WWW-Authenticate` challenge's error code (`invalid_token`,
+    `invalid_dpop_proof`, ...), `challenge` the whole header; `rule` is
+    `gw-unauthenticated` and `receipt_id` the refusal's receipt."""
+
+    def __init__(self, code: int, reason: str, data: Optional[dict] = None, challenge: Optional[str] = None):
+        super().__init__(code, reason, data)
+        self.challenge = challenge
+        match = re.search(r'error="([^"]*)"', challenge or "")
+        self.error = match.group(1) if match else None
 
 
 class InsufficientScope(Refusal):
