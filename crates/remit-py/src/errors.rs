@@ -26,6 +26,8 @@ pub(crate) fn jwk(error: &JwkError) -> PyErr {
         JwkError::Unsupported { .. } => "unsupported",
         JwkError::BadMember { .. } => "bad_member",
         JwkError::InvalidKey(_) => "invalid_key",
+        JwkError::PrivateMember { .. } => "private_member",
+        JwkError::WrongAlg { .. } => "wrong_alg",
     };
     key(error, rule)
 }

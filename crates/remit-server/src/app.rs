@@ -12,7 +12,7 @@ use remit_store::Store;
 use crate::problem::Problem;
 use crate::gateway::Gateway;
 use crate::state::AppState;
-use crate::{observe, openapi};
+use crate::{discovery, observe, openapi};
 use crate::{receipts_api, registry, remits, revocation};
 
 /// Builds the whole HTTP application over `gateway` (the control plane's
@@ -65,16 +65,16 @@ pub fn router<S: Store>(gateway: Gateway<S>) -> Router {
         metrics_route
     };
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz::<S>))
-        .route("/.well-known/jwks.json", get(jwks::<S>))
+        .route("/healthz", get(discovery::healthz))
+        .route("/readyz", get(discovery::readyz::<S>))
+        .route("/.well-known/jwks.json", get(discovery::jwks::<S>))
         .route(
             "/v1/checkpoints/latest",
             get(receipts_api::latest_checkpoint::<S>),
         )
         .route(
             "/.well-known/oauth-authorization-server",
-            get(metadata::<S>),
+            get(discovery::metadata::<S>),
         )
         .route("/oauth/token", post(crate::exchange::token::<S>))
         .merge(admin)
@@ -223,70 +223,4 @@ async fn refuse_identity<S: Store>(
         ),
     )
     .into_response()
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The process is up", body = crate::openapi::schema::Health)))]
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
-#[utoipa::path(get, path = "/readyz", tag = "health",
-    responses(
-        (status = 200, description = "The store answers", body = crate::openapi::schema::Readiness),
-        (status = 503, description = "The store does not answer", body = crate::openapi::schema::Problem, content_type = "application/problem+json"),
-    ))]
-pub(crate) async fn readyz<S: Store>(
-    State(state): State<AppState<S>>,
-) -> Result<Response, Problem> {
-    match state.store().ping().await {
-        Ok(()) => Ok(Json(serde_json::json!({
-            "status": "ready",
-            "backend": state.store().backend(),
-            "revocation_epoch": state.revocations().epoch(),
-        }))
-        .into_response()),
-        Err(error) => {
-            tracing::warn!(%error, "readiness check failed");
-            Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not-ready",
-                "Not ready",
-                format!("the {} store does not answer", state.store().backend()),
-            ))
-        }
-    }
-}
-
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
-    responses((status = 200, description = "The issuer keys remits are verified with", body = crate::openapi::schema::Jwks, content_type = "application/jwk-set+json")))]
-pub(crate) async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/jwk-set+json")],
-        state.jwks_document().to_string(),
-    )
-        .into_response()
-}
-
-/// RFC 8414 authorization server metadata.
-#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
-    responses((status = 200, description = "RFC 8414 authorization server metadata", body = crate::openapi::schema::ServerMetadata)))]
-pub(crate) async fn metadata<S: Store>(
-    State(state): State<AppState<S>>,
-) -> Json<serde_json::Value> {
-    let base = &state.settings().public_url;
-    Json(serde_json::json!({
-        "issuer": base,
-        "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{base}/oauth/introspect"),
-        "revocation_endpoint": format!("{base}/oauth/revoke"),
-        "introspection_endpoint_auth_methods_supported": ["bearer"],
-        "revocation_endpoint_auth_methods_supported": ["bearer"],
-        "authorization_details_types_supported": ["remit_tool"],
-        "dpop_signing_alg_values_supported": ["ES256"],
-        "response_types_supported": [],
-        "token_endpoint": format!("{base}/oauth/token"),
-        "grant_types_supported": [crate::exchange::GRANT_TYPE],
-        "token_endpoint_auth_methods_supported": ["none"],
-    }))
 }

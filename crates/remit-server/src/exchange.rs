@@ -244,15 +244,15 @@ fn no_store(mut response: Response) -> Response {
 
 /// `POST /oauth/token`.
 #[utoipa::path(post, path = "/oauth/token", tag = "exchange",
-    request_body(content = crate::openapi::schema::TokenExchangeForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::gateway::schema::TokenExchangeForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The exchanged remit (RFC 8693 §2.2.1)", body = crate::openapi::schema::TokenExchanged,
+        (status = 200, description = "The exchanged remit (RFC 8693 §2.2.1)", body = crate::gateway::schema::TokenExchanged,
             headers(("cache-control" = String, description = "`no-store`"))),
         (status = 400, description = "RFC 6749 §5.2 error: the request, the subject or actor token, the target or the grants were refused",
-            body = crate::openapi::schema::OAuthError, content_type = "application/json",
+            body = crate::gateway::schema::OAuthError, content_type = "application/json",
             headers(("cache-control" = String, description = "`no-store`"))),
         (status = "default", description = "RFC 6749 §5.2 error (`server_error` with 500); never a problem document",
-            body = crate::openapi::schema::OAuthError, content_type = "application/json"),
+            body = crate::gateway::schema::OAuthError, content_type = "application/json"),
     ))]
 pub async fn token<S: Store>(
     State(state): State<Gateway<S>>,

@@ -84,6 +84,7 @@
 //! `active: false` for anything that does not verify, is expired or revoked.
 
 pub mod app;
+pub mod discovery;
 pub mod exchange;
 pub mod launch;
 pub mod observe;

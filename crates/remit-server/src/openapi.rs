@@ -25,7 +25,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, ServerBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::state::AppState;
-use crate::{app, gateway, receipts_api, registry, remits, revocation};
+use crate::{discovery, gateway, receipts_api, registry, remits, revocation};
 
 /// Name of the admin bearer security scheme in the document.
 pub const ADMIN_SCHEME: &str = "admin_token";
@@ -46,10 +46,10 @@ pub const UNDOCUMENTED_PREFIXES: &[&str] = &["/mcp"];
         license(name = "Apache-2.0")
     ),
     paths(
-        app::healthz,
-        app::readyz,
-        app::jwks,
-        app::metadata,
+        discovery::healthz,
+        discovery::readyz,
+        discovery::jwks,
+        discovery::metadata,
         document_handler,
         crate::observe::handler,
         registry::register_agent,

@@ -32,7 +32,7 @@ fn unavailable(error: &dyn std::fmt::Display) -> Problem {
 
 #[utoipa::path(get, path = "/v1/receipts", tag = "receipts", security(("admin_token" = [])),
     params(Page),
-    responses((status = 200, description = "Signed leaves, as stored", body = crate::openapi::schema::ReceiptPage)))]
+    responses((status = 200, description = "Signed leaves, as stored", body = crate::gateway::schema::ReceiptPage)))]
 /// `GET /v1/receipts?from=N&limit=M`: the leaves as stored (strings of
 /// canonical JSON `{"receipt":..,"sig":..}`), so a client can audit them.
 pub async fn leaves<S: Store>(
@@ -73,7 +73,7 @@ pub async fn leaves<S: Store>(
 }
 
 #[utoipa::path(get, path = "/v1/checkpoints/latest", tag = "receipts",
-    responses((status = 200, description = "The latest signed checkpoint and the keys to verify it", body = crate::openapi::schema::LatestCheckpoint)))]
+    responses((status = 200, description = "The latest signed checkpoint and the keys to verify it", body = crate::gateway::schema::LatestCheckpoint)))]
 /// `GET /v1/checkpoints/latest`: the latest signed checkpoint.
 pub async fn latest_checkpoint<S: Store>(
     State(state): State<AppState<S>>,

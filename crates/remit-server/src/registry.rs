@@ -32,7 +32,7 @@ pub struct RegisterAgent {
     /// Who is accountable for it.
     pub owner: String,
     /// `low`, `medium`, `high` or `critical`.
-    #[schema(value_type = crate::openapi::schema::RiskTier)]
+    #[schema(value_type = crate::gateway::schema::RiskTier)]
     pub risk_tier: RiskTier,
 }
 
@@ -131,7 +131,7 @@ fn stamp() -> i64 {
 
 #[utoipa::path(post, path = "/v1/agents", tag = "registry", security(("admin_token" = [])),
     request_body = RegisterAgent,
-    responses((status = 201, description = "Registered", body = crate::openapi::schema::Agent)))]
+    responses((status = 201, description = "Registered", body = crate::gateway::schema::Agent)))]
 /// `POST /v1/agents`: registers an agent with its public key.
 pub async fn register_agent<S: Store>(
     State(state): State<AppState<S>>,
@@ -166,7 +166,7 @@ pub async fn register_agent<S: Store>(
 }
 
 #[utoipa::path(get, path = "/v1/agents", tag = "registry", security(("admin_token" = [])),
-    responses((status = 200, description = "Every registered agent", body = crate::openapi::schema::AgentList)))]
+    responses((status = 200, description = "Every registered agent", body = crate::gateway::schema::AgentList)))]
 /// `GET /v1/agents`.
 pub async fn list_agents<S: Store>(
     State(state): State<AppState<S>>,
@@ -179,7 +179,7 @@ pub async fn list_agents<S: Store>(
 
 #[utoipa::path(get, path = "/v1/agents/{id}", tag = "registry", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The agent id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "The agent", body = crate::openapi::schema::Agent)))]
+    responses((status = 200, description = "The agent", body = crate::gateway::schema::Agent)))]
 /// `GET /v1/agents/{id}`.
 pub async fn get_agent<S: Store>(
     State(state): State<AppState<S>>,
@@ -191,7 +191,7 @@ pub async fn get_agent<S: Store>(
 
 #[utoipa::path(post, path = "/v1/agents/{id}/disable", tag = "registry", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The agent id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "Disabled, and everything it holds revoked", body = crate::openapi::schema::Agent)))]
+    responses((status = 200, description = "Disabled, and everything it holds revoked", body = crate::gateway::schema::Agent)))]
 /// `POST /v1/agents/{id}/disable`: disables the agent and revokes every
 /// remit it holds or delegated, so nothing it was given keeps working.
 pub async fn disable_agent<S: Store>(
@@ -243,7 +243,7 @@ pub struct AddServer {
     pub url: String,
     /// The most sensitive data it may receive.
     #[serde(with = "remit_store::lowercase_class")]
-    #[schema(value_type = crate::openapi::schema::Clearance)]
+    #[schema(value_type = crate::gateway::schema::Clearance)]
     pub clearance: Classification,
 }
 
@@ -272,7 +272,7 @@ fn tool_json(tool: &Tool) -> Value {
 
 #[utoipa::path(post, path = "/v1/servers", tag = "registry", security(("admin_token" = [])),
     request_body = AddServer,
-    responses((status = 201, description = "Blessed", body = crate::openapi::schema::McpServer)))]
+    responses((status = 201, description = "Blessed", body = crate::gateway::schema::McpServer)))]
 /// `POST /v1/servers`: blesses an MCP server.
 pub async fn add_server<S: Store>(
     State(state): State<AppState<S>>,
@@ -305,7 +305,7 @@ pub async fn add_server<S: Store>(
 
 #[utoipa::path(post, path = "/v1/servers/{id}/disable", tag = "registry", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "Disabled: the gateway refuses every call to it", body = crate::openapi::schema::McpServer)))]
+    responses((status = 200, description = "Disabled: the gateway refuses every call to it", body = crate::gateway::schema::McpServer)))]
 /// `POST /v1/servers/{id}/disable`: the gateway refuses every call to the
 /// server from the next call on (on other replicas within the gateway's
 /// cache TTL); its pins stay for an audit. Disabling twice changes nothing.
@@ -327,7 +327,7 @@ pub async fn disable_server<S: Store>(
 }
 
 #[utoipa::path(get, path = "/v1/servers", tag = "registry", security(("admin_token" = [])),
-    responses((status = 200, description = "Every blessed server", body = crate::openapi::schema::McpServerList)))]
+    responses((status = 200, description = "Every blessed server", body = crate::gateway::schema::McpServerList)))]
 /// `GET /v1/servers`.
 pub async fn list_servers<S: Store>(
     State(state): State<AppState<S>>,
@@ -347,11 +347,11 @@ pub struct AddTool {
     #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub name: String,
     /// How much harm a call can do.
-    #[schema(value_type = crate::openapi::schema::RiskTier)]
+    #[schema(value_type = crate::gateway::schema::RiskTier)]
     pub risk: RiskTier,
     /// The most sensitive data it may receive.
     #[serde(with = "remit_store::lowercase_class")]
-    #[schema(value_type = crate::openapi::schema::Clearance)]
+    #[schema(value_type = crate::gateway::schema::Clearance)]
     pub clearance: Classification,
     /// The reviewed description text.
     #[serde(default)]
@@ -365,7 +365,7 @@ pub struct AddTool {
 #[utoipa::path(post, path = "/v1/servers/{id}/tools", tag = "registry", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
     request_body = AddTool,
-    responses((status = 201, description = "Pinned", body = crate::openapi::schema::Tool)))]
+    responses((status = 201, description = "Pinned", body = crate::gateway::schema::Tool)))]
 /// `POST /v1/servers/{id}/tools`: pins a tool of a blessed server.
 pub async fn add_tool<S: Store>(
     State(state): State<AppState<S>>,
@@ -416,7 +416,7 @@ pub async fn add_tool<S: Store>(
 
 #[utoipa::path(get, path = "/v1/servers/{id}/tools", tag = "registry", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "The server's pinned tools", body = crate::openapi::schema::ToolList)))]
+    responses((status = 200, description = "The server's pinned tools", body = crate::gateway::schema::ToolList)))]
 /// `GET /v1/servers/{id}/tools`.
 pub async fn list_tools<S: Store>(
     State(state): State<AppState<S>>,

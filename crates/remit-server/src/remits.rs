@@ -36,14 +36,14 @@ pub struct IssueRemit {
     #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
     pub sub: String,
     /// What it allows (RFC 9396 `authorization_details`, type `remit_tool`).
-    #[schema(value_type = Vec<crate::openapi::schema::Grant>)]
+    #[schema(value_type = Vec<crate::gateway::schema::Grant>)]
     pub grants: Vec<Grant>,
     /// Lifetime in seconds; the server default when absent.
     #[serde(default)]
     pub ttl_secs: Option<u64>,
     /// Highest classification; INTERNAL when absent.
     #[serde(default)]
-    #[schema(value_type = Option<crate::openapi::schema::Classification>)]
+    #[schema(value_type = Option<crate::gateway::schema::Classification>)]
     pub class: Option<Classification>,
     /// Tool calls allowed; unlimited when absent.
     #[serde(default)]
@@ -55,7 +55,7 @@ pub struct IssueRemit {
 
 #[utoipa::path(post, path = "/v1/remits", tag = "remits", security(("admin_token" = [])),
     request_body = IssueRemit,
-    responses((status = 201, description = "Issued; the token is shown once", body = crate::openapi::schema::IssuedRemit)))]
+    responses((status = 201, description = "Issued; the token is shown once", body = crate::gateway::schema::IssuedRemit)))]
 /// `POST /v1/remits`: mints a remit bound to the agent's registered key.
 pub async fn issue<S: Store>(
     State(state): State<AppState<S>>,

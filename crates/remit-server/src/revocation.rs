@@ -24,7 +24,7 @@ use crate::state::{now, now_ms, AppState};
 #[serde(deny_unknown_fields)]
 pub struct Revoke {
     /// `jti`, `subtree`, `agent`, `sub`, `tool` or `kid`.
-    #[schema(value_type = crate::openapi::schema::RevocationKind)]
+    #[schema(value_type = crate::gateway::schema::RevocationKind)]
     pub kind: RevocationKind,
     /// The jti, agent id, user, tool or key id.
     #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
@@ -52,8 +52,8 @@ fn stamp() -> i64 {
 #[utoipa::path(post, path = "/v1/revocations", tag = "revocation", security(("admin_token" = [])),
     request_body = Revoke,
     responses(
-        (status = 201, description = "Newly revoked", body = crate::openapi::schema::Revocation),
-        (status = 200, description = "Already revoked; nothing changed", body = crate::openapi::schema::Revocation),
+        (status = 201, description = "Newly revoked", body = crate::gateway::schema::Revocation),
+        (status = 200, description = "Already revoked; nothing changed", body = crate::gateway::schema::Revocation),
     ))]
 /// `POST /v1/revocations`: 201 when newly revoked, 200 when it already was.
 pub async fn revoke<S: Store>(
@@ -91,7 +91,7 @@ pub async fn revoke<S: Store>(
 }
 
 #[utoipa::path(get, path = "/v1/revocations", tag = "revocation", security(("admin_token" = [])),
-    responses((status = 200, description = "Every revocation, in epoch order", body = crate::openapi::schema::RevocationList)))]
+    responses((status = 200, description = "Every revocation, in epoch order", body = crate::gateway::schema::RevocationList)))]
 /// `GET /v1/revocations`: every revocation, in epoch order.
 pub async fn list<S: Store>(State(state): State<AppState<S>>) -> Result<Json<Value>, Problem> {
     let all = state.store().revocations_since(0).await?;
@@ -113,7 +113,7 @@ pub struct TokenForm {
 
 #[utoipa::path(post, path = "/oauth/introspect", tag = "revocation", security(("admin_token" = [])),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Whether the chain is active, and its effective authority when it is", body = crate::openapi::schema::Introspection)))]
+    responses((status = 200, description = "Whether the chain is active, and its effective authority when it is", body = crate::gateway::schema::Introspection)))]
 /// `POST /oauth/introspect` (RFC 7662): `active: true` with the effective
 /// authority only for a chain that verifies now and is not revoked, for
 /// any audience Remit accepts (the deployment's, or a server's resource
@@ -154,7 +154,7 @@ pub async fn introspect<S: Store>(
 
 #[utoipa::path(post, path = "/oauth/revoke", tag = "revocation", security(("admin_token" = [])),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Revoked, or nothing to revoke (the answer does not say which tokens exist)", body = crate::openapi::schema::OAuthRevoked)))]
+    responses((status = 200, description = "Revoked, or nothing to revoke (the answer does not say which tokens exist)", body = crate::gateway::schema::OAuthRevoked)))]
 /// `POST /oauth/revoke` (RFC 7009): revokes the presented remit (the leaf
 /// of a chain) and its whole subtree: everything delegated from it offline
 /// and every remit exchanged from it (RFC 7009 §2.1: revoking a grant also
