@@ -27,3 +27,6 @@ pub mod server;
 
 // remit wrap (issue 8)
 pub mod wrap;
+
+// remit draft (issue 26)
+pub mod draft;
