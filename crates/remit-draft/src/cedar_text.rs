@@ -98,7 +98,12 @@ fn list(values: &std::collections::BTreeSet<String>) -> String {
 
 /// The words and the Cedar condition of one key's constraint of one kind.
 pub fn kind_condition(key: &str, kind: ValueKind, c: &KindConstraint) -> (String, String) {
-    let is_kind = format!("{} == {}", text(key, "#kind"), lit(kind.as_str()));
+    let is_kind = if kind == ValueKind::Text {
+        // free text admits one-word values too (a token is text without spaces)
+        format!("[\"text\", \"token\"].contains({})", text(key, "#kind"))
+    } else {
+        format!("{} == {}", text(key, "#kind"), lit(kind.as_str()))
+    };
     let (words, cond) = match c {
         KindConstraint::Under(dirs) => (
             format!("path under {}", list(dirs)),

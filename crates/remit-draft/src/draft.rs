@@ -412,7 +412,9 @@ fn key_condition(
     let cond = if required {
         format!("context.args_text.hasTag({kind_tag}) && {body}")
     } else {
-        format!("(!context.args_text.hasTag({kind_tag}) || {body})")
+        // `if` (not `!has || ...`): Cedar's validator carries the tag's
+        // presence into the `then` branch only.
+        format!("(if context.args_text.hasTag({kind_tag}) then {body} else true)")
     };
     let shown = crate::cedar_text::unescape_key(key);
     let opt = if required { "" } else { " (optional)" };

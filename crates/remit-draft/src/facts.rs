@@ -19,7 +19,7 @@
 //! | path (`/a/b/c.rs`, `src/x`) | `K#dir`: the lexically normalized parent directory, `/`-terminated | no (the file name is dropped) |
 //! | URL | `K#host`, `K#scheme` | no |
 //! | email | `K#domain` | no |
-//! | short token (`open`, `TICK-12`) | `K#shape`, `K#prefix`, `K#h` (keyed hash), and `K` itself unless it looks sensitive | only short, non-sensitive tokens |
+//! | short token (`open`, `TICK-12`) | `K#shape`, `K#prefix`, `K#h` (keyed hash), `K#len`, and `K` itself unless it looks sensitive | only short, non-sensitive tokens |
 //! | free text | `K#len` (characters) | no |
 //! | number | `K` (decimal, 4 places) | yes: ranges need it |
 //! | boolean, null | `K` | yes |
@@ -196,9 +196,8 @@ impl ArgFacts {
                 (key.contains('.') || key.contains('[')).then(|| format!("{key}:{v}"))
             })
             .collect();
-        if !sig.is_empty() {
-            self.text.insert(NESTED.into(), sig.join(","));
-        }
+        // Always present (empty when flat), so a rule can pin it.
+        self.text.insert(NESTED.into(), sig.join(","));
     }
 }
 
@@ -317,6 +316,10 @@ impl Projector<'_> {
                 }
             },
             ValueKind::Token => {
+                // a token is also text: free-text rules read its length
+                if let Some(d) = Decimal4::whole(s.chars().count() as i64) {
+                    self.facts.number.insert(format!("{k}#len"), d);
+                }
                 text.insert(format!("{k}#shape"), shape(s));
                 text.insert(format!("{k}#prefix"), prefix(s));
                 text.insert(format!("{k}#h"), self.key.hash(s));

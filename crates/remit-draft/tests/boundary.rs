@@ -23,7 +23,7 @@ const DIRECTORY: &str = r#"{
   }
 }"#;
 
-fn preset(p: Preset) -> Box<dyn PolicyEngine> {
+fn engine_for(p: Preset) -> Box<dyn PolicyEngine> {
     remit_policy::preset::load(
         EngineKind::Cedar,
         &[p.source(EngineKind::Cedar)],
@@ -93,7 +93,7 @@ fn enforced_draft_never_exceeds_its_preset_over_the_observed_space() {
     let o = workload();
     let (_, p) = drafted(&o);
     for preset in Preset::ALL {
-        let engine = preset(preset);
+        let engine = engine_for(preset);
         let b = check_boundary(&p, engine.as_ref(), &o).unwrap();
         assert!(b.holds(), "{preset}: {:?}", b.exceeds);
         assert_eq!(b.requests, o.len() * 2);
@@ -104,7 +104,7 @@ fn enforced_draft_never_exceeds_its_preset_over_the_observed_space() {
 fn rules_broader_than_the_preset_alone_are_reported_not_enforced() {
     let o = workload();
     let (_, p) = drafted(&o);
-    let engine = preset(Preset::Standard);
+    let engine = engine_for(Preset::Standard);
     let b = check_boundary(&p, engine.as_ref(), &o).unwrap();
     // the refund rule permits what standard holds for a human (irreversible)
     assert!(b
@@ -120,7 +120,7 @@ fn rules_broader_than_the_preset_alone_are_reported_not_enforced() {
 fn diff_lists_dropped_tools_and_refused_calls_the_draft_would_allow() {
     let o = workload();
     let (d, p) = drafted(&o);
-    let engine = preset(Preset::Standard);
+    let engine = engine_for(Preset::Standard);
     let diff = diff(&d, &p, engine.as_ref(), &o).unwrap();
     let text = diff.to_text();
     assert!(text.contains("- fs/delete_file"), "{text}");

@@ -267,9 +267,10 @@ fn emails_held_out_colleague_is_allowed_an_outside_domain_is_denied() {
 fn refunds() -> Vec<Observation> {
     observed((0..50).map(|i| {
         let amount = 5.0 + f64::from(i) * 9.37;
+        let currency = ["EUR", "USD"][i as usize % 2];
         call(
             "payments/refund",
-            json!({"ticket": format!("TICK-{}", 1000 + i * 7), "amount": amount, "currency": ["EUR", "USD"][i as usize % 2]}),
+            json!({"ticket": format!("TICK-{}", 1000 + i * 7), "amount": amount, "currency": currency}),
         )
     }))
 }

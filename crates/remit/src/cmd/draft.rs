@@ -24,7 +24,7 @@ pub struct DraftArgs {
     /// The agent whose calls are drafted.
     #[arg(long)]
     agent: String,
-    /// How far back to read: 7d, 24h, 90m or seconds [default: 7d].
+    /// How far back to read: 7d, 24h, 90m or seconds.
     #[arg(long, default_value = "7d")]
     since: String,
     /// Data directory (its remit.db and policy folder)
