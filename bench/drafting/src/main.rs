@@ -175,7 +175,11 @@ fn run(persona: Persona, n: usize, seed: u64, args: &Args, key: &HashKey, s: &mu
     s.flagged += d.rules.iter().filter(|r| r.flagged()).count();
     if let Some(dir) = &args.write {
         let path = dir.join(format!("{}-{n}.cedar", persona.agent()));
-        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &text)) {
+        let boundary = dir.join(format!("{}-{n}.boundary.cedar", persona.agent()));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, &text))
+            .and_then(|()| std::fs::write(&boundary, d.to_boundary_cedar()));
+        if let Err(e) = written {
             eprintln!("drafting-bench: {}: {e}", path.display());
         }
     }
