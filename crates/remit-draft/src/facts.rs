@@ -90,7 +90,7 @@ impl Decimal4 {
     pub fn from_f64(x: f64) -> Option<Self> {
         let scaled = (x * NUMBER_SCALE as f64).round();
         // Cedar decimals are i64 × 10^-4; keep a margin for range arithmetic.
-        (scaled.is_finite() && scaled.abs() < 9.0e17).then(|| Decimal4(scaled as i64))
+        (scaled.is_finite() && scaled.abs() < 9.0e17).then_some(Decimal4(scaled as i64))
     }
 
     /// A whole number as a decimal.
