@@ -15,6 +15,10 @@
 //! - **Approvals** of held calls: pending, approved or rejected, bound to the
 //!   call's hash, released at most once.
 //! - **Observations** from shadow mode: argument *shapes*, never values.
+//!   With migration 0007 an observation may also carry the facts policy
+//!   drafting learns from (`remit-draft`'s projection: directories, hosts,
+//!   domains, keyed hashes, lengths, numbers), bounded per agent
+//!   ([`ObservationFactsRepo`]).
 //! - **The receipt log**: leaves at dense indices, and checkpoints.
 //!
 //! # What is never stored
@@ -60,6 +64,7 @@ mod error;
 mod exchange_sql;
 mod log_sql;
 mod model;
+mod observation_facts_sql;
 mod postgres;
 mod repo;
 mod revocation;
@@ -71,14 +76,14 @@ pub use error::{redact_url, StoreError};
 pub use model::{
     lowercase_class, Agent, Approval, ApprovalState, CallUsage, Classification, ClassificationText,
     ExchangeLink, Id, IssuedRemit, McpServer, NewAgent, NewApproval, NewMcpServer, NewObservation,
-    Observation, PromptPin, Revocation, RevocationKind, RevocationTarget, Revoked, RiskSpend,
-    RiskTier, ServerId, Status, StepCount, StoredCheckpoint, Tool, Usage, Verdict, MAX_ID_LEN,
-    MAX_SERVER_ID_LEN,
+    Observation, ObservedFacts, PromptPin, Revocation, RevocationKind, RevocationTarget, Revoked,
+    RiskSpend, RiskTier, ServerId, Status, StepCount, StoredCheckpoint, Tool, Usage, Verdict,
+    MAX_ID_LEN, MAX_SERVER_ID_LEN,
 };
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
 pub use repo::{
-    AgentRepo, ApprovalRepo, BudgetRepo, ExchangeRepo, LogRepo, ObservationRepo, RemitRepo,
-    RevocationRepo, SequencedLogRepo, ServerRepo, StoreFuture,
+    AgentRepo, ApprovalRepo, BudgetRepo, ExchangeRepo, LogRepo, ObservationFactsRepo,
+    ObservationRepo, RemitRepo, RevocationRepo, SequencedLogRepo, ServerRepo, StoreFuture,
 };
 pub use revocation::{
     RemitFacts, RevocationFollower, RevocationSet, RevocationSignals, SharedRevocations,
@@ -94,6 +99,7 @@ pub trait Store:
     + RevocationRepo
     + ApprovalRepo
     + ObservationRepo
+    + ObservationFactsRepo
     + LogRepo
     + ExchangeRepo
     + SequencedLogRepo

@@ -613,6 +613,17 @@ pub struct Observation {
     pub observation: NewObservation,
 }
 
+/// An observation with the facts a policy draft learns from (issue 26):
+/// `remit-draft`'s JSON of the projected call, or `None` for calls recorded
+/// without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedFacts {
+    /// The observation.
+    pub observation: Observation,
+    /// The projected facts, as JSON text.
+    pub facts: Option<String>,
+}
+
 /// A signed tree head of the receipt log, as text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredCheckpoint {

@@ -156,6 +156,7 @@ fn check_schema_name(schema: &str) -> Result<(), StoreError> {
 
 crate::sql::impl_repositories!(PgStore, sqlx::Postgres);
 crate::exchange_sql::impl_exchange_repo!(PgStore, sqlx::Postgres);
+crate::observation_facts_sql::impl_observation_facts_repo!(PgStore, sqlx::Postgres);
 crate::log_sql::impl_sequenced_log_repo!(PgStore, sqlx::Postgres);
 
 impl PgStore {

@@ -9,8 +9,9 @@ use std::future::Future;
 use crate::error::StoreError;
 use crate::model::{
     Agent, Approval, CallUsage, ExchangeLink, Id, IssuedRemit, McpServer, NewAgent, NewApproval,
-    NewMcpServer, NewObservation, Observation, PromptPin, Revocation, RevocationKind,
-    RevocationTarget, Revoked, RiskSpend, StepCount, StoredCheckpoint, Tool, Usage, Verdict,
+    NewMcpServer, NewObservation, Observation, ObservedFacts, PromptPin, Revocation,
+    RevocationKind, RevocationTarget, Revoked, RiskSpend, StepCount, StoredCheckpoint, Tool, Usage,
+    Verdict,
 };
 
 /// Shorthand for the futures returned by every repository method.
@@ -165,6 +166,29 @@ pub trait ObservationRepo {
         after: i64,
         limit: u32,
     ) -> impl StoreFuture<Vec<Observation>>;
+}
+
+/// Observations with the facts policy drafting learns from (issue 26),
+/// bounded per agent.
+pub trait ObservationFactsRepo {
+    /// Records an observation with its projected facts (JSON text);
+    /// returns its sequence number.
+    fn record_observation_facts(
+        &self,
+        observation: &NewObservation,
+        facts: &str,
+    ) -> impl StoreFuture<i64>;
+    /// An agent's observations at or after `since` (Unix seconds): the
+    /// newest `limit`, returned oldest first.
+    fn observed_facts(
+        &self,
+        agent: &Id,
+        since: i64,
+        limit: u32,
+    ) -> impl StoreFuture<Vec<ObservedFacts>>;
+    /// Deletes all but the agent's newest `keep` observations; returns how
+    /// many were deleted.
+    fn prune_observations(&self, agent: &Id, keep: u32) -> impl StoreFuture<u64>;
 }
 
 /// The receipt log: leaves sequenced without gaps, and checkpoints.

@@ -257,3 +257,21 @@ pub(crate) fn to_i64(what: &'static str, value: u64) -> Result<i64, StoreError> 
         reason: "it exceeds the largest storable number",
     })
 }
+
+/// An observation row with its drafting facts (issue 26).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ObservedFactsRow {
+    #[sqlx(flatten)]
+    observation: ObservationRow,
+    facts: Option<String>,
+}
+
+impl TryFrom<ObservedFactsRow> for crate::model::ObservedFacts {
+    type Error = StoreError;
+    fn try_from(r: ObservedFactsRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            observation: r.observation.try_into()?,
+            facts: r.facts,
+        })
+    }
+}

@@ -304,6 +304,7 @@ impl SqliteStore {
 
 crate::sql::impl_repositories!(SqliteStore, sqlx::Sqlite);
 crate::exchange_sql::impl_exchange_repo!(SqliteStore, sqlx::Sqlite);
+crate::observation_facts_sql::impl_observation_facts_repo!(SqliteStore, sqlx::Sqlite);
 crate::log_sql::impl_sequenced_log_repo!(SqliteStore, sqlx::Sqlite);
 
 impl Store for SqliteStore {

@@ -62,6 +62,9 @@ enum Command {
     // remit wrap (issue 8)
     /// Run an MCP server over stdio behind the gateway pipeline, with local receipts.
     Wrap(cmd::wrap::WrapArgs),
+    // remit draft (issue 26)
+    /// Draft a least-privilege policy from an agent's observed calls.
+    Draft(cmd::draft::DraftArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,8 @@ fn main() -> ExitCode {
         Command::Approvals(c) => cmd::approvals::run(c),
         // remit wrap (issue 8)
         Command::Wrap(c) => cmd::wrap::run(c),
+        // remit draft (issue 26)
+        Command::Draft(c) => cmd::draft::run(c),
     };
     match result {
         Ok(code) => code,

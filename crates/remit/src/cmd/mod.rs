@@ -28,3 +28,6 @@ pub mod server;
 
 // remit wrap (issue 8)
 pub mod wrap;
+
+// remit draft (issue 26)
+pub mod draft;
