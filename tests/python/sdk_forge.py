@@ -62,7 +62,7 @@ def root_claims(holder, **changes) -> dict:
         "iat": NOW, "nbf": NOW, "exp": NOW + 3600, "jti": jti,
         "act": {"sub": "planner"},
         "authorization_details": [{
-            "type": "remit_tool", "tools": ["fs.*", "net.get"], "resources": ["/tmp/*"],
+            "type": "remit_tool", "tools": ["fs.*", "net.get"], "resources": ["/tmp/**"],
             "actions": ["read", "write"],
             "args": {"path": {"prefix": "/tmp/"}, "n": {"range": {"min": 0, "max": 100}}},
         }],

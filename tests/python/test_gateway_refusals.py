@@ -58,6 +58,10 @@ def revoked(sc) -> str:
 
 def python_refusal(sc, chain: str, agent: str = "planner") -> MCPError:
     outcome = sc.attempt(chain, agent, "read_file", {"path": str(sc.files / "notes.txt")})
+    # The SDK raises a refusal during `initialize` from inside its task
+    # groups: the MCPError (with the gateway's reason) is the one leaf.
+    while isinstance(outcome, BaseExceptionGroup) and len(outcome.exceptions) == 1:
+        outcome = outcome.exceptions[0]
     assert isinstance(outcome, MCPError), f"expected an MCP error with a reason, got {outcome!r}"
     return outcome
 

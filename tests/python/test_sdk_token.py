@@ -324,7 +324,7 @@ def test_a_delegation_inherits_the_parents_constraints_and_is_cut_to_its_expiry(
     child = Chain.parse(f.root).delegate(f.a, f.b, "reader", tools=["fs.read"], ttl=24 * 3600, now=NOW)
     assert child.expires_at == Chain.parse(f.root).expires_at
     [grant] = child.grants
-    assert grant.tools == ["fs.read"] and grant.resources == ["/tmp/*"]
+    assert grant.tools == ["fs.read"] and grant.resources == ["/tmp/**"]
     assert grant.args == {"path": {"prefix": "/tmp/"}, "n": {"range": {"min": 0, "max": 100}}}
     assert (child.steps, child.classification, child.depth) == (10, "CONFIDENTIAL", 1)
     verified = f.verify(child.text)
@@ -346,7 +346,7 @@ def cli_root(remit):
     return remit.run(
         "token", "mint", "--issuer-key", "issuer.jwk", "--sub", "alice", "--agent", "planner",
         "--holder-jwk", "planner.jwk", "--tool", "read_file", "--tool", "list_dir",
-        "--resource", "/data/reports/*", "--ttl", "10m", "--max-steps", "20", "--class", "CONFIDENTIAL",
+        "--resource", "/data/reports/**", "--ttl", "10m", "--max-steps", "20", "--class", "CONFIDENTIAL",
     ).stdout.strip()
 
 

@@ -64,7 +64,7 @@ def minted(remit):
         "--agent", "research-agent",
         "--holder-jwk", "holder.jwk",
         "--tool", "read_file",
-        "--resource", "/data/*",
+        "--resource", "/data/**",
         "--ttl", "300s",
         "--class", "CONFIDENTIAL",
         "--max-steps", "7",
@@ -147,7 +147,7 @@ def test_leaf_verifies_with_pyjwt_against_published_jwks(minted):
     (grant,) = claims["authorization_details"]
     assert grant["type"] == "remit_tool"
     assert grant["tools"] == ["read_file"]
-    assert grant["resources"] == ["/data/*"]
+    assert grant["resources"] == ["/data/**"]
     # Holder binding: cnf.jkt is the RFC 7638 thumbprint of the holder key.
     assert claims["cnf"]["jkt"] == thumbprint(minted["holder"])
 

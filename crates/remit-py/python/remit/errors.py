@@ -207,6 +207,11 @@ def refusal_from_error(code: int, message: str, data: Any = None, retry: Optiona
     cls = _BY_CODE.get(code)
     if cls is None:
         return None
+    # A 401's body is a JSON-RPC error too (its `id` is null): the rule
+    # says the credentials were refused, whatever the code.
+    rules = data.get("policy_ids") if isinstance(data, dict) else None
+    if isinstance(rules, list) and "gw-unauthenticated" in rules:
+        return Unauthenticated(code, message, data)
     if cls is ApprovalRequired:
         return ApprovalRequired(code, message, data, retry)
     return cls(code, message, data)

@@ -70,7 +70,14 @@ class RemitSession(ClientSession):
     _rejections: Optional[_Rejections] = None
 
     def _unauthenticated(self, error: MCPError) -> Optional[Unauthenticated]:
-        if error.code != _HTTP_FAILURE or self._rejections is None:
+        """The 401 behind `error`: the SDK reports it as a generic HTTP
+        failure, or (the gateway's 401 body being a JSON-RPC error with
+        `id: null`) as that error, whose rule is `gw-unauthenticated`."""
+        if self._rejections is None:
+            return None
+        rules = error.data.get("policy_ids") if isinstance(error.data, dict) else None
+        refused = isinstance(rules, list) and "gw-unauthenticated" in rules
+        if error.code != _HTTP_FAILURE and not refused:
             return None
         return self._rejections.take()
 
@@ -83,7 +90,7 @@ class RemitSession(ClientSession):
             async def again():
                 return await self._refusing(send)
 
-            refusal = refusal_from_mcp_error(error, again) or self._unauthenticated(error)
+            refusal = self._unauthenticated(error) or refusal_from_mcp_error(error, again)
             if refusal is None:
                 raise
             raise refusal from error
