@@ -61,6 +61,12 @@ enum Command {
     // remit wrap (issue 8)
     /// Run an MCP server over stdio behind the gateway pipeline, with local receipts.
     Wrap(cmd::wrap::WrapArgs),
+    // remit run (issue 28)
+    /// Run agent-written code under the remit, enforced by the kernel (Landlock, seccomp, rlimits).
+    Run(Box<cmd::run::RunArgs>),
+    /// The sandbox helper `remit run` starts: applies a policy to itself and execs the program.
+    #[command(hide = true)]
+    SandboxExec(cmd::run::SandboxExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,9 @@ fn main() -> ExitCode {
         Command::Approvals(c) => cmd::approvals::run(c),
         // remit wrap (issue 8)
         Command::Wrap(c) => cmd::wrap::run(c),
+        // remit run (issue 28)
+        Command::Run(c) => cmd::run::run(*c),
+        Command::SandboxExec(c) => cmd::run::sandbox_exec(c),
     };
     match result {
         Ok(code) => code,

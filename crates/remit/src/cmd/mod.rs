@@ -27,3 +27,6 @@ pub mod server;
 
 // remit wrap (issue 8)
 pub mod wrap;
+
+// remit run and its sandbox helper (issue 28)
+pub mod run;
