@@ -155,7 +155,7 @@ fn bench(runs: usize) -> anyhow::Result<()> {
 
     let s = |x: &str| x.to_owned();
     let mut startups: Vec<(&str, Vec<String>)> = vec![(
-        "noop (static Rust binary)",
+        "noop (this Rust binary)",
         vec![me.display().to_string(), s("noop")],
     )];
     if which("python3") {
@@ -224,7 +224,129 @@ fn bench(runs: usize) -> anyhow::Result<()> {
             (b - p) / FILES as f64
         );
     }
+    if let Some(server) = fs_server() {
+        let argv = vec![s("node"), server.display().to_string(), files_arg.clone()];
+        let (mut plain, mut boxed) = (Vec::new(), Vec::new());
+        let mut servers = [
+            mcp_start(&setup, false, &argv)?,
+            mcp_start(&setup, true, &argv)?,
+        ];
+        let paths: Vec<String> = (0..FILES)
+            .map(|i| files.join(format!("f{i:04}.txt")).display().to_string())
+            .collect();
+        // Warm-up: the JIT and the heap settle before anything is timed.
+        for _ in 0..10 {
+            for server in &mut servers {
+                server.read_all(&paths)?;
+            }
+        }
+        for _ in 0..runs {
+            plain.push(servers[0].read_all(&paths)?);
+            boxed.push(servers[1].read_all(&paths)?);
+        }
+        let (p, b) = (median(&mut plain) as f64, median(&mut boxed) as f64);
+        println!(
+            "| MCP tools/call read_multiple_files (official filesystem server, node) | {:.2} ms | {:.2} ms | {} | {:+.0} ns |",
+            p / 1e6,
+            b / 1e6,
+            pct(p, b),
+            (b - p) / FILES as f64
+        );
+    }
     Ok(())
+}
+
+/// The official filesystem server, if `scripts/test-deps` installed it.
+fn fs_server() -> Option<PathBuf> {
+    let rel = "tests/node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js";
+    let here = std::env::var_os("REMIT_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::canonicalize(here.join(rel)).ok()
+}
+
+/// A stdio MCP server, initialized.
+struct Mcp {
+    child: std::process::Child,
+    reader: std::io::BufReader<std::process::ChildStdout>,
+    _sandbox: Option<Sandbox>,
+    next: u64,
+}
+
+fn mcp_start(setup: &Setup, sandboxed: bool, argv: &[String]) -> anyhow::Result<Mcp> {
+    let (mut cmd, sandbox) = command(setup, sandboxed, argv)?;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let reader = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+    let mut mcp = Mcp {
+        child,
+        reader,
+        _sandbox: sandbox,
+        next: 1,
+    };
+    mcp.call("initialize", r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}"#)?;
+    mcp.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
+    Ok(mcp)
+}
+
+impl Mcp {
+    fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().context("stdin")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    fn call(&mut self, method: &str, params: &str) -> anyhow::Result<String> {
+        use std::io::BufRead as _;
+        let id = self.next;
+        self.next += 1;
+        self.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
+        ))?;
+        let want = format!(r#""id":{id}"#);
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("the server closed");
+            }
+            if line.contains(&want) {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Wall time of one tools/call reading every file, in nanoseconds.
+    fn read_all(&mut self, paths: &[String]) -> anyhow::Result<u64> {
+        let list = paths
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let params =
+            format!(r#"{{"name":"read_multiple_files","arguments":{{"paths":[{list}]}}}}"#);
+        let start = Instant::now();
+        let reply = self.call("tools/call", &params)?;
+        let took = start.elapsed().as_nanos() as u64;
+        if reply.contains("EACCES") || reply.contains(r#""isError":true"#) {
+            bail!(
+                "read_multiple_files failed: {}",
+                &reply[..reply.len().min(300)]
+            );
+        }
+        Ok(took)
+    }
+}
+
+impl Drop for Mcp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn which(name: &str) -> bool {
