@@ -65,6 +65,12 @@ enum Command {
     // remit draft (issue 26)
     /// Draft a least-privilege policy from an agent's observed calls.
     Draft(cmd::draft::DraftArgs),
+    // remit run (issue 28)
+    /// Run agent-written code under the remit, enforced by the kernel (Landlock, seccomp, rlimits).
+    Run(Box<cmd::run::RunArgs>),
+    /// The sandbox helper `remit run` starts: applies a policy to itself and execs the program.
+    #[command(hide = true)]
+    SandboxExec(cmd::run::SandboxExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +97,9 @@ fn main() -> ExitCode {
         Command::Wrap(c) => cmd::wrap::run(c),
         // remit draft (issue 26)
         Command::Draft(c) => cmd::draft::run(c),
+        // remit run (issue 28)
+        Command::Run(c) => cmd::run::run(*c),
+        Command::SandboxExec(c) => cmd::run::sandbox_exec(c),
     };
     match result {
         Ok(code) => code,

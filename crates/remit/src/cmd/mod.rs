@@ -31,3 +31,5 @@ pub mod wrap;
 
 // remit draft (issue 26)
 pub mod draft;
+// remit run and its sandbox helper (issue 28)
+pub mod run;
