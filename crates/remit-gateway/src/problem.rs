@@ -31,7 +31,10 @@ impl Problem {
     ) -> Self {
         // A detail may quote what the caller sent: bounded, always.
         let detail = detail.into();
-        let detail = match remit_runtime::bounded::bounded(&detail, remit_runtime::bounded::MAX_MESSAGE_TEXT) {
+        let detail = match remit_runtime::bounded::bounded(
+            &detail,
+            remit_runtime::bounded::MAX_MESSAGE_TEXT,
+        ) {
             std::borrow::Cow::Borrowed(_) => detail,
             std::borrow::Cow::Owned(bounded) => bounded,
         };

@@ -42,15 +42,15 @@ use tokio::sync::mpsc;
 use super::auth::{resource_url, Caller, Scheme};
 use super::jsonrpc;
 use super::pipeline::{self, Answer, Facts, Refusal};
-use remit_runtime::start::{install_policy, receipt_origin, Database, POLICY_DIR};
-use remit_runtime::state::PolicyRebuildError;
-use remit_runtime::receipts::ReceiptLogError;
-use remit_runtime::policy::PolicyFolderError;
-use remit_runtime::setup::SetupError;
 use crate::{Gateway, RuntimeError};
 use remit_runtime::policy::PolicyFolder;
+use remit_runtime::policy::PolicyFolderError;
+use remit_runtime::receipts::ReceiptLogError;
 use remit_runtime::receipts::{FileReceiptLog, StoreReceiptLog, NOTE_KEY_FILE};
+use remit_runtime::setup::SetupError;
 use remit_runtime::setup::{DataDir, ISSUER_JWKS_FILE, RECEIPT_KEY_FILE};
+use remit_runtime::start::{install_policy, receipt_origin, Database, POLICY_DIR};
+use remit_runtime::state::PolicyRebuildError;
 use remit_runtime::state::{now, AppState, IssuerJwks, IssuerKey, Settings};
 
 /// Longest line read from the agent host.
@@ -251,11 +251,11 @@ impl Wrap {
                     .unwrap_or_else(|| data.path().join("wrap").join(&options.server));
                 std::fs::create_dir_all(&log_dir)?;
                 let log =
-                    FileReceiptLog::open(&log_dir, receipt.signer, &format!("remit/wrap/{kid}"))
-                        ?;
+                    FileReceiptLog::open(&log_dir, receipt.signer, &format!("remit/wrap/{kid}"))?;
                 let receipts = log.dir().display().to_string();
                 let store = SqliteStore::open(&path).await?;
-                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
+                let state =
+                    AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
                 let state = Gateway::new(state, options.gateway.clone())?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (Backend::Sqlite(state), checked, receipts)
@@ -271,9 +271,9 @@ impl Wrap {
                     receipt.signer,
                     &receipt_origin(&kid),
                 )
-                .await
-                ?;
-                let state = AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
+                .await?;
+                let state =
+                    AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
                 let state = Gateway::new(state, options.gateway.clone())?;
                 let checked = check_start(&state, &options, &folder).await?;
                 (

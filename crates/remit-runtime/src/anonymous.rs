@@ -21,8 +21,6 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-
-
 /// How often a summary receipt is written (when anything was refused).
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -168,8 +166,6 @@ impl Refusals {
         Some(std::mem::take(&mut *counts))
     }
 }
-
-
 
 #[cfg(test)]
 mod tests {

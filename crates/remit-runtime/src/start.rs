@@ -128,4 +128,3 @@ pub fn spawn_summary<S: Store>(state: &AppState<S>) {
         }
     });
 }
-

@@ -112,7 +112,6 @@ impl IssuerJwks {
     }
 }
 
-
 pub use crate::setup::published_jwks;
 
 /// Asked to mint where only the issuer's public key is held.

@@ -27,7 +27,6 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
 //! turn it on. Export failures are logged by the SDK, never fail a request.
 
-
 /// The `traceparent` header name.
 pub const TRACEPARENT: &str = "traceparent";
 

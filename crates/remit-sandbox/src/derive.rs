@@ -84,7 +84,8 @@ pub fn grant_paths(
         };
         let mut texts: Vec<String> = Vec::new();
         for pattern in grant.resources.iter().flatten() {
-            texts.push(dir_of_prefix(pattern.literal_prefix(), pattern.as_str()));
+            let (literal, exact) = pattern.literal_prefix();
+            texts.push(dir_of_prefix(literal, exact));
         }
         for (_, constraint) in grant.args.iter() {
             texts.extend(constraint_paths(constraint));
@@ -126,16 +127,20 @@ fn constraint_paths(constraint: &Constraint) -> Vec<String> {
             .iter()
             .filter_map(|v| v.as_value().as_str().map(str::to_owned))
             .collect(),
-        Constraint::Prefix(p) => vec![dir_of_prefix(p, p)],
-        Constraint::Glob(g) => vec![dir_of_prefix(g.literal_prefix(), g.as_str())],
+        Constraint::Prefix(p) => vec![dir_of_prefix(p.as_str(), true)],
+        Constraint::Glob(g) => {
+            let (literal, exact) = g.literal_prefix();
+            vec![dir_of_prefix(literal, exact)]
+        }
         Constraint::Range(_) | Constraint::MaxLength(_) | Constraint::Regex(_) => Vec::new(),
     }
 }
 
 /// The directory every match of a prefix lies in: the prefix itself when it
-/// is the whole pattern (an exact path), else its text up to the last `/`.
-fn dir_of_prefix(prefix: &str, whole: &str) -> String {
-    if prefix == whole && !prefix.ends_with('/') {
+/// is the whole pattern (`exact`: an exact path, or a path prefix, which
+/// matches at segment boundaries only), else its text up to the last `/`.
+fn dir_of_prefix(prefix: &str, exact: bool) -> String {
+    if exact && !prefix.ends_with('/') {
         return prefix.to_owned();
     }
     match prefix.rfind('/') {

@@ -6,11 +6,11 @@ use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use remit_store::Store;
 
-use crate::problem::Problem;
 use crate::gateway::Gateway;
+use crate::problem::Problem;
 use crate::state::AppState;
 use crate::{discovery, observe, openapi};
 use crate::{receipts_api, registry, remits, revocation};

@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The process is up", body = crate::gateway::schema::Health)))]
+/// `GET /healthz`: the process is up.
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -21,9 +22,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
         (status = 200, description = "The store answers", body = crate::gateway::schema::Readiness),
         (status = 503, description = "The store does not answer", body = crate::gateway::schema::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn readyz<S: Store>(
-    State(state): State<AppState<S>>,
-) -> Result<Response, Problem> {
+/// `GET /readyz`: the store answers.
+pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Result<Response, Problem> {
     match state.store().ping().await {
         Ok(()) => Ok(Json(serde_json::json!({
             "status": "ready",
@@ -45,6 +45,7 @@ pub async fn readyz<S: Store>(
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
     responses((status = 200, description = "The issuer keys remits are verified with", body = crate::gateway::schema::Jwks, content_type = "application/jwk-set+json")))]
+/// `GET /.well-known/jwks.json`: the issuer keys remits are verified with.
 pub async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/jwk-set+json")],
@@ -56,9 +57,7 @@ pub async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
 /// RFC 8414 authorization server metadata.
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
     responses((status = 200, description = "RFC 8414 authorization server metadata", body = crate::gateway::schema::ServerMetadata)))]
-pub async fn metadata<S: Store>(
-    State(state): State<AppState<S>>,
-) -> Json<serde_json::Value> {
+pub async fn metadata<S: Store>(State(state): State<AppState<S>>) -> Json<serde_json::Value> {
     let base = &state.settings().public_url;
     Json(serde_json::json!({
         "issuer": base,

@@ -119,9 +119,9 @@ use remit_token::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::gateway::Gateway;
 use crate::oidc::ID_TOKEN_TYPE;
 use crate::receipts::events;
-use crate::gateway::Gateway;
 use crate::state::{now, now_ms, revoked, AppState};
 
 /// RFC 8693 grant type.

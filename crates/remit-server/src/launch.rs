@@ -13,13 +13,13 @@ use crate::gateway::settings::{GatewaySettings, SettingsError};
 use crate::gateway::{Gateway, GatewayConfig, RuntimeError};
 use crate::oidc::{OidcIssuerConfig, OidcVerifier};
 use crate::policy::{PolicyFolder, PolicyFolderError};
+use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
+use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
+use crate::state::{AppState, Settings};
 use remit_runtime::start::{
     install_policy, receipt_origin, spawn_policy_refresh, Database, POLICY_DIR,
 };
 use remit_runtime::state::PolicyRebuildError;
-use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
-use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
-use crate::state::{AppState, Settings};
 
 /// The listen address when none is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

@@ -65,4 +65,3 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
 pub async fn handler() -> Response {
     ([(header::CONTENT_TYPE, TEXT_FORMAT)], render()).into_response()
 }
-

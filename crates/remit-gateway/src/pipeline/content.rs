@@ -19,7 +19,6 @@ use crate::hold::HeldRequest;
 use crate::jsonrpc;
 use crate::upstream::{Upstream, UpstreamError};
 
-
 /// Pages of `prompts/list` an upstream may answer with, at most.
 const MAX_PROMPT_PAGES: usize = 32;
 
