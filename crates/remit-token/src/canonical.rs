@@ -240,6 +240,13 @@ fn uri(value: &str) -> Result<String, CanonError> {
         if authority.contains('%') {
             return Err(CanonError::EncodedForbidden(authority.to_owned()));
         }
+        // `file://../etc` is a relative path to a server that strips the
+        // scheme: an authority whose host reads as dots is traversal too.
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let host = host.split(':').next().unwrap_or(host);
+        if reads_as_dots(host) {
+            return Err(CanonError::DotLike(authority.to_owned()));
+        }
         out.push_str("//");
         match authority.rfind('@') {
             Some(at) => {
@@ -378,6 +385,11 @@ mod tests {
     #[test]
     fn refuses_traversal_spellings() {
         let refused = [
+            // Found by the `canonical` fuzz target: a host of dots is a
+            // relative path to a server that strips the scheme.
+            "x://../",
+            "file://../etc/passwd",
+            "file://user@..:80/etc",
             "/data/../hr",
             "/data/./../hr",
             "/data//../hr",
