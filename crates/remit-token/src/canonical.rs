@@ -265,6 +265,16 @@ fn uri(value: &str) -> Result<String, CanonError> {
     } else {
         out.push_str(&canonical_path);
     }
+    // The query and fragment are compared as text, but a server may read a
+    // query value as a path (`?file=../x`): a segment of dots there is
+    // refused too, escaped or not.
+    let unescaped = tail.replace("%2e", ".").replace("%2E", ".");
+    if unescaped
+        .split(['/', '?', '&', '=', '#', ';'])
+        .any(|segment| segment.len() > 1 && reads_as_dots(segment))
+    {
+        return Err(CanonError::DotDot);
+    }
     out.push_str(tail);
     Ok(out)
 }
@@ -365,7 +375,9 @@ mod tests {
         assert_eq!(ok("FILE:///Data//x/"), "file:///Data/x");
         assert_eq!(ok("HTTPS://User@Example.COM"), "https://User@example.com/");
         assert_eq!(ok("https://x/%7euser/%c3%a9"), "https://x/~user/%C3%A9");
-        assert_eq!(ok("https://x/a?b=../c#/./"), "https://x/a?b=../c#/./");
+        // The query and fragment are kept as text; only segments of dots
+        // in them are refused (see refuses_traversal_spellings).
+        assert_eq!(ok("https://x/a?b=1.0&c=x#/./"), "https://x/a?b=1.0&c=x#/./");
         assert_eq!(ok("fs.read"), "fs.read");
         assert_eq!(ok(""), "");
         assert_eq!(ok("/data/100%"), "/data/100%");
@@ -388,6 +400,9 @@ mod tests {
             // Found by the `canonical` fuzz target: a host of dots is a
             // relative path to a server that strips the scheme.
             "x://../",
+            "x:.x#/..",
+            "https://files.example/read?path=../etc/passwd",
+            "https://files.example/read?path=%2e%2e/etc",
             "file://../etc/passwd",
             "file://user@..:80/etc",
             "/data/../hr",
