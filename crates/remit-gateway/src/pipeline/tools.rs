@@ -169,6 +169,9 @@ pub(super) async fn list_tools<S: Store>(
     Answer::Message(jsonrpc::result(id, json!({ "tools": shown })))
 }
 
+// Not split yet: this and `release_with` are the two hand-written copies of
+// the stages that issue 23 replaces with one driver and per-kind stages;
+// splitting either alone would only move the early returns around.
 #[allow(clippy::too_many_lines)]
 pub(super) async fn call_tool<S: Store>(
     state: &Gateway<S>,
