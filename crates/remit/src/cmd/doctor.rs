@@ -35,15 +35,8 @@ use crate::io;
 /// Check a deployment.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Data directory [default: $XDG_DATA_HOME/remit or ~/.local/share/remit].
-    #[arg(long, env = "REMIT_DATA")]
-    data: Option<PathBuf>,
-    /// The store: sqlite://PATH or postgres://… [default: the SQLite file in <data>].
-    #[arg(long, env = "REMIT_DATABASE")]
-    database: Option<String>,
-    /// TOML configuration shared with `remit serve` (upstream settings).
-    #[arg(long, env = "REMIT_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    local: super::protect::LocalArgs,
     /// Skip starting the registered upstreams.
     #[arg(long)]
     no_upstreams: bool,
@@ -96,18 +89,12 @@ fn bad(
 
 /// Runs `remit doctor`.
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let data = match &args.data {
-        Some(dir) => dir.clone(),
-        None => super::serve::default_data_dir()?,
-    };
-    let config = match &args.config {
-        Some(path) => remit_server::FileConfig::load(path)?,
-        None => remit_server::FileConfig::default(),
-    };
+    let data = args.local.data_dir()?;
+    let config = args.local.file_config()?;
     let gateway = config
         .gateway_config()
         .context("the [gateway] configuration")?;
-    let database = args.database.clone().or(config.database.clone());
+    let database = args.local.database.clone().or(config.database.clone());
     let database = match database {
         Some(url) => Database::parse(&url)?,
         None => Database::Sqlite(data.join(remit_server::setup::SQLITE_FILE)),

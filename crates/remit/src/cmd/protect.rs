@@ -107,23 +107,49 @@ pub struct ProtectArgs {
     /// confidential, restricted.
     #[arg(long, default_value = "internal")]
     clearance: String,
-    /// Data directory shared with `remit serve` [default:
-    /// $XDG_DATA_HOME/remit or ~/.local/share/remit].
-    #[arg(long, env = "REMIT_DATA")]
-    data: Option<PathBuf>,
-    /// The store: sqlite://PATH or postgres://… [default: the SQLite file in <data>].
-    #[arg(long, env = "REMIT_DATABASE")]
-    database: Option<String>,
-    /// TOML configuration shared with `remit serve` (its [gateway] table:
-    /// an upstream's env and credentials).
-    #[arg(long, env = "REMIT_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    local: LocalArgs,
     /// Print a machine-readable summary instead of text.
     #[arg(long)]
     json: bool,
     /// The server command and its arguments (after `--`).
     #[arg(last = true)]
     command: Vec<String>,
+}
+
+/// Where the deployment is: the flags `remit protect` and `remit doctor`
+/// share with `remit serve` and `remit wrap`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Data directory shared with `remit serve` [default:
+    /// $XDG_DATA_HOME/remit or ~/.local/share/remit].
+    #[arg(long, env = "REMIT_DATA")]
+    pub data: Option<PathBuf>,
+    /// The store: sqlite://PATH or postgres://… [default: the SQLite file in <data>].
+    #[arg(long, env = "REMIT_DATABASE")]
+    pub database: Option<String>,
+    /// TOML configuration shared with `remit serve` (its [gateway] table:
+    /// an upstream's env and credentials).
+    #[arg(long, env = "REMIT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl LocalArgs {
+    /// The data directory, given or the default.
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.data {
+            Some(dir) => Ok(dir.clone()),
+            None => super::serve::default_data_dir(),
+        }
+    }
+
+    /// The configuration file's contents (empty without `--config`).
+    pub fn file_config(&self) -> anyhow::Result<remit_server::FileConfig> {
+        Ok(match &self.config {
+            Some(path) => remit_server::FileConfig::load(path)?,
+            None => remit_server::FileConfig::default(),
+        })
+    }
 }
 
 /// Why `remit protect` stopped; each says what to do.
@@ -240,10 +266,7 @@ impl Plan {
             resources.push(dir.clone());
             resources.push(format!("{}/**", dir.trim_end_matches('/')));
         }
-        let data_dir = match &args.data {
-            Some(dir) => dir.clone(),
-            None => super::serve::default_data_dir()?,
-        };
+        let data_dir = args.local.data_dir()?;
         let record = ServeRecord::read(&data_dir);
         Ok(Self {
             name,
@@ -253,8 +276,13 @@ impl Plan {
             resources,
             ttl_secs: super::token::parse_duration(&args.ttl)?,
             preset: args.preset.parse()?,
-            database: args.database.as_deref().map(Database::parse).transpose()?,
-            config: args.config.clone(),
+            database: args
+                .local
+                .database
+                .as_deref()
+                .map(Database::parse)
+                .transpose()?,
+            config: args.local.config.clone(),
             public_url: public_url(record.as_ref()),
             audience: record.map_or_else(|| "remit".to_owned(), |r| r.audience),
             data_dir,
@@ -453,10 +481,7 @@ struct Outcome {
 /// Runs `remit protect`.
 pub fn run(args: ProtectArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(&args)?;
-    let file = match &plan.config {
-        Some(path) => remit_server::FileConfig::load(path)?,
-        None => remit_server::FileConfig::default(),
-    };
+    let file = args.local.file_config()?;
     let gateway = file
         .gateway_config()
         .context("the [gateway] configuration")?;
