@@ -19,7 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
+import httpx2
 from conftest import _remit_bin
+from gateway_helpers import http_session
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- protect-flow:begin -->", "<!-- protect-flow:end -->"
@@ -175,6 +178,32 @@ def test_the_readme_first_screen_protects_the_filesystem_server_in_at_most_five_
     assert proc.returncode != 0 and "revoked" in proc.stderr, proc.stderr
 
 
+class PastedHeaders(httpx2.Auth):
+    """The headers an HTTP client was told to send, as pasted."""
+
+    def __init__(self, headers: dict):
+        self.headers = headers
+
+    def auth_flow(self, request):
+        request.headers.update(self.headers)
+        yield request
+
+
+async def read_over_http(url: str, headers: dict, path: str) -> str:
+    """Reads `path` through the gateway; retries while the running server
+    has not yet learned of the agent protect registered (its 5 s refresh)."""
+    last = None
+    for _ in range(20):
+        try:
+            async with http_session(url, PastedHeaders(headers)) as session:
+                result = await session.call_tool("read_text_file", {"path": path})
+                return result.content[0].text
+        except Exception as error:  # noqa: BLE001 - retried, then reported
+            last = error
+            await anyio.sleep(0.5)
+    raise AssertionError(f"the pasted HTTP configuration did not work: {last!r}")
+
+
 def test_the_serve_hints_work_as_printed_and_wrap_finds_the_servers_url(tmp_path):
     home = tmp_path / "home"
     work = tmp_path / "work"
@@ -238,6 +267,16 @@ asyncio.run(main())
         )
         assert proc.returncode == 0, proc.stderr
         assert "read: hello from the hint" in proc.stdout
+
+        # The HTTP configuration protect prints works as pasted: the URL and
+        # the Authorization header, with the official SDK over streamable HTTP.
+        hint = next(h for h in hints if h.startswith("remit protect"))
+        proc, _ = run(hint.replace("remit protect", "remit protect --json", 1), env, work)
+        assert proc.returncode == 0, proc.stderr
+        http = json.loads(proc.stdout)["client"]["http"]
+        assert http["url"] == record["public_url"] + "/mcp/files"
+        text = anyio.run(read_over_http, http["url"], http["headers"], str(target.resolve()))
+        assert text == "hello from the hint\n"
     finally:
         serve.terminate()
         serve.wait(timeout=30)
