@@ -21,6 +21,35 @@ pub const RECEIPT_KEY_FILE: &str = "receipt.jwk";
 pub const ADMIN_HASH_FILE: &str = "admin-token.sha256";
 /// The SQLite file used when no database URL is given.
 pub const SQLITE_FILE: &str = "remit.db";
+/// File recording where the last `remit serve` on this data directory
+/// listens and what it mints for ([`ServeRecord`]): how `remit wrap`,
+/// `remit protect` and `remit doctor` agree with it without flags.
+pub const SERVE_RECORD_FILE: &str = "serve.json";
+
+/// What a `remit serve` start writes to [`SERVE_RECORD_FILE`]: the `iss`
+/// and audience of the remits it mints and accepts, and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServeRecord {
+    /// The public base URL (the `iss` of minted remits).
+    pub public_url: String,
+    /// The deployment-wide audience.
+    pub audience: String,
+    /// The address bound.
+    pub listening: String,
+    /// The process id of the server that wrote it.
+    pub pid: u32,
+    /// When it started, Unix seconds.
+    pub started_at: u64,
+}
+
+impl ServeRecord {
+    /// The record in `data_dir`, `None` when no server ever started there
+    /// (or the file is unreadable: callers fall back to the defaults).
+    pub fn read(data_dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(data_dir.join(SERVE_RECORD_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
 
 /// Why the data directory could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +191,19 @@ impl DataDir {
         Ok(path)
     }
 
+    /// Writes `record` to [`SERVE_RECORD_FILE`] in one rename (a reader
+    /// sees the old record or the new one).
+    pub fn publish_serve_record(&self, record: &ServeRecord) -> Result<PathBuf, SetupError> {
+        let mut text =
+            serde_json::to_vec_pretty(record).map_err(|e| SetupError::Crypto(e.to_string()))?;
+        text.push(b'\n');
+        let path = self.root.join(SERVE_RECORD_FILE);
+        let temporary = self.root.join(format!("{SERVE_RECORD_FILE}.new"));
+        std::fs::write(&temporary, &text).map_err(io("writing", &temporary))?;
+        std::fs::rename(&temporary, &path).map_err(io("replacing", &path))?;
+        Ok(path)
+    }
+
     /// Loads the admin token hash, generating a token (returned once) if none.
     pub fn admin_token(&self) -> Result<AdminToken, SetupError> {
         let path = self.root.join(ADMIN_HASH_FILE);
@@ -270,6 +312,24 @@ mod tests {
         let jwks = remit_token::Jwks::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert!(jwks.get(issuer.key_id()).is_none());
         assert!(jwks.get(other.key_id()).is_some());
+    }
+
+    #[test]
+    fn the_serve_record_round_trips_and_a_missing_or_torn_one_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::prepare(dir.path()).unwrap();
+        assert_eq!(ServeRecord::read(dir.path()), None);
+        let record = ServeRecord {
+            public_url: "http://127.0.0.1:9123".into(),
+            audience: "remit".into(),
+            listening: "127.0.0.1:9123".into(),
+            pid: 42,
+            started_at: 1,
+        };
+        data.publish_serve_record(&record).unwrap();
+        assert_eq!(ServeRecord::read(dir.path()), Some(record));
+        std::fs::write(dir.path().join(SERVE_RECORD_FILE), "{\"public_url\":").unwrap();
+        assert_eq!(ServeRecord::read(dir.path()), None);
     }
 
     #[test]

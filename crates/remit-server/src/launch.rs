@@ -248,6 +248,15 @@ pub async fn serve(
     settings.metrics_require_admin =
         std::env::var("REMIT_METRICS_AUTH").is_ok_and(|v| v == "admin");
     settings.unauthenticated = crate::anonymous::Limits::from_env()?;
+    // Where this server listens and what it mints for, for the wrap,
+    // protect and doctor commands that share the data directory.
+    data.publish_serve_record(&crate::setup::ServeRecord {
+        public_url: public_url.clone(),
+        audience: settings.audience.clone(),
+        listening: listening.to_string(),
+        pid: std::process::id(),
+        started_at: crate::state::now(),
+    })?;
     let oidc_issuers = oidc.issuers().map(str::to_owned).collect();
     settings.oidc = oidc;
     let database = options

@@ -68,6 +68,11 @@ enum Command {
     // remit run (issue 28)
     /// Run agent-written code under the remit, enforced by the kernel (Landlock, seccomp, rlimits).
     Run(Box<cmd::run::RunArgs>),
+    // remit protect and remit doctor (issue 31)
+    /// Protect an MCP server in one step: register, pin, agent key, remit, client configuration.
+    Protect(Box<cmd::protect::ProtectArgs>),
+    /// Check a deployment (data directory, keys, server, store, receipts, clock, upstreams, TLS).
+    Doctor(cmd::doctor::DoctorArgs),
     /// The sandbox helper `remit run` starts: applies a policy to itself and execs the program.
     #[command(hide = true)]
     SandboxExec(cmd::run::SandboxExecArgs),
@@ -100,6 +105,9 @@ fn main() -> ExitCode {
         // remit run (issue 28)
         Command::Run(c) => cmd::run::run(*c),
         Command::SandboxExec(c) => cmd::run::sandbox_exec(c),
+        // remit protect and remit doctor (issue 31)
+        Command::Protect(c) => cmd::protect::run(*c),
+        Command::Doctor(c) => cmd::doctor::run(c),
     };
     match result {
         Ok(code) => code,

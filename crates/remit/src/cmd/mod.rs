@@ -33,3 +33,7 @@ pub mod wrap;
 pub mod draft;
 // remit run and its sandbox helper (issue 28)
 pub mod run;
+
+// remit protect and remit doctor (issue 31)
+pub mod doctor;
+pub mod protect;

@@ -198,42 +198,51 @@ fn announcement(report: &StartReport) -> String {
     outln!(out, "  listening on    {}", report.public_url);
     outln!(out, "  OpenAPI         {}/openapi.json", report.public_url);
     outln!(out, "  metrics         {}/metrics", report.public_url);
-    match &report.new_admin_token {
-        Some(token) => {
-            out.push('\n');
-            outln!(out, "Admin token (shown once; only its SHA-256 is stored):");
-            outln!(out, "  {token}");
-            out.push('\n');
-            outln!(out, "Next: register an agent with its public key, e.g.");
-            outln!(out, "  export REMIT_ADMIN_TOKEN={token}");
-        }
-        None => {
-            outln!(out, "  admin token     unchanged (delete admin-token.sha256 in the data directory to issue a new one)");
-            out.push('\n');
-            outln!(out, "Next: register an agent with its public key, e.g.");
-        }
+    if report.new_admin_token.is_none() {
+        outln!(out, "  admin token     unchanged (delete admin-token.sha256 in the data directory to issue a new one)");
     }
-    outln!(out, "  export REMIT_SERVER={}", report.public_url);
-    outln!(out, "  remit keys generate --out agent.jwk");
-    outln!(
-        out,
-        "  remit agent register --id my-agent --jwk agent.jwk --owner alice --risk-tier low"
-    );
-    for line in NEXT_AT_THE_GATEWAY {
-        outln!(out, "  {line}");
+    if let Some(token) = &report.new_admin_token {
+        out.push('\n');
+        outln!(out, "Admin token (shown once; only its SHA-256 is stored):");
+        outln!(out, "  {token}");
+    }
+    out.push('\n');
+    for line in next_steps(report) {
+        outln!(out, "{line}");
     }
     out
 }
 
-/// The hint's last steps: put an MCP server behind the gateway and issue a
-/// remit it accepts. Tools are named `<server>/<tool>` at the gateway, and
-/// the path argument is held to one directory (segment-bounded prefix).
-const NEXT_AT_THE_GATEWAY: [&str; 4] = [
-    "remit server add --id files --url \"stdio:npx -y @modelcontextprotocol/server-filesystem /data\"",
-    "remit server bless files --risk low",
-    "remit issue --agent my-agent --sub alice --tool files/read_text_file --tool files/list_directory \\",
-    "  --arg path=prefix:/data/reports/ --ttl 10m",
-];
+/// The "Next:" hint: commands that work as printed, in a shell in any
+/// directory. Protecting the official filesystem server on the shell's
+/// directory (read-only tools, held to it by path), then the admin API.
+fn next_steps(report: &StartReport) -> Vec<String> {
+    let data = if default_data_dir().ok().as_deref() == Some(report.data_dir.as_path()) {
+        String::new()
+    } else {
+        let dir = std::path::absolute(&report.data_dir).unwrap_or_else(|_| report.data_dir.clone());
+        let dir = dir.display().to_string();
+        format!(
+            " --data {}",
+            shlex::try_quote(&dir).map_or(dir.clone(), |q| q.into_owned())
+        )
+    };
+    let mut lines = vec![
+        "Next: protect an MCP server, e.g. the official filesystem server, read-only, on the current directory:".to_owned(),
+        format!("  remit protect{data} {PROTECT_HINT}"),
+        "Then check the deployment, and use the admin API:".to_owned(),
+        format!("  remit doctor{data}"),
+        format!("  export REMIT_SERVER={}", report.public_url),
+    ];
+    if let Some(token) = &report.new_admin_token {
+        lines.push(format!("  export REMIT_ADMIN_TOKEN={token}"));
+    }
+    lines.push("  remit server list".to_owned());
+    lines
+}
+
+/// The protect command of the hint (after `remit protect` and `--data`).
+const PROTECT_HINT: &str = "--name files --allow 'read_*' --allow list_directory --path \"$PWD\" -- npx -y @modelcontextprotocol/server-filesystem \"$PWD\"";
 
 /// Runs `remit serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -285,20 +294,23 @@ mod tests {
     use super::worker_threads;
 
     #[test]
-    fn the_next_hint_issues_a_remit_the_gateway_accepts() {
-        let issue = super::NEXT_AT_THE_GATEWAY[2..].join(" ");
-        let words: Vec<&str> = issue.split_whitespace().collect();
-        let tools: Vec<&str> = words
-            .windows(2)
-            .filter(|w| w[0] == "--tool")
-            .map(|w| w[1])
-            .collect();
-        assert!(!tools.is_empty());
-        // The gateway names tools `<server>/<tool>`, and `*` no longer crosses `/`.
-        assert!(tools.iter().all(|t| t.starts_with("files/")), "{tools:?}");
-        for w in words.windows(2).filter(|w| w[0] == "--arg") {
-            super::super::arg_flag::parse(w[1]).unwrap();
+    fn the_next_hint_protects_a_server_through_the_flags_protect_parses() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            protect: super::super::protect::ProtectArgs,
         }
+        let words = shlex::split(&format!(
+            "remit {}",
+            super::PROTECT_HINT.replace("$PWD", "/tmp")
+        ))
+        .unwrap();
+        assert!(Cli::try_parse_from(&words).is_ok(), "{words:?}");
+        assert!(
+            words.windows(2).any(|w| w[0] == "--path"),
+            "held to a directory"
+        );
     }
 
     #[test]

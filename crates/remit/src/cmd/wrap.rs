@@ -2,6 +2,12 @@
 //! MCP server. Every message passes the gateway pipeline; receipts go to a
 //! local signed log. Standard output carries only MCP messages; what the
 //! wrap has to say goes to standard error.
+//!
+//! Its defaults agree with the rest of the data directory: the remit and
+//! the agent key are the ones `remit protect` keeps for `--server`
+//! (`<data>/protect/<server>/remit` and `agent.jwk`), and the public URL
+//! and audience are the last `remit serve`'s (`<data>/serve.json`), so
+//! `remit wrap --server notes` is the whole command an agent host runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,15 +20,17 @@ use remit_token::{EcdsaP256Signer, PrivateJwk};
 /// Run an MCP server over stdio behind the gateway pipeline.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example (in an agent host's MCP configuration):\n  remit wrap --remit agent.remit --key agent.jwk --server fs -- npx -y @modelcontextprotocol/server-filesystem /data"
+    after_help = "Examples (in an agent host's MCP configuration):\n  remit wrap --server notes    (after `remit protect --name notes …`)\n  remit wrap --remit agent.remit --key agent.jwk --server fs -- npx -y @modelcontextprotocol/server-filesystem /data"
 )]
 pub struct WrapArgs {
-    /// The remit chain the agent holds (a file).
+    /// The remit chain the agent holds (a file) [default: the one `remit
+    /// protect` keeps for --server, <data>/protect/<server>/remit].
     #[arg(long = "remit")]
-    remit: PathBuf,
-    /// The agent's private JWK file (the leaf remit's holder key).
+    remit: Option<PathBuf>,
+    /// The agent's private JWK file (the leaf remit's holder key)
+    /// [default: <data>/protect/<server>/agent.jwk].
     #[arg(long)]
-    key: PathBuf,
+    key: Option<PathBuf>,
     /// Policy folder [default: <data>/policy].
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -51,17 +59,15 @@ pub struct WrapArgs {
     /// Receipt log directory, on SQLite only [default: <data>/wrap/<server>].
     #[arg(long)]
     log: Option<PathBuf>,
-    /// The control plane's public URL (server-scoped remits name
-    /// `<url>/mcp/<server>` as audience) [default: http://127.0.0.1:8080].
-    #[arg(
-        long,
-        env = "REMIT_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    public_url: String,
-    /// The deployment-wide audience [default: remit].
-    #[arg(long, env = "REMIT_AUDIENCE", default_value = "remit")]
-    audience: String,
+    /// The control plane's public URL, the `iss` remits must carry
+    /// (server-scoped remits name `<url>/mcp/<server>` as audience)
+    /// [default: the last `remit serve`'s, from <data>/serve.json, else
+    /// http://127.0.0.1:8080].
+    #[arg(long, env = "REMIT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The deployment-wide audience [default: the last `remit serve`'s, else remit].
+    #[arg(long, env = "REMIT_AUDIENCE")]
+    audience: Option<String>,
     /// The server command and its arguments (after `--`); empty means the
     /// server's registered `stdio:` command.
     #[arg(last = true)]
@@ -70,14 +76,35 @@ pub struct WrapArgs {
 
 /// Runs `remit wrap` until the agent host closes standard input.
 pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
-    let chain = std::fs::read_to_string(&args.remit)
-        .with_context(|| format!("reading the remit {}", args.remit.display()))?;
+    let data_dir = match args.data {
+        Some(dir) => dir,
+        None => super::serve::default_data_dir()?,
+    };
+    let protected = |file: &str| {
+        format!(
+            "{file} (none given, and `remit protect` made none for server {:?} in {}: run it, or pass --remit and --key)",
+            args.server,
+            data_dir.display()
+        )
+    };
+    let remit = args
+        .remit
+        .unwrap_or_else(|| super::protect::remit_file(&data_dir, &args.server));
+    let key_path = args
+        .key
+        .unwrap_or_else(|| super::protect::key_file(&data_dir, &args.server));
+    let chain = std::fs::read_to_string(&remit)
+        .with_context(|| format!("reading the remit {}", remit.display()))
+        .with_context(|| protected("no remit"))?;
     let key: PrivateJwk = serde_json::from_slice(
-        &std::fs::read(&args.key).with_context(|| format!("reading {}", args.key.display()))?,
+        &std::fs::read(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))
+            .with_context(|| protected("no agent key"))?,
     )
-    .with_context(|| format!("{} is not a private JWK", args.key.display()))?;
+    .with_context(|| format!("{} is not a private JWK", key_path.display()))?;
     let holder = EcdsaP256Signer::from_jwk(&key)
-        .with_context(|| format!("{} is not a P-256 private key", args.key.display()))?;
+        .with_context(|| format!("{} is not a P-256 private key", key_path.display()))?;
+    let record = remit_server::setup::ServeRecord::read(&data_dir);
     let file = match &args.config {
         Some(path) => remit_server::FileConfig::load(path)?,
         None => remit_server::FileConfig::default(),
@@ -93,10 +120,7 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let options = WrapOptions {
         gateway,
-        data_dir: match args.data {
-            Some(dir) => dir,
-            None => super::serve::default_data_dir()?,
-        },
+        data_dir,
         issuer_jwks: args.issuer_jwks,
         policy_dir: args.policy,
         log_dir: args.log,
@@ -105,8 +129,14 @@ pub fn run(args: WrapArgs) -> anyhow::Result<ExitCode> {
         command: args.command,
         chain,
         holder,
-        public_url: args.public_url,
-        audience: args.audience,
+        public_url: match args.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => super::protect::public_url(record.as_ref()),
+        },
+        audience: args
+            .audience
+            .or_else(|| record.map(|r| r.audience))
+            .unwrap_or_else(|| "remit".to_owned()),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -129,7 +129,7 @@ pub fn serve(configure: impl FnOnce(&mut Command)) -> Running {
         if trimmed.starts_with("remit_admin_") {
             token = Some(trimmed.to_owned());
         }
-        let done = line.contains("remit keys generate");
+        let done = line.contains("remit server list");
         lines.push(line);
         if done {
             break;
