@@ -1025,6 +1025,10 @@ async fn an_exchanged_root_spends_the_risk_of_the_agent_that_paid_for_its_subjec
     );
     // Spending through the exchanged chains draws on the one budget: two
     // calls of 6 within a limit of 10 cannot both pass, whichever root.
+    // (x2's subject chain is x1 and its custody child xc1, as a gateway
+    // records it on first use.)
+    let x1 = s.remit(&id("x1")).await.unwrap();
+    s.record_remit(&child_remit("xc1", &x1)).await.unwrap();
     let spend = |amount| RiskSpend {
         agent: id("helper"),
         window_start: 0,
