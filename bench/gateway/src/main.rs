@@ -12,7 +12,7 @@
 //! call (phase, path, start and latency in µs) for lining slow calls up
 //! against time. For each Remit gateway it also prints, per phase, how many
 //! receipts shared one durable write and the mean time of the stages its
-//! `/metrics` reports (authenticate, upstream, receipt_wait).
+//! `/metrics` reports (the pipeline's nine stages, authenticate to record).
 //!
 //! Comparing two builds: `REMIT_BIN_B=<other remit>` starts a second
 //! gateway ("remit B") under the same load, and `ROUNDS=N` (default 1)

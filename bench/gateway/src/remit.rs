@@ -230,8 +230,22 @@ impl Gateway {
     }
 }
 
-/// The `remit_gateway_stage_seconds` stages [`Scrape`] reads.
-const STAGES: [&str; 3] = ["authenticate", "upstream", "receipt_wait"];
+/// The `remit_gateway_stage_seconds` stages [`Scrape`] reads: the nine
+/// of the pipeline, and the three a build from before the one driver
+/// exported (each shows where its build has it).
+const STAGES: [&str; 11] = [
+    "authenticate",
+    "authority",
+    "pin",
+    "scan",
+    "decide",
+    "budget",
+    "route",
+    "release",
+    "record",
+    "upstream",
+    "receipt_wait",
+];
 
 /// Sums and counts from a gateway's `/metrics`; `None` where its build
 /// does not export the metric.
@@ -240,7 +254,7 @@ pub struct Scrape {
     /// Receipts written and durable writes (`remit_receipt_batch_size`).
     pub batches: Option<(f64, f64)>,
     /// Seconds and observations of each of [`STAGES`].
-    pub stages: [Option<(f64, f64)>; 3],
+    pub stages: [Option<(f64, f64)>; STAGES.len()],
 }
 
 impl Scrape {

@@ -4,7 +4,7 @@
 //! `prompts/get` (name and arguments), whose `tool` is then
 //! `<server>/resources/read` or `<server>/prompts/get` — and releases it
 //! once: the agent retries the same request and the gateway consumes the
-//! approval ([`super::hold`]).
+//! approval (`pipeline::hold`).
 
 use crate::Gateway;
 use axum::extract::{Path, State};

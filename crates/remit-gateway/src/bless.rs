@@ -16,33 +16,10 @@ use serde_json::{json, Value};
 
 use super::pipeline::list_prompts;
 use super::upstream::Upstream;
+use crate::pins::{prompt_hash, tool_hash};
 use crate::problem::{JsonBody, Problem};
 use remit_runtime::receipts::events;
 use remit_runtime::state::{now, now_ms};
-
-/// SHA-256 (hex) of a tool's description and input schema (RFC 8785
-/// canonical JSON), the value pinned when a server is blessed.
-pub fn tool_hash(tool: &Value) -> String {
-    pin_hash(tool, "inputSchema")
-}
-
-/// SHA-256 (hex) of a prompt's description and arguments (RFC 8785
-/// canonical JSON), the value pinned when a server is blessed.
-pub fn prompt_hash(prompt: &Value) -> String {
-    pin_hash(prompt, "arguments")
-}
-
-/// SHA-256 (hex) of `item`'s `description` and `shape` field, canonical:
-/// what a reviewer approved, whatever the key order.
-fn pin_hash(item: &Value, shape: &str) -> String {
-    let pinned = json!({
-        "description": item.get("description").cloned().unwrap_or(Value::Null),
-        shape: item.get(shape).cloned().unwrap_or(Value::Null),
-    });
-    let bytes = remit_ledger::canonical::to_vec(&pinned)
-        .unwrap_or_else(|_| pinned.to_string().into_bytes());
-    hex::encode(remit_runtime::setup::sha256(&bytes))
-}
 
 /// Body of `POST /v1/servers/{id}/bless` (every field optional).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

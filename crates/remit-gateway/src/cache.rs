@@ -25,7 +25,7 @@ use std::hash::Hash;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use remit_runtime::policy::pinned_description_hash;
+use crate::pins::pinned_description_hash;
 use remit_store::{CallUsage, Id, McpServer, Store, StoreError, Tool, Usage};
 
 /// Entries one cache holds at most before it forgets what has expired (and,

@@ -18,7 +18,11 @@
 //! client starts over. Upstream sessions are the gateway's own
 //! ([`upstream`]): one per registered server, never the client's.
 //!
-//! # One call ([`pipeline`])
+//! # One request ([`pipeline`])
+//!
+//! Every request that reaches an upstream passes nine stages, run in order
+//! by one driver for every request kind (a tool call, a resource read, a
+//! prompt get), timed under these names in `remit_gateway_stage_seconds`:
 //!
 //! 1. authenticate ([`auth`]): remit chain, DPoP proof (or bearer), replay
 //!    cache (shared by the replicas of a PostgreSQL deployment), audience,
@@ -27,21 +31,22 @@
 //!    name is 1-128 of `A-Za-z0-9_.-`, never a `/`), its arguments and its
 //!    resource (the value of the argument blessing named, `path`, `uri`,
 //!    `url` or `file` by default, or `remit server tool-set --resource-arg`);
-//!    the tool must be blessed and its description unchanged;
-//! 3. scan the arguments; decide with the policy (`call_tool`) over the full
-//!    context; data above the tool's clearance is refused;
-//! 4. budget: a step of every link's remit and the agent's risk budget,
+//! 3. pin: the tool must be blessed and its description unchanged;
+//! 4. scan the arguments; data above the tool's clearance is refused;
+//! 5. decide with the policy (`call_tool`) over the full context; an
+//!    escalation is held as a pending approval bound to the call's hash
+//!    ([`approvals`]);
+//! 6. budget: a step of every link's remit and the payer's risk budget
+//!    (the agent's, or for an exchanged remit the custody tree's),
 //!    atomically in the store;
-//! 5. route: allow → forward upstream, deny → JSON-RPC error, escalate →
-//!    a pending approval bound to the call's hash ([`approvals`]);
-//! 6. scan the result; redact it above the holder's class, or block it;
-//!    ask the policy (`read_result`);
-//! 7. a receipt, durable before the answer leaves; the answer carries its
-//!    index as `_meta.receipt_id`. An allowed tool call's `allow` receipt
-//!    is queued when the call is forwarded (step 5), so the log's sync
-//!    runs while the upstream works; a result with findings gets a second
-//!    receipt (`result_redacted` / `result_released`), a withheld one a
-//!    `deny`.
+//! 7. route: forward upstream; the call's `allow` receipt is queued first,
+//!    so the log's sync runs while the upstream works;
+//! 8. release: scan the result; redact it above the holder's class, or
+//!    block it; ask the policy (`read_result`);
+//! 9. record: a receipt, durable before the answer leaves; the answer
+//!    carries its index as `_meta.receipt_id`. A result with findings gets
+//!    a second receipt (`result_redacted` / `result_released`), a withheld
+//!    one a `deny`.
 //!
 //! MCP resources and prompts pass the same stages with their own grants and
 //! policy actions: `resources/read` needs a grant of `<server>/resources/read`
@@ -75,11 +80,11 @@
 //! refuses bearer use), whether the remit grants the call, and the holder's
 //! clearance.
 //!
-//! In shadow mode (per agent or per server) stages 3–5 record an
-//! observation with what they would have decided and let the call through
-//! — a tool call, a `resources/read` or a `prompts/get` alike;
-//! authentication, revocation, the description pins and result redaction
-//! still apply.
+//! In shadow mode (per agent or per server) stages 2, 4 and 5 note what
+//! they would have refused, stage 6 spends nothing, and an observation
+//! records the would-be decision while the request goes through — a tool
+//! call, a `resources/read` or a `prompts/get` alike; authentication,
+//! revocation, the description pins and result redaction still apply.
 //!
 //! # Refusals
 //!
@@ -100,7 +105,9 @@
 //! challenges (`DPoP`, and `Bearer` when bearer remits are accepted) point
 //! at the RFC 9728 metadata (`/.well-known/oauth-protected-resource/mcp/{server}`).
 //! Every error body is a JSON-RPC error with an `id` (`null` when unknown).
-//! Every refusal, the 401s included, writes a receipt. A receipt never
+//! Every refusal of an authenticated caller writes a receipt; refusals of
+//! requests without valid credentials are counted (metrics) and summarized
+//! in a periodic receipt instead, so anonymous traffic cannot grow the log. A receipt never
 //! holds the caller's or the upstream's words: a gateway refusal names its
 //! rule (`policy_ids`) and no reason, a policy decision its policies' own
 //! reasons; findings are counted by type.
@@ -109,10 +116,10 @@ pub mod approvals;
 pub mod auth;
 pub mod bless;
 pub mod cache;
-pub mod hold;
 pub mod http;
 pub mod jsonrpc;
 pub mod origin;
+pub mod pins;
 pub mod pipeline;
 pub mod problem;
 pub mod schema;

@@ -36,10 +36,9 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
-use super::bless::tool_hash;
 use super::jsonrpc::{self, UpstreamReply};
 use super::settings::UpstreamSettings;
-use remit_runtime::metrics::Stage;
+use crate::pins::tool_hash;
 
 /// The protocol version the gateway speaks to upstreams.
 pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -313,9 +312,7 @@ impl Upstream {
                 Transport::Http(h) => h.call(method, params, progress).await,
             }
         };
-        let started = Instant::now();
         let answered = tokio::time::timeout(timeout, work).await;
-        remit_runtime::metrics::stage(Stage::Upstream, started.elapsed().as_secs_f64());
         answered.map_err(|_| UpstreamError::Timeout(timeout))?
     }
 

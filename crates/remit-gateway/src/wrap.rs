@@ -338,7 +338,7 @@ impl Wrap {
             let this = Arc::clone(&this);
             let tx = tx.clone();
             tasks.spawn(async move {
-                if let Some(answer) = this.handle_line(&line).await {
+                if let Some(answer) = this.handle_line(&line, &tx).await {
                     let _ = tx.send(answer).await;
                 }
             });
@@ -359,16 +359,23 @@ impl Wrap {
         Ok(())
     }
 
-    /// One message in, at most one answer out. Every refusal has a receipt.
-    async fn handle_line(&self, line: &[u8]) -> Option<Value> {
+    /// One message in, at most one answer out (a tool call that asked for
+    /// progress also gets the upstream's progress notifications, scanned,
+    /// on `out` before its answer). Every refusal has a receipt.
+    async fn handle_line(&self, line: &[u8], out: &mpsc::Sender<Value>) -> Option<Value> {
         match &self.backend {
-            Backend::Sqlite(state) => self.handle_on(state, line).await,
-            Backend::Postgres(state) => self.handle_on(state, line).await,
+            Backend::Sqlite(state) => self.handle_on(state, line, out).await,
+            Backend::Postgres(state) => self.handle_on(state, line, out).await,
         }
     }
 
     /// [`Self::handle_line`] on the state of either store.
-    async fn handle_on<S: Store>(&self, state: &Gateway<S>, line: &[u8]) -> Option<Value> {
+    async fn handle_on<S: Store>(
+        &self,
+        state: &Gateway<S>,
+        line: &[u8],
+        out: &mpsc::Sender<Value>,
+    ) -> Option<Value> {
         let config = state.gateway().config();
         let facts = Facts {
             tool: format!("mcp:{}", self.server.id),
@@ -404,7 +411,14 @@ impl Wrap {
                 );
             }
         };
-        match pipeline::handle(state, &caller, &self.server, message).await {
+        let sink =
+            pipeline::progress::asked(&message).map(|token| pipeline::progress::ProgressSink {
+                token,
+                events: out.clone(),
+            });
+        match pipeline::handle_with_progress(state, &caller, &self.server, message, sink.as_ref())
+            .await
+        {
             Answer::Accepted => None,
             Answer::Message(body) | Answer::InsufficientScope { message: body, .. } => Some(body),
         }

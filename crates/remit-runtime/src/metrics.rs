@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `remit_decisions_total` | `outcome`, `action` | gateway decisions: allow, deny, escalate |
 //! | `remit_decision_seconds` | `outcome` | time to decide |
-//! | `remit_gateway_stage_seconds` | `stage` | time in one stage of a gateway call: `authenticate` (chain, DPoP proof, replay check), `upstream` (one request to an upstream MCP server), `receipt_wait` (what a ready answer waited for its receipt to be durable): tells Remit's own time from the upstream's and the disk's |
+//! | `remit_gateway_stage_seconds` | `stage` | time in one stage of a gateway request, numbered as the pipeline runs them: `authenticate`, `authority`, `pin`, `scan`, `decide`, `budget`, `route` (forwarded upstream and answered), `release`, `record` (what a ready answer waited for its receipt to be durable): tells Remit's own time from the upstream's and the disk's |
 //! | `remit_http_request_duration_seconds` | `method`, `route`, `status` | every HTTP request, by route template (`/v1/agents/{id}`), never by raw path |
 //! | `remit_revocations_total` | `kind` | new revocations made by this process |
 //! | `remit_store_errors_total` | `kind` | store failures answered as 5xx (`unavailable`, `internal`) |
@@ -68,26 +68,57 @@ impl Outcome {
     }
 }
 
-/// A stage of a gateway call worth timing on its own: where a slow call's
-/// time went (Remit, the upstream, or the disk under the receipt log).
+/// A stage of a gateway request, numbered as the pipeline runs them (the
+/// gateway's driver, the README and the architecture use these names):
+/// where a slow request's time went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Checking the remit chain, the DPoP proof and its replay.
+    /// 1: the remit chain, the DPoP proof and its replay, revocation.
     Authenticate,
-    /// One request to an upstream MCP server, sent to answered.
-    Upstream,
-    /// What an answer, otherwise ready, waited for its receipt to be
-    /// durable.
-    ReceiptWait,
+    /// 2: the remit's grant over the request, its resource and arguments.
+    Authority,
+    /// 3: the target's pin (the blessed description) and its upstream.
+    Pin,
+    /// 4: the request's payload scanned against the target's clearance.
+    Scan,
+    /// 5: the policy's decision on the request.
+    Decide,
+    /// 6: steps and risk counted in the store.
+    Budget,
+    /// 7: the request forwarded upstream and answered.
+    Route,
+    /// 8: the answer scanned, redacted or withheld, decided.
+    Release,
+    /// 9: what a ready answer waited for its receipt to be durable.
+    Record,
 }
 
 impl Stage {
+    /// Every stage, in order.
+    pub const ALL: [Stage; 9] = [
+        Self::Authenticate,
+        Self::Authority,
+        Self::Pin,
+        Self::Scan,
+        Self::Decide,
+        Self::Budget,
+        Self::Route,
+        Self::Release,
+        Self::Record,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Authenticate => "authenticate",
-            Self::Upstream => "upstream",
-            Self::ReceiptWait => "receipt_wait",
+            Self::Authority => "authority",
+            Self::Pin => "pin",
+            Self::Scan => "scan",
+            Self::Decide => "decide",
+            Self::Budget => "budget",
+            Self::Route => "route",
+            Self::Release => "release",
+            Self::Record => "record",
         }
     }
 }

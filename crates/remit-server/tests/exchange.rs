@@ -18,18 +18,6 @@ const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const REMIT_TYPE: &str = "urn:remit:params:oauth:token-type:remit";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 impl Server {
     /// An RFC 7523-style assertion signed by `key` for agent `id`.
     fn assertion(&self, id: &str, key: &EcdsaP256Signer, claims: Value) -> String {
@@ -139,12 +127,7 @@ fn fresh() -> String {
     hex::encode(bytes)
 }
 
-fn sign(key: &EcdsaP256Signer, claims: &Value) -> String {
-    let header = b64::encode(br#"{"alg":"ES256","typ":"JWT"}"#);
-    let input = format!("{header}.{}", b64::encode(claims.to_string()));
-    let sig = key.sign(input.as_bytes()).unwrap();
-    format!("{input}.{}", b64::encode(sig))
-}
+use support::{sign_jwt as sign, urlencode};
 
 fn assert_oauth_error(reply: &Reply, error: &str, mentions: &str) {
     assert_eq!(reply.status, 400, "{}", reply.body);

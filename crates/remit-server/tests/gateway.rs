@@ -771,27 +771,28 @@ fn stage_count(stage: &str) -> u64 {
 async fn a_call_is_timed_stage_by_stage_in_the_metrics() {
     let gw = Gw::start().await;
     let chain = gw.remit(gw.read_grant()).await;
-    let before: Vec<u64> = ["authenticate", "upstream", "receipt_wait"]
-        .iter()
-        .map(|s| stage_count(s))
-        .collect();
+    let stages = [
+        "authenticate",
+        "authority",
+        "pin",
+        "scan",
+        "decide",
+        "budget",
+        "route",
+        "release",
+        "record",
+    ];
+    let before: Vec<u64> = stages.iter().map(|s| stage_count(s)).collect();
     let r = gw.call(&chain, "echo", json!({"text": "timed"})).await;
     assert_eq!(
         r.body["result"]["content"][0]["text"], "timed",
         "{}",
         r.body
     );
-    let after: Vec<u64> = ["authenticate", "upstream", "receipt_wait"]
-        .iter()
-        .map(|s| stage_count(s))
-        .collect();
+    let after: Vec<u64> = stages.iter().map(|s| stage_count(s)).collect();
     // Other tests in this binary may call at the same time: each stage
     // rose by at least this call's one observation.
-    for ((stage, b), a) in ["authenticate", "upstream", "receipt_wait"]
-        .iter()
-        .zip(&before)
-        .zip(&after)
-    {
+    for ((stage, b), a) in stages.iter().zip(&before).zip(&after) {
         assert!(a > b, "{stage}: {b} -> {a}");
     }
 }
@@ -2300,4 +2301,107 @@ async fn upstream_progress_reaches_the_caller_scanned_on_its_answer_stream() {
     // Without a token the answer is plain JSON.
     let plain = gw.call(&chain, "slow", json!({})).await;
     assert_eq!(plain.body["result"]["content"][0]["text"], "done");
+}
+
+/// A DPoP proof by `key` for `chain`'s leaf, for `htm` `htu`.
+fn proof_by(key: &EcdsaP256Signer, chain: &str, htm: &str, htu: &str) -> String {
+    let leaf = chain.rsplit('~').next().unwrap();
+    let now = remit_server::state::now();
+    pop::create_proof(key, leaf, ProofRequest { htm, htu }, now).unwrap()
+}
+
+/// Issue 22 item 5, the risk half: a remit exchanged at `/oauth/token`
+/// draws on the risk budget that paid for its subject (one budget for the
+/// whole custody tree). Without it, exchanging a remit whose agent spent
+/// its window's budget gives the actor a fresh one.
+#[tokio::test]
+async fn an_exchanged_remit_spends_the_risk_budget_of_its_subject() {
+    // Three risk points a window; echo is medium risk (one point a call).
+    let gw = Gw::start_with(|c| c.risk_budget = 3).await;
+    let r = gw
+        .admin_call(
+            "PATCH",
+            "/v1/servers/files/tools/echo",
+            json!({"risk": "medium"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let reader = EcdsaP256Signer::generate().unwrap();
+    let jwk: Value = serde_json::to_value(reader.public_jwk()).unwrap();
+    let r = gw
+        .admin_call(
+            "POST",
+            "/v1/agents",
+            json!({"id": "reader", "public_jwk": jwk, "owner": "alice", "risk_tier": "low"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let subject = gw.remit(Gw::echo_grant()).await;
+    for text in ["one", "two"] {
+        let r = gw.call(&subject, "echo", json!({ "text": text })).await;
+        assert_eq!(r.body["result"]["content"][0]["text"], text, "{}", r.body);
+    }
+
+    // The planner exchanges its remit for the reader (proof of the subject
+    // leaf's key, an assertion by the actor).
+    let now = remit_server::state::now();
+    let assertion = support::sign_jwt(
+        &reader,
+        &json!({"iss": "reader", "sub": "reader", "aud": gw.url(""), "exp": now + 60,
+                "iat": now, "jti": format!("a-{now}")}),
+    );
+    let token_url = gw.url("/oauth/token");
+    let details = json!([{"type": "remit_tool", "tools": ["files/echo"]}]).to_string();
+    let form = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject.as_str()),
+        (
+            "subject_token_type",
+            "urn:remit:params:oauth:token-type:remit",
+        ),
+        ("actor_token", assertion.as_str()),
+        ("actor_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ("authorization_details", details.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", support::urlencode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let request = hyper::Request::post(&token_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", proof_by(&gw.agent, &subject, "POST", &token_url))
+        .body(Full::new(Bytes::from(form)))
+        .unwrap();
+    let exchanged = gw.send(request).await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.body);
+    let chain = exchanged.body["access_token"].as_str().unwrap().to_owned();
+
+    let call = |text: &'static str| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "echo", "arguments": {"text": text}}});
+        hyper::Request::post(gw.resource())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("DPoP {chain}"))
+            .header("dpop", proof_by(&reader, &chain, "POST", &gw.resource()))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    // One point is left of the subject's three: one call, then the
+    // standard preset holds the next for a human (its budget is spent).
+    let third = gw.send(call("three")).await;
+    assert_eq!(
+        third.body["result"]["content"][0]["text"], "three",
+        "{}",
+        third.body
+    );
+    let fourth = gw.send(call("four")).await;
+    assert_eq!(fourth.body["error"]["code"], -32042, "{}", fourth.body);
+    let receipt = gw.refusal_receipt(&fourth);
+    assert_eq!(receipt.kind, Kind::Escalate);
+    assert_eq!(policy_ids(&receipt), ["std-medium-over-budget"]);
 }

@@ -220,6 +220,17 @@ macro_rules! impl_exchange_repo {
                         .await
                         .map_err(StoreError::query(action))?;
                     }
+                    // One risk budget for the custody tree: the subject's
+                    // payer (root first, so its leaf is the last link).
+                    if let (Some(first), Some(leaf)) = (subject.first(), subject.last()) {
+                        sqlx::query::<$db>($crate::custody::RECORD_PAYER_SQL)
+                            .bind(root.as_str())
+                            .bind(first.jti.as_str())
+                            .bind(leaf.agent.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::query(action))?;
+                    }
                     let mut causes = Vec::new();
                     for link in subject {
                         for (kind, value) in [

@@ -101,6 +101,12 @@ pub trait BudgetRepo {
     /// [`StoreError::RiskBudgetExhausted`]: crate::StoreError::RiskBudgetExhausted
     /// [`StoreError::NotFound`]: crate::StoreError::NotFound
     fn consume_call(&self, chain: &[Id], risk: Option<&RiskSpend>) -> impl StoreFuture<CallUsage>;
+    /// The agent whose risk budget calls under the chain rooted at `root`
+    /// spend, when that is not the caller: a root minted by token exchange
+    /// spends the budget that paid for the chain it was exchanged from (one
+    /// budget for the whole custody tree). `None` for a root that was not
+    /// exchanged.
+    fn risk_payer(&self, root: &Id) -> impl StoreFuture<Option<Id>>;
     /// The steps `jti` has used and the risk `agent` spent in the window
     /// starting at `window_start`, in one read.
     fn usage(&self, jti: &Id, agent: &Id, window_start: i64) -> impl StoreFuture<Usage>;

@@ -200,6 +200,37 @@ macro_rules! impl_repositories {
                 }
             }
 
+            /// What `root` was exchanged from and who pays its risk, read
+            /// once per root and cached (it never changes once written).
+            async fn custody_of(&self, root: &Id) -> Result<$crate::custody::Custody, StoreError> {
+                if let Some(custody) = self.custody.get(root) {
+                    return Ok(custody);
+                }
+                let rows = sqlx::query_as::<$db, (String,)>($crate::custody::CUSTODY_SQL)
+                    .bind(root.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::query("read what a remit was exchanged from"))?;
+                let subjects = rows
+                    .into_iter()
+                    .map(|(jti,)| Id::stored("remit jti", jti))
+                    .collect::<Result<std::sync::Arc<[Id]>, _>>()?;
+                let payer = if subjects.is_empty() {
+                    None
+                } else {
+                    sqlx::query_as::<$db, (String,)>($crate::custody::PAYER_SQL)
+                        .bind(root.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(StoreError::query("read whose risk budget a remit spends"))?
+                        .map(|(agent,)| Id::stored("agent id", agent))
+                        .transpose()?
+                };
+                let custody = $crate::custody::Custody { subjects, payer };
+                self.custody.put(root.clone(), custody.clone());
+                Ok(custody)
+            }
+
             /// [`BudgetRepo::consume_call`] through the counters pool: the
             /// path PostgreSQL always takes, and SQLite's fallback (and its
             /// benchmark baseline) when a reservation finds the database
@@ -710,28 +741,17 @@ macro_rules! impl_repositories {
                 let Some(root) = chain.last() else {
                     return self.count_call(chain, risk).await;
                 };
-                let subjects = match self.custody.get(root) {
-                    Some(subjects) => subjects,
-                    None => {
-                        let rows = sqlx::query_as::<$db, (String,)>($crate::custody::CUSTODY_SQL)
-                            .bind(root.as_str())
-                            .fetch_all(&self.pool)
-                            .await
-                            .map_err(StoreError::query("read what a remit was exchanged from"))?;
-                        let subjects = rows
-                            .into_iter()
-                            .map(|(jti,)| Id::stored("remit jti", jti))
-                            .collect::<Result<std::sync::Arc<[Id]>, _>>()?;
-                        self.custody.put(root.clone(), subjects.clone());
-                        subjects
-                    }
-                };
+                let subjects = self.custody_of(root).await?.subjects;
                 if subjects.is_empty() {
                     return self.count_call(chain, risk).await;
                 }
                 // Leaf first still, so the count reported is the leaf's.
                 self.count_call(&$crate::custody::extend(chain, &subjects), risk)
                     .await
+            }
+
+            async fn risk_payer(&self, root: &Id) -> Result<Option<Id>, StoreError> {
+                Ok(self.custody_of(root).await?.payer)
             }
 
             async fn usage(&self, jti: &Id, agent: &Id, window_start: i64) -> Result<Usage, StoreError> {

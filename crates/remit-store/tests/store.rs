@@ -74,6 +74,7 @@ both_backends!(
     set_tool_repins_and_keeps_creation_time,
     prompts_pin_to_known_servers_and_repin,
     a_revocation_reaching_a_subject_link_revokes_the_exchanged_root_in_the_same_write,
+    an_exchanged_root_spends_the_risk_of_the_agent_that_paid_for_its_subject,
     an_exchange_recorded_after_the_revocation_is_revoked_with_it,
     a_revocation_left_without_its_propagation_is_repaired,
     a_single_use_assertion_is_refused_while_it_lives_and_forgotten_after,
@@ -1001,6 +1002,49 @@ async fn two_exchanges<S: Store>(s: &S) {
     s.record_exchange(&id("y1"), &[link("r9", "writer", "k-other")], 1_000)
         .await
         .unwrap();
+}
+
+/// Issue 22 item 5: exchanging a chain must not open a fresh risk budget.
+/// x1 was exchanged from planner's r1 delegated to helper: helper's budget
+/// paid for that subject, so it pays for x1; x2 was exchanged from x1's
+/// chain, so it pays from x1's payer too (the top of the custody tree),
+/// not from reader's or the custody key's agent.
+async fn an_exchanged_root_spends_the_risk_of_the_agent_that_paid_for_its_subject<S: Store>(
+    ctx: Ctx<S>,
+) {
+    let s = ctx.store;
+    two_exchanges(&s).await;
+    assert_eq!(s.risk_payer(&id("r1")).await.unwrap(), None);
+    assert_eq!(s.risk_payer(&id("x1")).await.unwrap(), Some(id("helper")));
+    assert_eq!(s.risk_payer(&id("x2")).await.unwrap(), Some(id("helper")));
+    assert_eq!(s.risk_payer(&id("y1")).await.unwrap(), Some(id("writer")));
+    // Another replica reads the same payers (nothing is process-local).
+    assert_eq!(
+        ctx.second.risk_payer(&id("x2")).await.unwrap(),
+        Some(id("helper"))
+    );
+    // Spending through the exchanged chains draws on the one budget: two
+    // calls of 6 within a limit of 10 cannot both pass, whichever root.
+    // (x2's subject chain is x1 and its custody child xc1, as a gateway
+    // records it on first use.)
+    let x1 = s.remit(&id("x1")).await.unwrap();
+    s.record_remit(&child_remit("xc1", &x1)).await.unwrap();
+    let spend = |amount| RiskSpend {
+        agent: id("helper"),
+        window_start: 0,
+        amount,
+        limit: 10,
+    };
+    s.consume_call(&[id("x1")], Some(&spend(6))).await.unwrap();
+    let refused = ctx
+        .second
+        .consume_call(&[id("x2")], Some(&spend(6)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::RiskBudgetExhausted { .. }),
+        "{refused:?}"
+    );
 }
 
 fn subtree_values(list: &[Revocation]) -> Vec<String> {

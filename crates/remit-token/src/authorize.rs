@@ -7,6 +7,15 @@ use crate::chain::VerifiedChain;
 use crate::claims::Classification;
 use crate::grant::Misfit;
 
+/// `resource "/a/b"`, or `no resource (the call named none)`: an optional
+/// value in an error's words, never Rust's `Some(..)`.
+fn named(what: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("{what} {v:?}"),
+        None => format!("no {what} (the call named none)"),
+    }
+}
+
 /// Why a call is not authorized by the chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthorizeError {
@@ -17,7 +26,7 @@ pub enum AuthorizeError {
     #[error("tool {0:?} is not granted")]
     ToolNotGranted(String),
     /// The tool is granted, but not on this resource.
-    #[error("tool {tool:?} is not granted on resource {resource:?}")]
+    #[error("tool {tool:?} is not granted on {}", named("resource", resource.as_deref()))]
     ResourceNotGranted {
         /// The tool.
         tool: String,
@@ -36,7 +45,7 @@ pub enum AuthorizeError {
         reason: CanonError,
     },
     /// The tool is granted, but not for this action.
-    #[error("tool {tool:?} is not granted for action {action:?}")]
+    #[error("tool {tool:?} is not granted for {}", named("action", action.as_deref()))]
     ActionNotGranted {
         /// The tool.
         tool: String,
@@ -155,4 +164,30 @@ pub fn authorize_call(
             AuthorizeError::ArgumentNotCanonical { arg, reason }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_resource_or_action_reads_as_words_not_debug() {
+        let named = AuthorizeError::ResourceNotGranted {
+            tool: "fs/read".into(),
+            resource: Some("/data/x".into()),
+        };
+        assert_eq!(
+            named.to_string(),
+            r#"tool "fs/read" is not granted on resource "/data/x""#
+        );
+        let none = AuthorizeError::ActionNotGranted {
+            tool: "fs/read".into(),
+            action: None,
+        };
+        assert_eq!(
+            none.to_string(),
+            r#"tool "fs/read" is not granted for no action (the call named none)"#
+        );
+        assert!(!named.to_string().contains("Some("));
+    }
 }

@@ -1,22 +1,19 @@
 //! MCP resources and prompts: `resources/list|read`, `prompts/list|get`,
 //! through the same pipeline as tools, with their own actions and pins.
 
-use crate::Gateway;
 use remit_policy::Action;
-use remit_store::{Id, McpServer, PromptPin, Store, StoreError};
-use rmcp::model::{ErrorCode, RequestId};
+use remit_scan::ScanReport;
+use remit_store::{PromptPin, RiskTier, Store};
+use rmcp::model::ErrorCode;
 use serde_json::{json, Map, Value};
 
-use super::context::{approval_id, request_hash, shape, CallContext, Content};
-use super::release::{release_with, ContentRequest};
-use super::tools::{consume_call, risk_window, upstream_for, usage_before};
-use super::{
-    forward_refusal, not_covered, refuse, store_refusal, upstream_refusal, Answer, Facts, Refusal,
-};
-use crate::auth::Caller;
-use crate::bless::prompt_hash;
-use crate::hold::HeldRequest;
+use super::context::{findings_clause, request_hash, shape, Content};
+use super::driver::{Ask, Cx, Pinned, Point, RequestKind};
+use super::stop::Stop;
+use super::tools::upstream_for;
+use super::{Answer, Facts, Refusal};
 use crate::jsonrpc;
+use crate::pins::prompt_hash;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Pages of `prompts/list` an upstream may answer with, at most.
@@ -98,48 +95,43 @@ impl ContentKind {
 
 /// `resources/list` / `prompts/list`: the upstream's list, one page as the
 /// client asked, keeping only what the remit grants.
-pub(super) async fn list_content<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    server: &McpServer,
-    id: RequestId,
-    kind: ContentKind,
-) -> Answer {
+pub(super) async fn list_content<S: Store>(cx: &Cx<'_, S>, kind: ContentKind) -> Answer {
     let (list, _, key) = kind.methods();
-    let config = state.gateway().config();
     let facts = Facts {
-        tool: format!("mcp:{}:{list}", server.id),
+        tool: format!("mcp:{}:{list}", cx.server.id),
         ..Facts::default()
     };
-    let upstream = match upstream_for(state, caller, id.clone(), server, &facts).await {
-        Ok(u) => u,
-        Err(refused) => return refused,
+    let page = match list_page(cx, kind).await {
+        Ok(page) => page,
+        Err(stop) => return stop.answer(cx, &facts).await,
     };
-    let page = if kind == ContentKind::Prompt {
-        match list_prompts(&upstream, config.upstream_timeout).await {
-            Ok(prompts) => {
-                match pinned_prompts(state, caller, id.clone(), server, &facts, prompts).await {
-                    Ok(p) => json!({ "prompts": p }),
-                    Err(refused) => return refused,
-                }
-            }
-            Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
-        }
-    } else {
-        match upstream
-            .call(list, json!({}), config.upstream_timeout)
-            .await
-        {
-            Ok(page) => page,
-            // An upstream without resources offers none.
-            Err(UpstreamError::Remote(e)) if e.code == ErrorCode::METHOD_NOT_FOUND => json!({}),
-            Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
-        }
-    };
-    let tool = kind.grant_tool(server.id.as_str());
+    let granted = granted_items(cx, kind, &page);
+    Answer::Message(jsonrpc::result(cx.id.clone(), json!({ key: granted })))
+}
+
+/// One page of the upstream's resources, or its pinned prompts; an
+/// upstream without either offers none.
+async fn list_page<S: Store>(cx: &Cx<'_, S>, kind: ContentKind) -> Result<Value, Stop> {
+    let upstream = upstream_for(cx)?;
+    let timeout = cx.config.upstream_timeout;
+    if kind == ContentKind::Prompt {
+        let prompts = list_prompts(&upstream, timeout).await?;
+        return Ok(json!({ "prompts": pinned_prompts(cx, prompts).await? }));
+    }
+    match upstream.call(kind.methods().0, json!({}), timeout).await {
+        Ok(page) => Ok(page),
+        Err(UpstreamError::Remote(e)) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(json!({})),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The items of `page` the remit grants.
+fn granted_items<S: Store>(cx: &Cx<'_, S>, kind: ContentKind, page: &Value) -> Vec<Value> {
+    let (_, _, key) = kind.methods();
+    let caller = cx.caller;
+    let tool = kind.grant_tool(cx.server.id.as_str());
     let empty = json!({});
-    let granted: Vec<Value> = page
-        .get(key)
+    page.get(key)
         .and_then(Value::as_array)
         .map(|items| {
             items
@@ -170,25 +162,14 @@ pub(super) async fn list_content<S: Store>(
                 .cloned()
                 .collect()
         })
-        .unwrap_or_default();
-    Answer::Message(jsonrpc::result(id, json!({ key: granted })))
+        .unwrap_or_default()
 }
 
 /// The listed prompts whose description and arguments match their pins;
 /// changed ones are hidden with a `gw-description-changed` receipt, ones
 /// never pinned are hidden.
-pub(super) async fn pinned_prompts<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    id: RequestId,
-    server: &McpServer,
-    facts: &Facts,
-    listed: Vec<Value>,
-) -> Result<Vec<Value>, Answer> {
-    let pins = match state.store().prompts(&server.id).await {
-        Ok(p) => p,
-        Err(e) => return Err(store_refusal(state, caller, id, facts, &e).await),
-    };
+async fn pinned_prompts<S: Store>(cx: &Cx<'_, S>, listed: Vec<Value>) -> Result<Vec<Value>, Stop> {
+    let pins = cx.state.store().prompts(&cx.server.id).await?;
     let (mut shown, mut changed) = (Vec::new(), Vec::new());
     for prompt in listed {
         let name = prompt.get("name").and_then(Value::as_str).unwrap_or("");
@@ -208,219 +189,199 @@ pub(super) async fn pinned_prompts<S: Store>(
             ),
         );
         // The refusal is recorded; the list is still answered without them.
-        let _ = refuse(state, Some(caller), None, facts, refusal, None).await;
+        let facts = Facts {
+            tool: format!("mcp:{}:prompts/list", cx.server.id),
+            ..Facts::default()
+        };
+        let _ = super::refuse(cx.state, Some(cx.caller), None, &facts, refusal, None).await;
     }
     Ok(shown)
 }
 
-/// `resources/read` / `prompts/get`: the remit must grant the URI (or the
-/// prompt and its arguments); a step of every link is used before the
-/// upstream is asked; what comes back is scanned, redacted above the
-/// holder's class, and put to the policy (`read_resource` / `get_prompt`)
-/// with its classification; the receipt is durable before the answer.
-pub(super) async fn read_content<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    server: &McpServer,
-    id: RequestId,
+/// A `resources/read` or `prompts/get` as a request kind: the remit must
+/// grant the URI (or the prompt and its arguments); a step of every link
+/// is used before the upstream is asked; what comes back is scanned,
+/// redacted above the holder's class, and put to the policy
+/// (`read_resource` / `get_prompt`) with its classification, where an
+/// escalation is held; the receipt is durable before the answer.
+pub(super) struct ContentRead {
     kind: ContentKind,
-    params: Map<String, Value>,
-) -> Answer {
-    let (_, method, _) = kind.methods();
-    let config = state.gateway().config();
-    let tool_id = kind.grant_tool(server.id.as_str());
-    let name = params
-        .get(kind.key())
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let args = match kind {
-        ContentKind::Resource => json!({}),
-        ContentKind::Prompt => params
-            .get("arguments")
-            .cloned()
-            .unwrap_or_else(|| json!({})),
-    };
-    let mut facts = Facts {
-        tool: format!("mcp:{tool_id}"),
-        class: Some(remit_class::Classification::Public),
-        ..Facts::default()
-    };
-    facts.args_hash = state
-        .gateway()
-        .args_key()
-        .hash_json(&json!({ kind.key(): name, "arguments": args }))
-        .ok();
-    let deny = |rule: &str, reason: String| Refusal::gateway(jsonrpc::DENIED, rule, reason);
-    macro_rules! refuse_with {
-        ($refusal:expr) => {
-            return Answer::Message(
-                refuse(state, Some(caller), Some(id), &facts, $refusal, None).await,
-            )
+    server: String,
+    tool_id: String,
+    name: String,
+    args: Value,
+}
+
+impl ContentRead {
+    /// Reads the request from its params: the receipt's facts, and the
+    /// request or why it stops.
+    pub(super) fn parse<S: Store>(
+        cx: &Cx<'_, S>,
+        kind: ContentKind,
+        params: &Map<String, Value>,
+    ) -> (Facts, Result<Self, Stop>) {
+        let (_, method, _) = kind.methods();
+        let tool_id = kind.grant_tool(cx.server.id.as_str());
+        let name = params
+            .get(kind.key())
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let args = match kind {
+            ContentKind::Resource => json!({}),
+            ContentKind::Prompt => params
+                .get("arguments")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
         };
-    }
-    if name.is_empty() || !args.is_object() {
-        refuse_with!(deny(
-            "gw-invalid-call",
-            format!(
-                "{method} needs params.{} (a string){}",
-                kind.key(),
-                if kind == ContentKind::Prompt {
-                    " and params.arguments, if given, must be an object"
-                } else {
-                    ""
-                }
-            )
-        ));
-    }
-    let shadow = config.shadow(caller.agent(), server.id.as_str());
-    let call = remit_token::Call {
-        tool: &tool_id,
-        resource: Some(&name),
-        action: None,
-        args: &args,
-    };
-    let authorized = remit_token::authorize_call(&caller.chain, &call);
-    if let (Err(e), false) = (&authorized, shadow) {
-        return not_covered(state, caller, id, &facts, &tool_id, e).await;
-    }
-    let upstream = match upstream_for(state, caller, id.clone(), server, &facts).await {
-        Ok(u) => u,
-        Err(refused) => return refused,
-    };
-    if kind == ContentKind::Prompt {
-        // The pin: the prompt the upstream offers now must be the reviewed one.
-        let pins = match state.store().prompts(&server.id).await {
-            Ok(p) => p,
-            Err(e) => return store_refusal(state, caller, id, &facts, &e).await,
+        let hashed = json!({ kind.key(): name, "arguments": args });
+        let facts = Facts {
+            tool: format!("mcp:{tool_id}"),
+            class: Some(remit_class::Classification::Public),
+            args_hash: cx.state.gateway().args_key().hash_json(&hashed).ok(),
+            ..Facts::default()
         };
-        let listed = match list_prompts(&upstream, config.upstream_timeout).await {
-            Ok(l) => l,
-            Err(e) => return upstream_refusal(state, caller, id, &facts, &e).await,
-        };
-        let current = listed
-            .iter()
-            .find(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str()));
-        match prompt_pin_state(&pins, &name, current) {
-            PromptPinState::Pinned => {}
-            PromptPinState::Changed => refuse_with!(deny(
-                "gw-description-changed",
-                format!("the description or arguments of prompt {name:?} of {} changed since it was blessed (possible rug pull); it is refused until an operator re-blesses the server", server.id)
-            )),
-            PromptPinState::NotBlessed => refuse_with!(deny(
-                "gw-prompt-not-blessed",
-                format!("prompt {name:?} is not blessed on server {}; an operator must bless the server", server.id)
-            )),
-        }
-    }
-    // What the remit used before this read is what the policy sees.
-    let window = risk_window(&config);
-    let usage = match usage_before(state, caller, &id, &facts, window).await {
-        Ok(u) => u,
-        Err(refused) => return refused,
-    };
-    if !shadow {
-        if let Err(e) = consume_call(state, caller, window, None).await {
-            return match e {
-                StoreError::StepsExhausted { .. } => {
-                    refuse_with!(deny("gw-steps-exhausted", e.to_string()))
-                }
-                other => store_refusal(state, caller, id, &facts, &other).await,
+        if name.is_empty() || !args.is_object() {
+            let arguments = if kind == ContentKind::Prompt {
+                " and params.arguments, if given, must be an object"
+            } else {
+                ""
             };
+            let reason = format!("{method} needs params.{} (a string){arguments}", kind.key());
+            return (facts, Err(Stop::deny("gw-invalid-call", reason)));
+        }
+        let read = Self {
+            kind,
+            server: cx.server.id.to_string(),
+            tool_id,
+            name,
+            args,
+        };
+        (facts, Ok(read))
+    }
+
+    /// What the upstream is asked, and what shadow mode records the shape of.
+    fn request(&self) -> Value {
+        match self.kind {
+            ContentKind::Resource => json!({ "uri": self.name }),
+            ContentKind::Prompt => json!({ "name": self.name, "arguments": self.args }),
         }
     }
-    let forwarded = match kind {
-        ContentKind::Resource => json!({ "uri": name }),
-        ContentKind::Prompt => json!({ "name": name, "arguments": args }),
-    };
-    let result = match upstream
-        .call(method, forwarded, config.upstream_timeout)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return forward_refusal(state, caller, id, &facts, &e).await,
-    };
-    let content = match kind {
-        ContentKind::Resource => Content::Resource {
-            server: server.id.as_str(),
-            uri: &name,
-        },
-        ContentKind::Prompt => Content::Prompt {
-            server: server.id.as_str(),
-            name: &name,
-        },
-    };
-    let context = CallContext {
-        content: Some(content),
-        ..CallContext::new(
-            caller,
-            &args,
-            &tool_id,
-            authorized.is_ok(),
-            &usage,
-            config.risk_budget,
-            shadow,
-        )
-    };
-    let action = match kind {
-        ContentKind::Resource => Action::ReadResource,
-        ContentKind::Prompt => Action::GetPrompt,
-    };
-    let hash = request_hash(
-        &caller.chain.leaf_claims().jti,
-        server.id.as_str(),
-        method,
-        &name,
-        &args,
-    );
-    let ids = (
-        Id::parse("approval id", approval_id(&hash)),
-        Id::parse("agent id", caller.agent()),
-        Id::parse("tool", tool_id.as_str()),
-    );
-    let (approval, agent, tool) = match ids {
-        (Ok(a), Ok(g), Ok(t)) => (a, g, t),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            refuse_with!(deny("gw-invalid-call", e.to_string()))
+}
+
+impl RequestKind for ContentRead {
+    fn tool_id(&self) -> &str {
+        &self.tool_id
+    }
+
+    fn noun(&self) -> &str {
+        self.kind.methods().1
+    }
+
+    fn args(&self) -> &Value {
+        &self.args
+    }
+
+    fn call(&self) -> remit_token::Call<'_> {
+        remit_token::Call {
+            tool: &self.tool_id,
+            resource: Some(&self.name),
+            action: None,
+            args: &self.args,
         }
-    };
-    let request = ContentRequest {
-        held: HeldRequest {
-            approval: &approval,
-            hash: &hash,
-            agent: &agent,
-            tool: &tool,
-        },
-        what: match kind {
-            ContentKind::Resource => format!("reads {name} on {}", server.id),
-            ContentKind::Prompt => format!("gets prompt {name} of {}", server.id),
-        },
-        shape: shape(&match kind {
-            ContentKind::Resource => json!({ "uri": name }),
-            ContentKind::Prompt => json!({ "name": name, "arguments": args }),
-        }),
-        would: authorized
-            .as_ref()
-            .err()
-            .map(|e| format!("deny: the remit does not cover this {method}: {e}")),
-    };
-    release_with(
-        state,
-        caller,
-        id,
-        facts,
-        result,
-        &context,
-        action,
-        None,
-        Some(&request),
-    )
-    .await
+    }
+
+    /// The upstream; for a prompt, the one it offers now must be the
+    /// reviewed one (resource descriptions are not pinned: the policy
+    /// decides on the content read).
+    async fn pin<S: Store>(&self, cx: &Cx<'_, S>) -> Result<Pinned, Stop> {
+        let upstream = upstream_for(cx)?;
+        if self.kind == ContentKind::Prompt {
+            let pins = cx.state.store().prompts(&cx.server.id).await?;
+            let listed = list_prompts(&upstream, cx.config.upstream_timeout).await?;
+            let current = listed
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(self.name.as_str()));
+            let (name, server) = (&self.name, &cx.server.id);
+            match prompt_pin_state(&pins, name, current) {
+                PromptPinState::Pinned => {}
+                PromptPinState::Changed => return Err(Stop::deny(
+                    "gw-description-changed",
+                    format!("the description or arguments of prompt {name:?} of {server} changed since it was blessed (possible rug pull); it is refused until an operator re-blesses the server"),
+                )),
+                PromptPinState::NotBlessed => return Err(Stop::deny(
+                    "gw-prompt-not-blessed",
+                    format!("prompt {name:?} is not blessed on server {server}; an operator must bless the server"),
+                )),
+            }
+        }
+        Ok(Pinned {
+            upstream,
+            risk: RiskTier::Low,
+            clearance: None,
+            description_hash: None,
+        })
+    }
+
+    /// Nothing: a read is decided on what it reads.
+    fn payload(&self) -> Option<&Value> {
+        None
+    }
+
+    fn request_ask(&self) -> Option<Ask> {
+        None
+    }
+
+    fn answer_ask(&self) -> Ask {
+        Ask {
+            action: match self.kind {
+                ContentKind::Resource => Action::ReadResource,
+                ContentKind::Prompt => Action::GetPrompt,
+            },
+            point: Point::Answer,
+            hold: true,
+            observe: true,
+        }
+    }
+
+    fn content(&self) -> Option<Content<'_>> {
+        let (server, name) = (self.server.as_str(), self.name.as_str());
+        Some(match self.kind {
+            ContentKind::Resource => Content::Resource { server, uri: name },
+            ContentKind::Prompt => Content::Prompt { server, name },
+        })
+    }
+
+    fn binding(&self, leaf_jti: &str, server: &str) -> String {
+        let method = self.kind.methods().1;
+        request_hash(leaf_jti, server, method, &self.name, &self.args)
+    }
+
+    fn summary(&self, report: &ScanReport, _pinned: &Pinned) -> String {
+        let what = match self.kind {
+            ContentKind::Resource => format!("reads {} on {}", self.name, self.server),
+            ContentKind::Prompt => format!("gets prompt {} of {}", self.name, self.server),
+        };
+        format!(
+            "{what} (content {}{})",
+            report.classification.name(),
+            findings_clause(report)
+        )
+    }
+
+    fn shape(&self) -> Value {
+        shape(&self.request())
+    }
+
+    fn forwarded(&self) -> (&'static str, Value) {
+        (self.kind.methods().1, self.request())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use remit_store::Id;
 
     #[test]
     fn a_prompt_is_offered_only_while_its_pin_matches() {

@@ -1,42 +1,56 @@
-//! The seven stages of one MCP message, independent of the transport: the
+//! One MCP message through the gateway, independent of the transport: the
 //! HTTP handler ([`super::http`]) and a stdio proxy (`remit wrap`) both
-//! authenticate a [`Caller`], read an [`Incoming`] message, and hand both
-//! here with the registered server; what comes back is an [`Answer`].
+//! authenticate a [`Caller`] (stage 1), read an [`Incoming`] message, and
+//! hand both here with the registered server; what comes back is an
+//! [`Answer`].
+//!
+//! Requests that reach an upstream are request kinds of the one driver
+//! ([`driver`], which lists the nine stages): a tool call ([`tools`]), a
+//! resource read and a prompt get ([`content`]). A kind supplies what
+//! differs; a refusal is a [`stop::Stop`] the driver answers, with its
+//! receipt, in one place.
 //!
 //! | module | what |
 //! |---|---|
-//! | `tools` | `tools/list`, `tools/call` |
-//! | `content` | resources and prompts (`resources/*`, `prompts/*`) |
-//! | `release` | a result on its way out (stages 6 and 7) |
+//! | `driver` | the stages in order, the [`driver::RequestKind`] trait |
+//! | `stop` | why a request stops, and its answer and receipt |
+//! | `tools` | `tools/list`; `tools/call` as a kind |
+//! | `content` | `resources/*`, `prompts/*`; reads as a kind |
+//! | `decide` | stage 5: the policy, holds for a human, shadow observations |
+//! | `hold` | an escalated request held as a pending approval |
+//! | `budget` | stage 6: steps and the payer's risk |
+//! | `release` | stages 8 and 9: the answer scanned, decided, receipted |
 //! | `context` | what the policy is told; classes, hashes, findings |
-//!
-//! This module keeps what every method shares: the dispatch ([`handle`]),
-//! the answer and refusal types, and the receipts of refusals.
+//! | `progress` | a tool call's progress relayed, scanned |
 
+mod budget;
 mod content;
 mod context;
+mod decide;
+mod driver;
+mod hold;
 pub mod progress;
 mod release;
+mod stop;
 mod tools;
 
 use crate::Gateway;
 use std::collections::BTreeMap;
 
 use remit_ledger::{Actor, ActorKind, Event, Kind};
-use remit_store::{McpServer, Store, StoreError};
+use remit_store::{McpServer, Store};
 use rmcp::model::{ErrorCode, RequestId};
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use super::jsonrpc::{self, Incoming};
-use super::upstream::UpstreamError;
 use remit_runtime::state::now_ms;
 
-use content::{list_content, read_content, ContentKind};
-use tools::{call_tool, list_tools};
+use content::{list_content, ContentKind, ContentRead};
+use driver::Cx;
+use tools::{list_tools, ToolCall};
 
 pub use content::list_prompts;
-pub(crate) use context::policy_ids;
 pub use context::{approval_id, call_hash, request_hash, risk_cost};
 
 /// Protocol versions the gateway answers `initialize` with.
@@ -227,37 +241,30 @@ pub async fn handle_with_progress<S: Store>(
         return Answer::Accepted;
     };
     let reply = |v: Value| Answer::Message(jsonrpc::result(id.clone(), v));
+    let cx = || Cx::new(state, caller, server, id.clone());
     match message.method.as_str() {
         "initialize" => reply(initialize_result(&message.params, server)),
         "ping" => reply(json!({})),
-        "tools/list" => list_tools(state, caller, server, id).await,
-        "tools/call" => call_tool(state, caller, server, id, message.params, progress).await,
-        "resources/list" => list_content(state, caller, server, id, ContentKind::Resource).await,
+        "tools/list" => list_tools(&cx()).await,
+        "tools/call" => {
+            let cx = cx();
+            let (facts, call) = ToolCall::parse(&cx, message.params).await;
+            driver::run(&cx, facts, call, progress).await
+        }
+        "resources/list" => list_content(&cx(), ContentKind::Resource).await,
         // A template names no concrete URI a grant could be checked against.
         "resources/templates/list" => reply(json!({ "resourceTemplates": [] })),
-        "prompts/list" => list_content(state, caller, server, id, ContentKind::Prompt).await,
+        "prompts/list" => list_content(&cx(), ContentKind::Prompt).await,
         "logging/setLevel" => reply(json!({})),
-        "resources/read" => {
-            read_content(
-                state,
-                caller,
-                server,
-                id,
-                ContentKind::Resource,
-                message.params,
-            )
-            .await
-        }
-        "prompts/get" => {
-            read_content(
-                state,
-                caller,
-                server,
-                id,
-                ContentKind::Prompt,
-                message.params,
-            )
-            .await
+        "resources/read" | "prompts/get" => {
+            let kind = if message.method == "prompts/get" {
+                ContentKind::Prompt
+            } else {
+                ContentKind::Resource
+            };
+            let cx = cx();
+            let (facts, read) = ContentRead::parse(&cx, kind, &message.params);
+            driver::run(&cx, facts, read, None).await
         }
         // Updates would need a server-to-client stream, and the upstream
         // session is shared by every client: refused, clearly.
@@ -302,116 +309,4 @@ fn initialize_result(params: &Map<String, Value>, server: &McpServer) -> Value {
             server.name
         ),
     })
-}
-
-async fn upstream_refusal<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    id: RequestId,
-    facts: &Facts,
-    error: &UpstreamError,
-) -> Answer {
-    let refusal = Refusal {
-        kind: Kind::Error,
-        code: jsonrpc::UPSTREAM_FAILED,
-        reason: error.to_string(),
-        policy_ids: vec!["gw-upstream-failed".into()],
-        policy_version: None,
-    };
-    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
-}
-
-/// A call the remit does not cover: HTTP 403 `insufficient_scope` naming
-/// the scope a wider remit needs (the MCP step-up signal), with a receipt.
-async fn insufficient_scope<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    id: RequestId,
-    facts: &Facts,
-    tool_id: &str,
-    reason: String,
-) -> Answer {
-    let scope = format!("remit_tool:{tool_id}");
-    let refusal = Refusal::gateway(jsonrpc::INSUFFICIENT_SCOPE, "remit-grant", reason);
-    let message = refuse(
-        state,
-        Some(caller),
-        Some(id),
-        facts,
-        refusal,
-        Some(("scope", json!(scope))),
-    )
-    .await;
-    Answer::InsufficientScope { message, scope }
-}
-
-/// Stage 2's refusal: a tool (or method) the remit does not name is
-/// [`insufficient_scope`], a wider remit would cover it; a granted tool
-/// whose argument, resource or action breaks its constraint is a deny
-/// (`remit-constraint`) naming that constraint, never a scope the remit
-/// already has.
-async fn not_covered<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    id: RequestId,
-    facts: &Facts,
-    tool_id: &str,
-    error: &remit_token::AuthorizeError,
-) -> Answer {
-    if let remit_token::AuthorizeError::ToolNotGranted(_) = error {
-        let reason = format!("the remit does not cover this call: {error}");
-        return insufficient_scope(state, caller, id, facts, tool_id, reason).await;
-    }
-    let refusal = Refusal::gateway(
-        jsonrpc::DENIED,
-        "remit-constraint",
-        format!("the remit grants {tool_id} but not this call: {error}"),
-    );
-    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
-}
-
-/// A forwarded call that failed: the upstream's own JSON-RPC error passes
-/// through with its code, its message and data scanned and redacted above
-/// the holder's class like a result; a transport failure is `-32044`.
-/// Either way, a receipt, which names the rule and counts the findings but
-/// never holds the upstream's words.
-async fn forward_refusal<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    id: RequestId,
-    facts: &Facts,
-    error: &UpstreamError,
-) -> Answer {
-    let UpstreamError::Remote(remote) = error else {
-        return upstream_refusal(state, caller, id, facts, error).await;
-    };
-    let mut facts = facts.clone();
-    let (message, data) = release::upstream_error(state, caller, remote, &mut facts);
-    let refusal = Refusal {
-        kind: Kind::Error,
-        code: remote.code,
-        reason: message,
-        policy_ids: vec!["gw-upstream-error".into()],
-        policy_version: None,
-    };
-    let extra = data.map(|d| ("upstream_data", d));
-    Answer::Message(refuse(state, Some(caller), Some(id), &facts, refusal, extra).await)
-}
-
-pub(crate) async fn store_refusal<S: Store>(
-    state: &Gateway<S>,
-    caller: &Caller,
-    id: RequestId,
-    facts: &Facts,
-    error: &StoreError,
-) -> Answer {
-    tracing::error!(%error, "store error on the gateway path");
-    let refusal = Refusal {
-        kind: Kind::Error,
-        code: jsonrpc::DENIED,
-        reason: format!("the store failed, so the call is refused: {error}"),
-        policy_ids: vec!["gw-store-failed".into()],
-        policy_version: None,
-    };
-    Answer::Message(refuse(state, Some(caller), Some(id), facts, refusal, None).await)
 }

@@ -522,3 +522,24 @@ macro_rules! on_both_backends {
 }
 #[allow(unused_imports)]
 pub(crate) use on_both_backends;
+
+/// `text` percent-encoded for an `application/x-www-form-urlencoded` body.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// An ES256 JWT over `claims` signed by `key` (an agent's assertion).
+pub fn sign_jwt(key: &EcdsaP256Signer, claims: &Value) -> String {
+    let header = remit_token::b64::encode(br#"{"alg":"ES256","typ":"JWT"}"#);
+    let input = format!("{header}.{}", remit_token::b64::encode(claims.to_string()));
+    let sig = key.sign(input.as_bytes()).unwrap();
+    format!("{input}.{}", remit_token::b64::encode(sig))
+}
