@@ -32,8 +32,8 @@
 //! - **Directory**: `receipts.jsonl`, `checkpoint`, `note.pub` ([`dir`]).
 //! - **Storage**: [`store::LeafStore`], append-only and durable on return;
 //!   [`store::MemoryStore`] and [`store::FileStore`] (`receipts.jsonl`,
-//!   written into preallocated space, `fdatasync` per batch, torn tail and
-//!   unused zeros cut on open, trimmed on drop). The file store is the only
+//!   written into blocks reserved past its end, so readers always see
+//!   JSON Lines, `fdatasync` per batch, a torn tail cut on open). The file store is the only
 //!   I/O in this crate; a database store lives in `remit-store`.
 //!
 //! # What an auditor checks ([`audit`](mod@audit))
