@@ -108,8 +108,9 @@ pub use merkle::{Hash, ProofError, Tree};
 pub use note::{NoteError, NoteSigner, NoteVerifier};
 pub use ocsf::ApiActivity;
 pub use receipt::{
-    receipt_hash, Actor, ActorKind, Approval, ArgsHash, ArgsKey, Classification, Decision, Effect,
-    Event, Kind, PrevLink, Receipt, ReceiptError, Traceparent,
+    receipt_hash, Actor, ActorKind, Approval, ArgsHash, ArgsKey, CallId, ChainRef, Classification,
+    Decision, Effect, Event, Kind, PrevLink, Receipt, ReceiptError, Traceparent,
 };
+pub use semantics::{Semantics, Violation};
 pub use signed::{LeafError, ReceiptSigner, SignedReceipt};
 pub use store::{FileStore, LeafStore, MemoryStore, Recovery, StoreError};
