@@ -76,6 +76,12 @@
 //! availability (an operator can delete the whole log; a witness or a copy
 //! is the remedy).
 //!
+//! Beyond integrity, [`semantics`] checks what a whole log means: no
+//! `allow` after a revocation covering it, no remit past its `max_steps`,
+//! one-shot approvals, decisions under the promoted policy version, and
+//! `chain` records (a delegation chain's links, recorded once and named by
+//! hash from each receipt that used it) that hash to their links.
+//!
 //! [`ocsf`] maps receipts to OCSF 1.3 API Activity events for a SIEM; the
 //! export is a view, not evidence: audit the log, not the export.
 //!
@@ -97,6 +103,7 @@ pub mod merkle;
 pub mod note;
 pub mod ocsf;
 pub mod receipt;
+pub mod semantics;
 pub mod signed;
 pub mod store;
 
