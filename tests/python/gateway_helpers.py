@@ -117,12 +117,12 @@ async def stdio_session(command: str, args: list[str], cwd: Path | None = None):
 class RemitServer:
     """A real `remit serve` on an ephemeral port with a fresh data directory."""
 
-    def __init__(self, binary: Path, workdir: Path):
+    def __init__(self, binary: Path, workdir: Path, extra: tuple[str, ...] = ()):
         self.binary = binary
         self.workdir = workdir
         self.data = workdir / "data"
         self.proc = subprocess.Popen(
-            [str(binary), "serve", "--data", str(self.data), "--listen", "127.0.0.1:0"],
+            [str(binary), "serve", "--data", str(self.data), "--listen", "127.0.0.1:0", *extra],
             cwd=workdir,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -213,7 +213,7 @@ class Scenario:
     gateway's streamable HTTP endpoint) or "wrap" (`remit wrap` launched by
     the SDK's stdio client, as an agent host would)."""
 
-    def __init__(self, root: Path, transport: str):
+    def __init__(self, root: Path, transport: str, serve_args: tuple[str, ...] = ()):
         self.root = root
         self.transport = transport
         self.files = root / "files"
@@ -222,7 +222,7 @@ class Scenario:
         (self.files / "deploy.env").write_text(f"aws_secret_access_key = {SECRET}\nregion = eu-west-1\n")
         (root / "hr").mkdir()
         (root / "hr" / "salaries.csv").write_text("alice,100\n")
-        self.server = RemitServer(remit_bin(), root)
+        self.server = RemitServer(remit_bin(), root, serve_args)
         fs = node_server("mcp-server-filesystem")
         # The upstream may touch the whole scratch root: keeping the remit's
         # narrower scope is the gateway's job, not the server's.

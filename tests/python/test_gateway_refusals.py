@@ -118,3 +118,31 @@ def test_a_constraint_deny_reaches_the_typescript_client_with_its_reason(sc):
     answer = json.loads(out.stdout.strip().splitlines()[-1])
     assert answer["ok"] is False and answer["code"] == -32041, answer
     assert "prefix" in answer["data"]["reason"], answer
+
+
+def forged(sc) -> str:
+    """A minted chain whose signature bytes were changed (still canonical
+    base64url, so it parses and only the signature check refuses it)."""
+    chain = mint(sc)
+    middle = "A" * 10 if chain[-12:-2] != "A" * 10 else "B" * 10
+    return chain[:-12] + middle + chain[-2:]
+
+
+@pytest.mark.parametrize("make, agent", [
+    (expired, "planner"), (revoked, "planner"), (forged, "planner"), (mint, "reader"),
+])
+def test_a_refused_credential_is_receipted_with_what_it_claimed_marked_unverified(sc, make, agent):
+    """Issue 32 item 2: expired, revoked, forged and wrong-key calls record
+    the actors and jti they claimed, marked unverified, under the policy
+    version in force."""
+    chain = make(sc)
+    python_refusal(sc, chain, agent=agent)
+    leaf = claims(chain.split("~")[-1])["jti"]
+    mine = [r for r in sc.server.receipts() if r["kind"] == "deny" and r.get("leaf_jti") == leaf]
+    assert mine, f"no deny receipt names {leaf}"
+    receipt = mine[-1]
+    assert receipt["unverified"] is True, receipt
+    assert [a["id"] for a in receipt["actors"]] == ["alice", "planner"], receipt
+    assert receipt["decision"]["policy_ids"] == ["gw-unauthenticated"], receipt
+    assert receipt["decision"]["policy_version"].startswith("sha256:"), receipt
+    assert isinstance(receipt["revocation_epoch"], int) and receipt["call_id"], receipt

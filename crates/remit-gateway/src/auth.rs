@@ -37,6 +37,11 @@ pub struct Caller {
     pub chain: Arc<VerifiedChain>,
     /// How it was presented.
     pub scheme: Scheme,
+    /// The revocation set's epoch read before the chain was checked: what
+    /// the decision saw (receipts record it as `revocation_epoch`).
+    pub revocation_epoch: Option<u64>,
+    /// The chain's reference in the log (receipts record it as `chain`).
+    pub chain_ref: Option<remit_ledger::ChainRef>,
 }
 
 /// A DPoP proof accepted by this process: its `jti`, and when it would be
@@ -94,6 +99,10 @@ pub enum AuthError {
     /// was seen before, so it is not accepted (fail closed).
     #[error("DPoP proof not accepted: the replay check across replicas failed ({0}); retry with a new proof")]
     ReplayUnchecked(String),
+    /// The chain could not be recorded in the receipt log, so no decision
+    /// could name it (fail closed).
+    #[error("the remit chain could not be recorded in the receipt log ({0}); retry later")]
+    Unrecorded(String),
 }
 
 impl AuthError {
@@ -109,6 +118,7 @@ impl AuthError {
             AuthError::Proof(_) => "proof",
             AuthError::Replay(_) => "replay",
             AuthError::ReplayUnchecked(_) => "replay_unchecked",
+            AuthError::Unrecorded(_) => "unrecorded",
         }
     }
 
@@ -183,15 +193,38 @@ pub async fn authenticate<S: Store>(
 ) -> Result<Caller, AuthError> {
     let started = std::time::Instant::now();
     let checked = async {
-        let (caller, proof) = verify(state, headers, method, server, now)?;
+        let (mut caller, proof) = verify(state, headers, method, server, now)?;
         if let Some(proof) = proof {
             refuse_replay_across_replicas(state, &caller, &proof, now).await?;
         }
+        caller.chain_ref = Some(chain_reference(state, &caller).await?);
         Ok::<_, AuthError>(caller)
     }
     .await;
     remit_runtime::metrics::stage(Stage::Authenticate, started.elapsed().as_secs_f64());
     checked
+}
+
+/// The log's reference to `caller`'s chain, recording the chain once
+/// (at once when it is bound to its holder's key and bearer use is
+/// refused here, else after it expired: [`remit_runtime::receipts::chains`]).
+pub async fn chain_reference<S: Store>(
+    state: &Gateway<S>,
+    caller: &Caller,
+) -> Result<remit_ledger::ChainRef, AuthError> {
+    use remit_runtime::receipts::chains::Presented;
+    let links = caller.chain.links();
+    let compact: Vec<&str> = links.iter().map(|l| l.compact()).collect();
+    let exp = links.iter().map(|l| l.claims().exp).min().unwrap_or(0);
+    let presented = if caller.pop() && !state.gateway().config().allow_bearer {
+        Presented::BoundOnly
+    } else {
+        Presented::Replayable
+    };
+    state
+        .chain_reference(&compact, exp, presented)
+        .await
+        .map_err(|e| AuthError::Unrecorded(e.to_string()))
 }
 
 /// Everything [`authenticate`] checks without the store: the chain, and the
@@ -221,6 +254,7 @@ fn verify<S: Store>(
         return Err(AuthError::BearerRefused);
     }
     let resource = resource_url(&state.settings().public_url, server);
+    let revocation_epoch = remit_runtime::receipts::events::epoch(state.revocations().epoch());
     let chain = check(state, text.trim(), now, &resource)?;
     let mut seen = None;
     if scheme == Scheme::Dpop {
@@ -250,7 +284,13 @@ fn verify<S: Store>(
             jti: verified.jti,
         });
     }
-    Ok((Caller { chain, scheme }, seen))
+    let caller = Caller {
+        chain,
+        scheme,
+        revocation_epoch,
+        chain_ref: None,
+    };
+    Ok((caller, seen))
 }
 
 /// Refuses a proof another replica already accepted. The in-memory replay

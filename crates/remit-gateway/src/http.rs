@@ -71,6 +71,46 @@ async fn unauthorized<S: Store>(state: &Gateway<S>, server: &str, error: AuthErr
     response
 }
 
+/// A refused credential that parses (expired, forged, signed by the wrong
+/// key, revoked, presented without its proof) gets a `deny` receipt of its
+/// own naming what it claimed, marked `unverified`, within a per-minute
+/// budget (forged chains cost nothing to make); past it, and for headers
+/// that hold no chain, the refusal is only counted.
+async fn record_refused_credential<S: Store>(
+    state: &Gateway<S>,
+    headers: &HeaderMap,
+    server: &str,
+    error: &AuthError,
+) {
+    use remit_runtime::bounded::{bounded, caller_text, MAX_MESSAGE_TEXT};
+    use remit_runtime::receipts::events;
+    let Some(text) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, chain)| chain.trim())
+    else {
+        return;
+    };
+    let mut event = remit_ledger::Event::new(Kind::Deny, remit_runtime::state::now_ms());
+    if !events::claimed_by(&mut event, text) || !state.take_refused_credential_receipt() {
+        return;
+    }
+    event.tool = Some(format!("mcp:{}", caller_text(server)));
+    event.revocation_epoch = events::epoch(state.revocations().epoch());
+    event.call_id = events::call_id();
+    let reason = format!("{}: {error}", error.reason());
+    event.decision = Some(remit_ledger::Decision {
+        effect: remit_ledger::Effect::Deny,
+        policy_ids: vec!["gw-unauthenticated".into()],
+        policy_version: state.policy_version(),
+        reason: Some(bounded(&reason, MAX_MESSAGE_TEXT).into_owned()),
+    });
+    if let Err(problem) = state.record(event).await {
+        tracing::error!(error = %problem, "receipt of a refused credential");
+    }
+}
+
 fn add_challenges(response: &mut Response, challenges: &[String]) {
     for challenge in challenges {
         if let Ok(value) = HeaderValue::from_str(challenge) {
@@ -160,7 +200,10 @@ pub async fn post<S: Store>(
     }
     let caller = match auth::authenticate(&state, &headers, "POST", &server, now()).await {
         Ok(c) => c,
-        Err(e) => return unauthorized(&state, &server, e).await,
+        Err(e) => {
+            record_refused_credential(&state, &headers, &server, &e).await;
+            return unauthorized(&state, &server, e).await;
+        }
     };
     let registered = match server_for(&state, &caller, &server).await {
         Ok(s) => s,

@@ -381,12 +381,15 @@ impl Wrap {
             tool: format!("mcp:{}", self.server.id),
             ..Facts::default()
         };
-        let caller = match check(state, &self.chain, &self.resource) {
+        let revocation_epoch = remit_runtime::receipts::events::epoch(state.revocations().epoch());
+        let mut caller = match check(state, &self.chain, &self.resource) {
             Ok(chain) => Caller {
                 chain,
                 // Possession was proven when the wrap started: it holds the
                 // leaf's key and checked it against cnf.jkt.
                 scheme: Scheme::Dpop,
+                revocation_epoch,
+                chain_ref: None,
             },
             Err(reason) => {
                 let id = serde_json::from_slice::<Value>(line)
@@ -399,6 +402,15 @@ impl Wrap {
                     format!("not authenticated: {reason}"),
                 );
                 return Some(pipeline::refuse(state, None, id, &facts, refusal, None).await);
+            }
+        };
+        caller.chain_ref = match crate::auth::chain_reference(state, &caller).await {
+            Ok(reference) => Some(reference),
+            Err(error) => {
+                let refusal = Refusal::gateway(jsonrpc::DENIED, "gw-unrecorded", error.to_string());
+                return Some(
+                    pipeline::refuse(state, Some(&caller), None, &facts, refusal, None).await,
+                );
             }
         };
         let message = match jsonrpc::read(line, config.max_body_bytes, config.max_json_depth) {

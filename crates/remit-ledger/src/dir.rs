@@ -1,9 +1,9 @@
 //! A log directory on disk: leaves, the latest checkpoint, the note key.
 //!
 //! ```text
-//! DIR/receipts.jsonl   leaves, one per line (see `store::FileStore`), then,
-//!                      while a writer has it open or after a crash, NUL
-//!                      bytes: space preallocated and not yet written
+//! DIR/receipts.jsonl   leaves, one per line (see `store::FileStore`): JSON
+//!                      Lines at every moment, also while a writer has it
+//!                      open (its reserved space lies past the file's size)
 //! DIR/checkpoint       the latest signed checkpoint (C2SP signed note)
 //! DIR/note.pub         the log's note verifier key (`name+id+key`)
 //! ```
@@ -151,8 +151,9 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
 
 /// Streams leaves from `receipts.jsonl`, read-only, also while a writer
 /// has it open. The leaves end at the first line that is not whole: one
-/// that begins with a NUL byte starts the unused, preallocated end of the
-/// file ([`LeafReader::unused_bytes`], normal); one without a newline at
+/// that begins with a NUL byte starts space the size covers but no data
+/// reached ([`LeafReader::unused_bytes`]: after a power loss, or a file an
+/// earlier Remit preallocated by extending it); one without a newline at
 /// the end of the file, or holding a NUL byte, is a torn write of a batch
 /// never acknowledged (a crash, or a writer caught mid-write), and it and
 /// any non-NUL bytes after it are reported in [`LeafReader::torn_bytes`].
@@ -173,7 +174,7 @@ impl LeafReader {
         self.bytes_read
     }
 
-    /// The file's size when opened (preallocated space included).
+    /// The file's size when opened.
     pub fn total_bytes(&self) -> u64 {
         self.total
     }
@@ -184,8 +185,8 @@ impl LeafReader {
         self.torn_bytes
     }
 
-    /// NUL bytes at the end: preallocated space not yet written (a live
-    /// log, or one whose writer was killed), once the reader reached the end.
+    /// NUL bytes at the end (a power loss, or an earlier Remit's
+    /// preallocation), once the reader reached the end.
     pub fn unused_bytes(&self) -> u64 {
         self.unused_bytes
     }
@@ -275,18 +276,18 @@ mod tests {
     }
 
     #[test]
-    fn a_live_preallocated_log_reads_as_exactly_its_leaves() {
+    fn a_live_log_reads_as_exactly_its_leaves_with_no_unused_tail() {
         let dir = tempfile::tempdir().unwrap();
         let (mut f, _) = FileStore::open_with_chunk(dir.path(), 4096).unwrap();
         for pair in leaves().chunks(2) {
             f.append_batch(pair).unwrap();
         }
-        // The writer is still open: the file ends in preallocated zeros.
+        // The writer is still open, with blocks reserved past the end.
         let mut reader = LogDir::new(dir.path()).leaf_reader().unwrap();
         let read: Vec<Vec<u8>> = reader.by_ref().map(Result::unwrap).collect();
         assert_eq!(read, leaves());
         assert_eq!(reader.torn_bytes(), 0);
-        assert!(reader.unused_bytes() > 0);
+        assert_eq!(reader.unused_bytes(), 0);
         assert_eq!(reader.next().map(|r| r.is_ok()), None);
         drop(f);
     }

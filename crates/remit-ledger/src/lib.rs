@@ -32,8 +32,8 @@
 //! - **Directory**: `receipts.jsonl`, `checkpoint`, `note.pub` ([`dir`]).
 //! - **Storage**: [`store::LeafStore`], append-only and durable on return;
 //!   [`store::MemoryStore`] and [`store::FileStore`] (`receipts.jsonl`,
-//!   written into preallocated space, `fdatasync` per batch, torn tail and
-//!   unused zeros cut on open, trimmed on drop). The file store is the only
+//!   written into blocks reserved past its end, so readers always see
+//!   JSON Lines, `fdatasync` per batch, a torn tail cut on open). The file store is the only
 //!   I/O in this crate; a database store lives in `remit-store`.
 //!
 //! # What an auditor checks ([`audit`](mod@audit))
@@ -76,6 +76,12 @@
 //! availability (an operator can delete the whole log; a witness or a copy
 //! is the remedy).
 //!
+//! Beyond integrity, [`semantics`] checks what a whole log means: no
+//! `allow` after a revocation covering it, no remit past its `max_steps`,
+//! one-shot approvals, decisions under the promoted policy version, and
+//! `chain` records (a delegation chain's links, recorded once and named by
+//! hash from each receipt that used it) that hash to their links.
+//!
 //! [`ocsf`] maps receipts to OCSF 1.3 API Activity events for a SIEM; the
 //! export is a view, not evidence: audit the log, not the export.
 //!
@@ -97,6 +103,7 @@ pub mod merkle;
 pub mod note;
 pub mod ocsf;
 pub mod receipt;
+pub mod semantics;
 pub mod signed;
 pub mod store;
 
@@ -108,8 +115,9 @@ pub use merkle::{Hash, ProofError, Tree};
 pub use note::{NoteError, NoteSigner, NoteVerifier};
 pub use ocsf::ApiActivity;
 pub use receipt::{
-    receipt_hash, Actor, ActorKind, Approval, ArgsHash, ArgsKey, Classification, Decision, Effect,
-    Event, Kind, PrevLink, Receipt, ReceiptError, Traceparent,
+    receipt_hash, Actor, ActorKind, Approval, ArgsHash, ArgsKey, CallId, ChainRef, Classification,
+    Decision, Effect, Event, Kind, PrevLink, Receipt, ReceiptError, Traceparent,
 };
+pub use semantics::{Semantics, Violation};
 pub use signed::{LeafError, ReceiptSigner, SignedReceipt};
 pub use store::{FileStore, LeafStore, MemoryStore, Recovery, StoreError};

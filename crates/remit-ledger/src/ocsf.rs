@@ -57,7 +57,7 @@ impl Activity {
     /// The activity a receipt kind records.
     pub fn of(kind: Kind) -> Self {
         match kind {
-            Kind::Issue | Kind::Delegate | Kind::Register => Activity::Create,
+            Kind::Issue | Kind::Delegate | Kind::Register | Kind::Chain => Activity::Create,
             Kind::Revoke => Activity::Delete,
             Kind::Promote => Activity::Update,
             Kind::Allow
@@ -132,7 +132,8 @@ impl Status {
             | Kind::Promote
             | Kind::ResultRedacted
             | Kind::ResultReleased
-            | Kind::Register => Status::Success,
+            | Kind::Register
+            | Kind::Chain => Status::Success,
         }
     }
 

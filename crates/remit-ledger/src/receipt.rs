@@ -28,6 +28,15 @@ pub enum ReceiptError {
     /// A `traceparent` is not a W3C Trace Context version-00 header.
     #[error("traceparent {0:?} is not `00-<32 hex>-<16 hex>-<2 hex>`")]
     BadTraceparent(String),
+    /// A call id is not 1–64 characters of `A-Za-z0-9_-`.
+    #[error("call_id {0:?} is not 1-64 characters of A-Za-z0-9_-")]
+    BadCallId(String),
+    /// A chain reference is not `sha256:<64 hex>`.
+    #[error("chain {0:?} is not `sha256:<64 hex>`")]
+    BadChainRef(String),
+    /// A chain record is not what its kind needs.
+    #[error("chain record: {0}")]
+    BadChainRecord(String),
     /// An argument hash is not `hmac-sha256:<64 hex>`.
     #[error("args_hash {0:?} is not `hmac-sha256:<64 hex>`")]
     BadArgsHash(String),
@@ -77,6 +86,9 @@ pub enum Kind {
     /// The registry changed: an agent, MCP server or tool was registered,
     /// blessed or re-pinned (the action is in `tool`, e.g. `agent.register:ID`).
     Register,
+    /// A delegation chain, recorded once: its links (compact JWS, root
+    /// first) and its hash in `chain`, which decisions refer to.
+    Chain,
 }
 
 impl Kind {
@@ -96,6 +108,7 @@ impl Kind {
             Kind::ResultReleased => "result_released",
             Kind::Error => "error",
             Kind::Register => "register",
+            Kind::Chain => "chain",
         }
     }
 }
@@ -206,6 +219,91 @@ impl Traceparent {
     }
 }
 
+/// One call's id, carried by every receipt the call produces (its
+/// decision, its result, its error), beside the W3C trace it belongs to:
+/// 1–64 characters of `A-Za-z0-9_-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CallId(String);
+
+impl TryFrom<String> for CallId {
+    type Error = ReceiptError;
+    fn try_from(text: String) -> Result<Self, ReceiptError> {
+        let ok = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(CallId(text))
+        } else {
+            Err(ReceiptError::BadCallId(text))
+        }
+    }
+}
+
+impl From<CallId> for String {
+    fn from(c: CallId) -> String {
+        c.0
+    }
+}
+
+impl CallId {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A reference to a delegation chain: `sha256:<hex>` of the chain as
+/// presented, `root~child~…~leaf` (the links joined by `~`, UTF-8).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChainRef(String);
+
+const CHAIN_REF_PREFIX: &str = "sha256:";
+
+impl TryFrom<String> for ChainRef {
+    type Error = ReceiptError;
+    fn try_from(text: String) -> Result<Self, ReceiptError> {
+        match text.strip_prefix(CHAIN_REF_PREFIX) {
+            Some(h)
+                if h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+            {
+                Ok(ChainRef(text))
+            }
+            _ => Err(ReceiptError::BadChainRef(text)),
+        }
+    }
+}
+
+impl From<ChainRef> for String {
+    fn from(c: ChainRef) -> String {
+        c.0
+    }
+}
+
+impl ChainRef {
+    /// The reference of the chain made of `links` (root first).
+    pub fn of_links<S: AsRef<str>>(links: &[S]) -> Self {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for (i, link) in links.iter().enumerate() {
+            if i > 0 {
+                ctx.update(b"~");
+            }
+            ctx.update(link.as_ref().as_bytes());
+        }
+        ChainRef(format!(
+            "{CHAIN_REF_PREFIX}{}",
+            hex::encode(ctx.finish().as_ref())
+        ))
+    }
+
+    /// The `sha256:<hex>` text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A keyed hash of a call's arguments: `hmac-sha256:<hex>`.
 ///
 /// Equal arguments hash equal under one key, so an auditor correlates calls
@@ -311,6 +409,35 @@ pub struct Event {
     /// The W3C trace the call belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<Traceparent>,
+    /// The call this receipt belongs to: every receipt of one call (its
+    /// decision, its result) carries the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<CallId>,
+    /// The revocation epoch (the store's, strictly increasing in commit
+    /// order). On a decision: every revocation at or below it was in force
+    /// when the decision was made. On a `revoke` receipt: the epoch that
+    /// revocation created. So a decision saw a revocation exactly when its
+    /// epoch is at least the revocation's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_epoch: Option<u64>,
+    /// The delegation chain the call presented, by reference: the `chain`
+    /// of a `chain` record in the log (see [`Kind::Chain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainRef>,
+    /// A `chain` record's links, compact JWS, root first; each verifies
+    /// with a JOSE library against the issuer JWKS (the root) or its
+    /// parent's `cnf.jwk` (the others). Empty on every other kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// True when `actors`, `root_jti` and `leaf_jti` were parsed from a
+    /// credential that did not verify (a refusal: expired, forged, signed
+    /// by the wrong key, revoked): what the caller claimed, not who it is.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unverified: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Event {
@@ -329,12 +456,54 @@ impl Event {
             decision: None,
             approval: None,
             traceparent: None,
+            call_id: None,
+            revocation_epoch: None,
+            chain: None,
+            links: Vec::new(),
+            unverified: false,
+        }
+    }
+
+    /// The record of a delegation chain (links, root first): kind
+    /// [`Kind::Chain`], its [`ChainRef`] in `chain`, what decisions that
+    /// used it refer to.
+    pub fn chain_record(links: Vec<String>, time: u64) -> Self {
+        let mut e = Event::new(Kind::Chain, time);
+        e.chain = Some(ChainRef::of_links(&links));
+        e.links = links;
+        e
+    }
+
+    /// Checks what a field's type cannot: a `chain` record names the hash
+    /// of its own links, and only a `chain` record holds links.
+    pub fn check(&self) -> Result<(), ReceiptError> {
+        match (self.kind, self.links.is_empty()) {
+            (Kind::Chain, true) => Err(ReceiptError::BadChainRecord("it has no links".into())),
+            (Kind::Chain, false) => {
+                let want = ChainRef::of_links(&self.links);
+                if self.chain.as_ref() == Some(&want) {
+                    Ok(())
+                } else {
+                    Err(ReceiptError::BadChainRecord(format!(
+                        "its chain field is not the hash of its links ({})",
+                        want.as_str()
+                    )))
+                }
+            }
+            (_, false) => Err(ReceiptError::BadChainRecord(format!(
+                "a {} receipt cannot hold links",
+                self.kind.as_str()
+            ))),
+            (_, true) => Ok(()),
         }
     }
 
     /// Parses an event from JSON, refusing unknown fields.
     pub fn from_json(text: &str) -> Result<Self, ReceiptError> {
-        serde_json::from_str(text).map_err(|e| ReceiptError::Malformed(e.to_string()))
+        let event: Self =
+            serde_json::from_str(text).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+        event.check()?;
+        Ok(event)
     }
 }
 
@@ -376,6 +545,10 @@ struct CanonicalView<'a> {
     #[serde(skip_serializing_if = "none")]
     args_hash: &'a Option<ArgsHash>,
     #[serde(skip_serializing_if = "none")]
+    call_id: &'a Option<CallId>,
+    #[serde(skip_serializing_if = "none")]
+    chain: &'a Option<ChainRef>,
+    #[serde(skip_serializing_if = "none")]
     classification: &'a Option<Classification>,
     #[serde(skip_serializing_if = "none")]
     decision: &'a Option<Decision>,
@@ -385,8 +558,12 @@ struct CanonicalView<'a> {
     kind: Kind,
     #[serde(skip_serializing_if = "none")]
     leaf_jti: &'a Option<String>,
+    #[serde(skip_serializing_if = "no_links")]
+    links: &'a Vec<String>,
     #[serde(skip_serializing_if = "none")]
     prev: &'a Option<PrevLink>,
+    #[serde(skip_serializing_if = "none")]
+    revocation_epoch: &'a Option<u64>,
     #[serde(skip_serializing_if = "none")]
     root_jti: &'a Option<String>,
     time: u64,
@@ -394,7 +571,17 @@ struct CanonicalView<'a> {
     tool: &'a Option<String>,
     #[serde(skip_serializing_if = "none")]
     traceparent: &'a Option<Traceparent>,
+    #[serde(skip_serializing_if = "not_set")]
+    unverified: bool,
     v: u32,
+}
+
+fn no_links(l: &&Vec<String>) -> bool {
+    l.is_empty()
+}
+
+fn not_set(b: &bool) -> bool {
+    !*b
 }
 
 fn none<T>(o: &&Option<T>) -> bool {
@@ -455,9 +642,13 @@ impl Receipt {
     pub fn canonical(&self) -> Result<Vec<u8>, ReceiptError> {
         // RFC 8785 numbers are IEEE-754 doubles: past 2^53 an integer would
         // be rounded, and the signed bytes would not parse back to it.
-        if self.index > MAX_SAFE_INTEGER || self.event.time > MAX_SAFE_INTEGER {
+        if self.index > MAX_SAFE_INTEGER
+            || self.event.time > MAX_SAFE_INTEGER
+            || self.event.revocation_epoch.unwrap_or(0) > MAX_SAFE_INTEGER
+        {
             return Err(ReceiptError::Canonical(
-                "index or time is above 2^53 - 1, outside the I-JSON number range".into(),
+                "index, time or revocation_epoch is above 2^53 - 1, outside the I-JSON number range"
+                    .into(),
             ));
         }
         if !self.event.findings.keys().all(|k| k.is_ascii()) {
@@ -468,17 +659,22 @@ impl Receipt {
             actors: &e.actors,
             approval: &e.approval,
             args_hash: &e.args_hash,
+            call_id: &e.call_id,
+            chain: &e.chain,
             classification: &e.classification,
             decision: &e.decision,
             findings: &e.findings,
             index: self.index,
             kind: e.kind,
             leaf_jti: &e.leaf_jti,
+            links: &e.links,
             prev: &self.prev,
+            revocation_epoch: &e.revocation_epoch,
             root_jti: &e.root_jti,
             time: e.time,
             tool: &e.tool,
             traceparent: &e.traceparent,
+            unverified: e.unverified,
             v: self.v,
         };
         let bytes =
@@ -560,7 +756,12 @@ mod tests {
                 policy_version: raw.clone(),
                 reason: Some(text.clone()),
             });
-            e.approval = Some(Approval { id: text.clone(), approver: raw });
+            e.approval = Some(Approval { id: text.clone(), approver: raw.clone() });
+            e.call_id = Some(CallId::try_from("c-1_x".to_owned()).unwrap());
+            e.revocation_epoch = Some(time);
+            e.links = vec![raw, text];
+            e.chain = Some(ChainRef::of_links(&e.links));
+            e.unverified = time % 2 == 0;
             let r = Receipt::new(e, index, Some(Hash([9; 32])));
             proptest::prop_assert_eq!(r.canonical().unwrap(), crate::canonical::to_vec(&r).unwrap());
         }
@@ -582,6 +783,7 @@ mod tests {
             ResultRedacted,
             Error,
             Register,
+            Chain,
         ];
         for kind in all {
             assert_eq!(
@@ -590,6 +792,71 @@ mod tests {
             );
         }
         assert_eq!(Register.as_str(), "register");
+    }
+
+    #[test]
+    fn a_chain_record_names_the_hash_of_its_links_and_nothing_else_holds_links() {
+        let links = vec!["eyJh.root.sig".to_owned(), "eyJh.leaf.sig".to_owned()];
+        let e = Event::chain_record(links.clone(), 5);
+        e.check().unwrap();
+        // sha256("eyJh.root.sig~eyJh.leaf.sig"), as an auditor computes it.
+        let d =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"eyJh.root.sig~eyJh.leaf.sig");
+        assert_eq!(
+            e.chain.as_ref().unwrap().as_str(),
+            format!("sha256:{}", hex::encode(d.as_ref()))
+        );
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(Event::from_json(&text).is_ok());
+        // A record whose links were swapped for others: refused.
+        let forged = text.replace("eyJh.leaf.sig", "eyJh.evil.sig");
+        assert!(matches!(
+            Event::from_json(&forged),
+            Err(ReceiptError::BadChainRecord(_))
+        ));
+        let mut allow = Event::new(Kind::Allow, 1);
+        allow.links = links;
+        assert!(allow.check().is_err(), "links outside a chain record");
+        assert!(Event::new(Kind::Chain, 1).check().is_err(), "no links");
+    }
+
+    #[test]
+    fn refuses_call_ids_and_chain_refs_outside_their_formats() {
+        for bad in ["", "a b", "ä", &"x".repeat(65), "a/b"] {
+            assert!(CallId::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+        CallId::try_from("01JDQ7Z8R0-call_1".to_owned()).unwrap();
+        for bad in ["sha256:00", "sha256:", &format!("sha1:{}", "0".repeat(64))] {
+            assert!(ChainRef::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+        let err = Event::from_json(r#"{"kind":"allow","time":1,"call_id":"a b"}"#);
+        assert!(matches!(err, Err(ReceiptError::Malformed(_))));
+    }
+
+    #[test]
+    fn new_fields_are_absent_from_old_receipts_and_round_trip_when_set() {
+        let plain = Receipt::new(Event::new(Kind::Allow, 1), 0, None);
+        let text = String::from_utf8(plain.canonical().unwrap()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"actors":[],"index":0,"kind":"allow","time":1,"v":1}"#
+        );
+        let mut e = Event::new(Kind::Deny, 2);
+        e.call_id = Some(CallId::try_from("c1".to_owned()).unwrap());
+        e.revocation_epoch = Some(7);
+        e.chain = Some(ChainRef::of_links(&["a"]));
+        e.unverified = true;
+        let r = Receipt::new(e, 1, Some(Hash([2; 32])));
+        let bytes = r.canonical().unwrap();
+        let back: Receipt = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, r);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.contains(r#""call_id":"c1","chain":"sha256:"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""revocation_epoch":7"#), "{text}");
+        assert!(text.contains(r#""unverified":true,"v":1"#), "{text}");
     }
 
     #[test]

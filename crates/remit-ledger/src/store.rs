@@ -10,46 +10,49 @@
 //! the crate's only writer of leaves ([`crate::dir`] writes the checkpoint
 //! and reads leaves).
 //!
-//! # Preallocation, and why one `fdatasync` per batch is enough
+//! # Preallocation, and why the file never shows NUL bytes
 //!
-//! The sync is the floor of every durable append, and an append that grows
-//! the file makes it dearer: the new size is metadata the filesystem must
-//! journal before `fdatasync` returns. So the store grows the file ahead of
-//! the writes, [`PREALLOC_CHUNK`] bytes at a time, with `fallocate(2)` mode 0
-//! (data blocks reserved as *unwritten* extents, which read as zeros, and
-//! the file size extended), followed by one `fsync` that makes the new size
-//! and the allocation durable. Batches are then written with positioned
-//! writes at the logical end, inside the allocated size. Their `fdatasync`
-//! has no size to record and no block to allocate: it writes the data
-//! blocks, and the filesystem converts the written range from unwritten to
-//! written in its own journal as part of that `fdatasync` (ext4 and XFS
-//! both do; it is what makes `fdatasync` of preallocated files correct). A
-//! crash before that conversion reads the range back as zeros, never as
-//! older contents. Where `fallocate` is missing (not Linux, or a filesystem
-//! answering `EOPNOTSUPP`) the file is extended with `set_len`, sparse:
-//! still correct, since the size is synced, and the data blocks of each
-//! batch are allocated by that batch's `fdatasync`.
+//! The sync is the floor of every durable append; an append that must
+//! also allocate data blocks makes it dearer. So the store reserves blocks
+//! ahead of the writes, [`PREALLOC_CHUNK`] bytes at a time, with
+//! `fallocate(2)` and `FALLOC_FL_KEEP_SIZE`: the blocks are allocated past
+//! the end of the file as *unwritten* extents, and the file's size does not
+//! move. Each batch is then written with one positioned write at the
+//! logical end, which extends the size to just after its last newline, and
+//! one `fdatasync` makes the data, the new size and the extents' flip from
+//! unwritten to written durable together (one journal commit on ext4 and
+//! XFS, no block allocation in it).
+//!
+//! The file's size is therefore always the end of the last batch written:
+//! a reader (`jq`, `wc -l`, `tail -f`) sees whole JSON lines only, never a
+//! preallocated NUL tail, while a writer runs and after it is killed. (An
+//! earlier Remit extended the size with the preallocation, so a live file
+//! ended in up to 8 MiB of NUL bytes; its files are still read and
+//! repaired the same way.) A reader can catch the last line half written
+//! during the few microseconds of a write, as with any appended file; it
+//! is whole once the write returns. Where `fallocate` is missing (not
+//! Linux, or a filesystem answering `EOPNOTSUPP`) nothing is reserved:
+//! each batch's `fdatasync` allocates its blocks.
 //!
 //! # What a crash leaves, and what opening keeps
 //!
-//! The file is the acknowledged leaves, then whatever a crash left of a
-//! batch whose sync had not returned, then zeros (NUL bytes) up to the
-//! allocated size. Pages of that last batch may have reached the disk in any
-//! order, so its bytes can be a partial line, zeros with stale lines after
-//! them, or a line with zeros inside. Opening scans lines from the start and
-//! keeps them up to the first one that is incomplete or holds a NUL byte
-//! (a leaf is canonical JSON and never does); everything from there on was
-//! never acknowledged and is cut off (`set_len` + `fsync`) before the file is
-//! preallocated afresh. [`Recovery`] tells apart a torn or stale tail (worth
-//! a warning) from zeros only (normal after a crash or a kill).
+//! After a kill, the file is the acknowledged leaves, then possibly the
+//! bytes of a batch whose sync had not returned. After a power loss, pages
+//! of that last batch may have reached the disk in any order and the size
+//! may be ahead of the data, so its bytes can be a partial line, zeros with
+//! stale lines after them, or a line with zeros inside. Opening scans lines
+//! from the start and keeps them up to the first one that is incomplete or
+//! holds a NUL byte (a leaf is canonical JSON and never does); everything
+//! from there on was never acknowledged and is cut off (`set_len` +
+//! `fsync`). [`Recovery`] tells apart a torn or stale tail (worth a
+//! warning) from zeros only.
 //!
 //! A failed write or sync acknowledges nothing of the batch; the file is
 //! cut back to the last acknowledged leaf before anything else is written,
 //! so bytes of the failed batch can never sit behind a later, shorter batch
-//! and be read as leaves. Dropping the store trims the file to its logical
-//! end, so a cleanly stopped process leaves plain JSONL (`wc -l`, `jq`).
-//! Readers of a live file ([`crate::dir::LeafReader`]) stop at the first
-//! NUL-led line, the unused end.
+//! and be read as leaves. Dropping the store releases the blocks reserved
+//! past the end. Readers of a live file ([`crate::dir::LeafReader`]) stop
+//! at the first line that is not whole.
 //!
 //! One writer per file: opening takes an exclusive advisory lock
 //! (`flock(2)`, Linux) on the leaf file and holds it while the store lives,
@@ -64,8 +67,9 @@ use std::io::{BufRead as _, BufReader, Read};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
-/// How far the file store grows its file ahead of the writes (8 MiB, about
+/// How far the file store reserves blocks ahead of the writes (8 MiB, about
 /// 14,000 receipts of 600 bytes): one `fallocate` and one `fsync` per chunk.
+/// The reservation lies past the file's end; its size does not include it.
 pub const PREALLOC_CHUNK: u64 = 8 << 20;
 
 /// The most non-NUL bytes opening cuts after the last whole leaf: what one
@@ -201,8 +205,9 @@ pub struct Recovery {
     /// last whole leaf through the last non-NUL byte after it (0 when the
     /// file ended with a whole leaf, or with zeros only). Never acknowledged.
     pub torn_bytes: u64,
-    /// NUL bytes after that: preallocated space never written, normal after
-    /// a crash or a kill (a clean close trims it). Not a sign of a torn write.
+    /// NUL bytes after that: space the size covered but no data reached
+    /// (after a power loss, or a file an earlier Remit preallocated by
+    /// extending its size). Not a sign of a torn write.
     pub unused_bytes: u64,
 }
 
@@ -246,8 +251,8 @@ pub struct FileStore {
     /// Byte offset where each leaf starts; one more entry marks the logical
     /// end (just after the last acknowledged leaf's newline).
     offsets: Vec<u64>,
-    /// The file's size as this store made it: the logical end plus the
-    /// preallocated, still unwritten space after it.
+    /// How far blocks are reserved: the logical end plus the reserved,
+    /// still unwritten space past the file's end (which its size excludes).
     allocated: u64,
     /// Growth step; 0 turns preallocation off (each batch extends the file).
     chunk: u64,
@@ -267,21 +272,25 @@ fn io_err<'p>(
     }
 }
 
-/// Grows `file` to `size` bytes with its data blocks allocated where the
-/// platform and filesystem can (`fallocate` mode 0), sparse otherwise.
-fn preallocate(file: &File, from: u64, size: u64) -> std::io::Result<()> {
+/// Reserves data blocks for bytes `from..size` of `file` past its end,
+/// leaving its size alone (`fallocate` with `FALLOC_FL_KEEP_SIZE`).
+/// Returns `false`, reserving nothing, where the platform or filesystem
+/// cannot: the writes then allocate as they go.
+fn preallocate(file: &File, from: u64, size: u64) -> std::io::Result<bool> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{fallocate, FallocateFlags};
-        match fallocate(file, FallocateFlags::empty(), from, size - from) {
-            Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(e.into()),
+        match fallocate(file, FallocateFlags::KEEP_SIZE, from, size - from) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::OPNOTSUPP) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = from;
-    file.set_len(size)
+    {
+        let _ = (file, from, size);
+        Ok(false)
+    }
 }
 
 /// Takes the one-writer lock on the leaf file, held until `file` closes.
@@ -306,7 +315,7 @@ fn lock_writer(_file: &File, _path: &Path) -> Result<(), StoreError> {
 }
 
 impl FileStore {
-    /// Ends the store as SIGKILL would: no trim of the preallocated tail,
+    /// Ends the store as SIGKILL would: no release of the reserved blocks,
     /// and the file descriptor (with its writer lock) closed by the "kernel".
     #[cfg(test)]
     pub(crate) fn kill(self) {
@@ -396,29 +405,33 @@ impl FileStore {
         self.offsets.last().copied().unwrap_or(0)
     }
 
-    /// Makes sure the file is allocated up to at least `need` bytes, growing
-    /// it to the next multiple of the chunk in one call, and syncs the new
-    /// size. With preallocation off, does nothing (writes extend the file).
+    /// Makes sure blocks are reserved up to at least `need` bytes, to the
+    /// next multiple of the chunk in one call, and syncs the reservation.
+    /// The file's size does not change. With preallocation off, or where
+    /// the filesystem cannot reserve, does nothing (writes allocate).
     fn reserve(&mut self, need: u64) -> Result<(), StoreError> {
         if self.chunk == 0 || need <= self.allocated {
             return Ok(());
         }
         let size = need.div_ceil(self.chunk) * self.chunk;
-        if let Err(e) =
-            preallocate(&self.file, self.allocated, size).and_then(|()| self.file.sync_all())
-        {
-            // A partial allocation may have moved the size: cut back before
-            // the next write.
-            self.dirty = true;
-            return Err(io_err("preallocating", &self.path)(e));
+        match preallocate(&self.file, self.allocated, size) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.chunk = 0;
+                return Ok(());
+            }
+            Err(e) => return Err(io_err("preallocating", &self.path)(e)),
         }
+        self.file
+            .sync_all()
+            .map_err(io_err("preallocating", &self.path))?;
         self.allocated = size;
         Ok(())
     }
 
     /// Cuts the file back to the logical end (dropping any bytes of a failed
-    /// batch and the preallocated space) and syncs; the next batch
-    /// preallocates again.
+    /// batch and the reserved blocks) and syncs; the next batch reserves
+    /// again.
     fn cut_to_end(&mut self) -> Result<(), StoreError> {
         let end = self.end();
         self.file
@@ -504,19 +517,22 @@ impl FileStore {
 }
 
 impl Drop for FileStore {
-    /// Trims the preallocated space so a cleanly stopped process leaves a
-    /// plain JSONL file. Best effort: this crate has no logger, and a
-    /// failure is harmless (the next open cuts the zeros). Skipped when the
-    /// file's size is not the one this store made (another writer, which is
-    /// not supported, must not lose leaves to this trim).
+    /// Cuts the bytes of a failed batch if that is still owed, and releases
+    /// the blocks reserved past the end. Best effort: this crate has no logger, and a failure
+    /// is harmless (the reservation is invisible to readers; the next open
+    /// cuts a failed batch). Skipped when the file's size is neither the
+    /// end this store wrote nor owed a cut (another writer, which is not
+    /// supported, must not lose leaves to it).
     fn drop(&mut self) {
         let end = self.end();
-        let ours = self
-            .file
-            .metadata()
-            .is_ok_and(|m| m.len() == self.allocated);
-        if (ours || self.dirty) && self.allocated != end {
+        if self.dirty {
             let _ = self.file.set_len(end).and_then(|()| self.file.sync_all());
+        }
+        // Truncating to the size the file has frees the blocks reserved
+        // past it (ext4, XFS).
+        let ours = self.file.metadata().is_ok_and(|m| m.len() == end);
+        if ours && self.allocated > end {
+            let _ = self.file.set_len(end);
         }
     }
 }
@@ -564,7 +580,7 @@ mod tests {
         let (mut first, _) = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap();
         first.append_batch(&[leaf(0), leaf(1)]).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
-        assert!(size > first.end(), "preallocated space follows the leaves");
+        assert_eq!(size, first.end(), "the reservation is past the size");
         let refused = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap_err();
         assert!(matches!(refused, StoreError::Locked(_)), "{refused}");
         assert!(refused.to_string().contains("another process"), "{refused}");
@@ -611,7 +627,7 @@ mod tests {
         let (read, rec) = reopen_all(dir.path());
         assert_eq!(read, leaves);
         assert_eq!(rec.torn_bytes, 100 + stale.len() as u64);
-        assert!(rec.unused_bytes > 0);
+        assert_eq!(rec.unused_bytes, 0, "the size ends with the stale line");
         // And it stays gone: later batches do not resurrect it.
         let (mut f, rec) = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap();
         assert_eq!(rec, Recovery::default());
@@ -672,12 +688,58 @@ mod tests {
         assert_eq!(rec.torn_bytes + rec.unused_bytes, len - end);
     }
 
+    /// Bytes of the file's data blocks, reserved or written.
+    fn allocated_bytes(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    /// Each line of the file as JSON, failing on a NUL byte or any line
+    /// `jq` would refuse.
+    fn parse_as_jq_would(path: &Path) -> Vec<serde_json::Value> {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(!bytes.contains(&0), "a reader sees NUL bytes");
+        assert!(bytes.is_empty() || bytes.ends_with(b"\n"), "a partial line");
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("every line is JSON"))
+            .collect()
+    }
+
     #[test]
-    fn a_zero_tail_after_a_kill_is_unused_space_not_a_torn_leaf() {
+    fn a_live_log_is_json_lines_at_every_moment_with_blocks_reserved_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEAF_FILE);
+        let (mut f, _) = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap();
+        assert!(parse_as_jq_would(&path).is_empty());
+        let mut n = 0;
+        for size in (1..6).cycle().take(25) {
+            let batch: Vec<Vec<u8>> = (n..n + size).map(leaf).collect();
+            f.append_batch(&batch).unwrap();
+            n += size;
+            assert_eq!(parse_as_jq_would(&path).len(), n, "while the writer runs");
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), f.end());
+            #[cfg(target_os = "linux")]
+            assert!(
+                allocated_bytes(&path) >= f.allocated,
+                "blocks reserved ahead"
+            );
+        }
+        assert!(f.allocated > f.end());
+        f.kill();
+        assert_eq!(parse_as_jq_would(&path).len(), n, "after a kill");
+    }
+
+    #[test]
+    fn a_zero_tail_from_a_power_loss_or_an_older_remit_is_unused_space_not_a_torn_leaf() {
         let dir = tempfile::tempdir().unwrap();
         let (leaves, end) = killed_store(dir.path(), 4);
+        // A size ahead of the data (a power loss), or an earlier Remit's
+        // preallocation that extended the size: zeros after the leaves.
+        write_raw(dir.path(), end, &vec![0u8; 5000]);
         let len = std::fs::metadata(dir.path().join(LEAF_FILE)).unwrap().len();
-        assert!(len > end, "the killed store left its preallocated space");
+        assert_eq!(len, end + 5000);
         let (read, rec) = reopen_all(dir.path());
         assert_eq!(read, leaves);
         assert_eq!(
@@ -731,9 +793,9 @@ mod tests {
             assert_eq!(f.append_batch(&batch).unwrap(), i as u64);
             all.extend(batch);
             i += size;
-            let len = std::fs::metadata(&path).unwrap().len();
-            assert_eq!(len % CHUNK, 0, "grown in whole chunks");
-            assert!(len > f.end());
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), f.end());
+            assert_eq!(f.allocated % CHUNK, 0, "reserved in whole chunks");
+            assert!(f.allocated > f.end());
         }
         assert!(f.end() > 4 * CHUNK);
         assert_eq!(f.read(17).unwrap(), leaf(17));
@@ -745,16 +807,22 @@ mod tests {
     }
 
     #[test]
-    fn dropping_the_store_trims_to_plain_jsonl() {
+    fn dropping_the_store_leaves_plain_jsonl_and_releases_the_reservation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LEAF_FILE);
         let leaves: Vec<Vec<u8>> = (0..60).map(leaf).collect();
-        let (mut f, _) = FileStore::open_with_chunk(dir.path(), CHUNK).unwrap();
+        // A chunk of many blocks, so whole blocks lie past the last leaf.
+        let (mut f, _) = FileStore::open_with_chunk(dir.path(), 16 * CHUNK).unwrap();
         for pair in leaves.chunks(2) {
             f.append_batch(pair).unwrap();
         }
-        assert!(std::fs::metadata(&path).unwrap().len() > f.end());
+        #[cfg(target_os = "linux")]
+        assert!(allocated_bytes(&path) >= f.allocated);
+        let reserved = f.allocated;
         drop(f);
+        #[cfg(target_os = "linux")]
+        assert!(allocated_bytes(&path) < reserved, "reservation released");
+        let _ = reserved;
         let want: u64 = leaves.iter().map(|l| l.len() as u64 + 1).sum();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), want);
         assert_eq!(std::fs::read(&path).unwrap(), jsonl(&leaves));

@@ -66,6 +66,9 @@ pub trait PolicyEngine: fmt::Debug + Send + Sync {
     fn kind(&self) -> EngineKind;
     /// The content hash of the loaded policies.
     fn version(&self) -> &PolicyVersion;
+    /// Replaces the version decisions carry: the runtime sets the hash of
+    /// the policy folder's files ([`PolicyVersion::of_files`]).
+    fn set_version(&mut self, version: PolicyVersion);
     /// How escalating and plain permits combine.
     fn mode(&self) -> EscalationMode;
     /// The entities decisions refer to.

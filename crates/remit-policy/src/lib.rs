@@ -69,8 +69,9 @@
 //! denies a call once `steps_used >= steps_max`. Operators tune a preset with override files validated together
 //! with it against the schema (duplicate ids, `@escalate` on a forbid,
 //! missing `@id`/`@reason` and type errors are refused at load). A policy
-//! set's [`PolicyVersion`] is the SHA-256 of its canonical text (see
-//! [`version`]); it goes into remits and receipts.
+//! set's [`PolicyVersion`], as recorded in remits and receipts, is a hash
+//! of the policy folder's files anyone recomputes with `sha256sum` (see
+//! [`version`]).
 //!
 //! ## Threat model
 //!
@@ -123,4 +124,4 @@ pub use model::{Action, Classification, Directory, EntityKind, EntityRef, ModelE
 pub use preset::{Manifest, Preset};
 pub use rego::RegoEngine;
 pub use request::{ContextInput, DecisionRequest, ProofOfPossession, RequestContext, RequestError};
-pub use version::PolicyVersion;
+pub use version::{PolicyVersion, VersionError};

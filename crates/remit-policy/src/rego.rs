@@ -204,6 +204,10 @@ impl PolicyEngine for RegoEngine {
         &self.version
     }
 
+    fn set_version(&mut self, version: PolicyVersion) {
+        self.version = version;
+    }
+
     fn mode(&self) -> EscalationMode {
         self.mode
     }

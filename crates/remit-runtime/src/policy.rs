@@ -6,6 +6,10 @@
 //! `remit policy eval`. `remit serve` keeps one in `<data>/policy`, written
 //! from the configured preset on first start and never overwritten.
 //!
+//! Decisions record the folder's [`PolicyVersion`]: the hash of the files
+//! the loader reads, which anyone recomputes with `sha256sum`
+//! ([`PolicyVersion::of_files`]; [`PolicyFolder::version`]).
+//!
 //! The server does not decide with `entities.json`: it builds the entity
 //! [`Directory`] from its registry ([`directory_from_registry`]) and rebuilds
 //! the engine when the registry changes, so decisions see the agents, servers
@@ -14,7 +18,10 @@
 use std::path::{Path, PathBuf};
 
 use remit_policy::model::{self, Directory, RiskTier};
-use remit_policy::{EngineKind, LoadError, Manifest, PolicyEngine, PolicySource, Preset};
+use remit_policy::{
+    EngineKind, LoadError, Manifest, PolicyEngine, PolicySource, PolicyVersion, Preset,
+    VersionError,
+};
 use remit_store::{Status, Store, StoreError};
 
 /// Why a policy folder could not be read, written or loaded.
@@ -46,6 +53,15 @@ pub enum PolicyFolderError {
         #[source]
         source: LoadError,
     },
+    /// A file name cannot be versioned.
+    #[error("{path}: {source}")]
+    Version {
+        /// The folder.
+        path: PathBuf,
+        /// What the policy crate said.
+        #[source]
+        source: VersionError,
+    },
     /// `entities.json` does not parse.
     #[error("{path}: {detail}")]
     Entities {
@@ -74,8 +90,53 @@ fn read_text(path: &Path) -> Result<String, PolicyFolderError> {
 pub struct PolicyFolder {
     path: PathBuf,
     manifest: Manifest,
+    /// `manifest.json` as read: its bytes are part of the version.
+    manifest_text: String,
     sources: Vec<PolicySource>,
     entities: Option<String>,
+}
+
+/// `manifest.json` as [`PolicyFolder::create`] writes it.
+fn manifest_text(manifest: &Manifest) -> Result<String, serde_json::Error> {
+    Ok(format!("{}\n", serde_json::to_string_pretty(manifest)?))
+}
+
+/// The version of the files `manifest.json` (as `manifest_text`) and
+/// `sources` (named by their paths in the folder).
+fn files_version(
+    manifest_text: &str,
+    sources: &[PolicySource],
+) -> Result<PolicyVersion, VersionError> {
+    PolicyVersion::of_files(
+        std::iter::once(("manifest.json", manifest_text.as_bytes()))
+            .chain(sources.iter().map(|s| (s.name.as_str(), s.text.as_bytes()))),
+    )
+}
+
+/// The built-in `standard` preset (Cedar), for a process without a policy
+/// folder, versioned as the folder `remit policy new --preset standard`
+/// writes.
+pub fn builtin_standard(directory: Directory) -> Result<Box<dyn PolicyEngine>, PolicyFolderError> {
+    let (preset, engine) = (Preset::Standard, EngineKind::Cedar);
+    let path = PathBuf::from("(built-in standard preset)");
+    let manifest = Manifest::new(preset, engine);
+    let load = |source| PolicyFolderError::Load {
+        path: path.clone(),
+        source,
+    };
+    let text = manifest_text(&manifest).map_err(|e| {
+        load(LoadError::Manifest {
+            message: e.to_string(),
+        })
+    })?;
+    let sources = [preset.source(engine)];
+    let version = files_version(&text, &sources).map_err(|source| PolicyFolderError::Version {
+        path: path.clone(),
+        source,
+    })?;
+    let mut loaded = manifest.load(&sources, directory).map_err(load)?;
+    loaded.set_version(version);
+    Ok(loaded)
 }
 
 impl PolicyFolder {
@@ -103,14 +164,13 @@ impl PolicyFolder {
         let write = |path: PathBuf, text: &str| -> Result<(), PolicyFolderError> {
             std::fs::write(&path, text).map_err(io("writing", &path))
         };
-        let manifest_text =
-            serde_json::to_string_pretty(&manifest).map_err(|e| PolicyFolderError::Load {
-                path: dir.to_owned(),
-                source: LoadError::Manifest {
-                    message: e.to_string(),
-                },
-            })?;
-        write(dir.join("manifest.json"), &format!("{manifest_text}\n"))?;
+        let manifest_text = manifest_text(&manifest).map_err(|e| PolicyFolderError::Load {
+            path: dir.to_owned(),
+            source: LoadError::Manifest {
+                message: e.to_string(),
+            },
+        })?;
+        write(dir.join("manifest.json"), &manifest_text)?;
         write(dir.join(format!("preset.{ext}")), preset.text(engine))?;
         write(
             overrides.join("README.md"),
@@ -129,15 +189,15 @@ impl PolicyFolder {
     }
 
     /// Reads a folder: the manifest, the preset, then `overrides/*.<ext>` in
-    /// name order, and `entities.json` if present.
+    /// name order (not hidden files), and `entities.json` if present.
     pub fn read(dir: &Path) -> Result<Self, PolicyFolderError> {
         let manifest_path = dir.join("manifest.json");
-        let manifest = Manifest::from_json(&read_text(&manifest_path)?).map_err(|source| {
-            PolicyFolderError::Load {
+        let manifest_text = read_text(&manifest_path)?;
+        let manifest =
+            Manifest::from_json(&manifest_text).map_err(|source| PolicyFolderError::Load {
                 path: manifest_path.clone(),
                 source,
-            }
-        })?;
+            })?;
         let ext = manifest.engine.extension();
         let mut sources = vec![PolicySource::new(
             format!("preset.{ext}"),
@@ -148,7 +208,12 @@ impl PolicyFolder {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&overrides)
                 .map_err(io("reading", &overrides))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
+                // As `overrides/*.<ext>` in a shell: hidden files are not read.
                 .filter(|p| p.extension().is_some_and(|e| e == ext))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                })
                 .collect();
             files.sort();
             for file in files {
@@ -167,12 +232,15 @@ impl PolicyFolder {
         } else {
             None
         };
-        Ok(Self {
+        let folder = Self {
             path: dir.to_owned(),
             manifest,
+            manifest_text,
             sources,
             entities,
-        })
+        };
+        folder.version()?;
+        Ok(folder)
     }
 
     /// The folder.
@@ -183,6 +251,18 @@ impl PolicyFolder {
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The folder's version: the hash of `manifest.json`, the preset and
+    /// the overrides as read ([`PolicyVersion::of_files`]), what every
+    /// decision loaded from it records.
+    pub fn version(&self) -> Result<PolicyVersion, PolicyFolderError> {
+        files_version(&self.manifest_text, &self.sources).map_err(|source| {
+            PolicyFolderError::Version {
+                path: self.path.clone(),
+                source,
+            }
+        })
     }
 
     /// The policy sources: the preset first, then the overrides.
@@ -210,12 +290,22 @@ impl PolicyFolder {
     ) -> Result<Box<dyn PolicyEngine>, PolicyFolderError> {
         let mut sources = self.sources.clone();
         sources.extend(extra);
-        self.manifest
-            .load(&sources, directory)
-            .map_err(|source| PolicyFolderError::Load {
+        let mut engine =
+            self.manifest
+                .load(&sources, directory)
+                .map_err(|source| PolicyFolderError::Load {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        // A policy under test is versioned as one more file.
+        let version = files_version(&self.manifest_text, &sources).map_err(|source| {
+            PolicyFolderError::Version {
                 path: self.path.clone(),
                 source,
-            })
+            }
+        })?;
+        engine.set_version(version);
+        Ok(engine)
     }
 }
 
@@ -319,6 +409,46 @@ mod tests {
         assert_eq!(engine.version(), again.version());
         let err = PolicyFolder::create(&path, Preset::Lockdown, EngineKind::Cedar).unwrap_err();
         assert!(matches!(err, PolicyFolderError::NotEmpty { .. }), "{err}");
+    }
+
+    #[test]
+    fn decisions_record_the_folder_hash_that_sha256sum_recomputes() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = PolicyFolder::create(dir.path(), Preset::Standard, EngineKind::Cedar).unwrap();
+        let v = folder.version().unwrap();
+        let engine = folder.load(None, Directory::default()).unwrap();
+        assert_eq!(engine.version(), &v, "the engine carries the folder's hash");
+        // The documented procedure, with standard tools only.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                "LC_ALL=C sha256sum manifest.json preset.cedar overrides/*.cedar 2>/dev/null \
+                 | LC_ALL=C sort -k 2 | sha256sum",
+            )
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let shell = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(format!("sha256:{}", &shell[..64]), v.to_string());
+        // The built-in preset is versioned as the folder `policy new` writes.
+        let builtin = builtin_standard(Directory::default()).unwrap();
+        assert_eq!(builtin.version(), &v);
+        // A comment added in an override is a new version, and so is the
+        // same shell pipeline's answer.
+        std::fs::write(dir.path().join("overrides/b.cedar"), "// tuning\n").unwrap();
+        std::fs::write(dir.path().join("overrides/.hidden.cedar"), "x").unwrap();
+        std::fs::write(dir.path().join("overrides/notes.txt"), "x").unwrap();
+        let edited = PolicyFolder::read(dir.path()).unwrap();
+        let v2 = edited.version().unwrap();
+        assert_ne!(v2, v);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("LC_ALL=C sha256sum manifest.json preset.cedar overrides/*.cedar | LC_ALL=C sort -k 2 | sha256sum")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let shell = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(format!("sha256:{}", &shell[..64]), v2.to_string());
     }
 
     #[test]

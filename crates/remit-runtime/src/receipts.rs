@@ -20,6 +20,7 @@ use remit_ledger::{
 };
 use remit_token::{EcdsaP256Signer, Signer as _};
 
+pub mod chains;
 pub mod file;
 pub mod group;
 
@@ -671,6 +672,58 @@ pub mod events {
             )),
         });
         e
+    }
+
+    /// A revocation the store recorded at `epoch`: [`revoked`] with its
+    /// `revocation_epoch`, so an auditor tells which decisions saw it (those
+    /// whose epoch is at least this one).
+    pub fn revoked_at_epoch(kind: &str, value: &str, epoch: i64, time_ms: u64) -> Event {
+        let mut e = revoked(kind, value, time_ms);
+        e.revocation_epoch = u64::try_from(epoch).ok();
+        e
+    }
+
+    /// A fresh call id (128 random bits, base64url) for every receipt one
+    /// call produces; `None` only if the system's random source failed.
+    pub fn call_id() -> Option<remit_ledger::CallId> {
+        let id = remit_token::fresh_jti().ok()?;
+        remit_ledger::CallId::try_from(id).ok()
+    }
+
+    /// A decision's revocation epoch from the revocation set's: read it
+    /// *before* the set is consulted, so the receipt never claims a
+    /// revocation the decision did not see.
+    pub fn epoch(set_epoch: i64) -> Option<u64> {
+        u64::try_from(set_epoch).ok()
+    }
+
+    /// Fills a refusal's `root_jti`, `leaf_jti` and actors from a
+    /// credential that was refused (expired, forged, signed by the wrong
+    /// key, revoked), marked `unverified`: what it claimed, parsed but not
+    /// vouched for. Caller text is bounded. Returns whether the chain
+    /// parsed at all (nothing is filled when it did not).
+    pub fn claimed_by(event: &mut Event, chain_text: &str) -> bool {
+        let Ok(chain) = remit_token::chain::UnverifiedChain::parse(chain_text) else {
+            return false;
+        };
+        let bounded = |t: &str| crate::bounded::caller_text(t).into_owned();
+        let links = chain.links();
+        let (Some(root), Some(leaf)) = (links.first(), links.last()) else {
+            return false;
+        };
+        event.root_jti = Some(bounded(&root.claims().jti));
+        event.leaf_jti = Some(bounded(&leaf.claims().jti));
+        event.actors = std::iter::once(Actor {
+            id: bounded(&leaf.claims().sub),
+            kind: ActorKind::User,
+        })
+        .chain(links.iter().map(|l| Actor {
+            id: bounded(&l.claims().act.sub),
+            kind: ActorKind::Agent,
+        }))
+        .collect();
+        event.unverified = true;
+        true
     }
 
     /// Something was revoked: `kind` is `jti`, `subtree`, `agent`, `sub`,

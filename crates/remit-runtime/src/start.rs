@@ -74,7 +74,9 @@ pub async fn install_policy<S: Store>(
 /// [`crate::state::POLICY_REFRESH`]: how a replica learns of agents, servers
 /// and tools registered through another replica (mutations on this process
 /// rebuild at once). Each tick also repairs missing revocation propagation
-/// ([`AppState::repair_propagation`]). The task ends with the runtime.
+/// ([`AppState::repair_propagation`]) and records the delegation chains
+/// held back until they expired ([`AppState::record_expired_chains`]).
+/// The task ends with the runtime.
 pub fn spawn_policy_refresh<S: Store>(state: &AppState<S>) {
     let state = state.clone();
     tokio::spawn(async move {
@@ -92,6 +94,7 @@ pub fn spawn_policy_refresh<S: Store>(state: &AppState<S>) {
             if let Err(error) = state.repair_propagation().await {
                 tracing::warn!(%error, "checking revocation propagation failed");
             }
+            state.record_expired_chains().await;
         }
     });
 }

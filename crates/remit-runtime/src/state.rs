@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::receipts::ReceiptLog;
-use remit_policy::{Directory, EngineKind, PolicyEngine, Preset};
+use remit_policy::{Directory, PolicyEngine, Preset};
 use remit_scan::{ScanConfig, Scanner};
 use remit_store::{RemitFacts, RevocationFollower, RevocationTarget, SharedRevocations, Store};
 use remit_token::{
@@ -18,6 +18,10 @@ pub const REVOCATION_POLL: Duration = Duration::from_secs(2);
 /// How often every process rebuilds its policy entity directory from the
 /// store, so a replica sees agents and tools registered on another one.
 pub const POLICY_REFRESH: Duration = Duration::from_secs(5);
+
+/// Most receipts of refused, parsed credentials a process writes a minute
+/// ([`AppState::take_refused_credential_receipt`]).
+pub const REFUSED_CREDENTIAL_RECEIPTS_PER_MINUTE: u64 = 600;
 /// Verified chains kept in memory.
 pub const CHAIN_CACHE_CAPACITY: usize = 4096;
 
@@ -147,6 +151,9 @@ struct Inner<S> {
     policy: RwLock<Arc<dyn PolicyEngine>>,
     policy_folder: RwLock<Option<crate::policy::PolicyFolder>>,
     policy_rebuild: tokio::sync::Mutex<()>,
+    chains: Mutex<crate::receipts::chains::ChainBook>,
+    /// Receipts of refused credentials this minute: (minute, count).
+    refused_receipts: Mutex<(u64, u64)>,
     scanner: Scanner,
     scoped_cache: Mutex<ChainCache>,
     registry_listeners: RegistryListeners,
@@ -212,15 +219,11 @@ impl<S: Store> AppState<S> {
             }
             IssuerKey::Verifying(IssuerJwks { jwks, document }) => (None, jwks, document),
         };
-        let policy = remit_policy::preset::load(
-            EngineKind::Cedar,
-            &[Preset::Standard.source(EngineKind::Cedar)],
-            Preset::Standard.default_mode(),
-            Directory::default(),
-        )
-        .map_err(|e| remit_store::StoreError::Corrupt {
-            what: "built-in standard preset",
-            detail: e.to_string(),
+        let policy = crate::policy::builtin_standard(Directory::default()).map_err(|e| {
+            remit_store::StoreError::Corrupt {
+                what: "built-in standard preset",
+                detail: e.to_string(),
+            }
         })?;
         let state = Self {
             inner: Arc::new(Inner {
@@ -237,6 +240,8 @@ impl<S: Store> AppState<S> {
                 policy: RwLock::new(Arc::from(policy)),
                 policy_folder: RwLock::new(None),
                 policy_rebuild: tokio::sync::Mutex::new(()),
+                chains: Mutex::new(crate::receipts::chains::ChainBook::new()),
+                refused_receipts: Mutex::new((0, 0)),
                 scanner: Scanner::new(ScanConfig::default()),
                 scoped_cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
                 registry_listeners: RegistryListeners::default(),
@@ -308,6 +313,73 @@ impl<S: Store> AppState<S> {
         )
     }
 
+    /// The version of the policy decisions are asked of now, as receipts
+    /// record it (`sha256:<hex>`, the hash of the policy folder's files:
+    /// [`remit_policy::PolicyVersion::of_files`]). A refusal made before
+    /// the policy was asked (authentication, the remit's grant, the scan)
+    /// records this, so every decision names the policy in force.
+    pub fn policy_version(&self) -> String {
+        self.policy().version().to_string()
+    }
+
+    /// The reference receipts record for the delegation chain `links`
+    /// (root first, expiring at `exp`, Unix seconds), recording the chain
+    /// in the log once: now, when it was presented bound to its holder's
+    /// key at a gateway that refuses bearer use; after it expired
+    /// otherwise ([`crate::receipts::chains`]). The record is durable
+    /// before this returns, so the receipts that name it follow it.
+    pub async fn chain_reference(
+        &self,
+        links: &[&str],
+        exp: u64,
+        presented: crate::receipts::chains::Presented,
+    ) -> Result<remit_ledger::ChainRef, RecordError> {
+        let (reference, record) = self
+            .inner
+            .chains
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(links, exp, presented, now_ms());
+        if let Some(record) = record {
+            self.record(record).await?;
+        }
+        Ok(reference)
+    }
+
+    /// Whether a refused credential that parsed (expired, forged, wrong
+    /// key, revoked) may have its own receipt now: at most
+    /// [`REFUSED_CREDENTIAL_RECEIPTS_PER_MINUTE`] a minute per process, so
+    /// forged chains (which anyone can make) cannot flood the log; past
+    /// that they are only counted, as unparsed credentials are.
+    pub fn take_refused_credential_receipt(&self) -> bool {
+        let minute = now() / 60;
+        let mut slot = self
+            .inner
+            .refused_receipts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.0 != minute {
+            *slot = (minute, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= REFUSED_CREDENTIAL_RECEIPTS_PER_MINUTE
+    }
+
+    /// Records the held-back chains that have expired (run periodically).
+    pub async fn record_expired_chains(&self) {
+        let due = self
+            .inner
+            .chains
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .due(now(), now_ms());
+        for record in due {
+            if let Err(problem) = self.record(record).await {
+                tracing::error!(error = %problem, "recording an expired delegation chain");
+            }
+        }
+    }
+
     /// Replaces the policy engine (a new folder, or a registry change that
     /// rebuilt the entity directory). Requests in flight keep the engine
     /// they started with.
@@ -363,16 +435,7 @@ impl<S: Store> AppState<S> {
             .clone();
         let engine = match folder {
             Some(folder) => folder.load(None, directory)?,
-            None => remit_policy::preset::load(
-                EngineKind::Cedar,
-                &[Preset::Standard.source(EngineKind::Cedar)],
-                Preset::Standard.default_mode(),
-                directory,
-            )
-            .map_err(|source| crate::policy::PolicyFolderError::Load {
-                path: "(built-in standard preset)".into(),
-                source,
-            })?,
+            None => crate::policy::builtin_standard(directory)?,
         };
         self.set_policy(engine);
         Ok(true)
@@ -420,8 +483,12 @@ impl<S: Store> AppState<S> {
         for revocation in propagated {
             let kind = revocation.target.kind.to_string();
             crate::metrics::revocation(&kind);
-            let event =
-                crate::receipts::events::revoked(&kind, revocation.target.value.as_str(), now_ms());
+            let event = crate::receipts::events::revoked_at_epoch(
+                &kind,
+                revocation.target.value.as_str(),
+                revocation.epoch,
+                now_ms(),
+            );
             if let Err(problem) = self.record(event).await {
                 tracing::error!(
                     error = %problem,

@@ -78,7 +78,12 @@ pub async fn revoke<S: Store>(
         crate::metrics::revocation(&kind);
         let value = revoked.revocation.target.value.as_str();
         let receipt = state
-            .record(events::revoked(&kind, value, now_ms()))
+            .record(events::revoked_at_epoch(
+                &kind,
+                value,
+                revoked.revocation.epoch,
+                now_ms(),
+            ))
             .await?;
         out["receipt_id"] = json!(receipt);
         StatusCode::CREATED
@@ -193,7 +198,12 @@ pub async fn oauth_revoke<S: Store>(
     }
     crate::metrics::revocation("subtree");
     let receipt = state
-        .record(events::revoked("subtree", target.value.as_str(), now_ms()))
+        .record(events::revoked_at_epoch(
+            "subtree",
+            target.value.as_str(),
+            revoked.revocation.epoch,
+            now_ms(),
+        ))
         .await?;
     state.record_propagated(&revoked.propagated).await;
     Ok((StatusCode::OK, Json(json!({ "receipt_id": receipt }))))

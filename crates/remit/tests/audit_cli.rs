@@ -127,3 +127,71 @@ fn prove_show_and_export_agree_with_the_log() {
         "destructive tool"
     );
 }
+
+/// A log whose every leaf is validly signed and sealed but that breaks the
+/// gateway's own rules: an allow after the revocation of its subtree, an
+/// approval spent twice, a decision under a version other than the
+/// promoted one.
+const BROKEN_RULES: &str = r#"{"kind":"allow","time":1,"root_jti":"r1","leaf_jti":"l2","actors":[{"kind":"user","id":"alice"},{"kind":"agent","id":"coder"}],"tool":"mcp:files/read_file","revocation_epoch":0}
+{"kind":"revoke","time":2,"tool":"revoke.subtree:r1","revocation_epoch":1}
+{"kind":"allow","time":3,"root_jti":"r1","leaf_jti":"l2","actors":[{"kind":"user","id":"alice"},{"kind":"agent","id":"coder"}],"tool":"mcp:files/read_file","revocation_epoch":1}
+{"kind":"approve","time":4,"approval":{"id":"apr_1","approver":"bob"}}
+{"kind":"allow","time":5,"leaf_jti":"l7","approval":{"id":"apr_1","approver":"bob"}}
+{"kind":"allow","time":6,"leaf_jti":"l7","approval":{"id":"apr_1","approver":"bob"}}
+{"kind":"promote","time":7,"decision":{"effect":"allow","policy_ids":[],"policy_version":"sha256:new"}}
+{"kind":"deny","time":8,"leaf_jti":"l8","decision":{"effect":"deny","policy_ids":["p"],"policy_version":"sha256:old"}}
+"#;
+
+#[test]
+fn verify_reports_each_broken_rule_by_receipt_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    key_with_jwks(dir, "gw.jwk", "gw1", "jwks.json");
+    let note_pub = init_log(dir, "remit.example/audit");
+    std::fs::write(dir.join("note.pub"), note_pub).unwrap();
+    std::fs::write(dir.join("events.jsonl"), BROKEN_RULES).unwrap();
+    let args = ["--log", "log", "--key", "gw.jwk", "--note-key", "note.key"];
+    let append = remit_in(
+        dir,
+        &[
+            &["audit", "append"][..],
+            &args,
+            &["--receipt", "events.jsonl"],
+        ]
+        .concat(),
+    );
+    assert!(append.status.success(), "{append:?}");
+    let verify = |extra: &[&str]| {
+        let base = ["audit", "verify", "--log", "log", "--jwks", "jwks.json"];
+        remit_in(dir, &[&base[..], extra].concat())
+    };
+    let out = verify(&["--note-pub", "note.pub", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["code"], "semantic");
+    let found: Vec<(u64, String)> = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["index"].as_u64().unwrap(),
+                v["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (2, "allow_after_revocation".to_owned()),
+            (5, "approval_reused".to_owned()),
+            (7, "policy_version_not_promoted".to_owned()),
+        ]
+    );
+    let text = String::from_utf8(verify(&[]).stdout).unwrap();
+    assert!(
+        text.contains("FAILED: receipt 2: allow_after_revocation"),
+        "{text}"
+    );
+}

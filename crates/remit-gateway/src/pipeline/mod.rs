@@ -102,8 +102,10 @@ impl Refusal {
 }
 
 /// The facts a receipt records about one message.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Facts {
+    /// The call's id, on every receipt it produces (fresh per message).
+    pub call_id: Option<remit_ledger::CallId>,
     /// `mcp:<server>/<tool>` or `mcp:<server>:<method>`.
     pub tool: String,
     /// Keyed hash of the arguments.
@@ -112,6 +114,19 @@ pub struct Facts {
     pub findings: BTreeMap<String, u32>,
     /// The highest classification seen.
     pub class: Option<remit_class::Classification>,
+}
+
+impl Default for Facts {
+    /// No facts yet, under a fresh call id.
+    fn default() -> Self {
+        Self {
+            call_id: remit_runtime::receipts::events::call_id(),
+            tool: String::new(),
+            args_hash: None,
+            findings: BTreeMap::new(),
+            class: None,
+        }
+    }
 }
 
 /// Records a receipt for `facts`; `Err` carries the JSON-RPC error to send
@@ -147,7 +162,10 @@ fn receipt_event(
             id: a.to_owned(),
             kind: ActorKind::Agent,
         }));
+        event.revocation_epoch = caller.revocation_epoch;
+        event.chain = caller.chain_ref.clone();
     }
+    event.call_id = facts.call_id.clone();
     // The tool (`mcp:<server>/<name>`) is the caller's text: bounded.
     event.tool = Some(remit_runtime::bounded::caller_text(&facts.tool).into_owned());
     event.args_hash = facts.args_hash.clone();
@@ -184,7 +202,7 @@ pub async fn refuse<S: Store>(
         policy_version: refusal
             .policy_version
             .clone()
-            .unwrap_or_else(|| "gateway".into()),
+            .unwrap_or_else(|| state.policy_version()),
         // Only a policy's own reasons are recorded: a gateway refusal's
         // words may quote the caller or the upstream, and its rule id
         // (in `policy_ids`) already says why.

@@ -572,6 +572,10 @@ impl PolicyEngine for CedarEngine {
         &self.version
     }
 
+    fn set_version(&mut self, version: PolicyVersion) {
+        self.version = version;
+    }
+
     fn mode(&self) -> EscalationMode {
         self.mode
     }

@@ -10,7 +10,7 @@ use clap::{Subcommand, ValueEnum};
 use remit_ledger::ocsf::rfc3339;
 use remit_ledger::{
     ActorKind, ApiActivity, Auditor, Event, FileStore, Jwks, Log, LogDir, NoteSigner, NoteVerifier,
-    ReceiptSigner, SignedReceipt,
+    ReceiptSigner, Semantics, SignedReceipt, Violation,
 };
 use remit_token::{EcdsaP256Signer, PrivateJwk};
 use serde_json::json;
@@ -52,7 +52,10 @@ pub enum AuditCommand {
         receipt: PathBuf,
     },
     /// Verify every receipt, signature, link and the tree head offline,
-    /// from a log directory (`--log`) or from a running server (`--server`).
+    /// from a log directory (`--log`) or from a running server (`--server`),
+    /// then what the log means: no allow after a revocation covering it,
+    /// no remit past its steps, approvals used once, decisions under the
+    /// promoted policy version (each violation named by receipt index).
     Verify {
         /// The log directory.
         #[arg(long, required_unless_present = "server", conflicts_with = "server")]
@@ -335,12 +338,15 @@ fn verify(
         bar
     });
     let mut auditor = Auditor::new(&jwks);
+    let mut semantics = Semantics::new();
     let mut result = Ok(());
     while let Some(leaf) = reader.next() {
-        if let Err(e) = auditor.push(&leaf?) {
+        let leaf = leaf?;
+        if let Err(e) = auditor.push(&leaf) {
             result = Err(e);
             break;
         }
+        push_semantics(&mut semantics, &leaf);
         if let Some(bar) = &progress {
             if auditor.size() % 4096 == 0 {
                 bar.set_position(reader.bytes_read());
@@ -354,7 +360,29 @@ fn verify(
     let torn = reader.torn_bytes();
     let result = result.and_then(|()| auditor.finish(&checkpoint, &verifier, earlier.as_deref()));
     let unpinned = " (key from DIR/note.pub: pass --note-pub to pin it)";
-    print_verdict(result, torn, pinned, &verifier, unpinned, as_json)
+    let verdict = Verdict {
+        torn,
+        pinned,
+        violations: semantics.finish(),
+    };
+    print_verdict(result, verdict, &verifier, unpinned, as_json)
+}
+
+/// Feeds a leaf the auditor accepted (so it parses) to the semantic checks.
+fn push_semantics(semantics: &mut Semantics, leaf: &[u8]) {
+    if let Ok(signed) = SignedReceipt::parse(leaf) {
+        semantics.push(&signed.receipt);
+    }
+}
+
+/// What `verify` found besides the integrity result.
+struct Verdict {
+    /// Bytes of a torn last line that were ignored.
+    torn: u64,
+    /// Whether the note key was pinned by the caller.
+    pinned: bool,
+    /// Semantic violations, by receipt index.
+    violations: Vec<Violation>,
 }
 
 /// `remit audit verify --server URL`: pages through `/v1/receipts` and
@@ -396,6 +424,7 @@ fn verify_server(
     };
     let earlier = earlier.map(io::read_text).transpose()?;
     let mut auditor = Auditor::new(&jwks);
+    let mut semantics = Semantics::new();
     let mut result = Ok(());
     'pages: loop {
         let page = api
@@ -413,22 +442,55 @@ fn verify_server(
                 result = Err(e);
                 break 'pages;
             }
+            push_semantics(&mut semantics, leaf.as_bytes());
         }
     }
     let result = result.and_then(|()| auditor.finish(&checkpoint, &verifier, earlier.as_deref()));
     let unpinned = " (key published by the server: pass --note-pub to pin it)";
-    print_verdict(result, 0, pinned, &verifier, unpinned, args.json)
+    let verdict = Verdict {
+        torn: 0,
+        pinned,
+        violations: semantics.finish(),
+    };
+    print_verdict(result, verdict, &verifier, unpinned, args.json)
 }
 
 fn print_verdict(
     result: Result<remit_ledger::AuditReport, remit_ledger::AuditError>,
-    torn: u64,
-    pinned: bool,
+    verdict: Verdict,
     verifier: &NoteVerifier,
     unpinned: &str,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let Verdict {
+        torn,
+        pinned,
+        violations,
+    } = verdict;
     match result {
+        Ok(report) if !violations.is_empty() => {
+            if as_json {
+                io::print_json(&json!({
+                    "ok": false,
+                    "index": violations[0].index,
+                    "code": "semantic",
+                    "reason": format!("{} receipt(s) break the log's own rules", violations.len()),
+                    "size": report.size,
+                    "root": report.root.to_hex(),
+                    "violations": violations,
+                }))?;
+            } else {
+                say!(
+                    "integrity ok ({} receipts, tree head {}), but the log breaks its own rules:",
+                    report.size,
+                    report.root
+                );
+                for v in &violations {
+                    say!("FAILED: receipt {}: {}: {}", v.index, v.code, v.detail);
+                }
+            }
+            Ok(ExitCode::from(1))
+        }
         Ok(report) => {
             if as_json {
                 io::print_json(&json!({
@@ -441,6 +503,7 @@ fn print_verdict(
                     "signers": report.signers,
                     "torn_tail_bytes": torn,
                     "note_key_pinned": pinned,
+                    "violations": [],
                 }))?;
             } else {
                 say!(

@@ -41,7 +41,7 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the folder's policy version (SHA-256 of the canonical text).
+    /// Print the folder's policy version (SHA-256 over its files' `sha256sum` lines).
     Hash {
         /// The policy folder.
         dir: PathBuf,
