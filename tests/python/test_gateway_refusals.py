@@ -146,3 +146,35 @@ def test_a_refused_credential_is_receipted_with_what_it_claimed_marked_unverifie
     assert receipt["decision"]["policy_ids"] == ["gw-unauthenticated"], receipt
     assert receipt["decision"]["policy_version"].startswith("sha256:"), receipt
     assert isinstance(receipt["revocation_epoch"], int) and receipt["call_id"], receipt
+
+
+@pytest.mark.parametrize("make, agent, rule", [
+    (expired, "planner", "gw-unauthenticated"),
+    (revoked, "planner", "gw-unauthenticated"),
+    (forged, "planner", "gw-unauthenticated"),
+    (mint, "reader", "gw-wrap-not-holder"),
+])
+def test_a_remit_refused_at_wrap_start_leaves_a_deny_receipt(sc, make, agent, rule):
+    """Issue 32 item 3: `remit wrap` refuses an expired, revoked, forged or
+    wrong-key remit before reading a message, and that refusal has its own
+    receipt in the wrap's log (what the chain claimed, marked unverified),
+    named in the error."""
+    chain = make(sc)
+    remit_file = sc.root / f"wrap-{time.monotonic_ns()}.remit"
+    remit_file.write_text(chain)
+    out = subprocess.run(
+        [str(sc.server.binary), "wrap", "--remit", str(remit_file),
+         "--key", str(sc.root / f"{agent}.jwk"), "--data", str(sc.server.data),
+         "--server", "fs", "--public-url", sc.server.url, "--", str(sc.fs), str(sc.root)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=sc.root,
+    )
+    assert out.returncode != 0, out
+    assert "refused with receipt" in out.stderr, out.stderr
+    leaf = claims(chain.split("~")[-1])["jti"]
+    log = sc.server.data / "wrap" / "fs" / "log"
+    mine = [r for r in sc.server.receipts(log) if r["kind"] == "deny" and r.get("leaf_jti") == leaf]
+    assert mine, f"no deny receipt in the wrap's log names {leaf}: {out.stderr}"
+    receipt = mine[-1]
+    assert receipt["unverified"] is True, receipt
+    assert receipt["decision"]["policy_ids"] == [rule], receipt
+    assert receipt["decision"]["policy_version"].startswith("sha256:"), receipt

@@ -136,6 +136,32 @@ impl AuthError {
 }
 
 /// The resource URL of `server`: the audience and the proof's `htu`.
+/// Completes the `deny` receipt of a chain refused before any message was
+/// handled (an HTTP `Authorization` the gateway refused, a remit `remit
+/// wrap` refused at start): `event` already names what the chain claimed,
+/// marked unverified; this adds the server, the revocation epoch seen, a
+/// call id and the decision under `rule` with `reason` (bounded).
+pub fn refused_chain_receipt<S: Store>(
+    state: &Gateway<S>,
+    mut event: remit_ledger::Event,
+    server: &str,
+    rule: &str,
+    reason: &str,
+) -> remit_ledger::Event {
+    use remit_runtime::bounded::{bounded, caller_text, MAX_MESSAGE_TEXT};
+    use remit_runtime::receipts::events;
+    event.tool = Some(format!("mcp:{}", caller_text(server)));
+    event.revocation_epoch = events::epoch(state.revocations().epoch());
+    event.call_id = events::call_id();
+    event.decision = Some(remit_ledger::Decision {
+        effect: remit_ledger::Effect::Deny,
+        policy_ids: vec![rule.to_owned()],
+        policy_version: state.policy_version(),
+        reason: Some(bounded(reason, MAX_MESSAGE_TEXT).into_owned()),
+    });
+    event
+}
+
 pub fn resource_url(public_url: &str, server: &str) -> String {
     format!("{public_url}/mcp/{server}")
 }

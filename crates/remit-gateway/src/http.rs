@@ -82,7 +82,6 @@ async fn record_refused_credential<S: Store>(
     server: &str,
     error: &AuthError,
 ) {
-    use remit_runtime::bounded::{bounded, caller_text, MAX_MESSAGE_TEXT};
     use remit_runtime::receipts::events;
     let Some(text) = headers
         .get(header::AUTHORIZATION)
@@ -96,16 +95,9 @@ async fn record_refused_credential<S: Store>(
     if !events::claimed_by(&mut event, text) || !state.take_refused_credential_receipt() {
         return;
     }
-    event.tool = Some(format!("mcp:{}", caller_text(server)));
-    event.revocation_epoch = events::epoch(state.revocations().epoch());
-    event.call_id = events::call_id();
     let reason = format!("{}: {error}", error.reason());
-    event.decision = Some(remit_ledger::Decision {
-        effect: remit_ledger::Effect::Deny,
-        policy_ids: vec!["gw-unauthenticated".into()],
-        policy_version: state.policy_version(),
-        reason: Some(bounded(&reason, MAX_MESSAGE_TEXT).into_owned()),
-    });
+    let event =
+        crate::auth::refused_chain_receipt(state, event, server, "gw-unauthenticated", &reason);
     if let Err(problem) = state.record(event).await {
         tracing::error!(error = %problem, "receipt of a refused credential");
     }

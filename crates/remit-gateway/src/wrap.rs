@@ -147,6 +147,17 @@ pub enum WrapError {
     /// The remit does not verify or is revoked at start.
     #[error("the remit is not active: {0}")]
     Inactive(String),
+    /// A refusal at start (unknown or disabled server, a remit that is not
+    /// active, a key that is not its holder's), with the index of the
+    /// `deny` receipt it wrote in the wrap's log (`None`: the receipt could
+    /// not be written, and the start is refused all the same).
+    #[error("{source} ({})", receipt.map_or_else(|| "the refusal could not be recorded".to_owned(), |i| format!("refused with receipt {i}")))]
+    Refused {
+        /// Why the start was refused.
+        source: Box<WrapError>,
+        /// The `deny` receipt's index.
+        receipt: Option<u64>,
+    },
     /// Reading or writing the standard streams failed.
     #[error("stdio: {0}")]
     Io(#[from] std::io::Error),
@@ -257,7 +268,7 @@ impl Wrap {
                 let state =
                     AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
                 let state = Gateway::new(state, options.gateway.clone())?;
-                let checked = check_start(&state, &options, &folder).await?;
+                let checked = checked_or_receipted(&state, &options, &folder).await?;
                 (Backend::Sqlite(state), checked, receipts)
             }
             Database::Postgres(url) => {
@@ -275,7 +286,7 @@ impl Wrap {
                 let state =
                     AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
                 let state = Gateway::new(state, options.gateway.clone())?;
-                let checked = check_start(&state, &options, &folder).await?;
+                let checked = checked_or_receipted(&state, &options, &folder).await?;
                 (
                     Backend::Postgres(state),
                     checked,
@@ -435,6 +446,43 @@ impl Wrap {
             Answer::Message(body) | Answer::InsufficientScope { message: body, .. } => Some(body),
         }
     }
+}
+
+/// [`check_start`]; a refusal of the server or the remit writes a `deny`
+/// receipt (what the chain claimed, marked unverified) before the wrap
+/// exits: every refusal has a receipt, at start as for every message.
+async fn checked_or_receipted<S: Store>(
+    state: &Gateway<S>,
+    options: &WrapOptions,
+    folder: &PolicyFolder,
+) -> Result<Checked, WrapError> {
+    let error = match check_start(state, options, folder).await {
+        Ok(checked) => return Ok(checked),
+        Err(e) => e,
+    };
+    let rule = match &error {
+        WrapError::Inactive(_) => "gw-unauthenticated",
+        WrapError::NotHolder { .. } => "gw-wrap-not-holder",
+        WrapError::Server { .. } => "gw-wrap-server",
+        // Setup failures (policy, store) are not refusals of a caller.
+        _ => return Err(error),
+    };
+    let mut event =
+        remit_ledger::Event::new(remit_ledger::Kind::Deny, remit_runtime::state::now_ms());
+    remit_runtime::receipts::events::claimed_by(&mut event, options.chain.trim());
+    let reason = error.to_string();
+    let event = super::auth::refused_chain_receipt(state, event, &options.server, rule, &reason);
+    let receipt = match state.record(event).await {
+        Ok(index) => Some(index),
+        Err(problem) => {
+            tracing::error!(error = %problem, "receipt of a refusal at wrap start");
+            None
+        }
+    };
+    Err(WrapError::Refused {
+        source: Box::new(error),
+        receipt,
+    })
 }
 
 /// Checks, before any message is read, that the server is registered,

@@ -11,7 +11,7 @@ use super::context::{decision_request, policy_ids, recorded_reason, CallContext}
 use super::driver::{Ask, Cx, Pinned, Point, RequestKind, Would};
 use super::hold::{self, Held};
 use super::stop::Stop;
-use super::{jsonrpc, Refusal};
+use super::{jsonrpc, Facts, Refusal};
 use remit_runtime::state::now;
 
 /// Asks the policy `ask.action` about the request as `context` tells it.
@@ -19,12 +19,13 @@ use remit_runtime::state::now;
 /// exact request was approved, decided again with `approved` set and the
 /// approval spent; without `hold` it withholds like a deny. Shadow mode
 /// notes what would have been refused in `would` and, with `ask.observe`,
-/// records the observation. Returns the decision the request goes on
+/// records the observation. A spent approval is named in `facts`. Returns the decision the request goes on
 /// under (an allow, or in shadow mode whatever it was).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn decide<S: Store, K: RequestKind>(
     cx: &Cx<'_, S>,
     kind: &K,
+    facts: &mut Facts,
     context: &mut CallContext<'_>,
     ask: Ask,
     report: &ScanReport,
@@ -35,7 +36,7 @@ pub(super) async fn decide<S: Store, K: RequestKind>(
     let mut approved = None;
     if decision.verdict() == Verdict::Escalate && ask.hold && !cx.shadow {
         let held = Held::bind(cx, kind)?;
-        if !hold::decided(cx, &held, &decision).await? {
+        let Some(approver) = hold::decided(cx, &held, &decision).await? else {
             let claims = cx.caller.chain.leaf_claims();
             let summary = format!(
                 "{} (for {}) {}: {}",
@@ -45,7 +46,7 @@ pub(super) async fn decide<S: Store, K: RequestKind>(
                 decision.explanation()
             );
             return Err(hold::hold(cx, &held, &decision, summary).await);
-        }
+        };
         context.approved = true;
         decision = policy(cx, ask, context)?;
         if decision.verdict() == Verdict::Escalate {
@@ -61,7 +62,7 @@ pub(super) async fn decide<S: Store, K: RequestKind>(
                 policy_version: Some(decision.policy_version().to_owned()),
             }));
         }
-        approved = Some(held);
+        approved = Some((held, approver));
     }
     match decision.verdict() {
         Verdict::Allow => {}
@@ -85,8 +86,14 @@ pub(super) async fn decide<S: Store, K: RequestKind>(
             }));
         }
     }
-    if let Some(held) = approved {
+    if let Some((held, approver)) = approved {
         hold::spend(cx, &held).await?;
+        // The receipt of what it released names the approval it spent (an
+        // auditor checks each is used once, after its approve receipt).
+        facts.approval = Some(remit_ledger::Approval {
+            approver,
+            id: held.approval.to_string(),
+        });
     }
     if ask.observe && cx.shadow {
         observe(cx, kind, would).await?;

@@ -239,7 +239,16 @@ async fn drive<S: Store, K: RequestKind>(
             let report = report
                 .as_ref()
                 .ok_or_else(|| Stop::deny("gw-scan-failed", "the request had nothing scanned"))?;
-            let d = decide::decide(cx, kind, &mut context, ask, report, &pinned, &mut would);
+            let d = decide::decide(
+                cx,
+                kind,
+                facts,
+                &mut context,
+                ask,
+                report,
+                &pinned,
+                &mut would,
+            );
             Some(d.await?)
         }
         None => None,

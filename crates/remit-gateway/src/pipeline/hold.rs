@@ -47,24 +47,26 @@ fn stamp() -> i64 {
     i64::try_from(now()).unwrap_or(i64::MAX)
 }
 
-/// Looks for a human's decision on an escalated request. `Ok(true)`: an
-/// approval for this exact request is approved and unused, so the caller
-/// decides again with `approved` set and, if that allows, spends it with
-/// [`spend`]. `Ok(false)`: nobody was asked yet ([`hold`] asks). `Err`:
-/// why the request stops (still pending, rejected, already used, store
-/// down).
+/// Looks for a human's decision on an escalated request. `Ok(Some(by))`:
+/// an approval for this exact request is approved (by `by`) and unused,
+/// so the caller decides again with `approved` set and, if that allows,
+/// spends it with [`spend`]. `Ok(None)`: nobody was asked yet ([`hold`]
+/// asks). `Err`: why the request stops (still pending, rejected, already
+/// used, store down).
 pub(super) async fn decided<S: Store>(
     cx: &Cx<'_, S>,
     request: &Held,
     decision: &remit_policy::Decision,
-) -> Result<bool, Stop> {
+) -> Result<Option<String>, Stop> {
     let held = match cx.state.store().approval(&request.approval).await {
         Ok(a) => a,
-        Err(StoreError::NotFound { .. }) => return Ok(false),
+        Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     Err(match held.state {
-        ApprovalState::Approved if held.consumed_at.is_none() => return Ok(true),
+        ApprovalState::Approved if held.consumed_at.is_none() => {
+            return Ok(Some(held.decided_by.unwrap_or_default()))
+        }
         ApprovalState::Rejected => Stop::deny(
             "gw-approval-rejected",
             format!(

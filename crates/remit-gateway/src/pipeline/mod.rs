@@ -114,6 +114,8 @@ pub struct Facts {
     pub findings: BTreeMap<String, u32>,
     /// The highest classification seen.
     pub class: Option<remit_class::Classification>,
+    /// The human approval this request spent, if one released it.
+    pub approval: Option<remit_ledger::Approval>,
 }
 
 impl Default for Facts {
@@ -125,6 +127,7 @@ impl Default for Facts {
             args_hash: None,
             findings: BTreeMap::new(),
             class: None,
+            approval: None,
         }
     }
 }
@@ -166,6 +169,7 @@ fn receipt_event(
         event.chain = caller.chain_ref.clone();
     }
     event.call_id = facts.call_id.clone();
+    event.approval = facts.approval.clone();
     // The tool (`mcp:<server>/<name>`) is the caller's text: bounded.
     event.tool = Some(remit_runtime::bounded::caller_text(&facts.tool).into_owned());
     event.args_hash = facts.args_hash.clone();

@@ -70,7 +70,8 @@ pub(super) async fn release<S: Store, K: RequestKind>(
     context.report = Some(&report);
     context.redacted = redacted;
     let ask = kind.answer_ask();
-    let decision = decide::decide(cx, kind, &mut context, ask, &report, pinned, would).await?;
+    let decision =
+        decide::decide(cx, kind, facts, &mut context, ask, &report, pinned, would).await?;
     Ok(Released {
         result,
         redacted,
