@@ -115,7 +115,6 @@ pub mod jsonrpc;
 pub mod origin;
 pub mod pipeline;
 pub mod problem;
-pub mod schema;
 pub mod settings;
 pub mod upstream;
 pub mod wrap;
