@@ -147,14 +147,17 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let written = serde_json::to_value(&grant).unwrap_or_default();
         let schema = serde_json::to_value(super::Grant::schema()).unwrap_or_default();
-        let members = written.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>());
+        let members = written
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>());
         for member in members.unwrap_or_default() {
             assert!(
                 schema["properties"][&member].is_object(),
                 "grant member {member} is not in the document's Grant"
             );
         }
-        let class = serde_json::to_value(remit_class::Classification::Restricted).unwrap_or_default();
+        let class =
+            serde_json::to_value(remit_class::Classification::Restricted).unwrap_or_default();
         let schema = serde_json::to_value(super::Classification::schema()).unwrap_or_default();
         assert!(schema.to_string().contains(class.as_str().unwrap_or("?")));
     }

@@ -25,7 +25,12 @@ pub struct Problem {
 
 impl Problem {
     /// A problem of kind `urn:remit:problem:<slug>`.
-    pub fn new(slug: &str, title: impl Into<String>, status: u16, detail: impl Into<String>) -> Self {
+    pub fn new(
+        slug: &str,
+        title: impl Into<String>,
+        status: u16,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             kind: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
             title: title.into(),

@@ -27,10 +27,35 @@ macro_rules! same_words {
     };
 }
 
-same_words!(RiskTier, store::RiskTier { Low, Medium, High, Critical });
+same_words!(
+    RiskTier,
+    store::RiskTier {
+        Low,
+        Medium,
+        High,
+        Critical
+    }
+);
 same_words!(Status, store::Status { Active, Disabled });
-same_words!(RevocationKind, store::RevocationKind { Jti, Subtree, Agent, Sub, Tool, Kid });
-same_words!(ApprovalState, store::ApprovalState { Pending, Approved, Rejected });
+same_words!(
+    RevocationKind,
+    store::RevocationKind {
+        Jti,
+        Subtree,
+        Agent,
+        Sub,
+        Tool,
+        Kid
+    }
+);
+same_words!(
+    ApprovalState,
+    store::ApprovalState {
+        Pending,
+        Approved,
+        Rejected
+    }
+);
 
 impl From<&store::Agent> for Agent {
     /// The agent as the API shows it; a stored key that is not JSON shows
@@ -124,7 +149,12 @@ mod tests {
 
     #[test]
     fn wire_words_are_the_stored_words() {
-        for tier in [RiskTier::Low, RiskTier::Medium, RiskTier::High, RiskTier::Critical] {
+        for tier in [
+            RiskTier::Low,
+            RiskTier::Medium,
+            RiskTier::High,
+            RiskTier::Critical,
+        ] {
             let stored = store::RiskTier::from(tier);
             assert_eq!(
                 serde_json::to_value(tier).unwrap_or_default(),

@@ -28,7 +28,7 @@ pub enum Status {
     Disabled,
 }
 
-/// A destination's clearance: a [`Classification`] written lowercase, as
+/// A destination's clearance: a classification written lowercase, as
 /// the registry stores it (tokens and receipts write it uppercase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename = "Classification", rename_all = "lowercase")]
@@ -141,6 +141,9 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(refused.contains("expected one of `low`, `medium`, `high`, `critical`"), "{refused}");
+        assert!(
+            refused.contains("expected one of `low`, `medium`, `high`, `critical`"),
+            "{refused}"
+        );
     }
 }

@@ -9,9 +9,9 @@
 use crate::Gateway;
 use axum::extract::{Path, State};
 use axum::Json;
-use remit_ledger::{Actor, ActorKind, Event, Kind};
 use remit_api::{Approval, ApprovalList, ShadowState};
 pub use remit_api::{Decide, Shadow};
+use remit_ledger::{Actor, ActorKind, Event, Kind};
 use remit_store::{Id, Store, Verdict};
 
 use crate::problem::{JsonBody, Problem};

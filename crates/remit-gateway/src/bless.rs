@@ -8,8 +8,8 @@
 use crate::Gateway;
 use axum::extract::{Path, State};
 use axum::Json;
-use remit_api::{Blessed, BlessedTool, PinnedPrompt};
 pub use remit_api::{Bless, SetTool};
+use remit_api::{Blessed, BlessedTool, PinnedPrompt};
 use remit_store::{Id, McpServer, PromptPin, RiskTier, Store, StoreError, Tool};
 use serde_json::{json, Value};
 
@@ -166,10 +166,11 @@ pub async fn bless<S: Store>(
             risk: existing
                 .as_ref()
                 .map_or(body.risk.map_or(RiskTier::Medium, Into::into), |t| t.risk),
-            clearance: existing.as_ref().map_or(
-                body.clearance.map_or(server.clearance, Into::into),
-                |t| t.clearance,
-            ),
+            clearance: existing
+                .as_ref()
+                .map_or(body.clearance.map_or(server.clearance, Into::into), |t| {
+                    t.clearance
+                }),
             description_sha256: tool_hash(tool),
             created_at: existing.as_ref().map_or_else(stamp, |t| t.created_at),
             // A tool pinned before keeps what it had (an operator may have

@@ -108,6 +108,9 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use remit_api::exchange::OAuthErrorCode;
+use remit_api::TokenExchanged;
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
 use remit_store::{
     ExchangeLink, Id, IssuedRemit, RemitFacts, RevocationKind, RevocationTarget, Status, Store,
@@ -116,9 +119,6 @@ use remit_token::{
     delegate, mint, pop, DelegateRequest, EcPublicJwk, EcdsaP256Signer, Grant, MintRequest,
     ProofRequest, Signer as _, UnverifiedChain, VerifiedChain, VerifyingKey,
 };
-use axum::Json;
-use remit_api::exchange::OAuthErrorCode;
-use remit_api::TokenExchanged;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -205,7 +205,10 @@ impl OAuthError {
 
     fn server(what: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "token exchange: {what} failed");
-        let mut e = Self::new(OAuthErrorCode::ServerError, format!("{what} failed; see the server log"));
+        let mut e = Self::new(
+            OAuthErrorCode::ServerError,
+            format!("{what} failed; see the server log"),
+        );
         e.status = StatusCode::INTERNAL_SERVER_ERROR;
         e
     }
@@ -717,7 +720,8 @@ fn policy_refusal(decision: &remit_policy::Decision) -> OAuthError {
 /// (tools, resources, actions and argument constraints), by the same rule
 /// offline delegation is checked with.
 fn check_narrower(requested: &[Grant], subject: &[Grant]) -> Result<(), OAuthError> {
-    let wider = |detail: String| OAuthError::new(OAuthErrorCode::InvalidAuthorizationDetails, detail);
+    let wider =
+        |detail: String| OAuthError::new(OAuthErrorCode::InvalidAuthorizationDetails, detail);
     if requested.is_empty() {
         return Err(wider(
             "authorization_details must ask for at least one grant".into(),

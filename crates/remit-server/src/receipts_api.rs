@@ -4,8 +4,8 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use remit_store::Store;
 use remit_api::{LatestCheckpoint, ReceiptPage};
+use remit_store::Store;
 use serde::Deserialize;
 
 use crate::problem::Problem;

@@ -4,8 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use remit_api::{AgentList, McpServerList, ToolList};
 pub use remit_api::{AddServer, AddTool, RegisterAgent};
+use remit_api::{AgentList, McpServerList, ToolList};
 use remit_store::{
     Agent, Id, NewAgent, NewMcpServer, RevocationKind, RevocationTarget, ServerId, Store, Tool,
 };

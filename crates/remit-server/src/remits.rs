@@ -15,10 +15,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+pub use remit_api::IssueRemit;
+use remit_api::{IssuedRemit as Issued, PolicyProblem};
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
 use remit_store::{Id, IssuedRemit, RemitFacts, Status, Store};
-use remit_api::{IssuedRemit as Issued, PolicyProblem};
-pub use remit_api::IssueRemit;
 use remit_token::{mint, Classification, MintRequest, Signer as _};
 use serde_json::json;
 

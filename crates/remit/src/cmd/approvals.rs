@@ -91,18 +91,16 @@ pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let result = match args.command {
-        ApprovalsCommand::List => api
-            .get::<ApprovalList>("/v1/approvals")
-            .and_then(|answer| {
-                answer.print(json, |list| {
-                    if list.approvals.is_empty() {
-                        say!("no pending approvals");
-                    }
-                    for a in &list.approvals {
-                        say!("{}", line(a));
-                    }
-                })
-            }),
+        ApprovalsCommand::List => api.get::<ApprovalList>("/v1/approvals").and_then(|answer| {
+            answer.print(json, |list| {
+                if list.approvals.is_empty() {
+                    say!("no pending approvals");
+                }
+                for a in &list.approvals {
+                    say!("{}", line(a));
+                }
+            })
+        }),
         ApprovalsCommand::Show { id } => api
             .get::<Approval>(&format!("/v1/approvals/{}", segment(&id)))
             .and_then(|answer| {

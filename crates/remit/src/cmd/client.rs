@@ -204,9 +204,7 @@ impl Api {
                 "the Remit server at {url} did not answer within {} s",
                 IO_TIMEOUT.as_secs()
             )),
-            Fetch::Http(e) => {
-                anyhow!(e).context(format!("cannot reach the Remit server at {url}"))
-            }
+            Fetch::Http(e) => anyhow!(e).context(format!("cannot reach the Remit server at {url}")),
         };
         ApiError::Other(error)
     }
@@ -221,7 +219,9 @@ enum Fetch {
 
 /// Sends `request` and reads the whole answer (at most [`MAX_RESPONSE`]
 /// bytes): its status, whether it is a problem document, its body.
-async fn send(request: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, bool, Vec<u8>), Fetch> {
+async fn send(
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, bool, Vec<u8>), Fetch> {
     let mut response = request.send().await.map_err(Fetch::Http)?;
     let status = response.status();
     let problem_json = response

@@ -102,17 +102,18 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
             if let Some(name) = name {
                 body["name"] = json!(name);
             }
-            api.post::<McpServer>("/v1/servers", &body).and_then(|answer| {
-                answer.print(json, |s| {
-                    println!(
-                        "added server {} at {} (receipt {}); next: remit server bless {}",
-                        printable(&s.id),
-                        printable(&s.url),
-                        number(s.receipt_id),
-                        printable(&s.id)
-                    );
+            api.post::<McpServer>("/v1/servers", &body)
+                .and_then(|answer| {
+                    answer.print(json, |s| {
+                        println!(
+                            "added server {} at {} (receipt {}); next: remit server bless {}",
+                            printable(&s.id),
+                            printable(&s.url),
+                            number(s.receipt_id),
+                            printable(&s.id)
+                        );
+                    })
                 })
-            })
         }
         ServerCommand::List => list(&api, json),
         ServerCommand::Disable { id } => api
