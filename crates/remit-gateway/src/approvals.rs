@@ -9,67 +9,39 @@
 use crate::Gateway;
 use axum::extract::{Path, State};
 use axum::Json;
+use remit_api::{Approval, ApprovalList, ShadowState};
+pub use remit_api::{Decide, Shadow};
 use remit_ledger::{Actor, ActorKind, Event, Kind};
-use remit_store::{Approval, Id, Store, Verdict};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use remit_store::{Id, Store, Verdict};
 
 use crate::problem::{JsonBody, Problem};
 use remit_runtime::state::{now, now_ms};
 
-/// Body of an approve or reject (optional).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Decide {
-    /// Who decides, for the admin token (a label; `admin` when absent). An
-    /// admin authenticated by an ID token is recorded as its OIDC user, and
-    /// a `by` naming anyone else is refused.
-    #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
-    pub by: Option<String>,
-}
-
-/// An approval as the API shows it.
-pub fn approval_json(a: &Approval) -> Value {
-    json!({
-        "id": a.id.as_str(),
-        "agent": a.agent.as_str(),
-        "remit_jti": a.remit_jti.as_str(),
-        "tool": a.tool.as_str(),
-        "call_hash": a.call_hash,
-        "summary": a.summary,
-        "state": a.state,
-        "requested_at": a.requested_at,
-        "expires_at": a.expires_at,
-        "decided_by": a.decided_by,
-        "decided_at": a.decided_at,
-        "consumed_at": a.consumed_at,
-    })
-}
-
 /// `GET /v1/approvals`: pending approvals, oldest first.
 #[utoipa::path(get, path = "/v1/approvals", tag = "gateway", security(("admin_token" = [])),
-    responses((status = 200, description = "Pending approvals, oldest first", body = crate::schema::ApprovalList)))]
-pub async fn list<S: Store>(State(state): State<Gateway<S>>) -> Result<Json<Value>, Problem> {
+    responses((status = 200, description = "Pending approvals, oldest first", body = remit_api::ApprovalList)))]
+pub async fn list<S: Store>(
+    State(state): State<Gateway<S>>,
+) -> Result<Json<ApprovalList>, Problem> {
     let pending = state.store().pending_approvals().await?;
-    Ok(Json(json!({
-        "approvals": pending.iter().map(approval_json).collect::<Vec<_>>()
-    })))
+    Ok(Json(ApprovalList {
+        approvals: pending.iter().map(Approval::from).collect(),
+    }))
 }
 
 /// `GET /v1/approvals/{id}`.
 #[utoipa::path(get, path = "/v1/approvals/{id}", tag = "gateway", security(("admin_token" = [])),
     params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "The approval", body = crate::schema::Approval)))]
+    responses((status = 200, description = "The approval", body = remit_api::Approval)))]
 pub async fn show<S: Store>(
     State(state): State<Gateway<S>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Approval>, Problem> {
     let approval = state
         .store()
         .approval(&Id::parse("approval id", id)?)
         .await?;
-    Ok(Json(approval_json(&approval)))
+    Ok(Json(Approval::from(&approval)))
 }
 
 /// Who a decision is recorded as: the OIDC user of an admin authenticated
@@ -97,7 +69,7 @@ async fn decide<S: Store>(
     id: String,
     verdict: Verdict,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Approval>, Problem> {
     let body: Decide = super::bless::optional_json(&body)?;
     let by = decided_by(body.by, remit_runtime::oidc::admin_identity())?;
     let id = Id::parse("approval id", id)?;
@@ -130,8 +102,8 @@ async fn decide<S: Store>(
         id: approval.id.to_string(),
     });
     let receipt = state.record(event).await?;
-    let mut out = approval_json(&approval);
-    out["receipt_id"] = json!(receipt);
+    let mut out = Approval::from(&approval);
+    out.receipt_id = Some(receipt);
     Ok(Json(out))
 }
 
@@ -140,14 +112,14 @@ async fn decide<S: Store>(
     params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
     request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 200, description = "Approved: the same call may now run once", body = crate::schema::Approval),
-        (status = 409, description = "Already decided, or expired", body = crate::schema::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Approved: the same call may now run once", body = remit_api::Approval),
+        (status = 409, description = "Already decided, or expired", body = remit_api::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn approve<S: Store>(
     State(state): State<Gateway<S>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Approval>, Problem> {
     decide(&state, id, Verdict::Approve, body).await
 }
 
@@ -156,56 +128,40 @@ pub async fn approve<S: Store>(
     params(("id" = String, Path, description = "The approval id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
     request_body(content = Option<Decide>, description = "Optional", content_type = "application/json"),
     responses(
-        (status = 200, description = "Rejected", body = crate::schema::Approval),
-        (status = 409, description = "Already decided, or expired", body = crate::schema::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Rejected", body = remit_api::Approval),
+        (status = 409, description = "Already decided, or expired", body = remit_api::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn reject<S: Store>(
     State(state): State<Gateway<S>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Approval>, Problem> {
     decide(&state, id, Verdict::Reject, body).await
 }
 
-/// Body of `POST /v1/gateway/shadow`: exactly one of `agent` or `server`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Shadow {
-    /// An agent to put in (or take out of) shadow mode.
-    #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
-    pub agent: Option<String>,
-    /// A server to put in (or take out of) shadow mode.
-    #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$", nullable = false)]
-    pub server: Option<String>,
-    /// On or off.
-    pub enabled: bool,
-}
-
-fn shadow_json(config: &super::GatewayConfig) -> Value {
-    json!({
-        "agents": config.shadow_agents,
-        "servers": config.shadow_servers,
-    })
+fn shadow_state(config: &super::GatewayConfig) -> ShadowState {
+    ShadowState {
+        agents: config.shadow_agents.iter().cloned().collect(),
+        servers: config.shadow_servers.iter().cloned().collect(),
+    }
 }
 
 /// `GET /v1/gateway/shadow`: who runs in shadow mode.
 #[utoipa::path(get, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
-    responses((status = 200, description = "Agents and servers in shadow mode in this process", body = crate::schema::ShadowState)))]
-pub async fn shadow_show<S: Store>(State(state): State<Gateway<S>>) -> Json<Value> {
-    Json(shadow_json(&state.gateway().config()))
+    responses((status = 200, description = "Agents and servers in shadow mode in this process", body = remit_api::ShadowState)))]
+pub async fn shadow_show<S: Store>(State(state): State<Gateway<S>>) -> Json<ShadowState> {
+    Json(shadow_state(&state.gateway().config()))
 }
 
 /// `POST /v1/gateway/shadow`: switches shadow mode for an agent or a
 /// server (in this process; not persisted).
 #[utoipa::path(post, path = "/v1/gateway/shadow", tag = "gateway", security(("admin_token" = [])),
     request_body = Shadow,
-    responses((status = 200, description = "Who runs in shadow mode now", body = crate::schema::ShadowState)))]
+    responses((status = 200, description = "Who runs in shadow mode now", body = remit_api::ShadowState)))]
 pub async fn shadow_set<S: Store>(
     State(state): State<Gateway<S>>,
     JsonBody(body): JsonBody<Shadow>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ShadowState>, Problem> {
     if body.agent.is_none() == body.server.is_none() {
         return Err(Problem::invalid("name exactly one of agent or server"));
     }
@@ -221,7 +177,7 @@ pub async fn shadow_set<S: Store>(
     } else {
         set.remove(&value);
     }
-    let out = shadow_json(&config);
+    let out = shadow_state(&config);
     state.gateway().set_config(config);
     Ok(Json(out))
 }

@@ -8,10 +8,9 @@
 use crate::Gateway;
 use axum::extract::{Path, State};
 use axum::Json;
-use remit_store::{
-    Classification, ClassificationText, Id, McpServer, PromptPin, RiskTier, Store, StoreError, Tool,
-};
-use serde::Deserialize;
+pub use remit_api::{Bless, SetTool};
+use remit_api::{Blessed, BlessedTool, PinnedPrompt};
+use remit_store::{Id, McpServer, PromptPin, RiskTier, Store, StoreError, Tool};
 use serde_json::{json, Value};
 
 use super::pipeline::list_prompts;
@@ -20,49 +19,6 @@ use crate::pins::{prompt_hash, tool_hash};
 use crate::problem::{JsonBody, Problem};
 use remit_runtime::receipts::events;
 use remit_runtime::state::{now, now_ms};
-
-/// Body of `POST /v1/servers/{id}/bless` (every field optional).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Bless {
-    /// Risk of tools pinned for the first time; `medium` when absent.
-    #[serde(default)]
-    #[schema(value_type = Option<crate::schema::RiskTier>, nullable = false)]
-    pub risk: Option<RiskTier>,
-    /// Clearance of tools pinned for the first time; the server's when absent.
-    #[serde(default, with = "remit_store::lowercase_class::option")]
-    #[schema(value_type = Option<crate::schema::Clearance>, nullable = false)]
-    pub clearance: Option<Classification>,
-    /// Only these tools (all the upstream lists when absent).
-    #[serde(default)]
-    #[schema(nullable = false)]
-    pub tools: Option<Vec<String>>,
-}
-
-/// Body of `PATCH /v1/servers/{id}/tools/{tool}`: at least one field.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
-pub struct SetTool {
-    /// New risk.
-    #[serde(default)]
-    #[schema(value_type = Option<crate::schema::RiskTier>, nullable = false)]
-    pub risk: Option<RiskTier>,
-    /// New clearance.
-    #[serde(default, with = "remit_store::lowercase_class::option")]
-    #[schema(value_type = Option<crate::schema::Clearance>, nullable = false)]
-    pub clearance: Option<Classification>,
-    /// The argument whose value is the call's resource (matched against
-    /// the remit's resource patterns); `null` clears it.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable = true, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-    pub resource_arg: Option<Option<String>>,
-}
-
-/// `Some(None)` for an explicit `null`, so absent and `null` differ.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
 
 /// Names a resource argument may have: 1-64 of `A-Za-z0-9_.-`.
 pub fn valid_resource_arg(name: &str) -> bool {
@@ -102,18 +58,6 @@ fn stamp() -> i64 {
     i64::try_from(now()).unwrap_or(i64::MAX)
 }
 
-fn tool_json(tool: &Tool) -> Value {
-    json!({
-        "server": tool.server.as_str(),
-        "name": tool.name.as_str(),
-        "risk": tool.risk,
-        "clearance": tool.clearance.as_str(),
-        "description_sha256": tool.description_sha256,
-        "created_at": tool.created_at,
-        "resource_arg": tool.resource_arg,
-    })
-}
-
 /// `POST /v1/servers/{id}/bless`: lists the upstream's tools and pins them.
 /// Tools already pinned keep their risk and clearance and get the current
 /// hash (this is how a changed description is re-approved); new tools get
@@ -125,14 +69,14 @@ fn tool_json(tool: &Tool) -> Value {
     params(("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
     request_body(content = Option<Bless>, description = "Optional; an empty body takes the defaults", content_type = "application/json"),
     responses(
-        (status = 200, description = "The upstream's tools, pinned", body = crate::schema::Blessed),
-        (status = 502, description = "The upstream could not be reached or did not list its tools", body = crate::schema::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The upstream's tools, pinned", body = remit_api::Blessed),
+        (status = 502, description = "The upstream could not be reached or did not list its tools", body = remit_api::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn bless<S: Store>(
     State(state): State<Gateway<S>>,
     Path(server): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Blessed>, Problem> {
     let body: Bless = optional_json(&body)?;
     let server = state
         .store()
@@ -198,10 +142,12 @@ pub async fn bless<S: Store>(
             name,
             risk: existing
                 .as_ref()
-                .map_or(body.risk.unwrap_or(RiskTier::Medium), |t| t.risk),
+                .map_or(body.risk.map_or(RiskTier::Medium, Into::into), |t| t.risk),
             clearance: existing
                 .as_ref()
-                .map_or(body.clearance.unwrap_or(server.clearance), |t| t.clearance),
+                .map_or(body.clearance.map_or(server.clearance, Into::into), |t| {
+                    t.clearance
+                }),
             description_sha256: tool_hash(tool),
             created_at: existing.as_ref().map_or_else(stamp, |t| t.created_at),
             // A tool pinned before keeps what it had (an operator may have
@@ -218,19 +164,23 @@ pub async fn bless<S: Store>(
                 now_ms(),
             ))
             .await?;
-        let mut out = tool_json(&stored);
-        out["receipt_id"] = json!(receipt);
-        out["repinned"] =
-            json!(existing.is_some_and(|t| t.description_sha256 != stored.description_sha256));
-        pinned.push(out);
+        let mut tool = remit_api::Tool::from(&stored);
+        tool.receipt_id = Some(receipt);
+        pinned.push(BlessedTool {
+            tool,
+            repinned: existing.is_some_and(|t| t.description_sha256 != stored.description_sha256),
+        });
     }
     let prompts = pin_prompts(&state, &server, &upstream, config.upstream_timeout).await;
     // The tools pinned above count even when the prompts could not be.
     state.reload_policy().await?;
     let prompts = prompts?;
-    Ok(Json(
-        json!({ "server": server.id.as_str(), "tools": pinned, "prompts": prompts, "refused_names": unnamed }),
-    ))
+    Ok(Json(Blessed {
+        server: server.id.as_str().to_owned(),
+        tools: pinned,
+        prompts,
+        refused_names: unnamed,
+    }))
 }
 
 /// Pins every prompt the upstream lists now (an upstream without prompts
@@ -242,7 +192,7 @@ async fn pin_prompts<S: Store>(
     server: &McpServer,
     upstream: &Upstream,
     timeout: std::time::Duration,
-) -> Result<Vec<Value>, Problem> {
+) -> Result<Vec<PinnedPrompt>, Problem> {
     let listed = list_prompts(upstream, timeout).await.map_err(|e| {
         Problem::new(
             axum::http::StatusCode::BAD_GATEWAY,
@@ -276,11 +226,11 @@ async fn pin_prompts<S: Store>(
                 now_ms(),
             ))
             .await?;
-        pinned.push(json!({
-            "name": stored.name.as_str(),
-            "description_sha256": stored.description_sha256,
-            "receipt_id": receipt,
-        }));
+        pinned.push(PinnedPrompt {
+            name: stored.name.as_str().to_owned(),
+            description_sha256: stored.description_sha256,
+            receipt_id: receipt,
+        });
     }
     Ok(pinned)
 }
@@ -291,11 +241,11 @@ async fn pin_prompts<S: Store>(
         ("id" = String, Path, description = "The server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
-    responses((status = 200, description = "The pinned tool", body = crate::schema::Tool)))]
+    responses((status = 200, description = "The pinned tool", body = remit_api::Tool)))]
 pub async fn show_tool<S: Store>(
     State(state): State<Gateway<S>>,
     Path((server, tool)): Path<(String, String)>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<remit_api::Tool>, Problem> {
     let tool = state
         .store()
         .tool(
@@ -303,7 +253,7 @@ pub async fn show_tool<S: Store>(
             &Id::parse("tool name", tool)?,
         )
         .await?;
-    Ok(Json(tool_json(&tool)))
+    Ok(Json(remit_api::Tool::from(&tool)))
 }
 
 #[utoipa::path(patch, path = "/v1/servers/{id}/tools/{tool}", tag = "gateway", security(("admin_token" = [])),
@@ -312,14 +262,14 @@ pub async fn show_tool<S: Store>(
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
     request_body = SetTool,
-    responses((status = 200, description = "The tool with its new risk, clearance or resource argument", body = crate::schema::Tool)))]
+    responses((status = 200, description = "The tool with its new risk, clearance or resource argument", body = remit_api::Tool)))]
 /// `PATCH /v1/servers/{id}/tools/{tool}`: sets a pinned tool's risk,
 /// clearance or resource argument (its pinned hash is unchanged).
 pub async fn set_tool<S: Store>(
     state: State<Gateway<S>>,
     path: Path<(String, String)>,
     body: JsonBody<SetTool>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<remit_api::Tool>, Problem> {
     update_tool(state, path, body).await
 }
 
@@ -329,14 +279,14 @@ pub async fn set_tool<S: Store>(
         ("tool" = String, Path, description = "The tool name", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$"),
     ),
     request_body = SetTool,
-    responses((status = 200, description = "The tool with its new risk, clearance or resource argument", body = crate::schema::Tool)))]
+    responses((status = 200, description = "The tool with its new risk, clearance or resource argument", body = remit_api::Tool)))]
 /// `POST /v1/servers/{id}/tools/{tool}`: the same as `PATCH`, for clients
 /// that cannot send `PATCH`.
 pub async fn set_tool_post<S: Store>(
     state: State<Gateway<S>>,
     path: Path<(String, String)>,
     body: JsonBody<SetTool>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<remit_api::Tool>, Problem> {
     update_tool(state, path, body).await
 }
 
@@ -344,7 +294,7 @@ async fn update_tool<S: Store>(
     State(state): State<Gateway<S>>,
     Path((server, tool)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetTool>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<remit_api::Tool>, Problem> {
     if body.risk.is_none() && body.clearance.is_none() && body.resource_arg.is_none() {
         return Err(Problem::invalid("give risk, clearance or resource_arg"));
     }
@@ -363,10 +313,10 @@ async fn update_tool<S: Store>(
         )
         .await?;
     if let Some(risk) = body.risk {
-        record.risk = risk;
+        record.risk = risk.into();
     }
     if let Some(clearance) = body.clearance {
-        record.clearance = clearance;
+        record.clearance = clearance.into();
     }
     if let Some(arg) = body.resource_arg {
         record.resource_arg = arg;
@@ -380,8 +330,8 @@ async fn update_tool<S: Store>(
         ))
         .await?;
     state.reload_policy().await?;
-    let mut out = tool_json(&stored);
-    out["receipt_id"] = json!(receipt);
+    let mut out = remit_api::Tool::from(&stored);
+    out.receipt_id = Some(receipt);
     Ok(Json(out))
 }
 

@@ -450,7 +450,7 @@ pub async fn delete<S: Store>(
 /// remit, not whether a call will be allowed), but its id must be one.
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp/{server}", tag = "discovery",
     params(("server" = String, Path, description = "The MCP server id", pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")),
-    responses((status = 200, description = "RFC 9728 protected resource metadata", body = crate::schema::ProtectedResourceMetadata)))]
+    responses((status = 200, description = "RFC 9728 protected resource metadata", body = remit_api::ProtectedResourceMetadata)))]
 pub async fn resource_metadata<S: Store>(
     State(state): State<Gateway<S>>,
     Path(server): Path<String>,
@@ -459,16 +459,14 @@ pub async fn resource_metadata<S: Store>(
         return crate::problem::Problem::from(error).into_response();
     }
     let base = &state.settings().public_url;
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "resource": auth::resource_url(base, &server),
-            "authorization_servers": [base],
-            "bearer_methods_supported": ["header"],
-            "dpop_signing_alg_values_supported": ["ES256"],
-            "dpop_bound_access_tokens_required": !state.gateway().config().allow_bearer
-                || state.policy_preset() == Some(remit_policy::Preset::Lockdown),
-            "resource_name": format!("MCP server {server} through the Remit gateway"),
-        }),
-    )
+    axum::Json(remit_api::ProtectedResourceMetadata {
+        resource: auth::resource_url(base, &server),
+        authorization_servers: vec![base.clone()],
+        bearer_methods_supported: vec!["header".into()],
+        dpop_signing_alg_values_supported: vec!["ES256".into()],
+        dpop_bound_access_tokens_required: !state.gateway().config().allow_bearer
+            || state.policy_preset() == Some(remit_policy::Preset::Lockdown),
+        resource_name: format!("MCP server {server} through the Remit gateway"),
+    })
+    .into_response()
 }

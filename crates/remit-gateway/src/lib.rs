@@ -122,7 +122,6 @@ pub mod origin;
 pub mod pins;
 pub mod pipeline;
 pub mod problem;
-pub mod schema;
 pub mod settings;
 pub mod upstream;
 pub mod wrap;

@@ -9,7 +9,7 @@ use remit_store::StoreError;
 use serde::de::DeserializeOwned;
 
 /// The media type of a problem document.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub const PROBLEM_JSON: &str = remit_api::problem::PROBLEM_JSON;
 
 /// An RFC 9457 problem: what went wrong, for a client to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,20 +90,20 @@ impl Problem {
         &self.detail
     }
 
+    /// The problem document (`remit_api::Problem`, the one shape of it).
+    pub fn document(&self) -> remit_api::Problem {
+        remit_api::Problem::new(self.kind, self.title, self.status.as_u16(), &self.detail)
+    }
+
     /// The problem document as JSON.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "type": format!("urn:remit:problem:{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        })
+        serde_json::to_value(self.document()).unwrap_or_default()
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut response = (self.status, self.body().to_string()).into_response();
+        let mut response = (self.status, axum::Json(self.document())).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.www_authenticate {

@@ -108,6 +108,9 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use remit_api::exchange::OAuthErrorCode;
+use remit_api::TokenExchanged;
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
 use remit_store::{
     ExchangeLink, Id, IssuedRemit, RemitFacts, RevocationKind, RevocationTarget, Status, Store,
@@ -163,15 +166,14 @@ pub struct TokenRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
     status: StatusCode,
-    error: &'static str,
-    description: String,
     /// The authenticated actor, when the refusal came after authentication.
     actor: Option<String>,
-    extra: Option<Box<Value>>,
+    /// The answer's body.
+    body: Box<remit_api::OAuthError>,
 }
 
 impl OAuthError {
-    fn new(error: &'static str, description: impl Into<String>) -> Self {
+    fn new(error: OAuthErrorCode, description: impl Into<String>) -> Self {
         // A description may quote what the caller sent (and is recorded in
         // a deny receipt once the actor is known): bounded, always.
         let description = description.into();
@@ -182,24 +184,31 @@ impl OAuthError {
             };
         Self {
             status: StatusCode::BAD_REQUEST,
-            error,
-            description,
             actor: None,
-            extra: None,
+            body: Box::new(remit_api::OAuthError {
+                error,
+                error_description: description,
+                remit_reason: None,
+                policy_ids: None,
+                policy_version: None,
+            }),
         }
     }
 
     fn request(description: impl Into<String>) -> Self {
-        Self::new("invalid_request", description)
+        Self::new(OAuthErrorCode::InvalidRequest, description)
     }
 
     fn grant(description: impl Into<String>) -> Self {
-        Self::new("invalid_grant", description)
+        Self::new(OAuthErrorCode::InvalidGrant, description)
     }
 
     fn server(what: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "token exchange: {what} failed");
-        let mut e = Self::new("server_error", format!("{what} failed; see the server log"));
+        let mut e = Self::new(
+            OAuthErrorCode::ServerError,
+            format!("{what} failed; see the server log"),
+        );
         e.status = StatusCode::INTERNAL_SERVER_ERROR;
         e
     }
@@ -211,24 +220,18 @@ impl OAuthError {
 
     /// The RFC 6749 error code.
     pub fn code(&self) -> &'static str {
-        self.error
+        self.body.error.as_str()
     }
 
     /// The human description.
     pub fn description(&self) -> &str {
-        &self.description
+        &self.body.error_description
     }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.error, "error_description": self.description });
-        if let (Some(Value::Object(extra)), Some(map)) =
-            (self.extra.map(|e| *e), body.as_object_mut())
-        {
-            map.extend(extra);
-        }
-        no_store((self.status, body.to_string()).into_response())
+        no_store((self.status, Json(*self.body)).into_response())
     }
 }
 
@@ -244,15 +247,15 @@ fn no_store(mut response: Response) -> Response {
 
 /// `POST /oauth/token`.
 #[utoipa::path(post, path = "/oauth/token", tag = "exchange",
-    request_body(content = crate::gateway::schema::TokenExchangeForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = remit_api::doc::TokenExchangeForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The exchanged remit (RFC 8693 §2.2.1)", body = crate::gateway::schema::TokenExchanged,
+        (status = 200, description = "The exchanged remit (RFC 8693 §2.2.1)", body = remit_api::TokenExchanged,
             headers(("cache-control" = String, description = "`no-store`"))),
         (status = 400, description = "RFC 6749 §5.2 error: the request, the subject or actor token, the target or the grants were refused",
-            body = crate::gateway::schema::OAuthError, content_type = "application/json",
+            body = remit_api::OAuthError, content_type = "application/json",
             headers(("cache-control" = String, description = "`no-store`"))),
         (status = "default", description = "RFC 6749 §5.2 error (`server_error` with 500); never a problem document",
-            body = crate::gateway::schema::OAuthError, content_type = "application/json"),
+            body = remit_api::OAuthError, content_type = "application/json"),
     ))]
 pub async fn token<S: Store>(
     State(state): State<Gateway<S>>,
@@ -267,13 +270,13 @@ pub async fn token<S: Store>(
         ))),
     };
     match result {
-        Ok(answer) => no_store((StatusCode::OK, answer.to_string()).into_response()),
+        Ok(answer) => no_store((StatusCode::OK, Json(answer)).into_response()),
         Err(refusal) => {
             if let Some(actor) = &refusal.actor {
                 let event = events::exchange_refused(
                     Some(actor),
-                    refusal.error,
-                    &refusal.description,
+                    refusal.code(),
+                    refusal.description(),
                     now_ms(),
                 );
                 if let Err(problem) = state.record(event).await {
@@ -281,7 +284,7 @@ pub async fn token<S: Store>(
                         .into_response();
                 }
             } else {
-                tracing::debug!(error = refusal.error, description = %refusal.description, "token exchange refused before the actor was authenticated");
+                tracing::debug!(error = refusal.code(), description = %refusal.description(), "token exchange refused before the actor was authenticated");
             }
             refusal.into_response()
         }
@@ -300,11 +303,11 @@ async fn exchange<S: Store>(
     request: TokenRequest,
     headers: &HeaderMap,
     now: u64,
-) -> Result<Value, OAuthError> {
+) -> Result<TokenExchanged, OAuthError> {
     let grant_type = required(&request.grant_type, "grant_type")?;
     if grant_type != GRANT_TYPE {
         return Err(OAuthError::new(
-            "unsupported_grant_type",
+            OAuthErrorCode::UnsupportedGrantType,
             format!("grant_type {grant_type:?} is not supported; use {GRANT_TYPE}"),
         ));
     }
@@ -323,7 +326,7 @@ async fn exchange<S: Store>(
         if let Some(v) = value.as_deref() {
             if v != audience {
                 return Err(OAuthError::new(
-                    "invalid_target",
+                    OAuthErrorCode::InvalidTarget,
                     format!("{name} {v:?} is not served here; remits are minted for {audience:?}"),
                 ));
             }
@@ -363,7 +366,7 @@ async fn exchange<S: Store>(
         .map_err(&refuse)?;
     let grants: Vec<Grant> = serde_json::from_str(&details).map_err(|e| {
         refuse(OAuthError::new(
-            "invalid_authorization_details",
+            OAuthErrorCode::InvalidAuthorizationDetails,
             format!("authorization_details must be a JSON array of remit_tool grants: {e}"),
         ))
     })?;
@@ -540,18 +543,19 @@ async fn exchange<S: Store>(
         ))
         .await
         .map_err(|problem| OAuthError::server("recording the receipt", &problem.to_string()))?;
-    Ok(json!({
-        "access_token": format!("{root}~{child}"),
-        "issued_token_type": REMIT_TOKEN_TYPE,
-        "token_type": "N_A",
-        "expires_in": c.exp.saturating_sub(now),
-        "authorization_details": c.authorization_details,
-        "jti": c.jti,
-        "root": r.jti,
-        "act": c.act,
-        "policy": c.policy,
-        "receipt_id": receipt,
-    }))
+    Ok(TokenExchanged {
+        access_token: format!("{root}~{child}"),
+        issued_token_type: REMIT_TOKEN_TYPE.to_owned(),
+        token_type: "N_A".to_owned(),
+        expires_in: c.exp.saturating_sub(now),
+        authorization_details: c.authorization_details.clone(),
+        jti: c.jti.clone(),
+        root: r.jti.clone(),
+        sub: None,
+        act: c.act.clone(),
+        policy: c.policy.clone(),
+        receipt_id: receipt,
+    })
 }
 
 /// `subject_token_type` [`ID_TOKEN_TYPE`]: the ID token's user (verified by
@@ -565,7 +569,7 @@ async fn issue_for_identity<S: Store>(
     actor: &AuthenticatedActor,
     details: &str,
     now: u64,
-) -> Result<Value, OAuthError> {
+) -> Result<TokenExchanged, OAuthError> {
     let refuse = |e: OAuthError| e.by(actor.id.as_str());
     let identity = state
         .settings()
@@ -575,20 +579,20 @@ async fn issue_for_identity<S: Store>(
         .map_err(|e| refuse(OAuthError::grant(format!("subject_token: {e}"))))?;
     let grants: Vec<Grant> = serde_json::from_str(details).map_err(|e| {
         refuse(OAuthError::new(
-            "invalid_authorization_details",
+            OAuthErrorCode::InvalidAuthorizationDetails,
             format!("authorization_details must be a JSON array of remit_tool grants: {e}"),
         ))
     })?;
     if grants.is_empty() {
         return Err(refuse(OAuthError::new(
-            "invalid_authorization_details",
+            OAuthErrorCode::InvalidAuthorizationDetails,
             "authorization_details must ask for at least one grant",
         )));
     }
     for (index, grant) in grants.iter().enumerate() {
         grant.check().map_err(|reason| {
             refuse(OAuthError::new(
-                "invalid_authorization_details",
+                OAuthErrorCode::InvalidAuthorizationDetails,
                 format!("authorization_details[{index}]: {reason}"),
             ))
         })?;
@@ -676,19 +680,19 @@ async fn issue_for_identity<S: Store>(
         ))
         .await
         .map_err(|problem| OAuthError::server("recording the receipt", &problem.to_string()))?;
-    Ok(json!({
-        "access_token": remit.compact(),
-        "issued_token_type": REMIT_TOKEN_TYPE,
-        "token_type": "N_A",
-        "expires_in": c.exp.saturating_sub(now),
-        "authorization_details": c.authorization_details,
-        "jti": c.jti,
-        "root": c.jti,
-        "sub": c.sub,
-        "act": c.act,
-        "policy": c.policy,
-        "receipt_id": receipt,
-    }))
+    Ok(TokenExchanged {
+        access_token: remit.compact().to_owned(),
+        issued_token_type: REMIT_TOKEN_TYPE.to_owned(),
+        token_type: "N_A".to_owned(),
+        expires_in: c.exp.saturating_sub(now),
+        authorization_details: c.authorization_details.clone(),
+        jti: c.jti.clone(),
+        root: c.jti.clone(),
+        sub: Some(c.sub.clone()),
+        act: c.act.clone(),
+        policy: c.policy.clone(),
+        receipt_id: receipt,
+    })
 }
 
 /// `invalid_grant` for a policy that did not allow, with its reasons.
@@ -699,11 +703,16 @@ fn policy_refusal(decision: &remit_policy::Decision) -> OAuthError {
         decision.reason_code(),
         decision.explanation()
     ));
-    e.extra = Some(Box::new(json!({
-        "remit_reason": if decision.verdict() == remit_policy::Verdict::Escalate { "policy-escalated" } else { "policy-denied" },
-        "policy_ids": ledger.policy_ids,
-        "policy_version": decision.policy_version(),
-    })));
+    e.body.remit_reason = Some(
+        if decision.verdict() == remit_policy::Verdict::Escalate {
+            "policy-escalated"
+        } else {
+            "policy-denied"
+        }
+        .to_owned(),
+    );
+    e.body.policy_ids = Some(ledger.policy_ids);
+    e.body.policy_version = Some(decision.policy_version().to_owned());
     e
 }
 
@@ -711,7 +720,8 @@ fn policy_refusal(decision: &remit_policy::Decision) -> OAuthError {
 /// (tools, resources, actions and argument constraints), by the same rule
 /// offline delegation is checked with.
 fn check_narrower(requested: &[Grant], subject: &[Grant]) -> Result<(), OAuthError> {
-    let wider = |detail: String| OAuthError::new("invalid_authorization_details", detail);
+    let wider =
+        |detail: String| OAuthError::new(OAuthErrorCode::InvalidAuthorizationDetails, detail);
     if requested.is_empty() {
         return Err(wider(
             "authorization_details must ask for at least one grant".into(),
@@ -931,7 +941,7 @@ async fn prove_subject_possession<S: Store>(
     now: u64,
 ) -> Result<(), OAuthError> {
     let htu = format!("{}/oauth/token", state.settings().public_url);
-    let invalid = |why: String| OAuthError::new("invalid_dpop_proof", why);
+    let invalid = |why: String| OAuthError::new(OAuthErrorCode::InvalidDpopProof, why);
     let mut proofs = headers.get_all("dpop").iter();
     let proof = match (proofs.next(), proofs.next()) {
         (Some(proof), None) => proof

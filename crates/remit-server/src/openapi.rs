@@ -1,13 +1,14 @@
 //! The OpenAPI 3.1 document of the HTTP API, generated from the handlers'
-//! `#[utoipa::path]` attributes and the request types' `ToSchema` derives,
-//! served at `GET /openapi.json`.
+//! `#[utoipa::path]` attributes and the `ToSchema` derives of the request
+//! and response types in `remit_api`, served at `GET /openapi.json`.
 //!
-//! Response bodies are built with `json!` in the handlers; the types in
-//! [`schema`] describe those shapes for the document only. Drift between
-//! the two is caught by schemathesis (`scripts/schemathesis`), which checks
-//! every response against this document, and by the route test in
-//! `tests/openapi.rs`, which fails when a route of the router is missing
-//! here.
+//! The handlers return those same types (`Json<remit_api::...>`) and the
+//! CLI reads answers into them, so a body's shape is written once. What
+//! `remit_api::doc` holds for the document only (grants and the uppercase
+//! classification of the token core, the lenient `/oauth/token` form) is
+//! explained there. Schemathesis (`scripts/schemathesis`) still checks
+//! every response against this document, and the route test in
+//! `tests/openapi.rs` fails when a route of the router is missing here.
 //!
 //! Every operation answers errors as RFC 9457 `application/problem+json`
 //! (the `default` response); admin operations take the `admin_token`
@@ -81,7 +82,7 @@ pub const UNDOCUMENTED_PREFIXES: &[&str] = &["/mcp"];
         gateway::approvals::shadow_show,
         gateway::approvals::shadow_set,
     ),
-    components(schemas(schema::Problem)),
+    components(schemas(remit_api::Problem)),
     modifiers(&ProblemsAndSecurity),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -185,8 +186,6 @@ pub async fn document_handler<S: Store>(State(state): State<AppState<S>>) -> Res
     )
         .into_response()
 }
-
-pub use remit_gateway::schema;
 
 #[cfg(test)]
 mod tests {

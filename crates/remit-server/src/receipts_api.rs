@@ -4,9 +4,9 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
+use remit_api::{LatestCheckpoint, ReceiptPage};
 use remit_store::Store;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::problem::Problem;
 use crate::receipts::MAX_PAGE;
@@ -32,13 +32,13 @@ fn unavailable(error: &dyn std::fmt::Display) -> Problem {
 
 #[utoipa::path(get, path = "/v1/receipts", tag = "receipts", security(("admin_token" = [])),
     params(Page),
-    responses((status = 200, description = "Signed leaves, as stored", body = crate::gateway::schema::ReceiptPage)))]
+    responses((status = 200, description = "Signed leaves, as stored", body = remit_api::ReceiptPage)))]
 /// `GET /v1/receipts?from=N&limit=M`: the leaves as stored (strings of
 /// canonical JSON `{"receipt":..,"sig":..}`), so a client can audit them.
 pub async fn leaves<S: Store>(
     State(state): State<AppState<S>>,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ReceiptPage>, Problem> {
     let Query(page) = query.map_err(|e| Problem::invalid(format!("query: {}", e.body_text())))?;
     // Log indices are signed 64-bit in the stores; say so rather than
     // accept an index no log can reach (found by schemathesis).
@@ -65,27 +65,27 @@ pub async fn leaves<S: Store>(
         .map(String::from_utf8)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unavailable(&e))?;
-    Ok(Json(json!({
-        "from": page.from,
-        "size": size,
-        "leaves": leaves,
-    })))
+    Ok(Json(ReceiptPage {
+        from: page.from,
+        size,
+        leaves,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/checkpoints/latest", tag = "receipts",
-    responses((status = 200, description = "The latest signed checkpoint and the keys to verify it", body = crate::gateway::schema::LatestCheckpoint)))]
+    responses((status = 200, description = "The latest signed checkpoint and the keys to verify it", body = remit_api::LatestCheckpoint)))]
 /// `GET /v1/checkpoints/latest`: the latest signed checkpoint.
 pub async fn latest_checkpoint<S: Store>(
     State(state): State<AppState<S>>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<LatestCheckpoint>, Problem> {
     let log = std::sync::Arc::clone(state.receipts());
     let reader = std::sync::Arc::clone(&log);
     let checkpoint = blocking(move || reader.latest_checkpoint()).await?;
-    Ok(Json(json!({
-        "checkpoint": checkpoint,
-        "note_verifier": log.note_verifier_key(),
-        "receipt_jwks": log.receipt_jwks(),
-    })))
+    Ok(Json(LatestCheckpoint {
+        checkpoint,
+        note_verifier: log.note_verifier_key(),
+        receipt_jwks: log.receipt_jwks(),
+    }))
 }
 
 async fn blocking<T: Send + 'static>(

@@ -15,47 +15,20 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+pub use remit_api::IssueRemit;
+use remit_api::{IssuedRemit as Issued, PolicyProblem};
 use remit_policy::{Action, ContextInput, DecisionRequest, EntityKind, EntityRef, RequestContext};
 use remit_store::{Id, IssuedRemit, RemitFacts, Status, Store};
-use remit_token::{mint, Classification, Grant, MintRequest, Signer as _};
-use serde::Deserialize;
+use remit_token::{mint, Classification, MintRequest, Signer as _};
 use serde_json::json;
 
 use crate::problem::{JsonBody, Problem};
 use crate::receipts::events;
 use crate::state::{now, now_ms, AppState};
 
-/// Body of `POST /v1/remits`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IssueRemit {
-    /// The registered agent that will hold it.
-    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
-    pub agent: String,
-    /// The user it acts for.
-    #[schema(pattern = "^[A-Za-z0-9.:_@/-]{1,200}$")]
-    pub sub: String,
-    /// What it allows (RFC 9396 `authorization_details`, type `remit_tool`).
-    #[schema(value_type = Vec<crate::gateway::schema::Grant>)]
-    pub grants: Vec<Grant>,
-    /// Lifetime in seconds; the server default when absent.
-    #[serde(default)]
-    pub ttl_secs: Option<u64>,
-    /// Highest classification; INTERNAL when absent.
-    #[serde(default)]
-    #[schema(value_type = Option<crate::gateway::schema::Classification>)]
-    pub class: Option<Classification>,
-    /// Tool calls allowed; unlimited when absent.
-    #[serde(default)]
-    pub max_steps: Option<u64>,
-    /// Deepest delegation allowed below it.
-    #[serde(default)]
-    pub max_depth: Option<u32>,
-}
-
 #[utoipa::path(post, path = "/v1/remits", tag = "remits", security(("admin_token" = [])),
     request_body = IssueRemit,
-    responses((status = 201, description = "Issued; the token is shown once", body = crate::gateway::schema::IssuedRemit)))]
+    responses((status = 201, description = "Issued; the token is shown once", body = remit_api::IssuedRemit)))]
 /// `POST /v1/remits`: mints a remit bound to the agent's registered key.
 pub async fn issue<S: Store>(
     State(state): State<AppState<S>>,
@@ -147,18 +120,18 @@ pub async fn issue<S: Store>(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "remit": remit.compact(),
-            "jti": claims.jti,
-            "sub": claims.sub,
-            "agent": claims.act.sub,
-            "iat": claims.iat,
-            "exp": claims.exp,
-            "holder": claims.cnf.jkt,
-            "token_type": "remit+jwt",
-            "policy": claims.policy,
-            "receipt_id": receipt,
-        })),
+        Json(Issued {
+            remit: remit.compact().to_owned(),
+            jti: claims.jti.clone(),
+            sub: claims.sub.clone(),
+            agent: claims.act.sub.clone(),
+            iat: claims.iat,
+            exp: claims.exp,
+            holder: claims.cnf.jkt.as_str().to_owned(),
+            token_type: remit_api::REMIT_JWT.to_owned(),
+            policy: claims.policy.clone(),
+            receipt_id: receipt,
+        }),
     )
         .into_response())
 }
@@ -259,12 +232,14 @@ async fn refuse<S: Store>(
             ),
         )
     };
-    let mut document = problem.body();
-    document["reason"] = json!(decision.reason_code());
-    document["policy_ids"] = json!(ledger.policy_ids);
-    document["policy_version"] = json!(decision.policy_version());
-    document["receipt_id"] = json!(receipt);
-    let mut response = (StatusCode::FORBIDDEN, document.to_string()).into_response();
+    let document = PolicyProblem {
+        problem: problem.document(),
+        reason: decision.reason_code().to_owned(),
+        policy_ids: ledger.policy_ids,
+        policy_version: decision.policy_version().to_owned(),
+        receipt_id: receipt,
+    };
+    let mut response = (StatusCode::FORBIDDEN, Json(document)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(crate::problem::PROBLEM_JSON),

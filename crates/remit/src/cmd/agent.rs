@@ -8,7 +8,10 @@ use clap::{Args, Subcommand};
 use remit_token::{EcdsaP256Signer, PrivateJwk, Signer as _};
 use serde_json::{json, Value};
 
-use super::client::{finish, segment, Api, ApiError, ServerArgs};
+use remit_api::words::Word as _;
+use remit_api::{Agent, AgentList};
+
+use super::client::{finish, segment, Api, ApiError, Reply, ServerArgs};
 use crate::io;
 
 /// `remit agent ...`.
@@ -109,63 +112,55 @@ fn register(
     if let Some(name) = name {
         body["name"] = json!(name);
     }
-    let agent = api.post("/v1/agents", &body)?;
-    if json {
-        io::print_json(&agent)?;
-    } else {
+    let agent: Reply<Agent> = api.post("/v1/agents", &body)?;
+    agent.print(json, |agent| {
         say!(
             "registered agent {} (key {}, receipt {})",
-            text(&agent["id"]),
-            text(&agent["key_thumbprint"]),
-            text(&agent["receipt_id"])
+            printable(&agent.id),
+            printable(&agent.key_thumbprint),
+            number(agent.receipt_id)
         );
-    }
-    Ok(())
+    })
 }
 
 fn list(api: &Api, json: bool) -> Result<(), ApiError> {
-    let answer = api.get("/v1/agents")?;
-    if json {
-        io::print_json(&answer)?;
-        return Ok(());
-    }
-    let agents = answer["agents"].as_array().cloned().unwrap_or_default();
-    if agents.is_empty() {
-        say!("no agents registered");
-    }
-    for agent in agents {
-        say!(
-            "{}\t{}\t{}\towner {}\tkey {}",
-            text(&agent["id"]),
-            text(&agent["status"]),
-            text(&agent["risk_tier"]),
-            text(&agent["owner"]),
-            text(&agent["key_thumbprint"])
-        );
-    }
-    Ok(())
+    let answer: Reply<AgentList> = api.get("/v1/agents")?;
+    answer.print(json, |list| {
+        if list.agents.is_empty() {
+            say!("no agents registered");
+        }
+        for agent in &list.agents {
+            say!(
+                "{}\t{}\t{}\towner {}\tkey {}",
+                printable(&agent.id),
+                agent.status.word(),
+                agent.risk_tier.word(),
+                printable(&agent.owner),
+                printable(&agent.key_thumbprint)
+            );
+        }
+    })
 }
 
 fn disable(api: &Api, json: bool, id: &str) -> Result<(), ApiError> {
-    let agent = api.post(&format!("/v1/agents/{}/disable", segment(id)), &json!({}))?;
-    if json {
-        io::print_json(&agent)?;
-    } else {
+    let agent: Reply<Agent> =
+        api.post(&format!("/v1/agents/{}/disable", segment(id)), &json!({}))?;
+    agent.print(json, |agent| {
         say!(
             "disabled agent {} and revoked its remits (receipt {})",
-            text(&agent["id"]),
-            text(&agent["receipt_id"])
+            printable(&agent.id),
+            number(agent.receipt_id)
         );
-    }
-    Ok(())
+    })
 }
 
-/// A JSON value as plain text for a terminal (strings without quotes,
-/// control characters escaped: names and owners come from other people).
-pub(crate) fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => crate::io::printable(s).into_owned(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// Text from the server for a terminal, control characters escaped:
+/// names and owners come from other people.
+pub(crate) fn printable(text: &str) -> String {
+    crate::io::printable(text).into_owned()
+}
+
+/// An optional number or time for a terminal: `-` when absent.
+pub(crate) fn number<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".into(), |v| v.to_string())
 }

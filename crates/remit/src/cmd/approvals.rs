@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use remit_api::words::Word as _;
+use remit_api::{Approval, ApprovalList, Decide};
 
-use super::agent::text;
-use super::client::{finish, segment, Api, ServerArgs};
-use crate::io;
+use super::agent::{number, printable};
+use super::client::{finish, segment, Api, Reply, ServerArgs};
 
 /// `remit approvals ...`.
 #[derive(Debug, Args)]
@@ -46,14 +46,14 @@ enum ApprovalsCommand {
     },
 }
 
-fn line(a: &Value) -> String {
+fn line(a: &Approval) -> String {
     format!(
         "{}\t{}\t{}\t{}\t{}",
-        text(&a["id"]),
-        text(&a["state"]),
-        text(&a["agent"]),
-        text(&a["tool"]),
-        text(&a["summary"])
+        printable(&a.id),
+        a.state.word(),
+        printable(&a.agent),
+        printable(&a.tool),
+        printable(&a.summary)
     )
 }
 
@@ -77,45 +77,37 @@ pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
                 Some(std::env::var("USER").unwrap_or_else(|_| "admin".into()))
             }
         });
-        let body = by.map_or_else(|| json!({}), |by| json!({ "by": by }));
-        let answer = api.post(&format!("/v1/approvals/{}/{verdict}", segment(id)), &body)?;
-        if json {
-            io::print_json(&answer)?;
-        } else {
+        let answer: Reply<Approval> = api.post(
+            &format!("/v1/approvals/{}/{verdict}", segment(id)),
+            &Decide { by },
+        )?;
+        answer.print(json, |a| {
             say!(
                 "{} {} (receipt {})",
-                text(&answer["id"]),
-                text(&answer["state"]),
-                text(&answer["receipt_id"])
+                printable(&a.id),
+                a.state.word(),
+                number(a.receipt_id)
             );
-        }
-        Ok(())
+        })
     };
     let result = match args.command {
-        ApprovalsCommand::List => api.get("/v1/approvals").and_then(|answer| {
-            if json {
-                io::print_json(&answer)?;
-                return Ok(());
-            }
-            let pending = answer["approvals"].as_array().cloned().unwrap_or_default();
-            if pending.is_empty() {
-                say!("no pending approvals");
-            }
-            for a in pending {
-                say!("{}", line(&a));
-            }
-            Ok(())
+        ApprovalsCommand::List => api.get::<ApprovalList>("/v1/approvals").and_then(|answer| {
+            answer.print(json, |list| {
+                if list.approvals.is_empty() {
+                    say!("no pending approvals");
+                }
+                for a in &list.approvals {
+                    say!("{}", line(a));
+                }
+            })
         }),
         ApprovalsCommand::Show { id } => api
-            .get(&format!("/v1/approvals/{}", segment(&id)))
-            .and_then(|a| {
-                if json {
-                    io::print_json(&a)?;
-                } else {
-                    say!("{}", line(&a));
-                    say!("call sha256 {}", text(&a["call_hash"]));
-                }
-                Ok(())
+            .get::<Approval>(&format!("/v1/approvals/{}", segment(&id)))
+            .and_then(|answer| {
+                answer.print(json, |a| {
+                    say!("{}", line(a));
+                    say!("call sha256 {}", printable(&a.call_hash));
+                })
             }),
         ApprovalsCommand::Approve { id, by } => decide(&id, "approve", by),
         ApprovalsCommand::Reject { id, by } => decide(&id, "reject", by),

@@ -7,6 +7,7 @@ use std::sync::mpsc;
 
 use anyhow::{bail, Context as _};
 use clap::{Subcommand, ValueEnum};
+use remit_api::{LatestCheckpoint, ReceiptPage};
 use remit_ledger::ocsf::rfc3339;
 use remit_ledger::{
     ActorKind, ApiActivity, Auditor, Event, FileStore, Jwks, Log, LogDir, NoteSigner, NoteVerifier,
@@ -399,11 +400,8 @@ fn verify_server(
 ) -> anyhow::Result<ExitCode> {
     let api = super::client::Api::new(args)?;
     let fail = |e: super::client::ApiError| anyhow::anyhow!("{e}");
-    let head = api.get("/v1/checkpoints/latest").map_err(fail)?;
-    let checkpoint = head["checkpoint"]
-        .as_str()
-        .context("the server's checkpoint answer holds no checkpoint")?
-        .to_owned();
+    let head: LatestCheckpoint = api.get("/v1/checkpoints/latest").map_err(fail)?.body;
+    let checkpoint = head.checkpoint;
     let (verifier, pinned) = match note_pub {
         Some(path) => (
             NoteVerifier::from_vkey(io::read_text(path)?.trim())
@@ -411,7 +409,7 @@ fn verify_server(
             true,
         ),
         None => (
-            NoteVerifier::from_vkey(head["note_verifier"].as_str().unwrap_or_default())
+            NoteVerifier::from_vkey(&head.note_verifier)
                 .context("the server's note verifier key does not parse")?,
             false,
         ),
@@ -419,7 +417,7 @@ fn verify_server(
     let jwks = match jwks {
         Some(path) => Jwks::from_json(&io::read_text(path)?)
             .with_context(|| format!("{}: not a JWKS", path.display()))?,
-        None => Jwks::from_json(&head["receipt_jwks"].to_string())
+        None => Jwks::from_json(&head.receipt_jwks.to_string())
             .context("the server's receipt JWKS does not parse")?,
     };
     let earlier = earlier.map(io::read_text).transpose()?;
@@ -427,17 +425,14 @@ fn verify_server(
     let mut semantics = Semantics::new();
     let mut result = Ok(());
     'pages: loop {
-        let page = api
+        let page: ReceiptPage = api
             .get(&format!("/v1/receipts?from={}&limit=1000", auditor.size()))
-            .map_err(fail)?;
-        let leaves = page["leaves"]
-            .as_array()
-            .context("the server's receipts answer holds no leaves")?;
-        if leaves.is_empty() {
+            .map_err(fail)?
+            .body;
+        if page.leaves.is_empty() {
             break;
         }
-        for leaf in leaves {
-            let leaf = leaf.as_str().context("a leaf is not a string")?;
+        for leaf in &page.leaves {
             if let Err(e) = auditor.push(leaf.as_bytes()) {
                 result = Err(e);
                 break 'pages;

@@ -1,23 +1,29 @@
-//! A small HTTP/1.1 client for the control-plane API (`http://` only), and
-//! the options every command that talks to a server shares.
+//! The control-plane API client (`reqwest` over rustls: `http://` and
+//! `https://`), and the options every command that talks to a server
+//! shares.
 //!
-//! One request per connection (`connection: close`), JSON in and out.
-//! Problem+json answers become [`ApiError::Problem`], shown as
-//! `error: <title>: <detail>` with exit 1; an unreachable server is an
-//! error naming the URL (exit 2).
+//! Answers are read into the `remit_api` types the server writes them
+//! from ([`Reply::body`]), and kept as the JSON they came as
+//! ([`Reply::raw`]) for `--json`. Problem+json answers become
+//! [`ApiError::Problem`], shown as `error: <title>: <detail>` with exit 1;
+//! an unreachable server is an error naming the URL and asking whether
+//! `remit serve` runs there (exit 2).
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpStream, ToSocketAddrs as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
+use remit_api::problem::PROBLEM_JSON;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest answer read, so a misbehaving server cannot exhaust memory.
-const MAX_RESPONSE: u64 = 64 << 20;
+const MAX_RESPONSE: usize = 64 << 20;
+/// Most characters of a non-problem error body shown.
+const MAX_SHOWN: usize = 500;
 
 /// Where the server is and how to authenticate to it.
 #[derive(Debug, clap::Args)]
@@ -70,171 +76,192 @@ pub fn finish(result: Result<(), ApiError>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A successful answer: as typed, and as sent.
+#[derive(Debug)]
+pub struct Reply<T> {
+    /// The answer read into its `remit_api` type.
+    pub body: T,
+    /// The answer's JSON as the server wrote it (members the type does not
+    /// name included), for `--json`.
+    pub raw: Value,
+}
+
+impl<T> Reply<T> {
+    /// Prints the server's JSON for `--json`, else `text` of the typed answer.
+    pub fn print(&self, json: bool, text: impl FnOnce(&T)) -> Result<(), ApiError> {
+        if json {
+            crate::io::print_json(&self.raw)?;
+        } else {
+            text(&self.body);
+        }
+        Ok(())
+    }
+}
+
 /// A client for one server.
 #[derive(Debug)]
 pub struct Api {
     base: String,
-    authority: String,
-    prefix: String,
     token: Option<String>,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Api {
-    /// A client for `args.server`.
+    /// A client for `args.server` (`http://` or `https://`, with an
+    /// optional path prefix).
     pub fn new(args: &ServerArgs) -> anyhow::Result<Self> {
         let base = args.server.trim_end_matches('/').to_owned();
-        let Some(rest) = base.strip_prefix("http://") else {
+        let url = reqwest::Url::parse(&base)
+            .with_context(|| format!("--server {:?} is not a URL", args.server))?;
+        if !matches!(url.scheme(), "http" | "https") {
             bail!(
-                "--server {:?}: only http:// URLs are supported by this client (put a TLS proxy's plain side or a local port here)",
+                "--server {:?}: only http:// and https:// URLs are supported",
                 args.server
             );
-        };
-        let (authority, prefix) = match rest.find('/') {
-            Some(at) => (rest[..at].to_owned(), rest[at..].to_owned()),
-            None => (rest.to_owned(), String::new()),
-        };
-        if authority.is_empty() {
+        }
+        if url.host_str().is_none_or(str::is_empty) {
             bail!("--server {:?} names no host", args.server);
         }
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(IO_TIMEOUT)
+            // The admin token goes to the server named, never elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .context("setting up the HTTP client")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the HTTP client's runtime")?;
         Ok(Self {
             base,
-            authority,
-            prefix,
             token: args.admin_token.clone(),
+            client,
+            runtime,
         })
     }
 
     /// `GET path`.
-    pub fn get(&self, path: &str) -> Result<Value, ApiError> {
-        self.call("GET", path, None)
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Reply<T>, ApiError> {
+        self.call(reqwest::Method::GET, path, None::<&()>)
     }
 
     /// `POST path` with a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
-        self.call("POST", path, Some(body))
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<Reply<T>, ApiError> {
+        self.call(reqwest::Method::POST, path, Some(body))
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Reply<T>, ApiError> {
         let url = format!("{}{path}", self.base);
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut request = format!(
-            "{method} {}{path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\naccept: application/json\r\ncontent-length: {}\r\n",
-            self.prefix,
-            self.authority,
-            body.len()
-        );
-        if !body.is_empty() {
-            request.push_str("content-type: application/json\r\n");
+        let mut request = self
+            .client
+            .request(method, &url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
         }
         if let Some(token) = &self.token {
-            request.push_str(&format!("authorization: Bearer {token}\r\n"));
+            request = request.bearer_auth(token);
         }
-        request.push_str("\r\n");
-        request.push_str(&body);
-        let raw = self
-            .exchange(request.as_bytes())
-            .with_context(|| format!("cannot reach the Remit server at {url}"))?;
-        let (status, head, body) =
-            parse_response(&raw).with_context(|| format!("{url}: not an HTTP answer"))?;
-        if (200..300).contains(&status) {
-            if body.trim().is_empty() {
-                return Ok(Value::Object(Default::default()));
-            }
-            return serde_json::from_str(&body)
-                .with_context(|| format!("{url}: the answer is not JSON"))
-                .map_err(ApiError::from);
+        let (status, problem_json, bytes) = self
+            .runtime
+            .block_on(send(request))
+            .map_err(|e| self.unreachable(&url, e))?;
+        if !status.is_success() {
+            return Err(problem(status.as_u16(), problem_json, &bytes));
         }
-        Err(problem(status, &head, &body))
+        let raw: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{url}: the answer is not JSON"))?
+        };
+        let body = T::deserialize(&raw)
+            .with_context(|| format!("{url}: the answer is not the shape this client knows"))?;
+        Ok(Reply { body, raw })
     }
 
-    fn exchange(&self, request: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let addrs = self
-            .authority
-            .to_socket_addrs()
-            .with_context(|| format!("resolving {}", self.authority))?;
-        let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                Ok(mut stream) => {
-                    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-                    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-                    stream.write_all(request)?;
-                    let mut out = Vec::new();
-                    (&mut stream).take(MAX_RESPONSE).read_to_end(&mut out)?;
-                    return Ok(out);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(match last {
-            Some(e) => e.into(),
-            None => anyhow!("{} resolves to no address", self.authority),
-        })
+    /// What went wrong reaching the server, said so a person can act.
+    fn unreachable(&self, url: &str, error: Fetch) -> ApiError {
+        let error = match error {
+            Fetch::TooLarge => anyhow!("{url}: the answer is larger than {MAX_RESPONSE} bytes"),
+            Fetch::Http(e) if e.is_connect() => anyhow!(e).context(format!(
+                "cannot reach the Remit server at {url}: is `remit serve` running at {}?",
+                self.base
+            )),
+            Fetch::Http(e) if e.is_timeout() => anyhow!(e).context(format!(
+                "the Remit server at {url} did not answer within {} s",
+                IO_TIMEOUT.as_secs()
+            )),
+            Fetch::Http(e) => anyhow!(e).context(format!("cannot reach the Remit server at {url}")),
+        };
+        ApiError::Other(error)
     }
 }
 
-/// Splits an HTTP/1.1 answer into status, lowercased head and body text.
-fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, String, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("no end of headers"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| anyhow!("no status line"))?;
-    let head = head.to_ascii_lowercase();
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body)?
-    } else {
-        body.to_owned()
-    };
-    Ok((status, head, body))
+/// A request that did not produce a whole answer.
+#[derive(Debug)]
+enum Fetch {
+    Http(reqwest::Error),
+    TooLarge,
 }
 
-fn dechunk(mut body: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body
-            .split_once("\r\n")
-            .ok_or_else(|| anyhow!("truncated chunk"))?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| anyhow!("bad chunk size"))?;
-        if size == 0 {
-            return Ok(out);
+/// Sends `request` and reads the whole answer (at most [`MAX_RESPONSE`]
+/// bytes): its status, whether it is a problem document, its body.
+async fn send(
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, bool, Vec<u8>), Fetch> {
+    let mut response = request.send().await.map_err(Fetch::Http)?;
+    let status = response.status();
+    let problem_json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Fetch::Http)? {
+        if body.len() + chunk.len() > MAX_RESPONSE {
+            return Err(Fetch::TooLarge);
         }
-        let chunk = rest.get(..size).ok_or_else(|| anyhow!("truncated chunk"))?;
-        out.push_str(chunk);
-        body = rest
-            .get(size + 2..)
-            .ok_or_else(|| anyhow!("truncated chunk"))?;
+        body.extend_from_slice(&chunk);
     }
+    Ok((status, problem_json, body))
 }
 
-fn problem(status: u16, head: &str, body: &str) -> ApiError {
-    let parsed: Option<Value> = head
-        .contains("content-type: application/problem+json")
-        .then(|| serde_json::from_str(body).ok())
-        .flatten();
-    let field = |name: &str| {
-        parsed
-            .as_ref()
-            .and_then(|p| p.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+/// The error of a non-2xx answer: a problem document's title and detail,
+/// else `HTTP <status>` and the start of the body.
+fn problem(status: u16, problem_json: bool, body: &[u8]) -> ApiError {
+    if let Some(p) = problem_json
+        .then(|| serde_json::from_slice::<remit_api::Problem>(body).ok())
+        .flatten()
+    {
+        return ApiError::Problem {
+            status,
+            title: p.title,
+            detail: p.detail,
+        };
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
     ApiError::Problem {
         status,
-        title: field("title").unwrap_or_else(|| format!("HTTP {status}")),
-        detail: field("detail").unwrap_or_else(|| {
-            let text = body.trim();
-            if text.is_empty() {
-                "the server gave no detail".into()
-            } else {
-                text.chars().take(500).collect()
-            }
-        }),
+        title: format!("HTTP {status}"),
+        detail: if text.is_empty() {
+            "the server gave no detail".into()
+        } else {
+            text.chars().take(MAX_SHOWN).collect()
+        },
     }
 }
 
@@ -255,26 +282,28 @@ pub fn segment(value: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn problems_show_title_and_detail_and_other_errors_show_the_status() {
-        let head = "http/1.1 409 conflict\r\ncontent-type: application/problem+json";
-        let e = problem(
-            409,
-            head,
-            r#"{"title":"Conflict","detail":"agent \"a\" exists"}"#,
-        );
-        assert_eq!(e.to_string(), "Conflict: agent \"a\" exists");
-        let e = problem(502, "http/1.1 502 bad gateway", "upstream down");
-        assert_eq!(e.to_string(), "HTTP 502: upstream down");
+    fn args(server: &str) -> ServerArgs {
+        ServerArgs {
+            server: server.into(),
+            admin_token: None,
+            json: false,
+        }
     }
 
     #[test]
-    fn chunked_answers_are_reassembled_and_truncated_ones_refused() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        let (status, _, body) = parse_response(raw).unwrap();
-        assert_eq!((status, body.as_str()), (200, "{\"a\":1}"));
-        let torn = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{\"a";
-        assert!(parse_response(torn).is_err());
+    fn problems_show_title_and_detail_and_other_errors_show_the_status() {
+        let e = problem(
+            409,
+            true,
+            br#"{"type":"urn:remit:problem:conflict","title":"Conflict","status":409,"detail":"agent \"a\" exists"}"#,
+        );
+        assert_eq!(e.to_string(), "Conflict: agent \"a\" exists");
+        let e = problem(502, false, b"upstream down");
+        assert_eq!(e.to_string(), "HTTP 502: upstream down");
+        let e = problem(500, true, b"not json");
+        assert_eq!(e.to_string(), "HTTP 500: not json");
+        let e = problem(503, false, b"  ");
+        assert_eq!(e.to_string(), "HTTP 503: the server gave no detail");
     }
 
     #[test]
@@ -284,17 +313,31 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_servers_are_accepted() {
-        let args = |s: &str| ServerArgs {
-            server: s.into(),
-            admin_token: None,
-            json: false,
-        };
-        assert!(Api::new(&args("https://x")).is_err());
-        let api = Api::new(&args("http://127.0.0.1:9/base/")).unwrap();
-        assert_eq!(
-            (api.authority.as_str(), api.prefix.as_str()),
-            ("127.0.0.1:9", "/base")
+    fn only_http_and_https_servers_are_accepted() {
+        for bad in ["ftp://x", "127.0.0.1:8080", "http://", "file:///tmp/x"] {
+            assert!(Api::new(&args(bad)).is_err(), "{bad}");
+        }
+        let api = Api::new(&args("https://remit.example/base/")).map(|a| a.base);
+        assert_eq!(api.ok().as_deref(), Some("https://remit.example/base"));
+        assert!(Api::new(&args("http://127.0.0.1:9")).is_ok());
+    }
+
+    #[test]
+    fn a_server_that_is_not_running_is_named_with_the_question_to_ask() {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let api = Api::new(&args("http://127.0.0.1:1/x")).unwrap_or_else(|e| panic!("{e}"));
+        let error = api
+            .get::<Value>("/v1/agents")
+            .err()
+            .map(|e| format!("{:#}", anyhow::Error::from(e)))
+            .unwrap_or_default();
+        assert!(
+            error.contains("cannot reach the Remit server at http://127.0.0.1:1/x/v1/agents"),
+            "{error}"
+        );
+        assert!(
+            error.contains("is `remit serve` running at http://127.0.0.1:1/x?"),
+            "{error}"
         );
     }
 }

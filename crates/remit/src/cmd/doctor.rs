@@ -266,7 +266,8 @@ fn server(record: Option<&ServeRecord>, issuer: Option<&EcdsaP256Signer>) -> Che
         json: false,
     };
     let jwks = super::client::Api::new(&args).and_then(|api| {
-        api.get("/.well-known/jwks.json")
+        api.get::<serde_json::Value>("/.well-known/jwks.json")
+            .map(|reply| reply.raw)
             .map_err(|e| anyhow::anyhow!("{e}"))
     });
     let jwks = match jwks {

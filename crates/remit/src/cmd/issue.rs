@@ -7,8 +7,9 @@ use remit_token::Classification;
 use serde_json::json;
 
 use super::arg_flag::{self, ArgFlag};
-use super::client::{finish, Api, ApiError, ServerArgs};
-use crate::io;
+use remit_api::IssuedRemit;
+
+use super::client::{finish, Api, ApiError, Reply, ServerArgs};
 
 /// `remit issue`.
 #[derive(Debug, Args)]
@@ -65,15 +66,7 @@ pub fn run(args: IssueArgs) -> anyhow::Result<ExitCode> {
     }
     let json = args.server.json;
     finish((|| -> Result<(), ApiError> {
-        let answer = api.post("/v1/remits", &body)?;
-        if json {
-            io::print_json(&answer)?;
-            return Ok(());
-        }
-        let remit = answer["remit"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("the server's answer holds no remit"))?;
-        say!("{remit}");
-        Ok(())
+        let answer: Reply<IssuedRemit> = api.post("/v1/remits", &body)?;
+        answer.print(json, |issued| say!("{}", issued.remit))
     })())
 }

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::json;
+use remit_api::words::Word as _;
+use remit_api::{Revocation, RevocationKind, Revoke};
 
-use super::agent::text;
-use super::client::{finish, Api, ApiError, ServerArgs};
-use crate::io;
+use super::agent::number;
+use super::client::{finish, Api, ApiError, Reply, ServerArgs};
 
 /// `remit revoke`: exactly one target. Values may begin with `-`: a
 /// base64url `jti` or key id often does.
@@ -50,39 +50,37 @@ pub fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
         args.tool,
         args.kid,
     ) {
-        (Some(v), ..) => ("jti", v),
-        (_, Some(v), ..) => ("subtree", v),
-        (_, _, Some(v), ..) => ("agent", v),
-        (_, _, _, Some(v), ..) => ("sub", v),
-        (_, _, _, _, Some(v), _) => ("tool", v),
-        (.., Some(v)) => ("kid", v),
+        (Some(v), ..) => (RevocationKind::Jti, v),
+        (_, Some(v), ..) => (RevocationKind::Subtree, v),
+        (_, _, Some(v), ..) => (RevocationKind::Agent, v),
+        (_, _, _, Some(v), ..) => (RevocationKind::Sub, v),
+        (_, _, _, _, Some(v), _) => (RevocationKind::Tool, v),
+        (.., Some(v)) => (RevocationKind::Kid, v),
         // INVARIANT: clap requires exactly one member of the group.
         _ => {
             anyhow::bail!("name what to revoke: --jti, --subtree, --agent, --user, --tool or --kid")
         }
     };
-    let mut body = json!({ "kind": kind, "value": value });
-    if let Some(reason) = args.reason {
-        body["reason"] = json!(reason);
-    }
+    let body = Revoke {
+        kind,
+        value: value.clone(),
+        reason: args.reason,
+    };
+    let kind = kind.word();
     let json = args.server.json;
     finish((|| -> Result<(), ApiError> {
-        let answer = api.post("/v1/revocations", &body)?;
-        if json {
-            io::print_json(&answer)?;
-        } else if answer["newly_revoked"] == json!(true) {
-            say!(
-                "revoked {kind} {value} (epoch {}, receipt {})",
-                text(&answer["epoch"]),
-                text(&answer["receipt_id"])
-            );
-        } else {
-            say!(
-                "{kind} {value} was already revoked (epoch {})",
-                text(&answer["epoch"])
-            );
-        }
-        Ok(())
+        let answer: Reply<Revocation> = api.post("/v1/revocations", &body)?;
+        answer.print(json, |r| {
+            if r.newly_revoked == Some(true) {
+                say!(
+                    "revoked {kind} {value} (epoch {}, receipt {})",
+                    r.epoch,
+                    number(r.receipt_id)
+                );
+            } else {
+                say!("{kind} {value} was already revoked (epoch {})", r.epoch);
+            }
+        })
     })())
 }
 

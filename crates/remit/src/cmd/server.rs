@@ -4,11 +4,12 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use remit_api::words::Word as _;
+use remit_api::{Blessed, McpServer, McpServerList, Tool, ToolList};
 use serde_json::{json, Value};
 
-use super::agent::text;
-use super::client::{finish, segment, Api, ApiError, ServerArgs};
-use crate::io;
+use super::agent::{number, printable};
+use super::client::{finish, segment, Api, ApiError, Reply, ServerArgs};
 
 /// `remit server ...`.
 #[derive(Debug, Args)]
@@ -101,35 +102,30 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
             if let Some(name) = name {
                 body["name"] = json!(name);
             }
-            api.post("/v1/servers", &body).and_then(|s| {
-                if json {
-                    io::print_json(&s)?;
-                } else {
-                    println!(
-                        "added server {} at {} (receipt {}); next: remit server bless {}",
-                        text(&s["id"]),
-                        text(&s["url"]),
-                        text(&s["receipt_id"]),
-                        text(&s["id"])
-                    );
-                }
-                Ok(())
-            })
+            api.post::<McpServer>("/v1/servers", &body)
+                .and_then(|answer| {
+                    answer.print(json, |s| {
+                        println!(
+                            "added server {} at {} (receipt {}); next: remit server bless {}",
+                            printable(&s.id),
+                            printable(&s.url),
+                            number(s.receipt_id),
+                            printable(&s.id)
+                        );
+                    })
+                })
         }
         ServerCommand::List => list(&api, json),
         ServerCommand::Disable { id } => api
-            .post(&format!("/v1/servers/{}/disable", segment(&id)), &json!({}))
-            .and_then(|s| {
-                if json {
-                    io::print_json(&s)?;
-                } else {
+            .post::<McpServer>(&format!("/v1/servers/{}/disable", segment(&id)), &json!({}))
+            .and_then(|answer| {
+                answer.print(json, |s| {
                     println!(
                         "disabled server {}: the gateway refuses every call to it (receipt {})",
-                        text(&s["id"]),
-                        text(&s["receipt_id"])
+                        printable(&s.id),
+                        number(s.receipt_id)
                     );
-                }
-                Ok(())
+                })
             }),
         ServerCommand::Tools { id } => tools(&api, json, &id),
         ServerCommand::Bless {
@@ -148,29 +144,27 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
             if !tools.is_empty() {
                 body["tools"] = json!(tools);
             }
-            api.post(&format!("/v1/servers/{}/bless", segment(&id)), &body)
+            api.post::<Blessed>(&format!("/v1/servers/{}/bless", segment(&id)), &body)
                 .and_then(|answer| {
-                    if json {
-                        io::print_json(&answer)?;
-                        return Ok(());
-                    }
-                    for tool in answer["tools"].as_array().cloned().unwrap_or_default() {
-                        println!(
-                            "pinned {}/{}\trisk {}\tclearance {}\tresource {}\tsha256 {}{}",
-                            text(&tool["server"]),
-                            text(&tool["name"]),
-                            text(&tool["risk"]),
-                            text(&tool["clearance"]),
-                            resource_arg_text(&tool["resource_arg"]),
-                            text(&tool["description_sha256"]),
-                            if tool["repinned"] == true {
-                                "\t(changed, re-pinned)"
-                            } else {
-                                ""
-                            }
-                        );
-                    }
-                    Ok(())
+                    answer.print(json, |blessed| {
+                        for pinned in &blessed.tools {
+                            let tool = &pinned.tool;
+                            println!(
+                                "pinned {}/{}\trisk {}\tclearance {}\tresource {}\tsha256 {}{}",
+                                printable(&tool.server),
+                                printable(&tool.name),
+                                tool.risk.word(),
+                                tool.clearance.word(),
+                                resource_arg_text(tool),
+                                printable(&tool.description_sha256),
+                                if pinned.repinned {
+                                    "\t(changed, re-pinned)"
+                                } else {
+                                    ""
+                                }
+                            );
+                        }
+                    })
                 })
         }
         ServerCommand::ToolSet {
@@ -193,25 +187,22 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
             } else if no_resource_arg {
                 body["resource_arg"] = Value::Null;
             }
-            api.post(
+            api.post::<Tool>(
                 &format!("/v1/servers/{}/tools/{}", segment(&id), segment(&tool)),
                 &body,
             )
-            .and_then(|t| {
-                if json {
-                    io::print_json(&t)?;
-                } else {
+            .and_then(|answer| {
+                answer.print(json, |t| {
                     println!(
                         "{}/{}: risk {}, clearance {}, resource {} (receipt {})",
-                        text(&t["server"]),
-                        text(&t["name"]),
-                        text(&t["risk"]),
-                        text(&t["clearance"]),
-                        resource_arg_text(&t["resource_arg"]),
-                        text(&t["receipt_id"])
+                        printable(&t.server),
+                        printable(&t.name),
+                        t.risk.word(),
+                        t.clearance.word(),
+                        resource_arg_text(t),
+                        number(t.receipt_id)
                     );
-                }
-                Ok(())
+                })
             })
         }
     };
@@ -219,52 +210,45 @@ pub fn run(args: ServerCmdArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(api: &Api, json: bool) -> Result<(), ApiError> {
-    let answer = api.get("/v1/servers")?;
-    if json {
-        io::print_json(&answer)?;
-        return Ok(());
-    }
-    let servers = answer["servers"].as_array().cloned().unwrap_or_default();
-    if servers.is_empty() {
-        println!("no servers registered");
-    }
-    for s in servers {
-        println!(
-            "{}\t{}\tclearance {}\t{}",
-            text(&s["id"]),
-            text(&s["status"]),
-            text(&s["clearance"]),
-            text(&s["url"])
-        );
-    }
-    Ok(())
+    let answer: Reply<McpServerList> = api.get("/v1/servers")?;
+    answer.print(json, |list| {
+        if list.servers.is_empty() {
+            println!("no servers registered");
+        }
+        for s in &list.servers {
+            println!(
+                "{}\t{}\tclearance {}\t{}",
+                printable(&s.id),
+                s.status.word(),
+                s.clearance.word(),
+                printable(&s.url)
+            );
+        }
+    })
 }
 
 /// `arg:<name>` for a tool's resource argument, `none` without one.
-fn resource_arg_text(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| "none".to_owned(), |arg| format!("arg:{arg}"))
+fn resource_arg_text(tool: &Tool) -> String {
+    tool.resource_arg.as_deref().map_or_else(
+        || "none".to_owned(),
+        |arg| format!("arg:{}", printable(arg)),
+    )
 }
 
 fn tools(api: &Api, json: bool, id: &str) -> Result<(), ApiError> {
-    let answer = api.get(&format!("/v1/servers/{}/tools", segment(id)))?;
-    if json {
-        io::print_json(&answer)?;
-        return Ok(());
-    }
-    let tools = answer["tools"].as_array().cloned().unwrap_or_default();
-    if tools.is_empty() {
-        println!("no tools pinned on {id}; run remit server bless {id}");
-    }
-    for t in tools {
-        println!(
-            "{}\trisk {}\tclearance {}\tsha256 {}",
-            text(&t["name"]),
-            text(&t["risk"]),
-            text(&t["clearance"]),
-            text(&t["description_sha256"])
-        );
-    }
-    Ok(())
+    let answer: Reply<ToolList> = api.get(&format!("/v1/servers/{}/tools", segment(id)))?;
+    answer.print(json, |list| {
+        if list.tools.is_empty() {
+            println!("no tools pinned on {id}; run remit server bless {id}");
+        }
+        for t in &list.tools {
+            println!(
+                "{}\trisk {}\tclearance {}\tsha256 {}",
+                printable(&t.name),
+                t.risk.word(),
+                t.clearance.word(),
+                printable(&t.description_sha256)
+            );
+        }
+    })
 }
