@@ -135,7 +135,6 @@ impl AuthError {
     }
 }
 
-/// The resource URL of `server`: the audience and the proof's `htu`.
 /// Completes the `deny` receipt of a chain refused before any message was
 /// handled (an HTTP `Authorization` the gateway refused, a remit `remit
 /// wrap` refused at start): `event` already names what the chain claimed,
@@ -162,6 +161,7 @@ pub fn refused_chain_receipt<S: Store>(
     event
 }
 
+/// The resource URL of `server`: the audience and the proof's `htu`.
 pub fn resource_url(public_url: &str, server: &str) -> String {
     format!("{public_url}/mcp/{server}")
 }

@@ -11,7 +11,7 @@ use axum::Json;
 pub use remit_api::{Bless, SetTool};
 use remit_api::{Blessed, BlessedTool, PinnedPrompt};
 use remit_store::{Id, McpServer, PromptPin, RiskTier, Store, StoreError, Tool};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::pipeline::list_prompts;
 use super::upstream::Upstream;
@@ -338,6 +338,7 @@ async fn update_tool<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_default_resource_argument_is_the_first_string_one_the_schema_declares() {

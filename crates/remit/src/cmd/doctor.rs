@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::Args;
-use remit_server::gateway::bless::tool_hash;
+use remit_server::gateway::pins::tool_hash;
 use remit_server::gateway::upstream::Upstream;
 use remit_server::setup::{ServeRecord, ISSUER_JWKS_FILE, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
 use remit_server::start::Database;

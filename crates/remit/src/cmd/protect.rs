@@ -61,7 +61,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::http::{Method, Request, StatusCode};
 use clap::Args;
-use remit_server::gateway::bless::tool_hash;
+use remit_server::gateway::pins::tool_hash;
 use remit_server::gateway::Gateway;
 use remit_server::setup::{DataDir, ServeRecord, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
 use remit_server::start::{install_policy, receipt_origin, Database, POLICY_DIR};
