@@ -15,6 +15,11 @@ pub const ISSUER_KEY_FILE: &str = "issuer.jwk";
 /// start: what `remit wrap` verifies remits with, so it never needs
 /// [`ISSUER_KEY_FILE`].
 pub const ISSUER_JWKS_FILE: &str = "issuer.jwks.json";
+/// File holding the issuer key a rotation has published but not yet
+/// switched to ([`DataDir::rotate_issuer`]).
+pub const ISSUER_NEXT_KEY_FILE: &str = "issuer.next.jwk";
+/// File listing the issuer's previous public keys and when each retires.
+pub const ISSUER_PREVIOUS_FILE: &str = "issuer.previous.json";
 /// File holding the receipt signer's private JWK (signs receipts and checkpoints).
 pub const RECEIPT_KEY_FILE: &str = "receipt.jwk";
 /// File holding the hex SHA-256 of the admin token.
@@ -53,6 +58,56 @@ pub enum SetupError {
     /// Randomness or key generation failed.
     #[error("key generation failed: {0}")]
     Crypto(String),
+    /// A rotation was asked of a data directory without a key.
+    #[error("{0} does not exist: start `remit serve` once (it generates the key) before rotating")]
+    NoKeyToRotate(PathBuf),
+    /// The list of previous issuer keys does not parse.
+    #[error("{path} is not a list of previous issuer keys ({detail}); restore it from a backup")]
+    BadPrevious {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// An issuer key taken out of service by a rotation: still published (so
+/// remits it signed keep verifying) until `retire_at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreviousKey {
+    /// The public key, as published (with its `kid`).
+    pub jwk: remit_token::EcPublicJwk,
+    /// Unix seconds after which it is no longer published.
+    pub retire_at: u64,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PreviousKeys {
+    keys: Vec<PreviousKey>,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rotation {
+    /// The key id signing until now.
+    pub old_kid: String,
+    /// The key id signing from now on.
+    pub new_kid: String,
+    /// When the old key stops being published (Unix seconds).
+    pub old_retires_at: u64,
+    /// The JWKS file now publishing both.
+    pub jwks: PathBuf,
+}
+
+/// The issuer keys as the data directory holds them now: the key that
+/// signs, and the JWKS document that verifies (the signing key, a key a
+/// rotation is about to switch to, and previous keys not yet retired).
+#[derive(Debug)]
+pub struct IssuerKeys {
+    /// The signing key.
+    pub signer: EcdsaP256Signer,
+    /// The JWKS document to publish.
+    pub jwks: serde_json::Value,
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SetupError + 'a {
@@ -148,18 +203,135 @@ impl DataDir {
         }
     }
 
-    /// Writes the issuer's public JWKS to [`ISSUER_JWKS_FILE`], replacing
-    /// an older one in one rename (a wrap starting meanwhile reads the old
-    /// document or the new one, never half of one).
+    /// Writes the issuer's public JWKS to [`ISSUER_JWKS_FILE`]: `issuer`,
+    /// a key a rotation is switching to, and previous keys not yet retired.
     pub fn publish_issuer_jwks(&self, issuer: &EcdsaP256Signer) -> Result<PathBuf, SetupError> {
-        let mut text = serde_json::to_vec_pretty(&published_jwks(issuer))
-            .map_err(|e| SetupError::Crypto(e.to_string()))?;
+        let document = self.issuer_jwks_document(issuer, unix_now())?;
+        self.publish_jwks_document(&document)
+    }
+
+    /// Replaces [`ISSUER_JWKS_FILE`] in one rename (a wrap reading it
+    /// meanwhile reads the old document or the new one, never half of one);
+    /// an unchanged document is not rewritten.
+    pub fn publish_jwks_document(&self, document: &serde_json::Value) -> Result<PathBuf, SetupError> {
+        let mut text =
+            serde_json::to_vec_pretty(document).map_err(|e| SetupError::Crypto(e.to_string()))?;
         text.push(b'\n');
         let path = self.root.join(ISSUER_JWKS_FILE);
-        let temporary = self.root.join(format!("{ISSUER_JWKS_FILE}.new"));
-        std::fs::write(&temporary, &text).map_err(io("writing", &temporary))?;
-        std::fs::rename(&temporary, &path).map_err(io("replacing", &path))?;
+        if std::fs::read(&path).is_ok_and(|old| old == text) {
+            return Ok(path);
+        }
+        replace_file(&self.root, ISSUER_JWKS_FILE, &text)?;
         Ok(path)
+    }
+
+    /// The issuer keys as the files hold them at `now` (reads, never
+    /// generates): what a running server reloads on a rotation.
+    pub fn issuer_keys(&self, now: u64) -> Result<IssuerKeys, SetupError> {
+        let path = self.root.join(ISSUER_KEY_FILE);
+        if !path.exists() {
+            return Err(SetupError::NoKeyToRotate(path));
+        }
+        let signer = self.key(ISSUER_KEY_FILE)?.signer;
+        let jwks = self.issuer_jwks_document(&signer, now)?;
+        Ok(IssuerKeys { signer, jwks })
+    }
+
+    /// The JWKS document for `current`: it first, then the next key of a
+    /// rotation under way, then previous keys retiring after `now`.
+    fn issuer_jwks_document(
+        &self,
+        current: &EcdsaP256Signer,
+        now: u64,
+    ) -> Result<serde_json::Value, SetupError> {
+        use remit_token::Signer as _;
+        let mut keys = vec![current.public_jwk().clone().published(current.key_id())];
+        if let Some(next) = self.existing_key(ISSUER_NEXT_KEY_FILE)? {
+            keys.push(next.public_jwk().clone().published(next.key_id()));
+        }
+        for previous in self.previous_issuer_keys()? {
+            let known = keys.iter().any(|k| k.kid == previous.jwk.kid);
+            if previous.retire_at > now && !known {
+                keys.push(previous.jwk);
+            }
+        }
+        Ok(serde_json::json!({ "keys": keys }))
+    }
+
+    /// The key in `file`, if there is one.
+    fn existing_key(&self, file: &str) -> Result<Option<EcdsaP256Signer>, SetupError> {
+        if self.root.join(file).exists() {
+            Ok(Some(self.key(file)?.signer))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The issuer's previous keys, retired or not.
+    pub fn previous_issuer_keys(&self) -> Result<Vec<PreviousKey>, SetupError> {
+        let path = self.root.join(ISSUER_PREVIOUS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<PreviousKeys>(&text)
+                .map(|p| p.keys)
+                .map_err(|e| SetupError::BadPrevious {
+                    path,
+                    detail: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io("reading", &path)(e)),
+        }
+    }
+
+    /// Rotates the issuer key without stopping anything: generates the new
+    /// key and publishes it beside the old one; after `activate_after` (so
+    /// every server and wrap watching the files verifies with it before
+    /// anyone signs with it) makes it the signing key. The old key stays
+    /// published until `retire_after` seconds from `now` (the longest
+    /// remit lifetime, so every remit it signed expires first).
+    pub fn rotate_issuer(
+        &self,
+        now: u64,
+        retire_after: u64,
+        activate_after: std::time::Duration,
+    ) -> Result<Rotation, SetupError> {
+        use remit_token::Signer as _;
+        let current_path = self.root.join(ISSUER_KEY_FILE);
+        if !current_path.exists() {
+            return Err(SetupError::NoKeyToRotate(current_path));
+        }
+        let old = self.key(ISSUER_KEY_FILE)?.signer;
+        // A rotation that stopped half-way left a next key nobody signs with.
+        let next_path = self.root.join(ISSUER_NEXT_KEY_FILE);
+        match std::fs::remove_file(&next_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing", &next_path)(e))
+            }
+            _ => {}
+        }
+        let new = self.key(ISSUER_NEXT_KEY_FILE)?.signer;
+        let retire_at = now.saturating_add(retire_after);
+        let mut previous: Vec<PreviousKey> = self
+            .previous_issuer_keys()?
+            .into_iter()
+            .filter(|p| p.retire_at > now && p.jwk.kid.as_deref() != Some(old.key_id()))
+            .collect();
+        previous.push(PreviousKey {
+            jwk: old.public_jwk().clone().published(old.key_id()),
+            retire_at,
+        });
+        let text = serde_json::to_vec_pretty(&PreviousKeys { keys: previous })
+            .map_err(|e| SetupError::Crypto(e.to_string()))?;
+        replace_file(&self.root, ISSUER_PREVIOUS_FILE, &text)?;
+        let jwks = self.publish_jwks_document(&self.issuer_jwks_document(&old, now)?)?;
+        std::thread::sleep(activate_after);
+        std::fs::rename(&next_path, &current_path).map_err(io("replacing", &current_path))?;
+        self.publish_jwks_document(&self.issuer_jwks_document(&new, now)?)?;
+        Ok(Rotation {
+            old_kid: old.key_id().to_owned(),
+            new_kid: new.key_id().to_owned(),
+            old_retires_at: retire_at,
+            jwks,
+        })
     }
 
     /// Loads the admin token hash, generating a token (returned once) if none.
@@ -187,6 +359,24 @@ impl DataDir {
             Err(e) => Err(io("reading", &path)(e)),
         }
     }
+}
+
+/// Seconds since the Unix epoch by the system clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Replaces `dir/name` with `contents` in one rename, synced.
+fn replace_file(dir: &Path, name: &str, contents: &[u8]) -> Result<(), SetupError> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.new"));
+    std::fs::write(&temporary, contents).map_err(io("writing", &temporary))?;
+    std::fs::File::open(&temporary)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing", &temporary))?;
+    std::fs::rename(&temporary, &path).map_err(io("replacing", &path))
 }
 
 /// A fresh admin token: `remit_admin_` and 256 random bits, base64url.

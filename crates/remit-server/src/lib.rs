@@ -94,6 +94,7 @@ pub mod receipts_api;
 pub mod registry;
 pub mod remits;
 pub mod revocation;
+pub mod tls;
 
 pub use remit_gateway as gateway;
 pub use remit_gateway::problem;

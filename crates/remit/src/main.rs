@@ -68,6 +68,11 @@ enum Command {
     // remit run (issue 28)
     /// Run agent-written code under the remit, enforced by the kernel (Landlock, seccomp, rlimits).
     Run(Box<cmd::run::RunArgs>),
+    // operations (issue 30)
+    /// Copy a data directory (SQLite snapshot, receipt logs, keys, policy) while serve runs.
+    Backup(cmd::backup::BackupArgs),
+    /// Put a backup back into a new data directory and verify its receipt log.
+    Restore(cmd::backup::RestoreArgs),
     /// The sandbox helper `remit run` starts: applies a policy to itself and execs the program.
     #[command(hide = true)]
     SandboxExec(cmd::run::SandboxExecArgs),
@@ -100,6 +105,9 @@ fn main() -> ExitCode {
         // remit run (issue 28)
         Command::Run(c) => cmd::run::run(*c),
         Command::SandboxExec(c) => cmd::run::sandbox_exec(c),
+        // operations (issue 30)
+        Command::Backup(a) => cmd::backup::backup(a),
+        Command::Restore(a) => cmd::backup::restore(a),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 client for the control-plane API (`http://` only), and
-//! the options every command that talks to a server shares.
+//! A small HTTP/1.1 client for the control-plane API (`http://`, or
+//! `https://` trusting the system's roots or `--ca-file`), and the options
+//! every command that talks to a server shares.
 //!
 //! One request per connection (`connection: close`), JSON in and out.
 //! Problem+json answers become [`ApiError::Problem`], shown as
@@ -36,6 +37,10 @@ pub struct ServerArgs {
     /// Print the server's JSON answer instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// For an https:// server: trust only the CA certificates in this PEM
+    /// file [default: the system's roots].
+    #[arg(long, env = "REMIT_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A failed API call.
@@ -77,30 +82,47 @@ pub struct Api {
     authority: String,
     prefix: String,
     token: Option<String>,
+    /// For https://: the client configuration and the server's name.
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
 }
 
 impl Api {
     /// A client for `args.server`.
     pub fn new(args: &ServerArgs) -> anyhow::Result<Self> {
         let base = args.server.trim_end_matches('/').to_owned();
-        let Some(rest) = base.strip_prefix("http://") else {
-            bail!(
-                "--server {:?}: only http:// URLs are supported by this client (put a TLS proxy's plain side or a local port here)",
+        let (https, rest) = match (base.strip_prefix("https://"), base.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => bail!(
+                "--server {:?}: give an http:// or https:// URL",
                 args.server
-            );
+            ),
         };
-        let (authority, prefix) = match rest.find('/') {
+        let (mut authority, prefix) = match rest.find('/') {
             Some(at) => (rest[..at].to_owned(), rest[at..].to_owned()),
             None => (rest.to_owned(), String::new()),
         };
         if authority.is_empty() {
             bail!("--server {:?} names no host", args.server);
         }
+        let tls = if https {
+            let host = authority_host(&authority);
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .with_context(|| format!("--server {:?}: not a TLS server name", args.server))?;
+            if !authority.contains(']') && !authority.contains(':') {
+                authority.push_str(":443");
+            }
+            let config = remit_server::tls::client_config(args.ca_file.as_deref())?;
+            Some((config, name))
+        } else {
+            None
+        };
         Ok(Self {
             base,
             authority,
             prefix,
             token: args.admin_token.clone(),
+            tls,
         })
     }
 
@@ -158,9 +180,25 @@ impl Api {
                 Ok(mut stream) => {
                     stream.set_read_timeout(Some(IO_TIMEOUT))?;
                     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-                    stream.write_all(request)?;
+                    let Some((config, name)) = &self.tls else {
+                        stream.write_all(request)?;
+                        let mut out = Vec::new();
+                        (&mut stream).take(MAX_RESPONSE).read_to_end(&mut out)?;
+                        return Ok(out);
+                    };
+                    let session = rustls::ClientConnection::new(config.clone(), name.clone())?;
+                    let mut tls = rustls::StreamOwned::new(session, stream);
+                    tls.write_all(request)?;
+                    tls.flush()?;
                     let mut out = Vec::new();
-                    (&mut stream).take(MAX_RESPONSE).read_to_end(&mut out)?;
+                    match (&mut tls).take(MAX_RESPONSE).read_to_end(&mut out) {
+                        // A server that closes without close_notify after a
+                        // complete `connection: close` answer.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+                        other => {
+                            other?;
+                        }
+                    }
                     return Ok(out);
                 }
                 Err(e) => last = Some(e),
@@ -171,6 +209,14 @@ impl Api {
             None => anyhow!("{} resolves to no address", self.authority),
         })
     }
+}
+
+/// The host of `host[:port]` or `[v6][:port]`, brackets removed.
+fn authority_host(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.rsplit_once(':').map_or(authority, |(host, _)| host)
 }
 
 /// Splits an HTTP/1.1 answer into status, lowercased head and body text.
@@ -284,13 +330,20 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_servers_are_accepted() {
+    fn http_and_https_servers_are_accepted_and_nothing_else() {
         let args = |s: &str| ServerArgs {
             server: s.into(),
             admin_token: None,
             json: false,
+            ca_file: None,
         };
-        assert!(Api::new(&args("https://x")).is_err());
+        assert!(Api::new(&args("ftp://x")).is_err());
+        assert!(Api::new(&args("x:8080")).is_err());
+        let api = Api::new(&args("https://remit.example")).unwrap();
+        assert_eq!(api.authority, "remit.example:443");
+        assert!(api.tls.is_some());
+        let api = Api::new(&args("https://[::1]:8443/x")).unwrap();
+        assert_eq!(authority_host(&api.authority), "::1");
         let api = Api::new(&args("http://127.0.0.1:9/base/")).unwrap();
         assert_eq!(
             (api.authority.as_str(), api.prefix.as_str()),

@@ -33,3 +33,5 @@ pub mod wrap;
 pub mod draft;
 // remit run and its sandbox helper (issue 28)
 pub mod run;
+// remit backup / restore (issue 30)
+pub mod backup;
