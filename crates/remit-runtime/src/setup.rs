@@ -169,8 +169,9 @@ impl DataDir {
         self.root.join(SQLITE_FILE)
     }
 
-    /// Loads the key in `file`, generating and writing it (0600) if absent.
-    pub fn key(&self, file: &str) -> Result<LoadedKey, SetupError> {
+    /// Loads the key in `file`; `None` when there is no such file (never
+    /// generates one).
+    pub fn existing_key(&self, file: &str) -> Result<Option<EcdsaP256Signer>, SetupError> {
         let path = self.root.join(file);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -180,13 +181,23 @@ impl DataDir {
                 };
                 let jwk = PrivateJwk::from_json(&text).map_err(|e| bad(e.to_string()))?;
                 let signer = EcdsaP256Signer::from_jwk(&jwk).map_err(|e| bad(e.to_string()))?;
-                Ok(LoadedKey {
-                    signer,
-                    path,
-                    created: false,
-                })
+                Ok(Some(signer))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &path)(e)),
+        }
+    }
+
+    /// Loads the key in `file`, generating and writing it (0600) if absent.
+    pub fn key(&self, file: &str) -> Result<LoadedKey, SetupError> {
+        let path = self.root.join(file);
+        match self.existing_key(file) {
+            Ok(Some(signer)) => Ok(LoadedKey {
+                signer,
+                path,
+                created: false,
+            }),
+            Ok(None) => {
                 let crypto = |e: remit_token::CryptoError| SetupError::Crypto(e.to_string());
                 let signer = EcdsaP256Signer::generate().map_err(crypto)?;
                 let jwk = signer.to_private_jwk().map_err(crypto)?;
@@ -199,14 +210,15 @@ impl DataDir {
                     created: true,
                 })
             }
-            Err(e) => Err(io("reading", &path)(e)),
+            Err(e) => Err(e),
         }
     }
 
     /// Writes the issuer's public JWKS to [`ISSUER_JWKS_FILE`]: `issuer`,
     /// a key a rotation is switching to, and previous keys not yet retired.
     pub fn publish_issuer_jwks(&self, issuer: &EcdsaP256Signer) -> Result<PathBuf, SetupError> {
-        let document = self.issuer_jwks_document(issuer, unix_now())?;
+        let next = self.existing_key(ISSUER_NEXT_KEY_FILE)?;
+        let document = self.issuer_jwks_document(issuer, next.as_ref(), unix_now())?;
         self.publish_jwks_document(&document)
     }
 
@@ -228,12 +240,13 @@ impl DataDir {
     /// The issuer keys as the files hold them at `now` (reads, never
     /// generates): what a running server reloads on a rotation.
     pub fn issuer_keys(&self, now: u64) -> Result<IssuerKeys, SetupError> {
-        let path = self.root.join(ISSUER_KEY_FILE);
-        if !path.exists() {
-            return Err(SetupError::NoKeyToRotate(path));
-        }
-        let signer = self.key(ISSUER_KEY_FILE)?.signer;
-        let jwks = self.issuer_jwks_document(&signer, now)?;
+        // The next key before the current one: a rotation renaming one to
+        // the other meanwhile leaves the new key in the document either way.
+        let next = self.existing_key(ISSUER_NEXT_KEY_FILE)?;
+        let Some(signer) = self.existing_key(ISSUER_KEY_FILE)? else {
+            return Err(SetupError::NoKeyToRotate(self.root.join(ISSUER_KEY_FILE)));
+        };
+        let jwks = self.issuer_jwks_document(&signer, next.as_ref(), now)?;
         Ok(IssuerKeys { signer, jwks })
     }
 
@@ -242,11 +255,12 @@ impl DataDir {
     fn issuer_jwks_document(
         &self,
         current: &EcdsaP256Signer,
+        next: Option<&EcdsaP256Signer>,
         now: u64,
     ) -> Result<serde_json::Value, SetupError> {
         use remit_token::Signer as _;
         let mut keys = vec![current.public_jwk().clone().published(current.key_id())];
-        if let Some(next) = self.existing_key(ISSUER_NEXT_KEY_FILE)? {
+        if let Some(next) = next.filter(|n| n.key_id() != current.key_id()) {
             keys.push(next.public_jwk().clone().published(next.key_id()));
         }
         for previous in self.previous_issuer_keys()? {
@@ -256,15 +270,6 @@ impl DataDir {
             }
         }
         Ok(serde_json::json!({ "keys": keys }))
-    }
-
-    /// The key in `file`, if there is one.
-    fn existing_key(&self, file: &str) -> Result<Option<EcdsaP256Signer>, SetupError> {
-        if self.root.join(file).exists() {
-            Ok(Some(self.key(file)?.signer))
-        } else {
-            Ok(None)
-        }
     }
 
     /// The issuer's previous keys, retired or not.
@@ -296,10 +301,9 @@ impl DataDir {
     ) -> Result<Rotation, SetupError> {
         use remit_token::Signer as _;
         let current_path = self.root.join(ISSUER_KEY_FILE);
-        if !current_path.exists() {
+        let Some(old) = self.existing_key(ISSUER_KEY_FILE)? else {
             return Err(SetupError::NoKeyToRotate(current_path));
-        }
-        let old = self.key(ISSUER_KEY_FILE)?.signer;
+        };
         // A rotation that stopped half-way left a next key nobody signs with.
         let next_path = self.root.join(ISSUER_NEXT_KEY_FILE);
         match std::fs::remove_file(&next_path) {
@@ -322,10 +326,10 @@ impl DataDir {
         let text = serde_json::to_vec_pretty(&PreviousKeys { keys: previous })
             .map_err(|e| SetupError::Crypto(e.to_string()))?;
         replace_file(&self.root, ISSUER_PREVIOUS_FILE, &text)?;
-        let jwks = self.publish_jwks_document(&self.issuer_jwks_document(&old, now)?)?;
+        let jwks = self.publish_jwks_document(&self.issuer_jwks_document(&old, Some(&new), now)?)?;
         std::thread::sleep(activate_after);
         std::fs::rename(&next_path, &current_path).map_err(io("replacing", &current_path))?;
-        self.publish_jwks_document(&self.issuer_jwks_document(&new, now)?)?;
+        self.publish_jwks_document(&self.issuer_jwks_document(&new, None, now)?)?;
         Ok(Rotation {
             old_kid: old.key_id().to_owned(),
             new_kid: new.key_id().to_owned(),
@@ -475,6 +479,55 @@ mod tests {
         let again = data.admin_token().unwrap();
         assert!(again.new_token.is_none());
         assert_eq!(again.hash, first.hash);
+    }
+
+    #[test]
+    fn a_rotation_publishes_both_keys_then_retires_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::prepare(dir.path()).unwrap();
+        // Negative first: nothing to rotate, and nothing generated.
+        assert!(matches!(
+            data.rotate_issuer(1_000, 60, std::time::Duration::ZERO),
+            Err(SetupError::NoKeyToRotate(_))
+        ));
+        assert!(!dir.path().join(ISSUER_KEY_FILE).exists());
+        let old = data.key(ISSUER_KEY_FILE).unwrap().signer;
+        // A rotation that stopped half-way left a next key: it is replaced.
+        data.key(ISSUER_NEXT_KEY_FILE).unwrap();
+        let stale = data.existing_key(ISSUER_NEXT_KEY_FILE).unwrap().unwrap();
+        let rotation = data
+            .rotate_issuer(1_000, 60, std::time::Duration::ZERO)
+            .unwrap();
+        assert_eq!(rotation.old_kid, old.key_id());
+        assert_ne!(rotation.new_kid, stale.key_id());
+        assert_eq!(rotation.old_retires_at, 1_060);
+        assert!(!dir.path().join(ISSUER_NEXT_KEY_FILE).exists());
+        let kids = |doc: &serde_json::Value| -> Vec<String> {
+            doc["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let keys = data.issuer_keys(1_059).unwrap();
+        assert_eq!(keys.signer.key_id(), rotation.new_kid);
+        assert_eq!(kids(&keys.jwks), [rotation.new_kid.clone(), rotation.old_kid.clone()]);
+        let file: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(ISSUER_JWKS_FILE)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(kids(&file), kids(&keys.jwks));
+        assert!(!file.to_string().contains("\"d\""), "a private scalar published");
+        // Retired: gone from the document.
+        assert_eq!(kids(&data.issuer_keys(1_060).unwrap().jwks), [rotation.new_kid.clone()]);
+        // A rotation under way publishes the next key beside the current one.
+        data.key(ISSUER_NEXT_KEY_FILE).unwrap();
+        let next = data.existing_key(ISSUER_NEXT_KEY_FILE).unwrap().unwrap();
+        assert_eq!(
+            kids(&data.issuer_keys(1_000).unwrap().jwks),
+            [rotation.new_kid, next.key_id().to_owned(), rotation.old_kid]
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "REMIT_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Public base URL, the `iss` of minted remits [default: http://<listen>].
+    /// Public base URL, the `iss` of minted remits [default: http://<listen>,
+    /// https://<listen> with --tls-cert].
     #[arg(long, env = "REMIT_PUBLIC_URL")]
     public_url: Option<String>,
     /// Audience remits are minted for [default: remit].
