@@ -426,10 +426,7 @@ pub fn decided(event: &remit_ledger::Event) {
     };
     let (server, tool) = server_and_tool(event.tool.as_deref());
     let (server, tool) = {
-        let mut seen = m
-            .tool_series
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut seen = m.tool_series.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (server, tool);
         if seen.contains(&key) || seen.len() < MAX_TOOL_SERIES {
             seen.insert(key.clone());

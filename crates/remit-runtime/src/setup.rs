@@ -225,7 +225,10 @@ impl DataDir {
     /// Replaces [`ISSUER_JWKS_FILE`] in one rename (a wrap reading it
     /// meanwhile reads the old document or the new one, never half of one);
     /// an unchanged document is not rewritten.
-    pub fn publish_jwks_document(&self, document: &serde_json::Value) -> Result<PathBuf, SetupError> {
+    pub fn publish_jwks_document(
+        &self,
+        document: &serde_json::Value,
+    ) -> Result<PathBuf, SetupError> {
         let mut text =
             serde_json::to_vec_pretty(document).map_err(|e| SetupError::Crypto(e.to_string()))?;
         text.push(b'\n');
@@ -326,7 +329,8 @@ impl DataDir {
         let text = serde_json::to_vec_pretty(&PreviousKeys { keys: previous })
             .map_err(|e| SetupError::Crypto(e.to_string()))?;
         replace_file(&self.root, ISSUER_PREVIOUS_FILE, &text)?;
-        let jwks = self.publish_jwks_document(&self.issuer_jwks_document(&old, Some(&new), now)?)?;
+        let jwks =
+            self.publish_jwks_document(&self.issuer_jwks_document(&old, Some(&new), now)?)?;
         std::thread::sleep(activate_after);
         std::fs::rename(&next_path, &current_path).map_err(io("replacing", &current_path))?;
         self.publish_jwks_document(&self.issuer_jwks_document(&new, None, now)?)?;
@@ -512,15 +516,24 @@ mod tests {
         };
         let keys = data.issuer_keys(1_059).unwrap();
         assert_eq!(keys.signer.key_id(), rotation.new_kid);
-        assert_eq!(kids(&keys.jwks), [rotation.new_kid.clone(), rotation.old_kid.clone()]);
+        assert_eq!(
+            kids(&keys.jwks),
+            [rotation.new_kid.clone(), rotation.old_kid.clone()]
+        );
         let file: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.path().join(ISSUER_JWKS_FILE)).unwrap(),
         )
         .unwrap();
         assert_eq!(kids(&file), kids(&keys.jwks));
-        assert!(!file.to_string().contains("\"d\""), "a private scalar published");
+        assert!(
+            !file.to_string().contains("\"d\""),
+            "a private scalar published"
+        );
         // Retired: gone from the document.
-        assert_eq!(kids(&data.issuer_keys(1_060).unwrap().jwks), [rotation.new_kid.clone()]);
+        assert_eq!(
+            kids(&data.issuer_keys(1_060).unwrap().jwks),
+            [rotation.new_kid.clone()]
+        );
         // A rotation under way publishes the next key beside the current one.
         data.key(ISSUER_NEXT_KEY_FILE).unwrap();
         let next = data.existing_key(ISSUER_NEXT_KEY_FILE).unwrap().unwrap();

@@ -285,7 +285,13 @@ impl<S: Store> AppState<S> {
 
     /// The keys remits are verified with.
     pub fn issuer_keys(&self) -> Arc<IssuerJwks> {
-        Arc::clone(&self.inner.keys.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .inner
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Replaces the issuer keys (a key rotation, seen without a restart):
@@ -317,7 +323,11 @@ impl<S: Store> AppState<S> {
                 ));
             }
         }
-        *self.inner.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(published);
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(published);
         if let Some(signer) = signer {
             *issuer = Some(Arc::new(signer));
         }

@@ -370,8 +370,8 @@ async fn bind(options: &ServeOptions) -> Result<(Bound, SocketAddr), ServeError>
         return Ok((Bound::Plain(listener), listening));
     };
     let config = crate::tls::server_config(resolver.clone())?;
-    let listener = TlsListener::new(listener, config)
-        .map_err(|source| ServeError::Listen { addr, source })?;
+    let listener =
+        TlsListener::new(listener, config).map_err(|source| ServeError::Listen { addr, source })?;
     let reload = crate::tls::spawn_reload(resolver);
     Ok((Bound::Tls(listener, AbortOnDrop(reload)), listening))
 }

@@ -66,7 +66,10 @@ async fn a_verifying_process_follows_its_jwks_file_and_keeps_its_keys_when_the_f
     let source = IssuerKeySource::JwksFile(file.clone());
     std::fs::write(&file, jwks(&[&new, &old])).unwrap();
     assert!(reload_issuer_keys(state, &source).unwrap());
-    assert!(!reload_issuer_keys(state, &source).unwrap(), "nothing changed");
+    assert!(
+        !reload_issuer_keys(state, &source).unwrap(),
+        "nothing changed"
+    );
     assert!(state.check_chain(&by_new, now).is_ok());
     assert!(state.check_chain(&by_old, now).is_ok());
     assert!(state.issuer().is_err(), "a verifying process never mints");
@@ -90,7 +93,10 @@ async fn a_verifying_process_follows_its_jwks_file_and_keeps_its_keys_when_the_f
     std::fs::write(&file, jwks(&[&old])).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while state.check_chain(&by_old, support::now()).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the watch never reloaded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch never reloaded"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(state.check_chain(&by_new, support::now()).is_err());

@@ -23,15 +23,20 @@ fn remit(server: &str, token: &str, args: &[&str]) -> Output {
 }
 
 fn ok(out: Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     stdout(&out)
 }
 
 /// The `kid` in a compact remit's protected header.
 fn kid(compact: &str) -> String {
     let header = compact.split('.').next().unwrap();
-    let header: Value =
-        serde_json::from_slice(&remit_token::b64::decode(header).unwrap()).unwrap();
+    let header: Value = serde_json::from_slice(&remit_token::b64::decode(header).unwrap()).unwrap();
     header["kid"].as_str().unwrap().to_owned()
 }
 
@@ -92,8 +97,15 @@ fn rotating_before_the_first_start_is_refused_with_what_to_do() {
         &["keys", "rotate", "issuer", "--data", data.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("start `remit serve` once"), "{}", stderr(&out));
-    assert!(!data.join("issuer.jwk").exists(), "a rotation generated a first key");
+    assert!(
+        stderr(&out).contains("start `remit serve` once"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !data.join("issuer.jwk").exists(),
+        "a rotation generated a first key"
+    );
 }
 
 #[test]
@@ -105,13 +117,38 @@ fn a_rotated_issuer_key_signs_new_remits_while_old_ones_verify_until_it_retires(
     });
     let (url, token) = (server.url.clone(), server.token.clone().unwrap());
     let key = dir.path().join("agent.jwk");
-    ok(remit(&url, "", &["keys", "generate", "--out", key.to_str().unwrap()]));
+    ok(remit(
+        &url,
+        "",
+        &["keys", "generate", "--out", key.to_str().unwrap()],
+    ));
     ok(remit(
         &url,
         &token,
-        &["agent", "register", "--id", "planner", "--jwk", key.to_str().unwrap(), "--risk-tier", "low"],
+        &[
+            "agent",
+            "register",
+            "--id",
+            "planner",
+            "--jwk",
+            key.to_str().unwrap(),
+            "--owner",
+            "alice",
+            "--risk-tier",
+            "low",
+        ],
     ));
-    let issue = ["issue", "--agent", "planner", "--sub", "alice", "--tool", "files/read", "--ttl", "10m"];
+    let issue = [
+        "issue",
+        "--agent",
+        "planner",
+        "--sub",
+        "alice",
+        "--tool",
+        "files/read",
+        "--ttl",
+        "10m",
+    ];
     let before = ok(remit(&url, &token, &issue)).trim().to_owned();
     let old_kid = kid(&before);
     assert_eq!(published(&url), vec![old_kid.clone()]);
@@ -120,8 +157,16 @@ fn a_rotated_issuer_key_signs_new_remits_while_old_ones_verify_until_it_retires(
         &url,
         &token,
         &[
-            "keys", "rotate", "issuer", "--data", data.to_str().unwrap(),
-            "--retire-after", "10s", "--activate-after", "1s", "--json",
+            "keys",
+            "rotate",
+            "issuer",
+            "--data",
+            data.to_str().unwrap(),
+            "--retire-after",
+            "10s",
+            "--activate-after",
+            "1s",
+            "--json",
         ],
     ));
     let rotated: Value = serde_json::from_str(&rotated).unwrap();
@@ -129,7 +174,10 @@ fn a_rotated_issuer_key_signs_new_remits_while_old_ones_verify_until_it_retires(
     let new_kid = rotated["new_kid"].as_str().unwrap().to_owned();
     assert_ne!(new_kid, old_kid);
     // Both published: in the file wraps read, and by the running server.
-    assert_eq!(file_kids(&data.join("issuer.jwks.json")), vec![new_kid.clone(), old_kid.clone()]);
+    assert_eq!(
+        file_kids(&data.join("issuer.jwks.json")),
+        vec![new_kid.clone(), old_kid.clone()]
+    );
     wait_until("the server publishes both keys", || {
         published(&url) == vec![new_kid.clone(), old_kid.clone()]
     });
@@ -141,13 +189,24 @@ fn a_rotated_issuer_key_signs_new_remits_while_old_ones_verify_until_it_retires(
         kid(&after) == new_kid
     });
     assert!(active(&url, &token, &after));
-    assert!(active(&url, &token, &before), "a remit of the old key stopped verifying before it retired");
+    assert!(
+        active(&url, &token, &before),
+        "a remit of the old key stopped verifying before it retired"
+    );
 
     // Once retired, the old key is gone and what it signed no longer verifies.
-    wait_until("the old key retires", || published(&url) == vec![new_kid.clone()]);
-    assert!(!active(&url, &token, &before), "a retired key still verifies");
+    wait_until("the old key retires", || {
+        published(&url) == vec![new_kid.clone()]
+    });
+    assert!(
+        !active(&url, &token, &before),
+        "a retired key still verifies"
+    );
     assert!(active(&url, &token, &after));
-    assert_eq!(file_kids(&data.join("issuer.jwks.json")), vec![new_kid.clone()]);
+    assert_eq!(
+        file_kids(&data.join("issuer.jwks.json")),
+        vec![new_kid.clone()]
+    );
 
     // A restart keeps the new key.
     drop(server);

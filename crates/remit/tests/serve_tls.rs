@@ -177,11 +177,17 @@ fn plain_http_off_loopback_is_refused_unless_insecure_http_is_given() {
     assert!(err.contains("--tls-cert"), "{err}");
 
     let allowed = serve(|c| {
-        c.arg("--data")
-            .arg(dir.path().join("data"))
-            .args(["--listen", "0.0.0.0:0", "--insecure-http"]);
+        c.arg("--data").arg(dir.path().join("data")).args([
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure-http",
+        ]);
     });
-    assert!(allowed.url.starts_with("http://0.0.0.0:"), "{}", allowed.url);
+    assert!(
+        allowed.url.starts_with("http://0.0.0.0:"),
+        "{}",
+        allowed.url
+    );
 }
 
 #[test]
@@ -216,7 +222,11 @@ fn the_cli_speaks_https_trusting_only_the_ca_it_is_given() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     ca.issue(&cert, &key);
     let server = serve_tls(dir.path(), &cert, &key);
-    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
     let token = server.token.clone().unwrap();
     let stranger = Ca::new("someone else's CA");
     std::fs::write(dir.path().join("ca.pem"), &ca.pem).unwrap();
@@ -241,7 +251,10 @@ fn the_cli_speaks_https_trusting_only_the_ca_it_is_given() {
         stderr(&wrong)
     );
     let system = list(None, &server.url);
-    assert!(!system.status.success(), "a private CA is not a system root");
+    assert!(
+        !system.status.success(),
+        "a private CA is not a system root"
+    );
     // Plain HTTP to a TLS port gets no answer.
     let plain = list(None, &server.url.replace("https://", "http://"));
     assert!(!plain.status.success());

@@ -277,7 +277,10 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let manifest: Manifest = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a backup manifest", MANIFEST))?;
     if manifest.version != 1 {
-        bail!("backup manifest version {} is not supported", manifest.version);
+        bail!(
+            "backup manifest version {} is not supported",
+            manifest.version
+        );
     }
     // Every file checked before anything is written.
     for file in &manifest.files {
@@ -342,9 +345,7 @@ fn verify_log(log: &Path, jwks: &Path) -> anyhow::Result<u64> {
     use remit_ledger::{Auditor, Jwks, LogDir};
     let dir = LogDir::new(log);
     let jwks = Jwks::from_json(&io::read_text(jwks)?).context("the receipt JWKS")?;
-    let verifier = dir
-        .note_verifier()
-        .context("the restored log's note.pub")?;
+    let verifier = dir.note_verifier().context("the restored log's note.pub")?;
     let checkpoint = dir.checkpoint()?;
     let mut reader = dir.leaf_reader()?;
     let mut auditor = Auditor::new(&jwks);

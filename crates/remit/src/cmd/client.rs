@@ -83,7 +83,10 @@ pub struct Api {
     prefix: String,
     token: Option<String>,
     /// For https://: the client configuration and the server's name.
-    tls: Option<(std::sync::Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
 impl Api {
@@ -194,7 +197,9 @@ impl Api {
                     match (&mut tls).take(MAX_RESPONSE).read_to_end(&mut out) {
                         // A server that closes without close_notify after a
                         // complete `connection: close` answer.
-                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {
+                        }
                         other => {
                             other?;
                         }
@@ -216,7 +221,9 @@ fn authority_host(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
-    authority.rsplit_once(':').map_or(authority, |(host, _)| host)
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
 }
 
 /// Splits an HTTP/1.1 answer into status, lowercased head and body text.

@@ -152,7 +152,7 @@ fn rotate_issuer(
 
 /// `0`, `5s`, `2m`: a pause.
 fn parse_seconds(text: &str) -> anyhow::Result<std::time::Duration> {
-    Ok(std::time::Duration::from_secs(super::token::parse_duration(
-        text,
-    )?))
+    Ok(std::time::Duration::from_secs(
+        super::token::parse_duration(text)?,
+    ))
 }

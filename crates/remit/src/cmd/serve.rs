@@ -272,8 +272,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         // Logs on stderr, and trace export when an OTLP endpoint is set;
         // the guard flushes queued spans when the server stops.
-        let telemetry =
-            remit_server::telemetry::init_with(otlp_endpoint.as_deref(), log_format)?;
+        let telemetry = remit_server::telemetry::init_with(otlp_endpoint.as_deref(), log_format)?;
         if telemetry.exporting() {
             eprintln!("traces are exported over OTLP/HTTP");
         }
