@@ -221,12 +221,13 @@ impl Wrap {
     /// calls too.
     pub async fn open(options: WrapOptions) -> Result<Self, WrapError> {
         let data = DataDir::prepare(&options.data_dir)?;
-        let issuer = read_issuer_jwks(
-            &options
-                .issuer_jwks
-                .clone()
-                .unwrap_or_else(|| data.path().join(ISSUER_JWKS_FILE)),
-        )?;
+        let jwks_path = options
+            .issuer_jwks
+            .clone()
+            .unwrap_or_else(|| data.path().join(ISSUER_JWKS_FILE));
+        let issuer = read_issuer_jwks(&jwks_path)?;
+        // A key rotation reaches a running wrap through the JWKS file.
+        let keys = remit_runtime::start::IssuerKeySource::JwksFile(jwks_path);
         let database = options
             .database
             .clone()
@@ -268,6 +269,7 @@ impl Wrap {
                 let state =
                     AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
                 let state = Gateway::new(state, options.gateway.clone())?;
+                remit_runtime::start::spawn_issuer_watch(&state, keys);
                 let checked = checked_or_receipted(&state, &options, &folder).await?;
                 (Backend::Sqlite(state), checked, receipts)
             }
@@ -286,6 +288,7 @@ impl Wrap {
                 let state =
                     AppState::new(store, issuer, admin_hash, settings, Arc::new(log)).await?;
                 let state = Gateway::new(state, options.gateway.clone())?;
+                remit_runtime::start::spawn_issuer_watch(&state, keys);
                 let checked = checked_or_receipted(&state, &options, &folder).await?;
                 (
                     Backend::Postgres(state),

@@ -17,20 +17,36 @@
 //! | `remit_receipt_append_failures_total` | — | appends that failed (the request answered 500) |
 //! | `remit_sqlite_counter_fallbacks_total` | — | calls counted through the counters pool because the steps or risk they needed could not be reserved without waiting on the write lock (embedded store); a steady rise means something else holds it |
 //! | `remit_sqlite_wal_checkpoints_total` | — | WAL checkpoints completed by the checkpoint task |
+//! | `remit_gateway_decisions_total` | `server`, `tool`, `decision`, `reason` | every decision the receipt log records (`allow`, `deny`, `escalate`, `error`), by MCP server and tool (`-` for control-plane actions) and reason code (the first deciding policy id or gateway rule); at most [`MAX_TOOL_SERIES`] server/tool pairs, the rest counted as `(other)` |
+//! | `remit_approvals_waiting` | — | approvals held for a human right now (read from the store every [`APPROVALS_POLL`]) |
+//! | `remit_receipts_pending` | — | receipts submitted and not yet durable: the receipt log's lag behind the calls |
+//! | `remit_tls_reloads_total` | `result` | TLS certificate reloads (file change or SIGHUP): `ok`, or `error` (the previous certificate is still served) |
 //!
 //! `/metrics` is on the API listener and needs no credentials by default
 //! (it shows counts and latencies, no identifiers beyond route templates,
 //! revocation kinds and decision actions). Set `REMIT_METRICS_AUTH=admin`
 //! to require the admin bearer token ([`crate::Settings::metrics_require_admin`]).
 
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
-    Registry, TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
+
+/// Distinct server/tool label pairs `remit_gateway_decisions_total` keeps;
+/// more (a caller naming a thousand tools that do not exist) count as
+/// `(other)`, so the metric set cannot grow without bound.
+pub const MAX_TOOL_SERIES: usize = 1000;
+
+/// How often the number of waiting approvals is read from the store.
+pub const APPROVALS_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Longest reason code kept as a label value.
+const MAX_REASON_LABEL: usize = 64;
 
 /// The media type of the text exposition format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -136,6 +152,11 @@ struct Metrics {
     receipt_batch: Histogram,
     receipt_failures: IntCounter,
     unauthenticated: IntCounterVec,
+    tls_reloads: IntCounterVec,
+    gateway_decisions: IntCounterVec,
+    tool_series: Mutex<HashSet<(String, String)>>,
+    approvals_waiting: IntGauge,
+    receipts_pending: IntGauge,
     store: Arc<StoreSource>,
 }
 
@@ -285,6 +306,32 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(receipt_batch.clone()))?;
     registry.register(Box::new(receipt_failures.clone()))?;
     registry.register(Box::new(unauthenticated.clone()))?;
+    let tls_reloads = IntCounterVec::new(
+        Opts::new(
+            "remit_tls_reloads_total",
+            "TLS certificate reloads by result (ok, error)",
+        ),
+        &["result"],
+    )?;
+    registry.register(Box::new(tls_reloads.clone()))?;
+    let gateway_decisions = IntCounterVec::new(
+        Opts::new(
+            "remit_gateway_decisions_total",
+            "Recorded decisions by MCP server, tool, decision and reason code",
+        ),
+        &["server", "tool", "decision", "reason"],
+    )?;
+    registry.register(Box::new(gateway_decisions.clone()))?;
+    let approvals_waiting = IntGauge::new(
+        "remit_approvals_waiting",
+        "Approvals held for a human right now",
+    )?;
+    registry.register(Box::new(approvals_waiting.clone()))?;
+    let receipts_pending = IntGauge::new(
+        "remit_receipts_pending",
+        "Receipts submitted and not yet durable",
+    )?;
+    registry.register(Box::new(receipts_pending.clone()))?;
     let store = Arc::new(StoreSource::default());
     registry.register(Box::new(StoreCollector::new(store.clone())?))?;
     Ok(Metrics {
@@ -299,6 +346,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         receipt_batch,
         receipt_failures,
         unauthenticated,
+        tls_reloads,
+        gateway_decisions,
+        tool_series: Mutex::new(HashSet::new()),
+        approvals_waiting,
+        receipts_pending,
         store,
     })
 }
@@ -385,6 +437,113 @@ pub fn receipt_append(seconds: f64, ok: bool) {
 pub fn receipt_batch(receipts: usize) {
     if let Some(m) = metrics() {
         m.receipt_batch.observe(receipts as f64);
+    }
+}
+
+/// Counts `event` in `remit_gateway_decisions_total` when it records a
+/// decision (allow, deny, escalate, or a failed stage); other receipts are
+/// not decisions and are not counted. Called for every receipt submitted.
+pub fn decided(event: &remit_ledger::Event) {
+    use remit_ledger::Kind;
+    let decision = match event.kind {
+        Kind::Allow => "allow",
+        Kind::Deny => "deny",
+        Kind::Escalate => "escalate",
+        Kind::Error => "error",
+        _ => return,
+    };
+    let Some(m) = metrics() else {
+        return;
+    };
+    let (server, tool) = server_and_tool(event.tool.as_deref());
+    let (server, tool) = {
+        let mut seen = m.tool_series.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (server, tool);
+        if seen.contains(&key) || seen.len() < MAX_TOOL_SERIES {
+            seen.insert(key.clone());
+            key
+        } else {
+            ("(other)".to_owned(), "(other)".to_owned())
+        }
+    };
+    let reason = event
+        .decision
+        .as_ref()
+        .and_then(|d| d.policy_ids.first())
+        .map_or("-", String::as_str);
+    let reason = if reason.len() > MAX_REASON_LABEL || reason.chars().any(char::is_control) {
+        "(long)"
+    } else {
+        reason
+    };
+    m.gateway_decisions
+        .with_label_values(&[server.as_str(), tool.as_str(), decision, reason])
+        .inc();
+}
+
+/// `mcp:<server>/<tool>` and `mcp:<server>:<method>` to their server and
+/// tool; anything else (control-plane actions) to `-` and its verb.
+fn server_and_tool(tool: Option<&str>) -> (String, String) {
+    let Some(tool) = tool else {
+        return ("-".into(), "-".into());
+    };
+    if let Some(rest) = tool.strip_prefix("mcp:") {
+        if let Some((server, name)) = rest.split_once('/') {
+            return (server.to_owned(), name.to_owned());
+        }
+        if let Some((server, method)) = rest.split_once(':') {
+            return (server.to_owned(), method.to_owned());
+        }
+        return (rest.to_owned(), "-".into());
+    }
+    // `admin:GET /v1/...`, `agent.register:ID`: the verb only, never the
+    // caller's path or an id.
+    let verb = tool
+        .split([':', ' '])
+        .next()
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REASON_LABEL)
+        .unwrap_or("-");
+    ("-".into(), verb.to_owned())
+}
+
+/// Sets the number of approvals waiting for a human.
+pub fn approvals_waiting(count: usize) {
+    if let Some(m) = metrics() {
+        m.approvals_waiting
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+}
+
+/// Counts a receipt submitted and not yet durable until it is dropped
+/// (made durable, failed, or abandoned).
+#[derive(Debug)]
+pub struct PendingReceiptGauge(());
+
+impl PendingReceiptGauge {
+    /// One more receipt pending.
+    pub fn start() -> Self {
+        if let Some(m) = metrics() {
+            m.receipts_pending.inc();
+        }
+        Self(())
+    }
+}
+
+impl Drop for PendingReceiptGauge {
+    fn drop(&mut self) {
+        if let Some(m) = metrics() {
+            m.receipts_pending.dec();
+        }
+    }
+}
+
+/// Records a TLS certificate reload; `ok` false when the new files did
+/// not load and the previous certificate is still served.
+pub fn tls_reload(ok: bool) {
+    if let Some(m) = metrics() {
+        m.tls_reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
     }
 }
 

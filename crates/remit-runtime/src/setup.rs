@@ -15,6 +15,11 @@ pub const ISSUER_KEY_FILE: &str = "issuer.jwk";
 /// start: what `remit wrap` verifies remits with, so it never needs
 /// [`ISSUER_KEY_FILE`].
 pub const ISSUER_JWKS_FILE: &str = "issuer.jwks.json";
+/// File holding the issuer key a rotation has published but not yet
+/// switched to ([`DataDir::rotate_issuer`]).
+pub const ISSUER_NEXT_KEY_FILE: &str = "issuer.next.jwk";
+/// File listing the issuer's previous public keys and when each retires.
+pub const ISSUER_PREVIOUS_FILE: &str = "issuer.previous.json";
 /// File holding the receipt signer's private JWK (signs receipts and checkpoints).
 pub const RECEIPT_KEY_FILE: &str = "receipt.jwk";
 /// File holding the hex SHA-256 of the admin token.
@@ -82,6 +87,56 @@ pub enum SetupError {
     /// Randomness or key generation failed.
     #[error("key generation failed: {0}")]
     Crypto(String),
+    /// A rotation was asked of a data directory without a key.
+    #[error("{0} does not exist: start `remit serve` once (it generates the key) before rotating")]
+    NoKeyToRotate(PathBuf),
+    /// The list of previous issuer keys does not parse.
+    #[error("{path} is not a list of previous issuer keys ({detail}); restore it from a backup")]
+    BadPrevious {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// An issuer key taken out of service by a rotation: still published (so
+/// remits it signed keep verifying) until `retire_at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreviousKey {
+    /// The public key, as published (with its `kid`).
+    pub jwk: remit_token::EcPublicJwk,
+    /// Unix seconds after which it is no longer published.
+    pub retire_at: u64,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PreviousKeys {
+    keys: Vec<PreviousKey>,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rotation {
+    /// The key id signing until now.
+    pub old_kid: String,
+    /// The key id signing from now on.
+    pub new_kid: String,
+    /// When the old key stops being published (Unix seconds).
+    pub old_retires_at: u64,
+    /// The JWKS file now publishing both.
+    pub jwks: PathBuf,
+}
+
+/// The issuer keys as the data directory holds them now: the key that
+/// signs, and the JWKS document that verifies (the signing key, a key a
+/// rotation is about to switch to, and previous keys not yet retired).
+#[derive(Debug)]
+pub struct IssuerKeys {
+    /// The signing key.
+    pub signer: EcdsaP256Signer,
+    /// The JWKS document to publish.
+    pub jwks: serde_json::Value,
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SetupError + 'a {
@@ -143,8 +198,9 @@ impl DataDir {
         self.root.join(SQLITE_FILE)
     }
 
-    /// Loads the key in `file`, generating and writing it (0600) if absent.
-    pub fn key(&self, file: &str) -> Result<LoadedKey, SetupError> {
+    /// Loads the key in `file`; `None` when there is no such file (never
+    /// generates one).
+    pub fn existing_key(&self, file: &str) -> Result<Option<EcdsaP256Signer>, SetupError> {
         let path = self.root.join(file);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -154,13 +210,23 @@ impl DataDir {
                 };
                 let jwk = PrivateJwk::from_json(&text).map_err(|e| bad(e.to_string()))?;
                 let signer = EcdsaP256Signer::from_jwk(&jwk).map_err(|e| bad(e.to_string()))?;
-                Ok(LoadedKey {
-                    signer,
-                    path,
-                    created: false,
-                })
+                Ok(Some(signer))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &path)(e)),
+        }
+    }
+
+    /// Loads the key in `file`, generating and writing it (0600) if absent.
+    pub fn key(&self, file: &str) -> Result<LoadedKey, SetupError> {
+        let path = self.root.join(file);
+        match self.existing_key(file) {
+            Ok(Some(signer)) => Ok(LoadedKey {
+                signer,
+                path,
+                created: false,
+            }),
+            Ok(None) => {
                 let crypto = |e: remit_token::CryptoError| SetupError::Crypto(e.to_string());
                 let signer = EcdsaP256Signer::generate().map_err(crypto)?;
                 let jwk = signer.to_private_jwk().map_err(crypto)?;
@@ -173,22 +239,136 @@ impl DataDir {
                     created: true,
                 })
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the issuer's public JWKS to [`ISSUER_JWKS_FILE`]: `issuer`,
+    /// a key a rotation is switching to, and previous keys not yet retired.
+    pub fn publish_issuer_jwks(&self, issuer: &EcdsaP256Signer) -> Result<PathBuf, SetupError> {
+        let next = self.existing_key(ISSUER_NEXT_KEY_FILE)?;
+        let document = self.issuer_jwks_document(issuer, next.as_ref(), unix_now())?;
+        self.publish_jwks_document(&document)
+    }
+
+    /// Replaces [`ISSUER_JWKS_FILE`] in one rename (a wrap reading it
+    /// meanwhile reads the old document or the new one, never half of one);
+    /// an unchanged document is not rewritten.
+    pub fn publish_jwks_document(
+        &self,
+        document: &serde_json::Value,
+    ) -> Result<PathBuf, SetupError> {
+        let mut text =
+            serde_json::to_vec_pretty(document).map_err(|e| SetupError::Crypto(e.to_string()))?;
+        text.push(b'\n');
+        let path = self.root.join(ISSUER_JWKS_FILE);
+        if std::fs::read(&path).is_ok_and(|old| old == text) {
+            return Ok(path);
+        }
+        replace_file(&self.root, ISSUER_JWKS_FILE, &text)?;
+        Ok(path)
+    }
+
+    /// The issuer keys as the files hold them at `now` (reads, never
+    /// generates): what a running server reloads on a rotation.
+    pub fn issuer_keys(&self, now: u64) -> Result<IssuerKeys, SetupError> {
+        // The next key before the current one: a rotation renaming one to
+        // the other meanwhile leaves the new key in the document either way.
+        let next = self.existing_key(ISSUER_NEXT_KEY_FILE)?;
+        let Some(signer) = self.existing_key(ISSUER_KEY_FILE)? else {
+            return Err(SetupError::NoKeyToRotate(self.root.join(ISSUER_KEY_FILE)));
+        };
+        let jwks = self.issuer_jwks_document(&signer, next.as_ref(), now)?;
+        Ok(IssuerKeys { signer, jwks })
+    }
+
+    /// The JWKS document for `current`: it first, then the next key of a
+    /// rotation under way, then previous keys retiring after `now`.
+    fn issuer_jwks_document(
+        &self,
+        current: &EcdsaP256Signer,
+        next: Option<&EcdsaP256Signer>,
+        now: u64,
+    ) -> Result<serde_json::Value, SetupError> {
+        use remit_token::Signer as _;
+        let mut keys = vec![current.public_jwk().clone().published(current.key_id())];
+        if let Some(next) = next.filter(|n| n.key_id() != current.key_id()) {
+            keys.push(next.public_jwk().clone().published(next.key_id()));
+        }
+        for previous in self.previous_issuer_keys()? {
+            let known = keys.iter().any(|k| k.kid == previous.jwk.kid);
+            if previous.retire_at > now && !known {
+                keys.push(previous.jwk);
+            }
+        }
+        Ok(serde_json::json!({ "keys": keys }))
+    }
+
+    /// The issuer's previous keys, retired or not.
+    pub fn previous_issuer_keys(&self) -> Result<Vec<PreviousKey>, SetupError> {
+        let path = self.root.join(ISSUER_PREVIOUS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<PreviousKeys>(&text)
+                .map(|p| p.keys)
+                .map_err(|e| SetupError::BadPrevious {
+                    path,
+                    detail: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(io("reading", &path)(e)),
         }
     }
 
-    /// Writes the issuer's public JWKS to [`ISSUER_JWKS_FILE`], replacing
-    /// an older one in one rename (a wrap starting meanwhile reads the old
-    /// document or the new one, never half of one).
-    pub fn publish_issuer_jwks(&self, issuer: &EcdsaP256Signer) -> Result<PathBuf, SetupError> {
-        let mut text = serde_json::to_vec_pretty(&published_jwks(issuer))
+    /// Rotates the issuer key without stopping anything: generates the new
+    /// key and publishes it beside the old one; after `activate_after` (so
+    /// every server and wrap watching the files verifies with it before
+    /// anyone signs with it) makes it the signing key. The old key stays
+    /// published until `retire_after` seconds from `now` (the longest
+    /// remit lifetime, so every remit it signed expires first).
+    pub fn rotate_issuer(
+        &self,
+        now: u64,
+        retire_after: u64,
+        activate_after: std::time::Duration,
+    ) -> Result<Rotation, SetupError> {
+        use remit_token::Signer as _;
+        let current_path = self.root.join(ISSUER_KEY_FILE);
+        let Some(old) = self.existing_key(ISSUER_KEY_FILE)? else {
+            return Err(SetupError::NoKeyToRotate(current_path));
+        };
+        // A rotation that stopped half-way left a next key nobody signs with.
+        let next_path = self.root.join(ISSUER_NEXT_KEY_FILE);
+        match std::fs::remove_file(&next_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing", &next_path)(e))
+            }
+            _ => {}
+        }
+        let new = self.key(ISSUER_NEXT_KEY_FILE)?.signer;
+        let retire_at = now.saturating_add(retire_after);
+        let mut previous: Vec<PreviousKey> = self
+            .previous_issuer_keys()?
+            .into_iter()
+            .filter(|p| p.retire_at > now && p.jwk.kid.as_deref() != Some(old.key_id()))
+            .collect();
+        previous.push(PreviousKey {
+            jwk: old.public_jwk().clone().published(old.key_id()),
+            retire_at,
+        });
+        let text = serde_json::to_vec_pretty(&PreviousKeys { keys: previous })
             .map_err(|e| SetupError::Crypto(e.to_string()))?;
-        text.push(b'\n');
-        let path = self.root.join(ISSUER_JWKS_FILE);
-        let temporary = self.root.join(format!("{ISSUER_JWKS_FILE}.new"));
-        std::fs::write(&temporary, &text).map_err(io("writing", &temporary))?;
-        std::fs::rename(&temporary, &path).map_err(io("replacing", &path))?;
-        Ok(path)
+        replace_file(&self.root, ISSUER_PREVIOUS_FILE, &text)?;
+        let jwks =
+            self.publish_jwks_document(&self.issuer_jwks_document(&old, Some(&new), now)?)?;
+        std::thread::sleep(activate_after);
+        std::fs::rename(&next_path, &current_path).map_err(io("replacing", &current_path))?;
+        self.publish_jwks_document(&self.issuer_jwks_document(&new, None, now)?)?;
+        Ok(Rotation {
+            old_kid: old.key_id().to_owned(),
+            new_kid: new.key_id().to_owned(),
+            old_retires_at: retire_at,
+            jwks,
+        })
     }
 
     /// Writes `record` to [`SERVE_RECORD_FILE`] in one rename (a reader
@@ -229,6 +409,24 @@ impl DataDir {
             Err(e) => Err(io("reading", &path)(e)),
         }
     }
+}
+
+/// Seconds since the Unix epoch by the system clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Replaces `dir/name` with `contents` in one rename, synced.
+fn replace_file(dir: &Path, name: &str, contents: &[u8]) -> Result<(), SetupError> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.new"));
+    std::fs::write(&temporary, contents).map_err(io("writing", &temporary))?;
+    std::fs::File::open(&temporary)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing", &temporary))?;
+    std::fs::rename(&temporary, &path).map_err(io("replacing", &path))
 }
 
 /// A fresh admin token: `remit_admin_` and 256 random bits, base64url.
@@ -345,6 +543,64 @@ mod tests {
         let again = data.admin_token().unwrap();
         assert!(again.new_token.is_none());
         assert_eq!(again.hash, first.hash);
+    }
+
+    #[test]
+    fn a_rotation_publishes_both_keys_then_retires_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::prepare(dir.path()).unwrap();
+        // Negative first: nothing to rotate, and nothing generated.
+        assert!(matches!(
+            data.rotate_issuer(1_000, 60, std::time::Duration::ZERO),
+            Err(SetupError::NoKeyToRotate(_))
+        ));
+        assert!(!dir.path().join(ISSUER_KEY_FILE).exists());
+        let old = data.key(ISSUER_KEY_FILE).unwrap().signer;
+        // A rotation that stopped half-way left a next key: it is replaced.
+        data.key(ISSUER_NEXT_KEY_FILE).unwrap();
+        let stale = data.existing_key(ISSUER_NEXT_KEY_FILE).unwrap().unwrap();
+        let rotation = data
+            .rotate_issuer(1_000, 60, std::time::Duration::ZERO)
+            .unwrap();
+        assert_eq!(rotation.old_kid, old.key_id());
+        assert_ne!(rotation.new_kid, stale.key_id());
+        assert_eq!(rotation.old_retires_at, 1_060);
+        assert!(!dir.path().join(ISSUER_NEXT_KEY_FILE).exists());
+        let kids = |doc: &serde_json::Value| -> Vec<String> {
+            doc["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let keys = data.issuer_keys(1_059).unwrap();
+        assert_eq!(keys.signer.key_id(), rotation.new_kid);
+        assert_eq!(
+            kids(&keys.jwks),
+            [rotation.new_kid.clone(), rotation.old_kid.clone()]
+        );
+        let file: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(ISSUER_JWKS_FILE)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(kids(&file), kids(&keys.jwks));
+        assert!(
+            !file.to_string().contains("\"d\""),
+            "a private scalar published"
+        );
+        // Retired: gone from the document.
+        assert_eq!(
+            kids(&data.issuer_keys(1_060).unwrap().jwks),
+            [rotation.new_kid.clone()]
+        );
+        // A rotation under way publishes the next key beside the current one.
+        data.key(ISSUER_NEXT_KEY_FILE).unwrap();
+        let next = data.existing_key(ISSUER_NEXT_KEY_FILE).unwrap().unwrap();
+        assert_eq!(
+            kids(&data.issuer_keys(1_000).unwrap().jwks),
+            [rotation.new_kid, next.key_id().to_owned(), rotation.old_kid]
+        );
     }
 
     #[test]

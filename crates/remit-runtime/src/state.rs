@@ -102,6 +102,9 @@ pub enum IssuerJwksError {
     /// The document has no key.
     #[error("the JWKS has no key")]
     Empty,
+    /// The key remits are minted with is not among the published keys.
+    #[error("the issuer key {0:?} is not in the JWKS: publish it before minting with it")]
+    SignerNotPublished(String),
 }
 
 impl IssuerJwks {
@@ -113,6 +116,21 @@ impl IssuerJwks {
             return Err(IssuerJwksError::Empty);
         }
         Ok(Self { jwks, document })
+    }
+
+    /// The JWKS document of `signer`'s public key alone.
+    pub fn of(signer: &EcdsaP256Signer) -> Result<Self, IssuerJwksError> {
+        Self::from_json(&published_jwks(signer).to_string())
+    }
+
+    /// Whether `kid` is among the keys.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.jwks.get(kid).is_some()
+    }
+
+    /// The document as published.
+    pub fn document(&self) -> &serde_json::Value {
+        &self.document
     }
 }
 
@@ -140,9 +158,9 @@ impl<S: Store> Clone for AppState<S> {
 #[derive(Debug)]
 struct Inner<S> {
     store: S,
-    issuer: Option<EcdsaP256Signer>,
-    jwks: Jwks,
-    jwks_document: serde_json::Value,
+    /// Swapped by a key rotation ([`AppState::set_issuer_keys`]).
+    issuer: RwLock<Option<Arc<EcdsaP256Signer>>>,
+    keys: RwLock<Arc<IssuerJwks>>,
     admin_hash: [u8; 32],
     follower: RevocationFollower,
     cache: Mutex<ChainCache>,
@@ -206,18 +224,16 @@ impl<S: Store> AppState<S> {
         receipts: Arc<dyn ReceiptLog>,
     ) -> Result<Self, remit_store::StoreError> {
         let follower = RevocationFollower::start(store.clone(), REVOCATION_POLL).await?;
-        let (issuer, jwks, jwks_document) = match issuer.into() {
+        let (issuer, keys) = match issuer.into() {
             IssuerKey::Signing(signer) => {
-                let mut jwks = Jwks::new();
-                jwks.insert(signer.key_id(), signer.public_jwk())
-                    .map_err(|e| remit_store::StoreError::Corrupt {
+                let keys =
+                    IssuerJwks::of(&signer).map_err(|e| remit_store::StoreError::Corrupt {
                         what: "issuer key",
                         detail: e.to_string(),
                     })?;
-                let document = published_jwks(&signer);
-                (Some(signer), jwks, document)
+                (Some(Arc::new(signer)), keys)
             }
-            IssuerKey::Verifying(IssuerJwks { jwks, document }) => (None, jwks, document),
+            IssuerKey::Verifying(keys) => (None, keys),
         };
         let policy = crate::policy::builtin_standard(Directory::default()).map_err(|e| {
             remit_store::StoreError::Corrupt {
@@ -228,9 +244,8 @@ impl<S: Store> AppState<S> {
         let state = Self {
             inner: Arc::new(Inner {
                 store,
-                issuer,
-                jwks,
-                jwks_document,
+                issuer: RwLock::new(issuer),
+                keys: RwLock::new(Arc::new(keys)),
                 admin_hash,
                 follower,
                 cache: Mutex::new(ChainCache::new(CHAIN_CACHE_CAPACITY)),
@@ -259,13 +274,74 @@ impl<S: Store> AppState<S> {
     /// The key remits are minted with; its `kid` is the one every root
     /// remit minted here names. A state built with only the public JWKS
     /// (`remit wrap`) has none.
-    pub fn issuer(&self) -> Result<&EcdsaP256Signer, NoIssuerKey> {
-        self.inner.issuer.as_ref().ok_or(NoIssuerKey)
+    pub fn issuer(&self) -> Result<Arc<EcdsaP256Signer>, NoIssuerKey> {
+        self.inner
+            .issuer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(NoIssuerKey)
     }
 
     /// The published JWKS document.
-    pub fn jwks_document(&self) -> &serde_json::Value {
-        &self.inner.jwks_document
+    pub fn jwks_document(&self) -> serde_json::Value {
+        self.issuer_keys().document.clone()
+    }
+
+    /// The keys remits are verified with.
+    pub fn issuer_keys(&self) -> Arc<IssuerJwks> {
+        Arc::clone(
+            &self
+                .inner
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the issuer keys (a key rotation, seen without a restart):
+    /// remits verify against `published` and, when `signer` is given, are
+    /// minted with it from now on (`None` keeps what this state mints
+    /// with). Refuses a signer whose key is not published. Cached
+    /// verifications are dropped, so a retired key stops verifying at once.
+    pub fn set_issuer_keys(
+        &self,
+        signer: Option<EcdsaP256Signer>,
+        published: IssuerJwks,
+    ) -> Result<(), IssuerJwksError> {
+        if let Some(signer) = &signer {
+            if !published.contains(signer.key_id()) {
+                return Err(IssuerJwksError::SignerNotPublished(
+                    signer.key_id().to_owned(),
+                ));
+            }
+        }
+        let mut issuer = self
+            .inner
+            .issuer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(current) = issuer.as_ref() {
+            if signer.is_none() && !published.contains(current.key_id()) {
+                return Err(IssuerJwksError::SignerNotPublished(
+                    current.key_id().to_owned(),
+                ));
+            }
+        }
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(published);
+        if let Some(signer) = signer {
+            *issuer = Some(Arc::new(signer));
+        }
+        drop(issuer);
+        for cache in [&self.inner.cache, &self.inner.scoped_cache] {
+            *cache.lock().unwrap_or_else(PoisonError::into_inner) =
+                ChainCache::new(CHAIN_CACHE_CAPACITY);
+        }
+        Ok(())
     }
 
     /// The settings.
@@ -290,9 +366,15 @@ impl<S: Store> AppState<S> {
     /// that names the receipt must wait for [`PendingReceipt::durable`].
     pub fn submit(&self, mut event: remit_ledger::Event) -> Result<PendingReceipt, RecordError> {
         crate::oidc::attribute_to_admin_identity(&mut event);
+        crate::metrics::decided(&event);
         let started = std::time::Instant::now();
+        let gauge = crate::metrics::PendingReceiptGauge::start();
         match crate::receipts::submit(&self.inner.receipts, event) {
-            Ok(durable) => Ok(PendingReceipt { durable, started }),
+            Ok(durable) => Ok(PendingReceipt {
+                durable,
+                started,
+                _gauge: gauge,
+            }),
             Err(error) => {
                 crate::metrics::receipt_append(started.elapsed().as_secs_f64(), false);
                 Err(record_failed(error))
@@ -543,10 +625,11 @@ impl<S: Store> AppState<S> {
     ) -> Result<Arc<VerifiedChain>, Inactive> {
         let revocations = self.revocations();
         let epoch = u64::try_from(revocations.epoch()).unwrap_or(0);
+        let keys = self.issuer_keys();
         let chain = cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .verify(text, &self.inner.jwks, &options, epoch)?;
+            .verify(text, &keys.jwks, &options, epoch)?;
         if let Some(target) = revoked(revocations, &chain) {
             return Err(Inactive::Revoked(target));
         }
@@ -678,6 +761,8 @@ pub fn now() -> u64 {
 pub struct PendingReceipt {
     durable: crate::receipts::Durable,
     started: std::time::Instant,
+    /// Counts it in `remit_receipts_pending` until it is dropped.
+    _gauge: crate::metrics::PendingReceiptGauge,
 }
 
 impl PendingReceipt {

@@ -163,11 +163,44 @@ fn export_target(configured: Option<&str>) -> Option<Option<String>> {
     }
 }
 
-/// Installs the process-wide subscriber: stderr logs (`RUST_LOG`, `info`
-/// by default) plus OTLP/HTTP span export when `otlp_endpoint` (or the
-/// standard environment) names a collector. Must run inside a tokio
-/// runtime (the batch exporter runs on it). Keep the guard until exit.
+/// How log lines on stderr are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, the
+    /// event's fields flattened, and the spans it happened in), for a log
+    /// shipper.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("log format {other:?}: use text or json")),
+        }
+    }
+}
+
+/// [`init_with`] human-readable logs.
 pub fn init(otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, TelemetryError> {
+    init_with(otlp_endpoint, LogFormat::Text)
+}
+
+/// Installs the process-wide subscriber: stderr logs (`RUST_LOG`, `info`
+/// by default) in `format`, plus OTLP/HTTP span export when
+/// `otlp_endpoint` (or the standard environment) names a collector. Must
+/// run inside a tokio runtime (the batch exporter runs on it). Keep the
+/// guard until exit.
+pub fn init_with(
+    otlp_endpoint: Option<&str>,
+    format: LogFormat,
+) -> Result<TelemetryGuard, TelemetryError> {
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -177,9 +210,20 @@ pub fn init(otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, TelemetryErro
     // stops the request spans from being exported.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter);
+    let logs = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+    };
     let (otel, provider) = match export_target(otlp_endpoint) {
         None => (None, None),
         Some(endpoint) => {

@@ -418,7 +418,7 @@ async fn exchange<S: Store>(
     let issuer = state
         .issuer()
         .map_err(|e| refuse(OAuthError::server("minting", &e)))?;
-    let root = mint(issuer, &root_request, now).map_err(|e| {
+    let root = mint(&*issuer, &root_request, now).map_err(|e| {
         refuse(OAuthError::grant(format!(
             "cannot mint the exchanged remit: {e}"
         )))
@@ -650,7 +650,7 @@ async fn issue_for_identity<S: Store>(
     mint_request.acr.clone_from(&identity.acr);
     mint_request.amr.clone_from(&identity.amr);
     mint_request.policy = Some(decision.policy_version().to_owned());
-    let remit = mint(issuer, &mint_request, now)
+    let remit = mint(&*issuer, &mint_request, now)
         .map_err(|e| refuse(OAuthError::grant(format!("cannot mint the remit: {e}"))))?;
     let c = remit.claims();
     let jti =

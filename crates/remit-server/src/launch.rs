@@ -16,8 +16,10 @@ use crate::policy::{PolicyFolder, PolicyFolderError};
 use crate::receipts::{FileReceiptLog, ReceiptLog, ReceiptLogError, StoreReceiptLog};
 use crate::setup::{DataDir, SetupError, ISSUER_KEY_FILE, RECEIPT_KEY_FILE};
 use crate::state::{AppState, Settings};
+use crate::tls::{ReloadingCert, TlsError, TlsFiles, TlsListener};
 use remit_runtime::start::{
-    install_policy, receipt_origin, spawn_policy_refresh, Database, POLICY_DIR,
+    install_policy, receipt_origin, reload_issuer_keys, spawn_issuer_watch, spawn_policy_refresh,
+    Database, IssuerKeySource, IssuerKeysError, POLICY_DIR,
 };
 use remit_runtime::state::PolicyRebuildError;
 
@@ -52,6 +54,14 @@ pub struct FileConfig {
     /// OTLP/HTTP endpoint traces are exported to (e.g.
     /// `http://127.0.0.1:4318`); no export when absent ([`crate::telemetry`]).
     pub otlp_endpoint: Option<String>,
+    /// TLS certificate chain, PEM (with `tls_key`): serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key, PEM (with `tls_cert`).
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (behind a TLS
+    /// proxy on a private network, say); refused without it.
+    #[serde(default)]
+    pub insecure_http: bool,
 }
 
 impl FileConfig {
@@ -97,6 +107,10 @@ pub struct ServeOptions {
     pub gateway: GatewayConfig,
     /// Trusted OpenID Connect issuers (none: ID tokens are refused).
     pub oidc: Vec<OidcIssuerConfig>,
+    /// Serve HTTPS with these files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// Allow plain HTTP on a non-loopback address.
+    pub insecure_http: bool,
 }
 
 /// What a start did, for the operator.
@@ -171,6 +185,15 @@ pub enum ServeError {
     /// The unauthenticated-request limits in the environment do not parse.
     #[error("environment: {0}")]
     Limits(#[from] remit_runtime::anonymous::LimitsError),
+    /// The issuer keys do not load.
+    #[error("issuer keys: {0}")]
+    IssuerKeys(#[from] IssuerKeysError),
+    /// The TLS certificate or key does not load.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// Plain HTTP asked for on an address others can reach.
+    #[error("refusing to serve plain HTTP on {0}, which is not a loopback address: give --tls-cert and --tls-key (tls_cert, tls_key in the config file), or pass --insecure-http if a TLS proxy in front of this address terminates TLS")]
+    PlainHttpOffLoopback(SocketAddr),
     /// Binding or serving failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -226,21 +249,12 @@ pub async fn serve(
         Some(log) => log.dir().to_owned(),
         None => PathBuf::from("(the database: log_leaves, log_checkpoints)"),
     };
-    let listener =
-        TcpListener::bind(options.listen)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: options.listen,
-                source,
-            })?;
-    let listening = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: options.listen,
-        source,
-    })?;
+    let (listener, listening) = bind(&options).await?;
+    let scheme = if listener.is_tls() { "https" } else { "http" };
     let public_url = options
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{listening}"));
+        .unwrap_or_else(|| format!("{scheme}://{listening}"));
     let mut settings = Settings::new(public_url.clone());
     if let Some(audience) = &options.audience {
         settings.audience.clone_from(audience);
@@ -303,10 +317,12 @@ pub async fn serve(
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
             let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
+            watch_issuer_keys(&state, &data)?;
             spawn_policy_refresh(&state);
+            remit_runtime::start::spawn_approvals_gauge(&state);
             remit_runtime::start::spawn_summary(&state);
             on_ready(&report);
-            let served = run(state, listener, shutdown).await;
+            let served = listener.serve(state, shutdown).await;
             // Gives back the steps reserved ahead and not used.
             closing.close().await;
             served
@@ -320,12 +336,23 @@ pub async fn serve(
             let state = AppState::new(store, issuer.signer, admin.hash, settings, receipts).await?;
             let state = Gateway::new(state, options.gateway.clone())?;
             install_policy(&state, &policy).await?;
+            watch_issuer_keys(&state, &data)?;
             spawn_policy_refresh(&state);
+            remit_runtime::start::spawn_approvals_gauge(&state);
             remit_runtime::start::spawn_summary(&state);
             on_ready(&report);
-            run(state, listener, shutdown).await
+            listener.serve(state, shutdown).await
         }
     }
+}
+
+/// Installs the data directory's issuer keys (previous keys still
+/// published included) and follows rotations from now on.
+fn watch_issuer_keys<S: Store>(state: &AppState<S>, data: &DataDir) -> Result<(), ServeError> {
+    let source = IssuerKeySource::DataDir(data.clone());
+    reload_issuer_keys(state, &source)?;
+    spawn_issuer_watch(state, source);
+    Ok(())
 }
 
 fn missing_receipt_key() -> ServeError {
@@ -334,17 +361,89 @@ fn missing_receipt_key() -> ServeError {
     ))
 }
 
-/// Serves the application over an already bound listener.
+/// Refuses plain HTTP off loopback unless asked for, loads the TLS
+/// certificate (before binding: a bad file fails the start) and binds.
+async fn bind(options: &ServeOptions) -> Result<(Bound, SocketAddr), ServeError> {
+    let addr = options.listen;
+    if options.tls.is_none() && !options.insecure_http && !addr.ip().is_loopback() {
+        return Err(ServeError::PlainHttpOffLoopback(addr));
+    }
+    let tls = options.tls.clone().map(ReloadingCert::load).transpose()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let listening = listener
+        .local_addr()
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let Some(resolver) = tls else {
+        return Ok((Bound::Plain(listener), listening));
+    };
+    let config = crate::tls::server_config(resolver.clone())?;
+    let listener =
+        TlsListener::new(listener, config).map_err(|source| ServeError::Listen { addr, source })?;
+    let reload = crate::tls::spawn_reload(resolver);
+    Ok((Bound::Tls(listener, AbortOnDrop(reload)), listening))
+}
+
+/// A bound listener, plain or TLS (with its certificate reload task).
+#[derive(Debug)]
+enum Bound {
+    Plain(TcpListener),
+    Tls(TlsListener, AbortOnDrop),
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Bound {
+    fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(..))
+    }
+
+    async fn serve<S: Store>(
+        self,
+        state: Gateway<S>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        match self {
+            Self::Plain(listener) => run(state, listener, shutdown).await,
+            Self::Tls(listener, _reload) => run_on(state, listener, shutdown).await,
+        }
+    }
+}
+
+/// Serves the application over an already bound listener (plain HTTP).
 pub async fn run<S: Store>(
     state: Gateway<S>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
-    // The peer address keys the per-peer limit on unauthenticated traffic.
+    run_on(state, listener, shutdown).await
+}
+
+/// Serves the application over any listener whose peers have socket
+/// addresses (plain TCP, or [`TlsListener`]) until `shutdown` completes.
+pub async fn run_on<S: Store, L>(
+    state: Gateway<S>,
+    listener: L,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::serve::ListenerExt as _;
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // The peer address keys the per-peer limit on unauthenticated traffic
+    // (axum reads it from any listener through `tap_io`).
+    let listener = listener.tap_io(|_| {});
     let app = crate::app::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

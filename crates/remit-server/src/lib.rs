@@ -78,6 +78,8 @@
 //! | a disabled agent's remits | disabling also revokes the agent |
 //! | probing which tokens exist via `/oauth/revoke` | 200 whether or not the token was valid (RFC 7009) |
 //! | an operator or intruder rewriting the history of changes | each change is a signed, hash-linked receipt under a signed checkpoint; `remit audit verify` names the first altered one |
+//! | admin tokens and remits read off the network | `--tls-cert`/`--tls-key` serve HTTPS (rustls, reloaded on change or SIGHUP, [`tls`]); plain HTTP on a non-loopback address is refused unless `--insecure-http` says a proxy terminates TLS |
+//! | a leaked or aged issuer key | `remit keys rotate issuer` publishes a new key, signs with it after every watcher has it, and retires the old one after the longest remit lifetime; processes follow the files without a restart, and a retired key stops verifying at once (cached verifications are dropped) |
 //! | a change confirmed but not recorded (disk full, crash) | the receipt is synced before the answer; a failed append is a 500, and a torn tail is cut on restart (it was never acknowledged) |
 //!
 //! Every error on a decision path is a refusal: introspection answers
@@ -94,6 +96,7 @@ pub mod receipts_api;
 pub mod registry;
 pub mod remits;
 pub mod revocation;
+pub mod tls;
 
 pub use remit_gateway as gateway;
 pub use remit_gateway::problem;

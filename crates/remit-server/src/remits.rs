@@ -93,7 +93,7 @@ pub async fn issue<S: Store>(
         request.max_depth = depth;
     }
     let issued_at = now();
-    let remit = mint(issuer, &request, issued_at)
+    let remit = mint(&*issuer, &request, issued_at)
         .map_err(|e| Problem::invalid(format!("cannot issue this remit: {e}")))?;
     let claims = remit.claims();
     let jti = Id::parse("remit jti", claims.jti.as_str())?;

@@ -420,7 +420,7 @@ async fn a_remit_for_another_audience_is_refused() {
     request.issuer = gw.state.settings().public_url.clone();
     request.audience = gw.url("/mcp/other-server");
     let remit = mint(
-        gw.state.issuer().unwrap(),
+        &*gw.state.issuer().unwrap(),
         &request,
         remit_server::state::now(),
     )
@@ -444,7 +444,7 @@ async fn a_remit_for_another_audience_is_refused() {
     // The same remit scoped to this server's resource URL is accepted.
     request.audience = gw.resource();
     let remit = mint(
-        gw.state.issuer().unwrap(),
+        &*gw.state.issuer().unwrap(),
         &request,
         remit_server::state::now(),
     )
@@ -1824,7 +1824,7 @@ async fn lockdown_refuses_a_bearer_remit_at_the_gateway_and_allows_it_with_dpop(
     request.issuer = gw.state.settings().public_url.clone();
     request.audience = gw.resource();
     let remit = mint(
-        gw.state.issuer().unwrap(),
+        &*gw.state.issuer().unwrap(),
         &request,
         remit_server::state::now(),
     )

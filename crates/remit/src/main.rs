@@ -73,6 +73,11 @@ enum Command {
     Protect(Box<cmd::protect::ProtectArgs>),
     /// Check a deployment (data directory, keys, server, store, receipts, clock, upstreams, TLS).
     Doctor(cmd::doctor::DoctorArgs),
+    // operations (issue 30)
+    /// Copy a data directory (SQLite snapshot, receipt logs, keys, policy) while serve runs.
+    Backup(cmd::backup::BackupArgs),
+    /// Put a backup back into a new data directory and verify its receipt log.
+    Restore(cmd::backup::RestoreArgs),
     /// The sandbox helper `remit run` starts: applies a policy to itself and execs the program.
     #[command(hide = true)]
     SandboxExec(cmd::run::SandboxExecArgs),
@@ -108,6 +113,9 @@ fn main() -> ExitCode {
         // remit protect and remit doctor (issue 31)
         Command::Protect(c) => cmd::protect::run(*c),
         Command::Doctor(c) => cmd::doctor::run(c),
+        // operations (issue 30)
+        Command::Backup(a) => cmd::backup::backup(a),
+        Command::Restore(a) => cmd::backup::restore(a),
     };
     match result {
         Ok(code) => code,

@@ -68,6 +68,10 @@ pub enum AuditCommand {
         /// Admin API token, for `--server`.
         #[arg(long, env = "REMIT_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// For an https:// `--server`: trust only the CA certificates in
+        /// this PEM file [default: the system's roots].
+        #[arg(long, env = "REMIT_CA_FILE")]
+        ca_file: Option<PathBuf>,
         /// JWKS with the gateway's receipt keys; with `--server`, the
         /// server's published receipt JWKS when absent (unpinned).
         #[arg(long, required_unless_present = "server")]
@@ -156,6 +160,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             log,
             server,
             admin_token,
+            ca_file,
             jwks,
             checkpoint,
             note_pub,
@@ -166,6 +171,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                     server,
                     admin_token,
                     json,
+                    ca_file,
                 };
                 verify_server(
                     &args,

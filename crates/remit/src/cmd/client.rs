@@ -42,6 +42,10 @@ pub struct ServerArgs {
     /// Print the server's JSON answer instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// For an https:// server: trust only the CA certificates in this PEM
+    /// file [default: the system's roots].
+    #[arg(long, env = "REMIT_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A failed API call.
@@ -123,7 +127,13 @@ impl Api {
         if url.host_str().is_none_or(str::is_empty) {
             bail!("--server {:?} names no host", args.server);
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if url.scheme() == "https" {
+            // The system's roots, or only the CA given with --ca-file.
+            let config = remit_server::tls::client_config(args.ca_file.as_deref())?;
+            builder = builder.tls_backend_preconfigured((*config).clone());
+        }
+        let client = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(IO_TIMEOUT)
             // The admin token goes to the server named, never elsewhere.

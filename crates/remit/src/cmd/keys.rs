@@ -1,4 +1,4 @@
-//! `remit keys`: generate P-256 keys and publish JWKS.
+//! `remit keys`: generate P-256 keys, publish JWKS, rotate a server's keys.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +27,40 @@ pub enum KeysCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Rotate a server's key without a restart: the new key is published
+    /// beside the old one, then signs from then on; the old one stays
+    /// published until every remit it signed has expired. Running servers
+    /// and wraps on this data directory pick it up within seconds (or on
+    /// SIGHUP).
+    Rotate {
+        /// Which key: `issuer` (signs remits).
+        #[arg(value_enum)]
+        which: Rotated,
+        /// The server's data directory [default: as `remit serve`].
+        #[arg(long, env = "REMIT_DATA")]
+        data: Option<PathBuf>,
+        /// How long the old key stays published, e.g. 24h [default: the
+        /// longest remit lifetime, 24h, and five minutes for clock skew].
+        #[arg(long)]
+        retire_after: Option<String>,
+        /// How long the new key is published before it signs, so every
+        /// process watching the files verifies with it first [default: 5s].
+        #[arg(long, default_value = "5s")]
+        activate_after: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Added to the longest remit lifetime before an old key retires.
+const RETIRE_LEEWAY_SECS: u64 = 300;
+
+/// A key `remit keys rotate` can rotate.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Rotated {
+    /// The issuer key (`issuer.jwk`), published at /.well-known/jwks.json.
+    Issuer,
 }
 
 /// Runs a key command.
@@ -69,5 +103,56 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             io::print_json(&serde_json::json!({ "keys": keys }))?;
             Ok(ExitCode::SUCCESS)
         }
+        KeysCommand::Rotate {
+            which: Rotated::Issuer,
+            data,
+            retire_after,
+            activate_after,
+            json,
+        } => rotate_issuer(data, retire_after.as_deref(), &activate_after, json),
     }
+}
+
+fn rotate_issuer(
+    data: Option<PathBuf>,
+    retire_after: Option<&str>,
+    activate_after: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let data = match data {
+        Some(dir) => dir,
+        None => super::serve::default_data_dir()?,
+    };
+    let retire_after = match retire_after {
+        Some(text) => super::token::parse_duration(text)?,
+        // Every remit the old key signed has expired by then (clock skew
+        // allowed for).
+        None => remit_token::remit::MAX_ROOT_TTL_SECS + RETIRE_LEEWAY_SECS,
+    };
+    let activate_after = parse_seconds(activate_after)?;
+    let dir = remit_server::setup::DataDir::prepare(&data)?;
+    let now = remit_server::setup::unix_now();
+    let rotation = dir
+        .rotate_issuer(now, retire_after, activate_after)
+        .with_context(|| format!("rotating the issuer key in {}", data.display()))?;
+    if json {
+        io::print_json(&rotation)?;
+    } else {
+        io::say_line(format_args!(
+            "issuer key rotated: {} signs from now on; {} stays published until {} (Unix time)",
+            rotation.new_kid, rotation.old_kid, rotation.old_retires_at
+        ));
+        io::say_line(format_args!(
+            "  JWKS {} (running servers and wraps reload it within seconds, or on SIGHUP)",
+            rotation.jwks.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `0`, `5s`, `2m`: a pause.
+fn parse_seconds(text: &str) -> anyhow::Result<std::time::Duration> {
+    Ok(std::time::Duration::from_secs(
+        super::token::parse_duration(text)?,
+    ))
 }

@@ -37,3 +37,5 @@ pub mod run;
 // remit protect and remit doctor (issue 31)
 pub mod doctor;
 pub mod protect;
+// remit backup / restore (issue 30)
+pub mod backup;

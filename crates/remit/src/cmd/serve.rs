@@ -32,7 +32,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "REMIT_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Public base URL, the `iss` of minted remits [default: http://<listen>].
+    /// Public base URL, the `iss` of minted remits [default: http://<listen>,
+    /// https://<listen> with --tls-cert].
     #[arg(long, env = "REMIT_PUBLIC_URL")]
     public_url: Option<String>,
     /// Audience remits are minted for [default: remit].
@@ -72,6 +73,21 @@ pub struct ServeArgs {
     /// others (bench/gateway, session 8).
     #[arg(long, env = "REMIT_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); reread
+    /// when it changes or on SIGHUP, without dropping connections.
+    #[arg(long, env = "REMIT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "REMIT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (only behind a
+    /// proxy that terminates TLS).
+    #[arg(long, env = "REMIT_INSECURE_HTTP")]
+    insecure_http: bool,
+    /// Log lines on stderr as `text` or `json` (one object per line, for a
+    /// log shipper); the level comes from RUST_LOG [default: text].
+    #[arg(long, env = "REMIT_LOG_FORMAT", default_value = "text")]
+    log_format: remit_server::telemetry::LogFormat,
 }
 
 /// The request threads for `requested` (the flag) on a machine with
@@ -131,7 +147,14 @@ fn options(args: ServeArgs) -> anyhow::Result<(ServeOptions, Option<String>)> {
         None => remit_server::launch::DEFAULT_LISTEN.parse()?,
     };
     let otlp_endpoint = args.otlp_endpoint.or(file.otlp_endpoint);
+    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+        (Some(cert), Some(key)) => Some(remit_server::tls::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or tls_cert and tls_key in the config file)"),
+    };
     let options = ServeOptions {
+        tls,
+        insecure_http: args.insecure_http || file.insecure_http,
         gateway,
         data_dir,
         database,
@@ -248,6 +271,7 @@ const PROTECT_HINT: &str = "--name files --allow 'read_*' --allow list_directory
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let workers = worker_threads(args.workers, cpus);
+    let log_format = args.log_format;
     let (options, otlp_endpoint) = options(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -257,7 +281,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         // Logs on stderr, and trace export when an OTLP endpoint is set;
         // the guard flushes queued spans when the server stops.
-        let telemetry = remit_server::telemetry::init(otlp_endpoint.as_deref())?;
+        let telemetry = remit_server::telemetry::init_with(otlp_endpoint.as_deref(), log_format)?;
         if telemetry.exporting() {
             eprintln!("traces are exported over OTLP/HTTP");
         }

@@ -93,6 +93,13 @@ pub struct Running {
     pub token: Option<String>,
 }
 
+impl Running {
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
