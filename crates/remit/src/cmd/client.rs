@@ -297,6 +297,7 @@ mod tests {
             server: server.into(),
             admin_token: None,
             json: false,
+            ca_file: None,
         }
     }
 

@@ -264,6 +264,8 @@ fn server(record: Option<&ServeRecord>, issuer: Option<&EcdsaP256Signer>) -> Che
         server: local.clone(),
         admin_token: None,
         json: false,
+        // The CA a TLS server is trusted with comes from REMIT_CA_FILE.
+        ca_file: std::env::var_os("REMIT_CA_FILE").map(std::path::PathBuf::from),
     };
     let jwks = super::client::Api::new(&args).and_then(|api| {
         api.get::<serde_json::Value>("/.well-known/jwks.json")
