@@ -592,7 +592,7 @@ mod tests {
         // Retired: gone from the document.
         assert_eq!(
             kids(&data.issuer_keys(1_060).unwrap().jwks),
-            [rotation.new_kid.clone()]
+            std::slice::from_ref(&rotation.new_kid)
         );
         // A rotation under way publishes the next key beside the current one.
         data.key(ISSUER_NEXT_KEY_FILE).unwrap();

@@ -771,17 +771,7 @@ fn stage_count(stage: &str) -> u64 {
 async fn a_call_is_timed_stage_by_stage_in_the_metrics() {
     let gw = Gw::start().await;
     let chain = gw.remit(gw.read_grant()).await;
-    let stages = [
-        "authenticate",
-        "authority",
-        "pin",
-        "scan",
-        "decide",
-        "budget",
-        "route",
-        "release",
-        "record",
-    ];
+    let stages = remit_server::metrics::Stage::ALL.map(|s| s.as_str());
     let before: Vec<u64> = stages.iter().map(|s| stage_count(s)).collect();
     let r = gw.call(&chain, "echo", json!({"text": "timed"})).await;
     assert_eq!(

@@ -75,7 +75,7 @@ pub(super) async fn decided<S: Store>(
                 held.decided_by.clone().unwrap_or_default()
             ),
         ),
-        ApprovalState::Pending => Stop::Refuse(
+        ApprovalState::Pending => Stop::refuse_with(
             Refusal {
                 kind: Kind::Escalate,
                 code: jsonrpc::APPROVAL_REQUIRED,
@@ -86,7 +86,8 @@ pub(super) async fn decided<S: Store>(
                 policy_ids: policy_ids(decision),
                 policy_version: Some(decision.policy_version().to_owned()),
             },
-            Some(("approval_id", json!(held.id.as_str()))),
+            "approval_id",
+            json!(held.id.as_str()),
         ),
         _ => Stop::deny(
             "gw-approval-used",
@@ -123,7 +124,7 @@ pub(super) async fn hold<S: Store>(
     if let Err(e) = cx.state.store().request_approval(&held).await {
         return e.into();
     }
-    Stop::Refuse(
+    Stop::refuse_with(
         Refusal {
             kind: Kind::Escalate,
             code: jsonrpc::APPROVAL_REQUIRED,
@@ -135,7 +136,8 @@ pub(super) async fn hold<S: Store>(
             policy_ids: policy_ids(decision),
             policy_version: Some(decision.policy_version().to_owned()),
         },
-        Some(("approval_id", json!(request.approval.as_str()))),
+        "approval_id",
+        json!(request.approval.as_str()),
     )
 }
 

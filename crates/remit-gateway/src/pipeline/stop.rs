@@ -13,8 +13,9 @@ use crate::upstream::UpstreamError;
 /// Why a request stops before its answer.
 #[derive(Debug)]
 pub(crate) enum Stop {
-    /// A refusal (deny, error or escalate) with an extra `data` member.
-    Refuse(Refusal, Option<(&'static str, Value)>),
+    /// A refusal (deny, error or escalate) with an extra `data` member
+    /// (boxed: a stop travels in every stage's `Result`).
+    Refuse(Box<(Refusal, Option<(&'static str, Value)>)>),
     /// The remit does not name the tool: HTTP 403 `insufficient_scope`
     /// naming the scope a wider remit needs (the MCP step-up signal).
     Scope {
@@ -35,12 +36,17 @@ pub(crate) enum Stop {
 impl Stop {
     /// A deny by the gateway itself, with a stable rule id.
     pub(crate) fn deny(rule: &str, reason: impl Into<String>) -> Self {
-        Self::Refuse(Refusal::gateway(jsonrpc::DENIED, rule, reason), None)
+        Self::refuse(Refusal::gateway(jsonrpc::DENIED, rule, reason))
     }
 
     /// A refusal without extra data.
     pub(crate) fn refuse(refusal: Refusal) -> Self {
-        Self::Refuse(refusal, None)
+        Self::Refuse(Box::new((refusal, None)))
+    }
+
+    /// A refusal with an extra `data` member (`approval_id`).
+    pub(crate) fn refuse_with(refusal: Refusal, key: &'static str, value: Value) -> Self {
+        Self::Refuse(Box::new((refusal, Some((key, value)))))
     }
 
     /// Stage 2's refusal: a tool (or method) the remit does not name is
@@ -65,7 +71,10 @@ impl Stop {
     /// `facts`, plus what an upstream error's scan found).
     pub(crate) async fn answer<S: Store>(self, cx: &Cx<'_, S>, facts: &Facts) -> Answer {
         let (refusal, extra, scanned) = match self {
-            Self::Refuse(refusal, extra) => (refusal, extra, None),
+            Self::Refuse(refused) => {
+                let (refusal, extra) = *refused;
+                (refusal, extra, None)
+            }
             Self::Scope { scope, reason } => {
                 let refusal = Refusal::gateway(jsonrpc::INSUFFICIENT_SCOPE, "remit-grant", reason);
                 let message = cx

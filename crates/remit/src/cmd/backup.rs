@@ -347,9 +347,9 @@ fn verify_log(log: &Path, jwks: &Path) -> anyhow::Result<u64> {
     let jwks = Jwks::from_json(&io::read_text(jwks)?).context("the receipt JWKS")?;
     let verifier = dir.note_verifier().context("the restored log's note.pub")?;
     let checkpoint = dir.checkpoint()?;
-    let mut reader = dir.leaf_reader()?;
+    let reader = dir.leaf_reader()?;
     let mut auditor = Auditor::new(&jwks);
-    while let Some(leaf) = reader.next() {
+    for leaf in reader {
         auditor
             .push(&leaf?)
             .context("the restored receipt log does not verify")?;
